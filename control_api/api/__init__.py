@@ -1,0 +1,12 @@
+"""HTTP layer: one blueprint per resource; handlers parse, call one service, serialise."""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from . import auth, dashboard, health, nodes, plans, users
+
+
+def register_blueprints(app: APIFlask) -> None:
+    for module in (auth, plans, users, nodes, dashboard, health):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+
+from ..extensions import db_session
+from ..schemas.nodes import NodeCreatedOut, NodeIn, NodeList, NodeOut
+from ..security import current_principal, require
+from ..services import nodes as node_service
+from .common import API_PREFIX, BEARER
+
+bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
+
+
+@bp.post("")
+@require("admin")
+@bp.input(NodeIn, arg_name="data")
+@bp.output(NodeCreatedOut, status_code=201)
+@bp.doc(
+    summary="Create a node and its agent credentials",
+    description="The response carries client_secret once; store it in the node's agent config.",
+    security=BEARER,
+    responses={409: "A node with that name exists"},
+)
+def create_node(data: dict):
+    node, secret = node_service.create_node(db_session(), current_principal(), data)
+    return {**{name: getattr(node, name) for name in NodeOut().fields}, "client_secret": secret}
+
+
+@bp.get("")
+@require("admin")
+@bp.output(NodeList)
+@bp.doc(summary="List nodes", security=BEARER)
+def list_nodes() -> dict:
+    return {"items": node_service.list_nodes(db_session())}
+
+
+@bp.get("/<int:node_id>")
+@require("admin", "node")
+@bp.output(NodeOut)
+@bp.doc(summary="One node (a node agent may read only its own)", security=BEARER)
+def get_node(node_id: int):
+    return node_service.get_node_for(db_session(), current_principal(), node_id)

@@ -1,0 +1,95 @@
+"""Settings: one class that reads every environment variable, once, inside create_app()."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _read_secret(env: dict[str, str], name: str) -> str:
+    """Return NAME from the environment, or the content of the file named by NAME_FILE."""
+    value = env.get(name, "").strip()
+    path = env.get(f"{name}_FILE", "").strip()
+    if not value and path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE={path} cannot be read: {exc.strerror}") from exc
+    return value
+
+
+def _parse_rate(text: str, name: str) -> tuple[int, int]:
+    """Parse 'COUNT/SECONDS' (e.g. '10/60') into a tuple."""
+    try:
+        count, seconds = (int(part) for part in text.split("/", 1))
+    except ValueError as exc:
+        raise SettingsError(f"{name} must look like COUNT/SECONDS, got {text!r}") from exc
+    if count < 1 or seconds < 1:
+        raise SettingsError(f"{name} needs a positive count and window, got {text!r}")
+    return count, seconds
+
+
+def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    jwt_secret_key: str
+    access_token_ttl_seconds: int = 900
+    login_rate_per_ip: tuple[int, int] = (30, 60)
+    login_rate_per_username: tuple[int, int] = (10, 300)
+    trusted_proxy_count: int = 0
+    metrics_token: str = ""
+    max_content_length: int = 1024 * 1024
+    log_level: str = "INFO"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True when running without Redis: blocklist, rate limits and jobs stay in-process."""
+        return not self.redis_url
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, instance_path: str = "instance") -> Settings:
+        env = dict(os.environ if env is None else env)
+        database_url = env.get("DATABASE_URL", "").strip()
+        if not database_url:
+            # The embedded default: a SQLite file next to the app's instance data.
+            database_url = f"sqlite:///{Path(instance_path).resolve() / 'rayfleet.sqlite3'}"
+        jwt_secret_key = _read_secret(env, "JWT_SECRET_KEY")
+        if len(jwt_secret_key) < 32:
+            raise SettingsError(
+                "JWT_SECRET_KEY (or JWT_SECRET_KEY_FILE) must hold at least 32 characters; "
+                "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return cls(
+            database_url=database_url,
+            redis_url=env.get("REDIS_URL", "").strip(),
+            jwt_secret_key=jwt_secret_key,
+            access_token_ttl_seconds=_parse_int(env, "ACCESS_TOKEN_TTL_SECONDS", 900, minimum=1),
+            login_rate_per_ip=_parse_rate(env.get("LOGIN_RATE_LIMIT_PER_IP", "30/60"), "LOGIN_RATE_LIMIT_PER_IP"),
+            login_rate_per_username=_parse_rate(
+                env.get("LOGIN_RATE_LIMIT_PER_USERNAME", "10/300"), "LOGIN_RATE_LIMIT_PER_USERNAME"
+            ),
+            trusted_proxy_count=_parse_int(env, "TRUSTED_PROXY_COUNT", 0),
+            metrics_token=_read_secret(env, "METRICS_TOKEN"),
+            max_content_length=_parse_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )

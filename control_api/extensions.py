@@ -1,0 +1,136 @@
+"""Per-app resources: the database, the key-value store and the JWT manager.
+
+Each app keeps its own instances in app.extensions, so tests can build many apps in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+from flask import Flask, current_app
+from flask_jwt_extended import JWTManager
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+
+class Database:
+    """An engine plus a request-scoped session, removed when the app context ends."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = make_engine(url)
+        self.session = scoped_session(sessionmaker(self.engine, expire_on_commit=False))
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            # SQLite ignores foreign keys unless asked; WAL lets readers run beside the writer.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class KeyValueStore(Protocol):
+    """The two operations the blocklist and the rate limiter need."""
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        """Count one event in KEY's fixed window and return the count so far."""
+
+    def put(self, key: str, ttl_seconds: int) -> None:
+        """Remember KEY for TTL seconds."""
+
+    def contains(self, key: str) -> bool: ...
+
+    def ping(self) -> bool: ...
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        pipe = self.client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, window_seconds, nx=True)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def put(self, key: str, ttl_seconds: int) -> None:
+        self.client.set(key, b"1", ex=max(ttl_seconds, 1))
+
+    def contains(self, key: str) -> bool:
+        return bool(self.client.exists(key))
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+
+class MemoryStore:
+    """In-process stand-in for Redis in the embedded default (one process, so it is exact)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[int, float]] = {}
+
+    def _live(self, key: str, now: float) -> tuple[int, float] | None:
+        entry = self._values.get(key)
+        if entry and entry[1] <= now:
+            del self._values[key]
+            return None
+        return entry
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._live(key, now)
+            count, expires = entry if entry else (0, now + window_seconds)
+            self._values[key] = (count + 1, expires)
+            return count + 1
+
+    def put(self, key: str, ttl_seconds: int) -> None:
+        with self._lock:
+            self._values[key] = (1, time.monotonic() + max(ttl_seconds, 1))
+
+    def contains(self, key: str) -> bool:
+        with self._lock:
+            return self._live(key, time.monotonic()) is not None
+
+    def ping(self) -> bool:
+        return True
+
+
+jwt = JWTManager()
+
+
+def init_extensions(app: Flask, database_url: str, redis_url: str) -> None:
+    app.extensions["rayfleet.db"] = Database(database_url)
+    app.extensions["rayfleet.kv"] = RedisStore(redis_url) if redis_url else MemoryStore()
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        app.extensions["rayfleet.db"].session.remove()
+
+    jwt.init_app(app)
+
+
+def get_db() -> Database:
+    return current_app.extensions["rayfleet.db"]
+
+
+def db_session() -> Session:
+    """The current request's session (scoped to the app context's thread)."""
+    return get_db().session()
+
+
+def kv_store() -> KeyValueStore:
+    return current_app.extensions["rayfleet.kv"]

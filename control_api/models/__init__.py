@@ -1,0 +1,35 @@
+"""Typed SQLAlchemy 2 models, one module per aggregate; importing this registers them all."""
+
+from .audit import ACTOR_TYPES, AuditLog
+from .base import Base, utcnow
+from .node import CORES, NODE_STATUSES, Node, NodeMetric, SyncRun
+from .plan import Plan
+from .principal import Admin, BotClient
+from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, Payment, UserConfig
+from .usage import Usage, UsageReport
+from .user import LANGUAGES, User
+
+__all__ = [
+    "ACTOR_TYPES",
+    "CONFIG_KINDS",
+    "CONFIG_STATUSES",
+    "CORES",
+    "LANGUAGES",
+    "NODE_STATUSES",
+    "PAYMENT_STATUSES",
+    "PROTOCOLS",
+    "Admin",
+    "AuditLog",
+    "Base",
+    "BotClient",
+    "Node",
+    "NodeMetric",
+    "Payment",
+    "Plan",
+    "SyncRun",
+    "Usage",
+    "UsageReport",
+    "User",
+    "UserConfig",
+    "utcnow",
+]

@@ -1,0 +1,81 @@
+"""Nodes that serve the VPN, their metrics and their sync history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, UTCDateTime, enum_check, utcnow
+
+NODE_STATUSES = ("provisioning", "active", "draining", "offline", "disabled")
+CORES = ("xray", "v2ray")
+SYNC_STATUSES = ("running", "succeeded", "failed")
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", NODE_STATUSES), name="status"),
+        CheckConstraint(enum_check("core", CORES), name="core"),
+        CheckConstraint("capacity_score >= 0", name="capacity_not_negative"),
+        CheckConstraint("applied_revision <= desired_revision", name="applied_not_ahead"),
+        Index(None, "status", "location_tag"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    public_ip: Mapped[str | None] = mapped_column(String(45))
+    region: Mapped[str] = mapped_column(String(32))
+    location_tag: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="provisioning")
+    core: Mapped[str] = mapped_column(String(8), default="xray")
+    # How many configs the node may carry; placement prefers the most spare capacity.
+    capacity_score: Mapped[int] = mapped_column(Integer, default=100)
+    # The agent logs in with client_id + a secret; only the secret's slow hash is stored.
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column("jwt_secret", String(255))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Every change to what the node must serve bumps desired_revision; a successful sync
+    # records the revision it applied. applied < desired means the node lags.
+    desired_revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    applied_revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NodeMetric(Base):
+    __tablename__ = "node_metrics"
+    __table_args__ = (Index(None, "node_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    cpu: Mapped[float] = mapped_column(Float)
+    mem: Mapped[float] = mapped_column(Float)
+    bandwidth_in: Mapped[int] = mapped_column(BigInteger)
+    bandwidth_out: Mapped[int] = mapped_column(BigInteger)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncRun(Base):
+    """One playbook run that brought a node to a revision (or failed to)."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", SYNC_STATUSES), name="status"),
+        Index(None, "node_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    rc: Mapped[int | None] = mapped_column(Integer)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,77 @@
+"""What a customer bought and what they were given: payments and user configs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, UTCDateTime, enum_check, utcnow
+
+PAYMENT_STATUSES = ("pending", "approved", "rejected")
+CONFIG_STATUSES = ("pending", "active", "suspended", "expired", "revoked")
+CONFIG_KINDS = ("trial", "temporary", "full")
+PROTOCOLS = ("vless", "vmess")
+
+
+class UserConfig(Base):
+    """One client identity (UUID) served on one node."""
+
+    __tablename__ = "user_configs"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", CONFIG_STATUSES), name="status"),
+        CheckConstraint(enum_check("kind", CONFIG_KINDS), name="kind"),
+        CheckConstraint(enum_check("protocol", PROTOCOLS), name="protocol"),
+        CheckConstraint("alter_id >= 0", name="alter_id_not_negative"),
+        CheckConstraint("data_limit_mb IS NULL OR data_limit_mb > 0", name="data_limit_positive"),
+        Index(None, "node_id", "status"),
+        Index(None, "user_id", "status"),
+        Index(None, "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # NULL while the config waits for placement on a node.
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
+    # NULL for trials, which belong to no plan.
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    alter_id: Mapped[int] = mapped_column(Integer, default=0)
+    protocol: Mapped[str] = mapped_column(String(8), default="vless")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    kind: Mapped[str] = mapped_column(String(16))
+    data_limit_mb: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def email(self) -> str:
+        """The unique, non-empty client email the core uses for stats and removal."""
+        return f"cfg-{self.id}"
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(enum_check("status", PAYMENT_STATUSES), name="status"),
+        CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        Index(None, "status", "auto_accept_at"),
+        Index(None, "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # Telegram file id of the customer's proof; never logged.
+    evidence_file_id: Mapped[str] = mapped_column(String(255))
+    auto_accept_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The admin who decided; NULL while pending or when the sweep auto-accepted.
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_note: Mapped[str | None] = mapped_column(Text)
+    # The temporary config issued with the payment and upgraded in place on approval.
+    config_id: Mapped[int | None] = mapped_column(ForeignKey("user_configs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

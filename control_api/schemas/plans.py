@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from apiflask import Schema, fields
+
+from .common import PageMeta, db_integer, slug, text
+
+
+class PlanIn(Schema):
+    name = text(100, required=True)
+    location_tag = slug(
+        required=True, metadata={"description": "Where the service is delivered, e.g. local or abroad."}
+    )
+    region = slug(allow_none=True, load_default=None)
+    duration_days = db_integer(1, 3650, required=True)
+    max_devices = db_integer(1, 100, required=True)
+    data_limit_mb = db_integer(1, 10**9, required=True)
+    is_constant_ip = fields.Boolean(load_default=False)
+    price_cents = db_integer(0, 10**12, required=True)
+    is_active = fields.Boolean(load_default=True)
+
+
+class PlanPatch(PlanIn):
+    """Every field optional; only the ones sent change."""
+
+    class Meta:
+        partial = True
+
+
+class PlanOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    location_tag = fields.String(required=True)
+    region = fields.String(allow_none=True)
+    duration_days = fields.Integer(required=True)
+    max_devices = fields.Integer(required=True)
+    data_limit_mb = fields.Integer(required=True)
+    is_constant_ip = fields.Boolean(required=True)
+    price_cents = fields.Integer(required=True)
+    is_active = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class PlanQuery(Schema):
+    location_tag = slug()
+    region = slug()
+    is_constant_ip = fields.Boolean()
+    include_inactive = fields.Boolean(load_default=False, metadata={"description": "Admins only."})
+
+
+class PlanList(PageMeta):
+    items = fields.List(fields.Nested(PlanOut), required=True)

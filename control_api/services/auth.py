@@ -1,0 +1,72 @@
+"""Logging in (three principal kinds), rate limits on it, and token revocation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from flask_jwt_extended import create_access_token
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..errors import RateLimited, Unauthorized
+from ..extensions import KeyValueStore
+from ..models import Admin, BotClient, Node
+from ..security import Principal, revoked_key
+from .credentials import verify_secret
+
+log = logging.getLogger(__name__)
+
+
+def _enforce_rate(store: KeyValueStore, key: str, limit: tuple[int, int], what: str) -> None:
+    count, window = limit
+    if store.hit(key, window) > count:
+        raise RateLimited(f"Too many login attempts from this {what}; try again later.", retry_after=window)
+
+
+def _authenticate(session: Session, kind: str, identifier: str, secret: str) -> Principal | None:
+    if kind == "admin":
+        admin = session.scalar(select(Admin).where(Admin.username == identifier))
+        ok = verify_secret(admin.password_hash if admin else None, secret)
+        return Principal("admin", admin.id, admin.username) if ok and admin and not admin.disabled_at else None
+    if kind == "bot":
+        bot = session.scalar(select(BotClient).where(BotClient.client_id == identifier))
+        ok = verify_secret(bot.secret_hash if bot else None, secret)
+        return Principal("bot", bot.id, bot.name) if ok and bot and not bot.disabled_at else None
+    node = session.scalar(select(Node).where(Node.client_id == identifier))
+    ok = verify_secret(node.secret_hash if node else None, secret)
+    return Principal("node", node.id, node.name) if ok and node and node.status != "disabled" else None
+
+
+def issue_token(
+    session: Session, store: KeyValueStore, settings: Settings, credentials: dict[str, Any], client_ip: str
+) -> dict[str, Any]:
+    kind = credentials["kind"]
+    identifier = credentials.get("username") or credentials["client_id"]
+    secret = credentials.get("password") or credentials["client_secret"]
+    _enforce_rate(store, f"rayfleet:login:ip:{client_ip}", settings.login_rate_per_ip, "address")
+    _enforce_rate(store, f"rayfleet:login:id:{kind}:{identifier}", settings.login_rate_per_username, "account")
+    principal = _authenticate(session, kind, identifier, secret)
+    if principal is None:
+        log.info("login refused kind=%s ip=%s", kind, client_ip)
+        raise Unauthorized("Invalid credentials.", code="invalid_credentials")
+    token = create_access_token(
+        identity=str(principal.id),
+        additional_claims={"kind": principal.kind, "name": principal.name},
+        expires_delta=timedelta(seconds=settings.access_token_ttl_seconds),
+    )
+    log.info("login kind=%s id=%s", principal.kind, principal.id)
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl_seconds,
+        "kind": principal.kind,
+    }
+
+
+def revoke_token(store: KeyValueStore, claims: dict[str, Any]) -> None:
+    """Block the token until it would have expired anyway."""
+    store.put(revoked_key(claims["jti"]), int(claims["exp"] - time.time()) + 1)

@@ -1,0 +1,51 @@
+"""Node records and their agent credentials (creation here; sync and heartbeats come with jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, Forbidden, NotFound
+from ..models import Node
+from ..security import Principal
+from . import audit
+from .credentials import hash_secret, new_client_id, new_secret
+
+
+def create_node(session: Session, actor: Principal, data: dict[str, Any]) -> tuple[Node, str]:
+    """Create a node and return it with its one-time agent secret."""
+    if session.scalar(select(Node.id).where(Node.name == data["name"])) is not None:
+        raise Conflict(f"A node named {data['name']!r} already exists.", code="node_name_taken")
+    secret = new_secret()
+    public_ip = data.get("public_ip")
+    node = Node(
+        **{**data, "public_ip": str(public_ip) if public_ip else None},
+        client_id=new_client_id("node"),
+        secret_hash=hash_secret(secret),
+    )
+    session.add(node)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"A node named {data['name']!r} already exists.", code="node_name_taken") from exc
+    audit.record(session, actor, "node.create", node_id=node.id, name=node.name, region=node.region)
+    session.commit()
+    return node, secret
+
+
+def list_nodes(session: Session) -> list[Node]:
+    return list(session.scalars(select(Node).order_by(Node.id)))
+
+
+def get_node_for(session: Session, principal: Principal, node_id: int) -> Node:
+    """A node as seen by PRINCIPAL: admins see any node, a node agent only its own."""
+    if principal.kind == "node" and principal.id != node_id:
+        raise Forbidden("A node may only read its own record.")
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound(f"Node {node_id} does not exist.")
+    return node

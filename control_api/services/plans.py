@@ -1,0 +1,91 @@
+"""The plan catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, NotFound
+from ..models import Payment, Plan, UserConfig
+from ..security import Principal
+from . import audit
+
+
+def list_plans(session: Session, filters: dict[str, Any], include_inactive: bool) -> dict[str, Any]:
+    query = select(Plan)
+    if not include_inactive:
+        query = query.where(Plan.is_active.is_(True))
+    if "location_tag" in filters:
+        query = query.where(Plan.location_tag == filters["location_tag"])
+    if "region" in filters:
+        # Plans with no region are sold in every region of their location.
+        query = query.where(or_(Plan.region == filters["region"], Plan.region.is_(None)))
+    if "is_constant_ip" in filters:
+        query = query.where(Plan.is_constant_ip.is_(filters["is_constant_ip"]))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    items = session.scalars(
+        query.order_by(Plan.price_cents, Plan.id).limit(filters["limit"]).offset(filters["offset"])
+    ).all()
+    return {"items": items, "total": total, "limit": filters["limit"], "offset": filters["offset"]}
+
+
+def get_plan(session: Session, plan_id: int) -> Plan:
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        raise NotFound(f"Plan {plan_id} does not exist.")
+    return plan
+
+
+def _commit_unique_name(session: Session, name: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"A plan named {name!r} already exists.", code="plan_name_taken") from exc
+
+
+def create_plan(session: Session, actor: Principal, data: dict[str, Any]) -> Plan:
+    if _name_taken(session, data["name"]):
+        raise Conflict(f"A plan named {data['name']!r} already exists.", code="plan_name_taken")
+    plan = Plan(**data)
+    session.add(plan)
+    session.flush()
+    audit.record(session, actor, "plan.create", plan_id=plan.id, fields=data)
+    _commit_unique_name(session, data["name"])
+    return plan
+
+
+def _name_taken(session: Session, name: str, except_id: int | None = None) -> bool:
+    query = select(Plan.id).where(Plan.name == name)
+    if except_id is not None:
+        query = query.where(Plan.id != except_id)
+    return session.scalar(query) is not None
+
+
+def update_plan(session: Session, actor: Principal, plan_id: int, changes: dict[str, Any]) -> Plan:
+    plan = get_plan(session, plan_id)
+    if "name" in changes and _name_taken(session, changes["name"], except_id=plan_id):
+        raise Conflict(f"A plan named {changes['name']!r} already exists.", code="plan_name_taken")
+    for field, value in changes.items():
+        setattr(plan, field, value)
+    audit.record(session, actor, "plan.update", plan_id=plan_id, fields=changes)
+    _commit_unique_name(session, plan.name)
+    return plan
+
+
+def delete_plan(session: Session, actor: Principal, plan_id: int) -> None:
+    plan = get_plan(session, plan_id)
+    in_use = session.scalar(select(exists().where(Payment.plan_id == plan_id))) or session.scalar(
+        select(exists().where(UserConfig.plan_id == plan_id))
+    )
+    if in_use:
+        raise Conflict(
+            "This plan has payments or configs; archive it with PATCH is_active=false instead.",
+            code="plan_in_use",
+        )
+    session.delete(plan)
+    audit.record(session, actor, "plan.delete", plan_id=plan_id, name=plan.name)
+    session.commit()

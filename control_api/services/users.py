@@ -1,0 +1,94 @@
+"""Telegram customers: upsert from the bot, listing, bans."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, NotFound
+from ..models import User, utcnow
+from ..security import Principal
+from . import audit
+
+
+def new_subscription_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    return user
+
+
+def get_by_telegram_id(session: Session, telegram_id: int) -> User:
+    user = session.scalar(select(User).where(User.telegram_id == telegram_id))
+    if user is None:
+        raise NotFound(f"No user has Telegram id {telegram_id}.")
+    return user
+
+
+def upsert_telegram_user(
+    session: Session, actor: Principal, telegram_id: int, data: dict[str, Any]
+) -> tuple[User, bool]:
+    """Create the user or refresh username/language. Returns (user, created)."""
+    changes = {key: value for key, value in data.items() if value is not None}
+    for _attempt in range(2):
+        user = session.scalar(select(User).where(User.telegram_id == telegram_id))
+        created = user is None
+        if created:
+            user = User(telegram_id=telegram_id, subscription_token=new_subscription_token(), **changes)
+            session.add(user)
+        else:
+            changes = {key: value for key, value in changes.items() if getattr(user, key) != value}
+            if not changes:
+                return user, False
+            for key, value in changes.items():
+                setattr(user, key, value)
+        try:
+            session.flush()
+        except IntegrityError:
+            # Two upserts of a new Telegram id raced; the other one created it, so update it.
+            session.rollback()
+            continue
+        audit.record(session, actor, "user.create" if created else "user.update", user_id=user.id, fields=changes)
+        session.commit()
+        return user, created
+    raise Conflict("The user changed concurrently; retry.", code="concurrent_update")
+
+
+def list_users(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
+    query = select(User)
+    if "banned" in filters:
+        query = query.where(User.ban_reason.is_not(None) if filters["banned"] else User.ban_reason.is_(None))
+    if filters.get("search"):
+        pattern = "%" + filters["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(User.username.ilike(pattern, escape="\\"))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    items = session.scalars(query.order_by(User.id).limit(filters["limit"]).offset(filters["offset"])).all()
+    return {"items": items, "total": total, "limit": filters["limit"], "offset": filters["offset"]}
+
+
+def ban_user(session: Session, actor: Principal, user_id: int, reason: str) -> User:
+    user = get_user(session, user_id)
+    user.ban_reason = reason
+    user.banned_at = utcnow()
+    audit.record(session, actor, "user.ban", user_id=user_id, reason=reason)
+    session.commit()
+    return user
+
+
+def unban_user(session: Session, actor: Principal, user_id: int) -> User:
+    user = get_user(session, user_id)
+    if not user.is_banned:
+        raise Conflict(f"User {user_id} is not banned.", code="not_banned")
+    user.ban_reason = None
+    user.banned_at = None
+    audit.record(session, actor, "user.unban", user_id=user_id)
+    session.commit()
+    return user
