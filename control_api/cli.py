@@ -31,6 +31,29 @@ def register_commands(app: Flask) -> None:
         session.commit()
         click.echo(f"admin: {username}\npassword: {password}\n(shown once; only a hash is stored)")
 
+    @app.cli.command("admin-exists")
+    @click.argument("username")
+    def admin_exists(username: str) -> None:
+        """Exit 0 if the admin exists, 1 otherwise (for scripts)."""
+        session = get_db().session()
+        if session.scalar(select(Admin.id).where(Admin.username == username)) is None:
+            raise click.exceptions.Exit(1)
+        click.echo(f"admin {username!r} exists")
+
+    @app.cli.command("reset-admin-password")
+    @click.argument("username")
+    def reset_admin_password(username: str) -> None:
+        """Give an admin a new generated password, printed once."""
+        session = get_db().session()
+        admin = session.scalar(select(Admin).where(Admin.username == username))
+        if admin is None:
+            raise click.ClickException(f"admin {username!r} does not exist")
+        password = new_secret()
+        admin.password_hash = hash_secret(password)
+        audit.record(session, SYSTEM, "admin.reset_password", admin_id=admin.id, username=username)
+        session.commit()
+        click.echo(f"admin: {username}\npassword: {password}\n(shown once; only a hash is stored)")
+
     @app.cli.command("create-bot-client")
     @click.argument("name")
     def create_bot_client(name: str) -> None:

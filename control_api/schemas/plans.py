@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import Schema, fields
 
 from .common import PageMeta, db_integer, slug, text
@@ -20,10 +22,11 @@ class PlanIn(Schema):
 
 
 class PlanPatch(PlanIn):
-    """Every field optional; only the ones sent change."""
+    """Every field optional; only the ones sent change (partial loading also skips the defaults)."""
 
-    class Meta:
-        partial = True
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("partial", True)
+        super().__init__(*args, **kwargs)
 
 
 class PlanOut(Schema):

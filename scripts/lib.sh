@@ -1,0 +1,52 @@
+# Shared by run.sh and test.sh: install what is missing, idempotently, on Debian 12.
+# shellcheck shell=bash
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+# ensure_apt PACKAGE... : install the Debian packages that are not installed yet.
+ensure_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt_updated=1
+  fi
+  as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_venv REQUIREMENTS_FILE : a .venv in the repo with the pinned requirements installed.
+ensure_venv() {
+  local requirements="$1"
+  if [ ! -x .venv/bin/python ]; then
+    if ! python3 -m venv .venv 2>/dev/null; then
+      rm -rf .venv
+      ensure_apt python3-venv
+      python3 -m venv .venv
+    fi
+  fi
+  # The stamp skips pip when nothing changed since the last install.
+  local stamp=".venv/.installed-$(basename "$requirements")"
+  local digest
+  digest=$(cat requirements*.txt | sha256sum | cut -c1-16)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    echo "==> pip install -r $requirements"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
+    echo "$digest" > "$stamp"
+  fi
+}
+
+# ensure_postgres_binaries : initdb/pg_ctl for the test cluster (Debian's postgresql package).
+ensure_postgres_binaries() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    ensure_apt postgresql
+  fi
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# First run on a fresh Debian 12 machine: the control API on the embedded default
+# (a SQLite file, no Redis: token blocklist, rate limits and jobs stay in-process).
+# Settings come from the environment (see .env.example); secrets live outside the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_venv requirements.txt
+
+data_dir="${RAYFLEET_DATA_DIR:-$HOME/.local/share/rayfleet}"
+mkdir -p "$data_dir"
+chmod 700 "$data_dir"
+if [ -z "${JWT_SECRET_KEY:-}" ] && [ -z "${JWT_SECRET_KEY_FILE:-}" ]; then
+  export JWT_SECRET_KEY_FILE="$data_dir/jwt_secret"
+  if [ ! -s "$JWT_SECRET_KEY_FILE" ]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))' > "$JWT_SECRET_KEY_FILE")
+  fi
+fi
+export DATABASE_URL="${DATABASE_URL:-sqlite:///$data_dir/rayfleet.sqlite3}"
+host="${HOST:-127.0.0.1}"
+port="${PORT:-8080}"
+flask() { .venv/bin/flask --app control_api "$@"; }
+
+echo "==> database: ${DATABASE_URL%%\?*}"
+flask db upgrade
+flask seed-demo
+admin="${RAYFLEET_ADMIN:-admin}"
+if flask admin-exists "$admin" >/dev/null 2>&1; then
+  credentials="the password printed at first run (forgot it? .venv/bin/flask --app control_api reset-admin-password $admin)"
+else
+  password=$(flask create-admin "$admin" | awk '/^password: /{print $2}')
+  credentials="password $password (shown once; only its hash is stored)"
+fi
+
+cat <<TXT
+
+rayfleet control API: http://$host:$port
+  API docs:      http://$host:$port/docs   (spec: /openapi.json)
+  health:        http://$host:$port/api/v1/health
+  log in as:     $admin, $credentials
+  get a token:   curl -s -X POST http://$host:$port/api/v1/auth/token \\
+                   -H 'Content-Type: application/json' \\
+                   -d '{"kind": "admin", "username": "$admin", "password": "..."}'
+  then:          curl -s http://$host:$port/api/v1/plans -H "Authorization: Bearer \$TOKEN"
+
+TXT
+# One worker: the embedded default keeps rate limits and the blocklist in process memory.
+exec .venv/bin/gunicorn --workers 1 --threads 8 --bind "$host:$port" --access-logfile - 'control_api:create_app()'

@@ -1,0 +1,54 @@
+import pytest
+
+from control_api.config import Settings, SettingsError
+
+KEY = "k" * 40
+
+
+def test_defaults_are_the_embedded_mode(tmp_path):
+    settings = Settings.from_env({"JWT_SECRET_KEY": KEY}, instance_path=str(tmp_path))
+    assert settings.database_url == f"sqlite:///{tmp_path / 'rayfleet.sqlite3'}"
+    assert settings.embedded and settings.redis_url == ""
+    assert settings.login_rate_per_ip == (30, 60)
+
+
+def test_every_setting_is_read_from_the_environment(tmp_path):
+    env = {
+        "JWT_SECRET_KEY": KEY,
+        "DATABASE_URL": "postgresql+psycopg2://u@h/db",
+        "REDIS_URL": "redis://h:1/0",
+        "ACCESS_TOKEN_TTL_SECONDS": "60",
+        "LOGIN_RATE_LIMIT_PER_IP": "5/10",
+        "LOGIN_RATE_LIMIT_PER_USERNAME": "2/30",
+        "TRUSTED_PROXY_COUNT": "1",
+        "METRICS_TOKEN": "m",
+        "LOG_LEVEL": "debug",
+    }
+    settings = Settings.from_env(env, instance_path=str(tmp_path))
+    assert not settings.embedded
+    assert settings.access_token_ttl_seconds == 60
+    assert settings.login_rate_per_ip == (5, 10) and settings.login_rate_per_username == (2, 30)
+    assert settings.trusted_proxy_count == 1 and settings.metrics_token == "m" and settings.log_level == "DEBUG"
+
+
+def test_secret_may_come_from_a_file(tmp_path):
+    secret_file = tmp_path / "jwt"
+    secret_file.write_text(KEY + "\n")
+    assert Settings.from_env({"JWT_SECRET_KEY_FILE": str(secret_file)}).jwt_secret_key == KEY
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "JWT_SECRET_KEY"),
+        ({"JWT_SECRET_KEY": "short"}, "at least 32"),
+        ({"JWT_SECRET_KEY_FILE": "/nonexistent/secret"}, "cannot be read"),
+        ({"JWT_SECRET_KEY": KEY, "LOGIN_RATE_LIMIT_PER_IP": "ten"}, "COUNT/SECONDS"),
+        ({"JWT_SECRET_KEY": KEY, "LOGIN_RATE_LIMIT_PER_IP": "0/60"}, "positive"),
+        ({"JWT_SECRET_KEY": KEY, "ACCESS_TOKEN_TTL_SECONDS": "0"}, "at least 1"),
+        ({"JWT_SECRET_KEY": KEY, "TRUSTED_PROXY_COUNT": "x"}, "integer"),
+    ],
+)
+def test_bad_settings_fail_with_a_readable_message(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
