@@ -38,7 +38,6 @@ ensure_venv() {
   digest=$(cat requirements*.txt | sha256sum | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     echo "==> pip install -r $requirements"
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
     echo "$digest" > "$stamp"
   fi
