@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 from flask import Flask
 from sqlalchemy import select
@@ -14,12 +16,25 @@ from .services import audit
 from .services.credentials import hash_secret, new_client_id, new_secret
 from .services.demo import DEMO_PLANS
 
+# Names a person can type at a login prompt: no spaces, control characters or NUL, at most 64.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def _checked_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise click.BadParameter(
+            "use 1-64 characters: letters, digits, '.', '_', '@' or '-', starting with a letter or digit",
+            param_hint="NAME",
+        )
+    return name
+
 
 def register_commands(app: Flask) -> None:
     @app.cli.command("create-admin")
     @click.argument("username")
     def create_admin(username: str) -> None:
         """Create an admin with a generated password, printed once."""
+        username = _checked_name(username)
         session = get_db().session()
         if session.scalar(select(Admin.id).where(Admin.username == username)) is not None:
             raise click.ClickException(f"admin {username!r} already exists")
@@ -58,6 +73,7 @@ def register_commands(app: Flask) -> None:
     @click.argument("name")
     def create_bot_client(name: str) -> None:
         """Create bot-service credentials, printed once."""
+        name = _checked_name(name)
         session = get_db().session()
         if session.scalar(select(BotClient.id).where(BotClient.name == name)) is not None:
             raise click.ClickException(f"bot client {name!r} already exists")

@@ -5,6 +5,7 @@ Each app keeps its own instances in app.extensions, so tests can build many apps
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Protocol
@@ -43,8 +44,8 @@ def make_engine(url: str) -> Engine:
 class KeyValueStore(Protocol):
     """The two operations the blocklist and the rate limiter need."""
 
-    def hit(self, key: str, window_seconds: int) -> int:
-        """Count one event in KEY's fixed window and return the count so far."""
+    def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
+        """Count one event in KEY's fixed window; return (count so far, seconds until the window ends)."""
 
     def put(self, key: str, ttl_seconds: int) -> None:
         """Remember KEY for TTL seconds."""
@@ -58,12 +59,13 @@ class RedisStore:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         pipe = self.client.pipeline()
         pipe.incr(key)
         pipe.expire(key, window_seconds, nx=True)
-        count, _ = pipe.execute()
-        return int(count)
+        pipe.ttl(key)
+        count, _, ttl = pipe.execute()
+        return int(count), max(int(ttl), 1)
 
     def put(self, key: str, ttl_seconds: int) -> None:
         self.client.set(key, b"1", ex=max(ttl_seconds, 1))
@@ -78,9 +80,21 @@ class RedisStore:
 class MemoryStore:
     """In-process stand-in for Redis in the embedded default (one process, so it is exact)."""
 
+    # Expired keys are dropped in a sweep once the store holds this many, so that ever-new
+    # addresses or usernames cannot grow memory without bound.
+    SWEEP_AT = 10_000
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, tuple[int, float]] = {}
+        self._sweep_at = self.SWEEP_AT
+
+    def _store(self, key: str, value: tuple[int, float], now: float) -> None:
+        self._values[key] = value
+        if len(self._values) >= self._sweep_at:
+            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            # Sweep again only after the store has grown as much again, keeping sweeps amortised O(1).
+            self._sweep_at = max(self.SWEEP_AT, 2 * len(self._values))
 
     def _live(self, key: str, now: float) -> tuple[int, float] | None:
         entry = self._values.get(key)
@@ -89,17 +103,21 @@ class MemoryStore:
             return None
         return entry
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         now = time.monotonic()
         with self._lock:
             entry = self._live(key, now)
             count, expires = entry if entry else (0, now + window_seconds)
-            self._values[key] = (count + 1, expires)
-            return count + 1
+            self._store(key, (count + 1, expires), now)
+            return count + 1, max(math.ceil(expires - now), 1)
 
     def put(self, key: str, ttl_seconds: int) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._values[key] = (1, time.monotonic() + max(ttl_seconds, 1))
+            self._store(key, (1, now + max(ttl_seconds, 1)), now)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def contains(self, key: str) -> bool:
         with self._lock:

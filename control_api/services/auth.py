@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def _enforce_rate(store: KeyValueStore, key: str, limit: tuple[int, int], what: str) -> None:
-    count, window = limit
-    if store.hit(key, window) > count:
-        raise RateLimited(f"Too many login attempts from this {what}; try again later.", retry_after=window)
+    allowed, window = limit
+    count, seconds_left = store.hit(key, window)
+    if count > allowed:
+        raise RateLimited(f"Too many login attempts from this {what}; try again later.", retry_after=seconds_left)
 
 
 def _authenticate(session: Session, kind: str, identifier: str, secret: str) -> Principal | None:

@@ -12,9 +12,22 @@ from control_api.services.credentials import hash_secret, new_client_id, new_sec
 
 def test_memory_store_counts_within_a_window_and_forgets_after_it():
     store = MemoryStore()
-    assert [store.hit("k", 1) for _ in range(3)] == [1, 2, 3]
+    assert [store.hit("k", 1) for _ in range(3)] == [(1, 1), (2, 1), (3, 1)]
     time.sleep(1.05)
-    assert store.hit("k", 1) == 1
+    assert store.hit("k", 1) == (1, 1)
+    assert store.hit("long", 60)[1] == 60
+
+
+def test_memory_store_sweeps_expired_keys_so_memory_stays_bounded():
+    store = MemoryStore()
+    store.SWEEP_AT = store._sweep_at = 100
+    for number in range(100):
+        store.put(f"old-{number}", 1)
+    time.sleep(1.05)
+    for number in range(1000):
+        store.hit(f"new-{number}", 60)
+    assert len(store) <= 1000  # the 100 expired keys were swept
+    assert not store.contains("old-1")
 
 
 def test_memory_store_remembers_keys_for_their_ttl():

@@ -1,0 +1,213 @@
+"""The authorization matrix: every route, called by every kind of caller.
+
+MATRIX is written out by hand from the @require(...) decorators in control_api/api/*.py. A route
+missing from it fails test_every_route_is_in_the_matrix, so a new endpoint cannot ship without
+someone deciding who may call it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import replace
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from control_api import create_app
+from control_api.models import AuditLog
+from tests.conftest import Principals, create_admin, create_bot, create_node, login, make_settings, reset_postgres
+
+CALLERS = ("anonymous", "admin", "bot", "node")
+
+# (method, rule) -> the principal kinds allowed to call it. Everyone else gets 403; no token gets 401.
+MATRIX: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/api/v1/auth/revoke"): frozenset({"admin", "bot", "node"}),
+    ("GET", "/api/v1/auth/me"): frozenset({"admin", "bot", "node"}),
+    ("GET", "/api/v1/plans"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/plans"): frozenset({"admin"}),
+    ("GET", "/api/v1/plans/<int:plan_id>"): frozenset({"admin", "bot"}),
+    ("PATCH", "/api/v1/plans/<int:plan_id>"): frozenset({"admin"}),
+    ("DELETE", "/api/v1/plans/<int:plan_id>"): frozenset({"admin"}),
+    ("PUT", "/api/v1/users/telegram/<int:telegram_id>"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users/telegram/<int:telegram_id>"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users"): frozenset({"admin"}),
+    ("GET", "/api/v1/users/<int:user_id>"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/users/<int:user_id>/ban"): frozenset({"admin"}),
+    ("POST", "/api/v1/users/<int:user_id>/unban"): frozenset({"admin"}),
+    ("POST", "/api/v1/nodes"): frozenset({"admin"}),
+    ("GET", "/api/v1/nodes"): frozenset({"admin"}),
+    ("GET", "/api/v1/nodes/<int:node_id>"): frozenset({"admin", "node"}),
+    ("GET", "/api/v1/dashboard/stats"): frozenset({"admin"}),
+}
+
+# Public or separately protected routes, outside the matrix.
+SKIPPED_PREFIXES = ("/openapi.json", "/docs", "/static", "/metrics")
+SKIPPED_RULES = {"/api/v1/health", "/api/v1/auth/token"}
+# Added by Flask/Werkzeug to every GET route / every route; they never reach a view.
+IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
+
+UNIQUE = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def world(migrated_postgres, redis_url):
+    """One app and one logged-in principal of each kind for the whole module (logins are slow scrypt checks).
+
+    Tests only ever add rows of their own (unique names and ids), so they do not depend on each other's order.
+    """
+    reset_postgres(migrated_postgres)
+    redis.Redis.from_url(redis_url).flushdb()
+    app = create_app(make_settings(migrated_postgres, redis_url))
+    client = app.test_client()
+    admin = create_admin(app, client, "matrix-admin")
+    principals = Principals(
+        admin=admin,
+        bot=create_bot(app, client, "matrix-bot"),
+        node=create_node(client, admin, "matrix-node-a"),
+        other_node=create_node(client, admin, "matrix-node-b", public_ip="203.0.113.11"),
+    )
+    yield app, client, principals
+    app.extensions["rayfleet.db"].engine.dispose()
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule in SKIPPED_RULES or rule.rule.startswith(SKIPPED_PREFIXES):
+            continue
+        routes.update((method, rule.rule) for method in rule.methods - IMPLICIT_METHODS)
+    return routes
+
+
+def endpoint_of(app, method: str, rule: str) -> str:
+    return next(r.endpoint for r in app.url_map.iter_rules() if r.rule == rule and method in r.methods)
+
+
+def test_every_route_is_in_the_matrix(world):
+    app, _client, _principals = world
+    routes = app_routes(app)
+    missing = sorted(routes - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - routes)
+    assert not missing, f"routes without an authorization decision; add them to MATRIX: {missing}"
+    assert not stale, f"MATRIX lists routes the app does not have: {stale}"
+
+
+def test_matrix_agrees_with_the_require_decorators(world):
+    app, _client, _principals = world
+    for method, rule in MATRIX:
+        view = app.view_functions[endpoint_of(app, method, rule)]
+        declared = getattr(view, "_rayfleet_kinds", None)
+        assert declared is not None, f"{method} {rule} has no @require(...)"
+        assert frozenset(declared) == MATRIX[method, rule], f"{method} {rule}"
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.is_json, response.get_data(as_text=True)
+    assert set(response.json) == {"error", "message"}, response.json
+    assert response.json["error"] == code
+    assert isinstance(response.json["message"], str) and response.json["message"]
+
+
+def body_for(method: str, rule: str, caller: str) -> dict | None:
+    """A valid body, unique per call, so a wrongly admitted call would really succeed."""
+    caller = f"{caller}-{next(UNIQUE)}"
+    if method == "POST" and rule == "/api/v1/plans":
+        return {
+            "name": f"Matrix plan ({caller})",
+            "location_tag": "abroad",
+            "duration_days": 30,
+            "max_devices": 2,
+            "data_limit_mb": 50_000,
+            "price_cents": 500,
+        }
+    if method == "PATCH":
+        return {"price_cents": 900, "name": f"Renamed by {caller}"}
+    if method == "PUT" and "/users/telegram/" in rule:
+        return {"username": f"matrix_{caller}", "language": "fa"}
+    if rule.endswith("/ban"):
+        return {"reason": f"banned by {caller}"}
+    if method == "POST" and rule == "/api/v1/nodes":
+        return {"name": f"matrix-{caller}", "region": "eu-west-1", "location_tag": "abroad"}
+    if method in {"POST", "PUT", "PATCH"}:
+        return {}
+    return None
+
+
+@pytest.fixture
+def path_ids(world) -> dict[str, int]:
+    """Fresh rows for every <int:...> in the rules: a plan, a (banned) user, and the calling node's own id."""
+    _app, client, principals = world
+    admin = principals.admin.headers
+    plan = client.post("/api/v1/plans", json=body_for("POST", "/api/v1/plans", "setup"), headers=admin)
+    assert plan.status_code == 201, plan.json
+    telegram_id = 777_000_000 + next(UNIQUE)
+    user = client.put(f"/api/v1/users/telegram/{telegram_id}", json={"username": "matrix"}, headers=admin)
+    assert user.status_code == 201, user.json
+    # Banned, so that unban can succeed; ban is allowed on a banned user too.
+    banned = client.post(f"/api/v1/users/{user.json['id']}/ban", json={"reason": "setup"}, headers=admin)
+    assert banned.status_code == 200, banned.json
+    return {
+        "plan_id": plan.json["id"],
+        "user_id": user.json["id"],
+        "telegram_id": telegram_id,
+        "node_id": principals.node.principal_id,
+    }
+
+
+def audit_rows(app) -> int:
+    with app.app_context():
+        return app.extensions["rayfleet.db"].session().scalar(select(func.count()).select_from(AuditLog))
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(MATRIX), ids=[f"{m} {r}" for m, r in sorted(MATRIX)])
+def test_matrix(world, path_ids, method, rule):
+    app, client, principals = world
+    allowed = MATRIX[method, rule]
+    path = re.sub(r"<int:(\w+)>", lambda match: str(path_ids[match.group(1)]), rule)
+    assert "<" not in path, path
+    if rule == "/api/v1/auth/revoke":
+        # Revoking ends the token used for the call, so this route gets tokens of its own.
+        fresh = {kind: login(client, replace(principals.of(kind))) for kind in ("admin", "bot", "node")}
+        principals = replace(principals, **fresh)
+
+    def call(caller: str):
+        headers = {} if caller == "anonymous" else principals.of(caller).headers
+        return client.open(path, method=method, json=body_for(method, rule, caller), headers=headers)
+
+    # Refused callers first: they must change nothing (every change writes an audit row).
+    audit_before = audit_rows(app)
+    assert_error(call("anonymous"), 401, "unauthorized")
+    for caller in sorted(set(CALLERS) - allowed - {"anonymous"}):
+        response = call(caller)
+        assert_error(response, 403, "forbidden")
+        assert all(kind in response.json["message"] for kind in allowed), response.json
+    assert audit_rows(app) == audit_before, "a refused call changed something"
+
+    # Allowed callers with valid ids and bodies get through, and succeed.
+    for caller in sorted(allowed):
+        response = call(caller)
+        assert response.status_code not in (401, 403), (caller, response.json)
+        assert response.status_code < 400, (caller, response.status_code, response.json)
+
+
+def test_a_node_reads_only_its_own_record(world):
+    _app, client, principals = world
+    node, other = principals.node, principals.other_node
+
+    own = client.get(f"/api/v1/nodes/{node.principal_id}", headers=node.headers)
+    assert own.status_code == 200
+    assert own.json["id"] == node.principal_id and own.json["client_id"] == node.identifier
+
+    assert_error(client.get(f"/api/v1/nodes/{other.principal_id}", headers=node.headers), 403, "forbidden")
+    # An id that does not exist is refused the same way: a node cannot probe which ids exist.
+    assert_error(client.get("/api/v1/nodes/999999", headers=node.headers), 403, "forbidden")
+
+    # The other node is symmetric, and admins read both.
+    assert client.get(f"/api/v1/nodes/{other.principal_id}", headers=other.headers).status_code == 200
+    assert_error(client.get(f"/api/v1/nodes/{node.principal_id}", headers=other.headers), 403, "forbidden")
+    for node_id in (node.principal_id, other.principal_id):
+        response = client.get(f"/api/v1/nodes/{node_id}", headers=principals.admin.headers)
+        assert response.status_code == 200 and response.json["id"] == node_id
