@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from apiflask import APIFlask
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from .config import Settings
 
@@ -17,13 +18,26 @@ __version__ = "0.1.0"
 class BoundedIntConverter(IntegerConverter):
     """`<int:...>` that refuses ids no BIGINT column can hold (a 404, not a database error)."""
 
+    # ASCII digits only: werkzeug's \d also matches fullwidth or Arabic-Indic digits, which int() accepts,
+    # so /plans/\uff11 would alias /plans/1.
+    regex = r"[0-9]+"
+
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
         kwargs.setdefault("max", 2**63 - 1)
         super().__init__(map, *args, **kwargs)
 
+    def to_python(self, value: str) -> int:
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            # werkzeug would report the path's other methods as a 405; no such id exists, so say 404.
+            raise NotFound() from None
+
 
 def create_app(settings: Settings | None = None) -> APIFlask:
-    app = APIFlask(
+    from .openapi import RayfleetAPIFlask
+
+    app = RayfleetAPIFlask(
         __name__,
         title="rayfleet control API",
         version=__version__,

@@ -13,6 +13,7 @@ from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from .errors import Forbidden, error_body
 from .extensions import db_session, jwt, kv_store
 from .models import Admin, BotClient, Node
+from .request_body import check_request_body
 
 PRINCIPAL_KINDS = ("admin", "node", "bot")
 SECURITY_SCHEME = "BearerAuth"
@@ -94,6 +95,7 @@ def require(*kinds: str) -> Callable[[F], F]:
             verify_jwt_in_request()
             if get_jwt().get("kind") not in kinds:
                 raise Forbidden(f"This endpoint is for: {', '.join(kinds)}.")
+            check_request_body(after_auth=True)
             return view(*args, **kwargs)
 
         # Read by the spec builder (api/common.py) to document security and 401/403.

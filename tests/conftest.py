@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 
 import pytest
 import redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from control_api import create_app, migrate
 from control_api.config import Settings
 from control_api.extensions import make_engine
-from control_api.models import Base
+from control_api.models import Admin, Base, BotClient
 from tests.fixtures.services import postgres_server, redis_server
 
 JWT_TEST_KEY = secrets.token_urlsafe(48)
@@ -131,27 +131,19 @@ class Principals:
         return getattr(self, kind)
 
 
+def _id_of(app, column, value) -> int:
+    with app.app_context():
+        return app.extensions["rayfleet.db"].session().scalar(select(column.class_.id).where(column == value))
+
+
 def create_admin(app, client, username: str = "alice") -> Credentials:
     out = cli_output(app, "create-admin", username)
-    with app.app_context():
-        from sqlalchemy import select
-
-        from control_api.extensions import db_session
-        from control_api.models import Admin
-
-        admin_id = db_session().scalar(select(Admin.id).where(Admin.username == username))
-    return login(client, Credentials("admin", username, out["password"], admin_id))
+    return login(client, Credentials("admin", username, out["password"], _id_of(app, Admin.username, username)))
 
 
 def create_bot(app, client, name: str = "shopbot") -> Credentials:
     out = cli_output(app, "create-bot-client", name)
-    with app.app_context():
-        from sqlalchemy import select
-
-        from control_api.extensions import db_session
-        from control_api.models import BotClient
-
-        bot_id = db_session().scalar(select(BotClient.id).where(BotClient.name == name))
+    bot_id = _id_of(app, BotClient.name, name)
     return login(client, Credentials("bot", out["client_id"], out["client_secret"], bot_id))
 
 

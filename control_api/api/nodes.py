@@ -26,17 +26,17 @@ def create_node(data: dict):
     return {**{name: getattr(node, name) for name in NodeOut().fields}, "client_secret": secret}
 
 
-@bp.get("")
-@require("admin")
-@bp.output(NodeList)
-@bp.doc(summary="List nodes", security=BEARER)
-def list_nodes() -> dict:
-    return {"items": node_service.list_nodes(db_session())}
-
-
 @bp.get("/<int:node_id>")
 @require("admin", "node")
 @bp.output(NodeOut)
 @bp.doc(summary="One node (a node agent may read only its own)", security=BEARER)
 def get_node(node_id: int):
     return node_service.get_node_for(db_session(), current_principal(), node_id)
+
+
+@bp.get("")
+@require("admin")
+@bp.output(NodeList)
+@bp.doc(summary="List nodes", security=BEARER)
+def list_nodes() -> dict:
+    return {"items": node_service.list_nodes(db_session())}

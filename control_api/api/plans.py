@@ -16,17 +16,6 @@ class PlanListQuery(PlanQuery, PageQuery):
     pass
 
 
-@bp.get("")
-@require("admin", "bot")
-@bp.input(PlanListQuery, location="query", arg_name="filters")
-@bp.output(PlanList)
-@bp.doc(summary="List plans for sale", security=BEARER)
-def list_plans(filters: dict) -> dict:
-    # Only admins see archived plans; the bot always gets what is on sale.
-    include_inactive = filters.pop("include_inactive") and current_principal().kind == "admin"
-    return plan_service.list_plans(db_session(), filters, include_inactive)
-
-
 @bp.post("")
 @require("admin")
 @bp.input(PlanIn, arg_name="data")
@@ -60,3 +49,14 @@ def update_plan(plan_id: int, changes: dict):
 def delete_plan(plan_id: int) -> tuple[str, int]:
     plan_service.delete_plan(db_session(), current_principal(), plan_id)
     return "", 204
+
+
+@bp.get("")
+@require("admin", "bot")
+@bp.input(PlanListQuery, location="query", arg_name="filters")
+@bp.output(PlanList)
+@bp.doc(summary="List plans for sale", security=BEARER)
+def list_plans(filters: dict) -> dict:
+    # Only admins see archived plans; the bot always gets what is on sale.
+    include_inactive = filters.pop("include_inactive") and current_principal().kind == "admin"
+    return plan_service.list_plans(db_session(), filters, include_inactive)

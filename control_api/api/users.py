@@ -29,15 +29,6 @@ def get_telegram_user(telegram_id: int):
     return user_service.get_by_telegram_id(db_session(), telegram_id)
 
 
-@bp.get("")
-@require("admin")
-@bp.input(UserQuery, location="query", arg_name="filters")
-@bp.output(UserList)
-@bp.doc(summary="List users", security=BEARER)
-def list_users(filters: dict) -> dict:
-    return user_service.list_users(db_session(), filters)
-
-
 @bp.get("/<int:user_id>")
 @require("admin", "bot")
 @bp.output(UserOut)
@@ -61,3 +52,12 @@ def ban_user(user_id: int, data: dict):
 @bp.doc(summary="Lift a ban", security=BEARER, responses={409: "The user is not banned"})
 def unban_user(user_id: int):
     return user_service.unban_user(db_session(), current_principal(), user_id)
+
+
+@bp.get("")
+@require("admin")
+@bp.input(UserQuery, location="query", arg_name="filters")
+@bp.output(UserList)
+@bp.doc(summary="List users", security=BEARER)
+def list_users(filters: dict) -> dict:
+    return user_service.list_users(db_session(), filters)

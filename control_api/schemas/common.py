@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -28,6 +29,27 @@ class Text(fields.String):
         if _CONTROL.search(text):
             raise ValidationError("Control characters are not allowed.")
         return text
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only. marshmallow's Boolean also takes 1, "1", "yes", "on"...; bodies are strict,
+    like db_integer ("5" is not 5). Query strings, where everything is text, keep fields.Boolean."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class HostIP(fields.IP):
+    """An IPv4 or IPv6 host address, without an IPv6 zone id ("fe80::1%eth0"): a zone only means
+    something on one host's link, and its free-form text could overflow the column or carry a NUL."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        address = super()._deserialize(value, attr, data, **kwargs)
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            raise ValidationError("IPv6 zone ids ('%...') are not allowed.")
+        return address
 
 
 def text(max_length: int, *, min_length: int = 1, **kwargs: Any) -> Text:

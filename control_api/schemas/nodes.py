@@ -4,12 +4,12 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..models import CORES, NODE_STATUSES
-from .common import db_integer, slug
+from .common import HostIP, db_integer, slug
 
 
 class NodeIn(Schema):
     name = slug(64, required=True)
-    public_ip = fields.IP(allow_none=True, load_default=None)
+    public_ip = HostIP(allow_none=True, load_default=None)
     region = slug(required=True)
     location_tag = slug(required=True)
     core = fields.String(load_default="xray", validate=OneOf(CORES))

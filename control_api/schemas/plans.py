@@ -4,7 +4,7 @@ from typing import Any
 
 from apiflask import Schema, fields
 
-from .common import PageMeta, db_integer, slug, text
+from .common import PageMeta, StrictBoolean, db_integer, slug, text
 
 
 class PlanIn(Schema):
@@ -16,9 +16,9 @@ class PlanIn(Schema):
     duration_days = db_integer(1, 3650, required=True)
     max_devices = db_integer(1, 100, required=True)
     data_limit_mb = db_integer(1, 10**9, required=True)
-    is_constant_ip = fields.Boolean(load_default=False)
+    is_constant_ip = StrictBoolean(load_default=False)
     price_cents = db_integer(0, 10**12, required=True)
-    is_active = fields.Boolean(load_default=True)
+    is_active = StrictBoolean(load_default=True)
 
 
 class PlanPatch(PlanIn):

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import Conflict, Forbidden
 from ..models import Node
 from ..security import Principal
 from . import audit
 from .credentials import hash_secret, new_client_id, new_secret
+from .lookup import get_or_404
 
 
 def create_node(session: Session, actor: Principal, data: dict[str, Any]) -> tuple[Node, str]:
@@ -45,7 +46,4 @@ def get_node_for(session: Session, principal: Principal, node_id: int) -> Node:
     """A node as seen by PRINCIPAL: admins see any node, a node agent only its own."""
     if principal.kind == "node" and principal.id != node_id:
         raise Forbidden("A node may only read its own record.")
-    node = session.get(Node, node_id)
-    if node is None:
-        raise NotFound(f"Node {node_id} does not exist.")
-    return node
+    return get_or_404(session, Node, node_id, "Node")

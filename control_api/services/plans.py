@@ -8,10 +8,12 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict
 from ..models import Payment, Plan, UserConfig
 from ..security import Principal
 from . import audit
+from .demo import DEMO_PLANS
+from .lookup import get_or_404
 
 
 def list_plans(session: Session, filters: dict[str, Any], include_inactive: bool) -> dict[str, Any]:
@@ -33,10 +35,7 @@ def list_plans(session: Session, filters: dict[str, Any], include_inactive: bool
 
 
 def get_plan(session: Session, plan_id: int) -> Plan:
-    plan = session.get(Plan, plan_id)
-    if plan is None:
-        raise NotFound(f"Plan {plan_id} does not exist.")
-    return plan
+    return get_or_404(session, Plan, plan_id, "Plan")
 
 
 def _commit_unique_name(session: Session, name: str) -> None:
@@ -67,6 +66,10 @@ def _name_taken(session: Session, name: str, except_id: int | None = None) -> bo
 
 def update_plan(session: Session, actor: Principal, plan_id: int, changes: dict[str, Any]) -> Plan:
     plan = get_plan(session, plan_id)
+    # Only real changes are applied and audited; an empty or same-values PATCH is a no-op.
+    changes = {field: value for field, value in changes.items() if getattr(plan, field) != value}
+    if not changes:
+        return plan
     if "name" in changes and _name_taken(session, changes["name"], except_id=plan_id):
         raise Conflict(f"A plan named {changes['name']!r} already exists.", code="plan_name_taken")
     for field, value in changes.items():
@@ -89,3 +92,14 @@ def delete_plan(session: Session, actor: Principal, plan_id: int) -> None:
     session.delete(plan)
     audit.record(session, actor, "plan.delete", plan_id=plan_id, name=plan.name)
     session.commit()
+
+
+def seed_demo_plans(session: Session, actor: Principal) -> tuple[int, int]:
+    """Add the demo catalogue's missing plans; return (added, already present)."""
+    existing = set(session.scalars(select(Plan.name)))
+    added = [Plan(**plan) for plan in DEMO_PLANS if plan["name"] not in existing]
+    session.add_all(added)
+    if added:
+        audit.record(session, actor, "plan.seed_demo", names=[plan.name for plan in added])
+    session.commit()
+    return len(added), len(DEMO_PLANS) - len(added)

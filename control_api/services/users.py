@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..models import User, utcnow
 from ..security import Principal
 from . import audit
+from .lookup import get_or_404
 
 
 def new_subscription_token() -> str:
@@ -20,10 +21,7 @@ def new_subscription_token() -> str:
 
 
 def get_user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"User {user_id} does not exist.")
-    return user
+    return get_or_404(session, User, user_id, "User")
 
 
 def get_by_telegram_id(session: Session, telegram_id: int) -> User:
@@ -37,6 +35,8 @@ def upsert_telegram_user(
     session: Session, actor: Principal, telegram_id: int, data: dict[str, Any]
 ) -> tuple[User, bool]:
     """Create the user or refresh username/language. Returns (user, created)."""
+    if telegram_id < 1:
+        raise InvalidInput("Telegram user ids are positive integers.", code="invalid_telegram_id")
     changes = {key: value for key, value in data.items() if value is not None}
     for _attempt in range(2):
         user = session.scalar(select(User).where(User.telegram_id == telegram_id))

@@ -103,3 +103,15 @@ def test_bot_upserts_are_audited_as_the_bot(app, client, principals):
         session = app.extensions["rayfleet.db"].session()
         row = session.scalar(select(AuditLog).where(AuditLog.action == "user.create"))
         assert (row.actor_type, row.actor_id) == ("bot", str(principals.bot.principal_id))
+
+
+def test_telegram_id_zero_is_not_a_telegram_user(client, principals):
+    response = upsert(client, principals.bot.headers, 0, username="nobody")
+    assert response.status_code == 422
+    assert response.json["error"] == "invalid_telegram_id"
+    assert client.get("/api/v1/users", headers=principals.admin.headers).json["total"] == 0
+
+
+def test_an_anonymous_write_gets_401_before_any_body_check(client):
+    response = client.put("/api/v1/users/telegram/5", data="not json", content_type="text/plain")
+    assert response.status_code == 401
