@@ -49,3 +49,10 @@ ensure_postgres_binaries() {
     ensure_apt postgresql
   fi
 }
+
+# ensure_podman : rootful podman with runc (crun 1.8 rejects this machine's hybrid cgroups) and
+# debootstrap for the node image (scripts/node_image.sh). As root, podman needs neither uidmap nor
+# slirp4netns (CNI bridge) nor fuse-overlayfs (kernel overlay); the molecule scenarios run as root.
+ensure_podman() {
+  ensure_apt podman runc debootstrap debian-archive-keyring
+}

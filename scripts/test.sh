@@ -6,13 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_apt ca-certificates redis-server
+# v2ray: the real VPN core the link and module tests run on loopback (the nodes get it from their role).
+ensure_apt ca-certificates redis-server v2ray nftables
 ensure_postgres_binaries
+ensure_podman
 ensure_venv requirements-dev.txt
 
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+
+echo "==> ansible-lint (production profile)"
+.venv/bin/ansible-lint --offline -q
+
+echo "==> node image (molecule scenarios)"
+bash scripts/node_image.sh
 
 echo "==> pytest"
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,544 @@
+"""Builds the VPN core's config as data (rendered with to_nice_json), from inbound profiles.
+
+The "shape" is the whole config with empty client lists: the role renders it, and a change to it
+(and only to it) restarts the core. Users are filled in by the rayfleet_core_users module.
+"""
+
+import base64
+import binascii
+import copy
+import ipaddress
+import json
+import re
+
+# Profile -> what it is made of and which cores can serve it.
+PROFILES = {
+    "vless-tcp-tls": {"protocol": "vless", "network": "tcp", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
+    "vless-ws-tls": {"protocol": "vless", "network": "ws", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
+    # Xray dropped the HTTP/2 transport (it migrated to XHTTP), so h2 is V2Ray-only.
+    "vless-h2-tls": {"protocol": "vless", "network": "h2", "security": "tls", "flow": "", "cores": ["v2ray"]},
+    "vmess-ws-tls": {"protocol": "vmess", "network": "ws", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
+    "vless-reality-vision": {
+        "protocol": "vless",
+        "network": "tcp",
+        "security": "reality",
+        "flow": "xtls-rprx-vision",
+        "cores": ["xray"],
+    },
+}
+ALPN = {"tcp": ["http/1.1"], "ws": ["http/1.1"], "h2": ["h2"]}
+PATH_NETWORKS = ("ws", "h2")
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def _profile(inbound):
+    name = inbound.get("profile")
+    if name not in PROFILES:
+        raise ProfileError("unknown inbound profile {!r}; known profiles: {}".format(name, ", ".join(sorted(PROFILES))))
+    return PROFILES[name]
+
+
+def inbound_tag(inbound):
+    return inbound.get("tag") or "{}-{}".format(inbound["profile"], inbound["port"])
+
+
+def unsupported_pairs(inbounds, core):
+    """Human-readable problems for profile/core pairs the core cannot serve (empty when all is well)."""
+    problems = []
+    for inbound in inbounds:
+        try:
+            profile = _profile(inbound)
+        except ProfileError as exc:
+            problems.append(str(exc))
+            continue
+        if core not in profile["cores"]:
+            problems.append(
+                "profile {} needs the {} core, but this node runs {}".format(
+                    inbound["profile"], " or ".join(profile["cores"]), core
+                )
+            )
+    return problems
+
+
+def _stream_settings(inbound, profile, settings):
+    network = profile["network"]
+    stream = {"network": "http" if network == "h2" and settings["core"] == "v2ray" else network}
+    if network == "ws":
+        stream["wsSettings"] = {"path": inbound["path"]}
+    elif network == "h2":
+        stream["httpSettings"] = {"path": inbound["path"]}
+        if settings.get("tls_server_name"):
+            stream["httpSettings"]["host"] = [settings["tls_server_name"]]
+    if profile["security"] == "tls":
+        stream["security"] = "tls"
+        tls = {
+            "alpn": ALPN[network],
+            "certificates": [{"certificateFile": settings["tls_cert_path"], "keyFile": settings["tls_key_path"]}],
+        }
+        if settings.get("tls_server_name"):
+            tls["serverName"] = settings["tls_server_name"]
+        stream["tlsSettings"] = tls
+    else:
+        reality = settings.get("reality") or {}
+        missing = [key for key in ("private_key", "dest", "server_names", "short_ids") if not reality.get(key)]
+        if missing:
+            raise ProfileError("profile {} needs reality settings: {}".format(inbound["profile"], ", ".join(missing)))
+        stream["security"] = "reality"
+        stream["realitySettings"] = {
+            "show": False,
+            "dest": reality["dest"],
+            "xver": 0,
+            "serverNames": list(reality["server_names"]),
+            "privateKey": reality["private_key"],
+            "shortIds": list(reality["short_ids"]),
+        }
+    return stream
+
+
+def _user_inbound(inbound, settings):
+    profile = _profile(inbound)
+    if profile["network"] in PATH_NETWORKS and not str(inbound.get("path", "")).startswith("/"):
+        raise ProfileError(
+            "inbound {} ({}) needs a path starting with '/'".format(inbound_tag(inbound), inbound["profile"])
+        )
+    protocol_settings = {"clients": []}
+    if profile["protocol"] == "vless":
+        protocol_settings["decryption"] = "none"
+    return {
+        "tag": inbound_tag(inbound),
+        "listen": inbound.get("listen", settings.get("listen", "0.0.0.0")),  # noqa: S104 - an inbound serves the world
+        "port": int(inbound["port"]),
+        "protocol": profile["protocol"],
+        "settings": protocol_settings,
+        "streamSettings": _stream_settings(inbound, profile, settings),
+        "sniffing": {"enabled": True, "destOverride": ["http", "tls"]},
+    }
+
+
+def core_shape(inbounds, settings):
+    """The core's config without users. SETTINGS: core, api_port, tls_cert_path, tls_key_path,
+    tls_server_name, reality, blocked_cidrs, log_level, listen."""
+    problems = unsupported_pairs(inbounds, settings["core"])
+    if problems:
+        raise ProfileError("; ".join(problems))
+    tags = [inbound_tag(inbound) for inbound in inbounds]
+    duplicates = sorted({tag for tag in tags if tags.count(tag) > 1})
+    if duplicates:
+        raise ProfileError("inbound tags must be unique; repeated: {}".format(", ".join(duplicates)))
+    rules = [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]
+    if settings.get("blocked_cidrs"):
+        # Users must never reach the node itself (its API listens on 127.0.0.1) or private networks.
+        rules.append({"type": "field", "ip": list(settings["blocked_cidrs"]), "outboundTag": "blocked"})
+    return {
+        "log": {"loglevel": settings.get("log_level", "warning"), "access": "none"},
+        "api": {"tag": "api", "services": ["HandlerService", "StatsService"]},
+        "stats": {},
+        "policy": {
+            "levels": {"0": {"statsUserUplink": True, "statsUserDownlink": True}},
+            "system": {"statsInboundUplink": True, "statsInboundDownlink": True},
+        },
+        # V2Ray 4.34 ignores api.listen; a dokodemo-door inbound on loopback is the form both cores accept.
+        "inbounds": [
+            {
+                "tag": "api",
+                "listen": "127.0.0.1",
+                "port": int(settings["api_port"]),
+                "protocol": "dokodemo-door",
+                "settings": {"address": "127.0.0.1"},
+            }
+        ]
+        + [_user_inbound(inbound, settings) for inbound in inbounds],
+        "outbounds": [{"tag": "direct", "protocol": "freedom"}, {"tag": "blocked", "protocol": "blackhole"}],
+        # IPIfNonMatch: a destination given by name is resolved and matched against the blocked IP rules;
+        # with AsIs, "localhost:<api port>" would reach the node's loopback (and its API) past them.
+        "routing": {"domainStrategy": "IPIfNonMatch", "rules": rules},
+    }
+
+
+def core_inbound_meta(inbounds):
+    """What the users module needs per inbound: tag, protocol, flow."""
+    return [
+        {"tag": inbound_tag(inbound), "protocol": _profile(inbound)["protocol"], "flow": _profile(inbound)["flow"]}
+        for inbound in inbounds
+    ]
+
+
+def core_ports(inbounds):
+    return sorted({int(inbound["port"]) for inbound in inbounds})
+
+
+def core_desired_users(meta, users):
+    """The users module's input: for every inbound, its protocol and the clients it must serve."""
+    return [{"tag": item["tag"], "protocol": item["protocol"], "clients": client_list(item, users)} for item in meta]
+
+
+def with_users(shape, desired):
+    """SHAPE with every inbound's clients filled in, as the users module persists it."""
+    config = copy.deepcopy(shape)
+    clients = {item["tag"]: item["clients"] for item in desired}
+    for inbound in config["inbounds"]:
+        if inbound["tag"] in clients:
+            inbound["settings"]["clients"] = clients[inbound["tag"]]
+    return config
+
+
+def client_list(meta, users):
+    """The clients of one inbound: every user of its protocol, in the core's client format."""
+    clients = []
+    for user in users:
+        if user["protocol"] != meta["protocol"]:
+            continue
+        client = {"id": user["id"], "email": user["email"], "level": int(user.get("level", 0))}
+        if meta["protocol"] == "vmess":
+            client["alterId"] = 0
+        elif meta.get("flow"):
+            client["flow"] = meta["flow"]
+        clients.append(client)
+    return clients
+
+
+# --- Our own schema check ----------------------------------------------------------------------------
+# V2Ray's `-test` silently accepts Xray-only keys (a REALITY inbound then runs as plain VLESS), and on a
+# node with Xray the core's own test runs only after the files are on the node. This check runs on the
+# controller, on the rendered data. Its messages name inbounds and clients by tag and email only: they
+# never quote a UUID or a private key, so they are safe in a fail_msg.
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_X25519_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, URL-safe base64 without padding
+_SHORT_ID_RE = re.compile(r"^(?:[0-9a-fA-F]{2}){0,8}$")  # hex of even length 0-16
+_HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+VISION_FLOW = "xtls-rprx-vision"
+USER_PROTOCOLS = ("vless", "vmess")
+TCP_NETWORKS = ("tcp", "raw")  # Xray renamed tcp to raw; both spellings load
+PATH_SETTINGS = {"ws": "wsSettings", "websocket": "wsSettings", "h2": "httpSettings", "http": "httpSettings"}
+LOOPBACK = "127.0.0.1"
+IP_STRATEGIES = ("IPIfNonMatch", "IPOnDemand")
+
+
+def _is_hostname(value):
+    if not isinstance(value, str) or not value or len(value) > 253:
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return False  # an address is not a server name (clients never send one as SNI)
+    except ValueError:
+        pass
+    return all(_HOST_LABEL_RE.match(label) for label in value.split("."))
+
+
+def _is_port(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def _is_x25519_key(value):
+    if not isinstance(value, str) or not _X25519_KEY_RE.match(value):
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(value + "=")
+    except (binascii.Error, ValueError):
+        return False
+    # Canonical only: Go's RawURLEncoding refuses stray bits in the last character.
+    return len(raw) == 32 and base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") == value
+
+
+def _is_host_port(value):
+    if not isinstance(value, str) or ":" not in value:
+        return False
+    if value.startswith("["):
+        host, separator, port = value[1:].partition("]:")
+        if not separator:
+            return False
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+    else:
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if not _is_hostname(host):
+                return False
+    return port.isdigit() and _is_port(int(port))
+
+
+def _non_empty_strings(value):
+    return isinstance(value, list) and bool(value) and all(isinstance(item, str) and item for item in value)
+
+
+def _reality_problems(name, inbound, stream, network):
+    problems = []
+    if inbound.get("protocol") != "vless":
+        problems.append("{}: REALITY needs protocol vless, not {!r}".format(name, inbound.get("protocol")))
+    if network not in TCP_NETWORKS:
+        problems.append(f"{name}: REALITY with Vision needs network tcp, not {network!r}")
+    if "tlsSettings" in stream:
+        problems.append(f"{name}: a REALITY inbound takes no tlsSettings")
+    reality = stream.get("realitySettings")
+    if not isinstance(reality, dict):
+        return [*problems, f"{name}: security reality needs realitySettings"]
+    if not _is_x25519_key(reality.get("privateKey")):
+        problems.append(
+            f"{name}: realitySettings.privateKey must be an X25519 key: 43 characters of URL-safe base64 (32 bytes), "
+            "as `xray x25519` prints it"
+        )
+    if not _is_host_port(reality.get("dest")):
+        problems.append(
+            "{}: realitySettings.dest must be host:port of the camouflage site, got {!r}".format(
+                name, reality.get("dest")
+            )
+        )
+    names = reality.get("serverNames")
+    if not isinstance(names, list) or not names:
+        problems.append(f"{name}: realitySettings.serverNames must be a non-empty list of host names")
+    else:
+        bad = [item for item in names if not _is_hostname(item)]
+        if bad:
+            problems.append(f"{name}: realitySettings.serverNames has entries that are no host names: {bad}")
+    short_ids = reality.get("shortIds")
+    if not isinstance(short_ids, list) or not short_ids:
+        problems.append(f'{name}: realitySettings.shortIds must be a non-empty list ("" is a valid id)')
+    else:
+        bad = [item for item in short_ids if not isinstance(item, str) or not _SHORT_ID_RE.match(item)]
+        if bad:
+            problems.append(f"{name}: realitySettings.shortIds must be hex of even length 0-16, got {bad}")
+    return problems
+
+
+def _tls_problems(name, stream, network):
+    problems = []
+    if "realitySettings" in stream:
+        problems.append(f"{name}: a TLS inbound takes no realitySettings")
+    tls = stream.get("tlsSettings")
+    if not isinstance(tls, dict):
+        return [*problems, f"{name}: security tls needs tlsSettings"]
+    certificates = tls.get("certificates")
+    if not isinstance(certificates, list) or not certificates:
+        problems.append(f"{name}: tlsSettings.certificates must list the certificate and its key")
+    else:
+        for index, certificate in enumerate(certificates):
+            if not isinstance(certificate, dict) or not all(
+                isinstance(certificate.get(key), str) and certificate.get(key) for key in ("certificateFile", "keyFile")
+            ):
+                problems.append(f"{name}: tlsSettings.certificates[{index}] needs both certificateFile and keyFile")
+    alpn = tls.get("alpn")
+    if not _non_empty_strings(alpn):
+        problems.append(f"{name}: tlsSettings.alpn must be a non-empty list of protocols")
+    elif network in ("h2", "http") and "h2" not in alpn:
+        problems.append(f"{name}: an HTTP/2 inbound must offer ALPN h2, got {alpn}")
+    return problems
+
+
+def _counted_levels(config):
+    """Policy levels whose users' traffic the core counts (per-user stats need both directions)."""
+    levels = ((config.get("policy") or {}).get("levels")) or {}
+    return {
+        str(level)
+        for level, policy in levels.items()
+        if isinstance(policy, dict) and policy.get("statsUserUplink") and policy.get("statsUserDownlink")
+    }
+
+
+def _client_problems(name, inbound, network, security, seen_ids, counted_levels):
+    problems = []
+    clients = (inbound.get("settings") or {}).get("clients")
+    if not isinstance(clients, list):
+        return [f"{name}: settings.clients must be a list"]
+    protocol = inbound.get("protocol")
+    emails, ids = set(), {}
+    for index, client in enumerate(clients):
+        if not isinstance(client, dict):
+            problems.append(f"{name}: client #{index} is not an object")
+            continue
+        email = client.get("email")
+        if not isinstance(email, str) or not email:
+            # The API removes users by email: a client without one could never be removed.
+            problems.append(f"{name}: client #{index} has an empty email (it could never be removed)")
+            who = f"client #{index}"
+        else:
+            who = f"client {email!r}"
+            if email in emails:
+                problems.append(f"{name}: email {email!r} appears twice")
+            emails.add(email)
+        uuid = client.get("id")
+        if not isinstance(uuid, str) or not UUID_RE.match(uuid):
+            problems.append(f"{name}: {who} has no valid UUID")
+        else:
+            key = uuid.lower()
+            if key in ids and ids[key] != email:
+                # Removing one of them would lock out the other.
+                problems.append(f"{name}: {who} and client {ids[key]!r} share a UUID")
+            ids.setdefault(key, email)
+            if email:
+                earlier = seen_ids.setdefault(email, key)
+                if earlier != key:
+                    problems.append(f"{name}: email {email!r} is used with two different UUIDs")
+        level = client.get("level", 0)
+        if str(level) not in counted_levels:
+            problems.append(
+                f"{name}: {who} has level {level!r}, for which policy.levels enables no per-user stats "
+                "(its traffic would not be counted)"
+            )
+        flow = client.get("flow") or ""
+        if security == "reality":
+            if flow != VISION_FLOW:
+                problems.append(f"{name}: {who} of a REALITY Vision inbound needs flow {VISION_FLOW}")
+        elif flow and (protocol != "vless" or network not in TCP_NETWORKS or flow != VISION_FLOW):
+            problems.append(
+                f"{name}: {who} has flow {flow!r}, which only {VISION_FLOW} over tcp with TLS or REALITY takes"
+            )
+    return problems
+
+
+def _user_inbound_problems(name, inbound, core, seen_ids, counted_levels):
+    problems = []
+    stream = inbound.get("streamSettings")
+    if not isinstance(stream, dict):
+        return [f"{name}: streamSettings are missing (it would serve users unencrypted)"]
+    network = stream.get("network", "tcp")
+    security = stream.get("security", "none")
+    if network not in TCP_NETWORKS and network not in PATH_SETTINGS:
+        problems.append(f"{name}: network {network!r} is none of tcp, ws, h2 (http)")
+    if network in ("h2", "http") and core == "xray":
+        problems.append(f"{name}: Xray removed the HTTP/2 transport (network {network!r})")
+    if network in PATH_SETTINGS:
+        path = (stream.get(PATH_SETTINGS[network]) or {}).get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            problems.append(f"{name}: {PATH_SETTINGS[network]}.path must start with '/', got {path!r}")
+    if security == "reality":
+        problems += _reality_problems(name, inbound, stream, network)
+        if core == "v2ray":
+            problems.append(f"{name}: V2Ray cannot serve REALITY (it would run as unencrypted VLESS)")
+    elif security == "tls":
+        problems += _tls_problems(name, stream, network)
+    else:
+        problems.append(f"{name}: security must be tls or reality, got {security!r} (users would be unencrypted)")
+    if inbound.get("protocol") == "vless" and (inbound.get("settings") or {}).get("decryption") != "none":
+        problems.append(f'{name}: a VLESS inbound needs settings.decryption "none"')
+    return problems + _client_problems(name, inbound, network, security, seen_ids, counted_levels)
+
+
+def _api_problems(config, inbounds_by_tag):
+    problems = []
+    api = config.get("api")
+    api_tag = api.get("tag") if isinstance(api, dict) else None
+    if not api_tag:
+        return ["the config has no api section with a tag: the users module needs the core's API"]
+    if "HandlerService" not in (api.get("services") or []):
+        problems.append("api.services lacks HandlerService: users could not be changed without a restart")
+    routing = config.get("routing")
+    rules = routing.get("rules") if isinstance(routing, dict) else None
+    rules = [rule for rule in rules if isinstance(rule, dict)] if isinstance(rules, list) else []
+    api_rules = [(index, rule) for index, rule in enumerate(rules) if rule.get("outboundTag") == api_tag]
+    if not api_rules:
+        problems.append(f"no routing rule sends the API inbound to {api_tag!r}: the core's API would be unreachable")
+    elif api_rules[0][0] != 0:
+        problems.append("the API's routing rule must come first (a rule before it can swallow the API's traffic)")
+    for index, rule in api_rules:
+        tags = rule.get("inboundTag")
+        if not _non_empty_strings(tags):
+            problems.append(
+                f"routing rule #{index} sends traffic to the API without naming its inbound: users could reach the "
+                "core's API"
+            )
+            continue
+        for tag in tags:
+            inbound = inbounds_by_tag.get(tag)
+            if inbound is None:
+                problems.append(f"routing rule #{index} names the unknown inbound {tag!r}")
+            elif inbound.get("protocol") != "dokodemo-door" or inbound.get("listen") != LOOPBACK:
+                problems.append(
+                    f"routing rule #{index} sends inbound {tag!r} to the API, but only a dokodemo-door inbound "
+                    f"on {LOOPBACK} may reach it"
+                )
+    strategy = routing.get("domainStrategy", "AsIs") if isinstance(routing, dict) else "AsIs"
+    if any(rule.get("ip") for rule in rules) and strategy not in IP_STRATEGIES:
+        problems.append(
+            f"routing.domainStrategy must be IPIfNonMatch or IPOnDemand: with {strategy!r} a user reaches the "
+            "blocked addresses by name (e.g. localhost)"
+        )
+    outbound_tags = {item.get("tag") for item in config.get("outbounds") or [] if isinstance(item, dict)}
+    for index, rule in enumerate(rules):
+        target = rule.get("outboundTag")
+        if target != api_tag and target not in outbound_tags:
+            problems.append(f"routing rule #{index} sends to the unknown outbound {target!r}")
+    return problems
+
+
+def xray_config_problems(config, desired_users=None, core=None):
+    """Readable problems with a rendered core config ([] when it is fine).
+
+    CONFIG is the shape from core_shape (or a config with users, or its JSON text); DESIRED_USERS,
+    when given, is core_desired_users' output and is filled in first (with_users). CORE ("xray" or
+    "v2ray"), when given, adds what only that core refuses or silently mishandles. Messages never
+    contain a UUID or a private key.
+    """
+    if isinstance(config, (str, bytes)):
+        try:
+            config = json.loads(config)
+        except ValueError as exc:
+            return [f"the config is not valid JSON: {exc}"]
+    if not isinstance(config, dict):
+        return ["the config must be a JSON object"]
+    inbounds = config.get("inbounds")
+    if not isinstance(inbounds, list) or not inbounds:
+        return ["the config has no inbounds"]
+    problems, tags, ports, seen_ids = [], [], [], {}
+    if desired_users is not None:
+        known = {inbound.get("tag") for inbound in inbounds if isinstance(inbound, dict)}
+        problems += [
+            "the users name the inbound {!r}, which the config does not have".format(item.get("tag"))
+            for item in desired_users
+            if item.get("tag") not in known
+        ]
+        config = with_users(config, desired_users)
+        inbounds = config["inbounds"]
+    inbounds_by_tag, counted_levels = {}, _counted_levels(config)
+    for index, inbound in enumerate(inbounds):
+        if not isinstance(inbound, dict):
+            problems.append(f"inbound #{index} is not an object")
+            continue
+        tag = inbound.get("tag")
+        if not isinstance(tag, str) or not tag:
+            problems.append(f"inbound #{index} has no tag (the API addresses inbounds by tag)")
+            name = f"inbound #{index}"
+        else:
+            name = f"inbound {tag!r}"
+            tags.append(tag)
+            inbounds_by_tag.setdefault(tag, inbound)
+        port = inbound.get("port")
+        if not _is_port(port):
+            problems.append(f"{name}: port must be a number in 1-65535, got {port!r}")
+        else:
+            ports.append(port)
+        protocol = inbound.get("protocol")
+        if protocol == "dokodemo-door":
+            listen = inbound.get("listen", "0.0.0.0")  # noqa: S104 - the core's default, reported as such
+            if listen != LOOPBACK:
+                problems.append(f"{name}: the API's dokodemo-door must listen on {LOOPBACK} only, not {listen!r}")
+        elif protocol in USER_PROTOCOLS:
+            problems += _user_inbound_problems(name, inbound, core, seen_ids, counted_levels)
+        else:
+            problems.append(f"{name}: protocol {protocol!r} is neither vless, vmess nor the API's dokodemo-door")
+    repeated = sorted({tag for tag in tags if tags.count(tag) > 1})
+    if repeated:
+        problems.append("inbound tags must be unique; repeated: {}".format(", ".join(repeated)))
+    repeated_ports = sorted({port for port in ports if ports.count(port) > 1})
+    if repeated_ports:
+        problems.append("inbound ports must be unique; repeated: {}".format(", ".join(map(str, repeated_ports))))
+    return problems + _api_problems(config, inbounds_by_tag)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "rayfleet_core_shape": core_shape,
+            "rayfleet_core_inbound_meta": core_inbound_meta,
+            "rayfleet_core_ports": core_ports,
+            "rayfleet_core_unsupported": unsupported_pairs,
+            "rayfleet_core_desired_users": core_desired_users,
+            "rayfleet_core_config_problems": xray_config_problems,
+        }
