@@ -82,16 +82,19 @@ class Node:
         return next(item["tag"] for item in self.shape["inbounds"] if item["tag"].startswith(profile + "-"))
 
     def desired(self, users: list[User]) -> list[dict[str, Any]]:
-        """The module's `inbounds`, computed like roles/xray/tasks/users.yml does."""
-        self.uuids_seen.update(user.id for user in users)
+        """What the module makes the inbounds serve (as in the persisted config)."""
         flt = core_filter()
         return flt.core_desired_users(flt.core_inbound_meta(self.inbounds), [user.as_role_user() for user in users])
 
-    def args(self, users: list[User], **overrides: Any) -> dict[str, Any]:
+    def args(self, users: list[User] | list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+        """The module's arguments, as roles/xray/tasks/users.yml passes them (users as JSON text)."""
+        raw = [user.as_role_user() if isinstance(user, User) else user for user in users]
+        self.uuids_seen.update(str(user.get("id")) for user in raw)
         return {
             "shape_path": str(self.shape_path),
             "config_path": str(self.config_path),
-            "inbounds": self.desired(users),
+            "inbounds": core_filter().core_inbound_meta(self.inbounds),
+            "users": json.dumps(raw),
             "core": "v2ray",
             "api_address": f"127.0.0.1:{self.api_port}",
             "test_command": [v2ray_binary(), "-test", "-config"],
@@ -310,50 +313,54 @@ def test_invalid_input_fails_readably_and_never_quotes_a_uuid(make_node):
     twin = User("cfg-1", "vless")  # the same email with another UUID
     bad_id = "0123abcd-not-a-uuid"
 
-    def with_clients(*clients: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
-        return node.args(
-            [], inbounds=[{"tag": tag or node.tag("vless-tcp-tls"), "protocol": "vless", "clients": list(clients)}]
-        )
+    def with_users(*users: dict[str, Any], meta: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        args = node.args(list(users))
+        if meta is not None:
+            args["inbounds"] = meta
+        return args
 
+    tcp = node.tag("vless-tcp-tls")
     node.uuids_seen.add(twin.id)
     cases = {
         "empty email": (
-            with_clients({"id": alice.id, "email": ""}),
-            f"a client of inbound '{node.tag('vless-tcp-tls')}' has an empty email (it could never be removed)",
+            with_users({"id": alice.id, "email": "", "protocol": "vless"}),
+            f"a client of inbound '{tcp}' has an empty email (it could never be removed)",
         ),
         "duplicate email": (
-            with_clients({"id": alice.id, "email": "cfg-1"}, {"id": twin.id, "email": "cfg-1"}),
+            with_users(
+                {"id": alice.id, "email": "cfg-1", "protocol": "vless"},
+                {"id": twin.id, "email": "cfg-1", "protocol": "vless"},
+            ),
             "email 'cfg-1' appears twice in inbound",
         ),
         "bad uuid": (
-            with_clients({"id": bad_id, "email": "cfg-1"}),
+            with_users({"id": bad_id, "email": "cfg-1", "protocol": "vless"}),
             "client 'cfg-1' of inbound 'vless-tcp-tls-",
         ),
         "shared uuid": (
-            with_clients({"id": alice.id, "email": "cfg-1"}, {"id": alice.id.upper(), "email": "cfg-9"}),
+            with_users(
+                {"id": alice.id, "email": "cfg-1", "protocol": "vless"},
+                {"id": alice.id.upper(), "email": "cfg-9", "protocol": "vless"},
+            ),
             "clients 'cfg-1' and 'cfg-9' of inbound 'vless-tcp-tls-",
         ),
         "unknown inbound": (
-            with_clients({"id": alice.id, "email": "cfg-1"}, tag="vless-tcp-tls-1"),
+            with_users(
+                {"id": alice.id, "email": "cfg-1", "protocol": "vless"},
+                meta=[{"tag": "vless-tcp-tls-1", "protocol": "vless", "flow": ""}],
+            ),
             "inbound 'vless-tcp-tls-1' is not in the rendered config; run provision_node.yml first",
         ),
         "one email, two uuids": (
-            node.args(
-                [],
-                inbounds=[
-                    {
-                        "tag": node.tag("vless-tcp-tls"),
-                        "protocol": "vless",
-                        "clients": [{"id": alice.id, "email": "x"}],
-                    },
-                    {"tag": node.tag("vmess-ws-tls"), "protocol": "vmess", "clients": [{"id": twin.id, "email": "x"}]},
-                ],
+            with_users(
+                {"id": alice.id, "email": "x", "protocol": "vless"},
+                {"id": twin.id, "email": "x", "protocol": "vmess"},
             ),
             "email 'x' is used with two different UUIDs",
         ),
         "unknown protocol": (
-            node.args([], inbounds=[{"tag": node.tag("vless-tcp-tls"), "protocol": "trojan", "clients": []}]),
-            "value of protocol must be one of: vless, vmess",
+            with_users({"id": alice.id, "email": "cfg-1", "protocol": "trojan"}),
+            "protocol must be vless or vmess",
         ),
     }
 

@@ -10,6 +10,19 @@ import copy
 import ipaddress
 import json
 import re
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+
+
+def _load_sibling(name):
+    """A module_utils file of this role; filter plugins cannot import role module_utils by name."""
+    spec = spec_from_file_location(name, Path(__file__).resolve().parent.parent / "module_utils" / f"{name}.py")
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_clients = _load_sibling("rayfleet_core_clients")
 
 # Profile -> what it is made of and which cores can serve it.
 PROFILES = {
@@ -171,8 +184,11 @@ def core_ports(inbounds):
 
 
 def core_desired_users(meta, users):
-    """The users module's input: for every inbound, its protocol and the clients it must serve."""
-    return [{"tag": item["tag"], "protocol": item["protocol"], "clients": client_list(item, users)} for item in meta]
+    """For every inbound, its protocol and the clients it must serve (what the users module computes)."""
+    return _clients.desired_inbounds(meta, users)
+
+
+client_list = _clients.client_list
 
 
 def with_users(shape, desired):
@@ -183,21 +199,6 @@ def with_users(shape, desired):
         if inbound["tag"] in clients:
             inbound["settings"]["clients"] = clients[inbound["tag"]]
     return config
-
-
-def client_list(meta, users):
-    """The clients of one inbound: every user of its protocol, in the core's client format."""
-    clients = []
-    for user in users:
-        if user["protocol"] != meta["protocol"]:
-            continue
-        client = {"id": user["id"], "email": user["email"], "level": int(user.get("level", 0))}
-        if meta["protocol"] == "vmess":
-            client["alterId"] = 0
-        elif meta.get("flow"):
-            client["flow"] = meta["flow"]
-        clients.append(client)
-    return clients
 
 
 # --- Our own schema check ----------------------------------------------------------------------------

@@ -22,12 +22,19 @@ options:
     type: path
     required: true
   inbounds:
-    description:
-      - Desired state, one entry per user inbound, each with C(tag), C(protocol) (vless or vmess) and
-        C(clients) (list of C(id), C(email), C(level), optional C(flow) or C(alterId)).
+    description: The user inbounds of the shape, each with C(tag), C(protocol) (vless or vmess) and C(flow).
     type: list
     elements: dict
     required: true
+  users:
+    description:
+      - The desired users as JSON text, each with C(email), C(id) (UUID), C(protocol) and optional
+        C(level). Every inbound of a user's protocol serves it. Handled as one no_log value.
+    type: json
+    required: true
+  service:
+    description: The core's systemd unit; when it is not active, changes go to the file only.
+    type: str
   core:
     description: Which core, hence which proto namespace (xray.* or v2ray.core.*).
     type: str
@@ -87,6 +94,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.rayfleet_core_api import CoreAPI, CoreAPIError
+from ansible.module_utils.rayfleet_core_clients import desired_inbounds
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 UUID_RE = re.compile(f"^{UUID_PATTERN}$")  # validation: the whole value
@@ -105,6 +113,27 @@ def _load_json(path, what):
             return json.load(handle)
         except ValueError as exc:
             raise ValueError(f"{what} {path} is not valid JSON: {exc}") from exc
+
+
+USER_KEYS = {"id": str, "email": str, "protocol": str, "level": int}
+
+
+def check_users(users):
+    """The users list's shape (types only; validate_desired checks the values). Never quotes a UUID."""
+    if not isinstance(users, list):
+        raise TypeError("expected a list of users")
+    for index, user in enumerate(users):
+        if not isinstance(user, dict):
+            raise TypeError(f"user #{index} is not a mapping")
+        unknown = set(user) - set(USER_KEYS)
+        if unknown:
+            raise ValueError(f"user #{index} has unknown keys {sorted(unknown)}")
+        for key, kind in USER_KEYS.items():
+            if (key in user and not isinstance(user[key], kind)) or (kind is int and isinstance(user.get(key), bool)):
+                raise TypeError(f"user #{index}: {key} must be {kind.__name__}")
+        if user.get("protocol") not in ("vless", "vmess"):
+            raise ValueError(f"user #{index} ({user.get('email')!r}): protocol must be vless or vmess")
+    return users
 
 
 def validate_desired(inbounds, shape):
@@ -167,21 +196,27 @@ def merged_config(shape, desired):
 
 
 def apply_live(api, removals, additions):
+    """Removals first (so a changed UUID under the same email works), then additions, pipelined.
+    A removal of an absent user or an addition of a present one is already done, not an error."""
+    messages = api.messages
+    steps = (
+        ([messages.remove_user(tag, client["email"]) for tag, _p, client in removals], "not_found"),
+        (
+            [
+                messages.add_user(
+                    tag, protocol, client["email"], client["id"], client.get("level", 0), client.get("flow", "")
+                )
+                for tag, protocol, client in additions
+            ],
+            "already_exists",
+        ),
+    )
     calls = 0
-    for tag, _protocol, client in removals:
-        try:
-            api.remove_user(tag, client["email"])
-        except CoreAPIError as exc:
-            if not exc.not_found:
-                raise
-        calls += 1
-    for tag, protocol, client in additions:
-        try:
-            api.add_user(tag, protocol, client["email"], client["id"], client.get("level", 0), client.get("flow", ""))
-        except CoreAPIError as exc:
-            if not exc.already_exists:
-                raise
-        calls += 1
+    for requests, harmless in steps:
+        for outcome in api.alter_many(requests):
+            if outcome is not None and not getattr(outcome, harmless):
+                raise outcome
+        calls += len(requests)
     return calls
 
 
@@ -212,6 +247,14 @@ def stage_config(module, text):
     return temp_path
 
 
+def service_active(module):
+    service = module.params["service"]
+    if not service:
+        return True
+    rc, _out, _err = module.run_command(["systemctl", "is-active", "--quiet", service])
+    return rc == 0
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -224,21 +267,13 @@ def main():
                 "options": {
                     "tag": {"type": "str", "required": True},
                     "protocol": {"type": "str", "required": True, "choices": ["vless", "vmess"]},
-                    "clients": {
-                        "type": "list",
-                        "elements": "dict",
-                        "default": [],
-                        "options": {
-                            # Only the UUID is secret: Ansible masks it everywhere it would be shown.
-                            "id": {"type": "str", "required": True, "no_log": True},
-                            "email": {"type": "str", "required": True},
-                            "level": {"type": "int", "default": 0},
-                            "flow": {"type": "str"},
-                            "alterId": {"type": "int"},
-                        },
-                    },
+                    "flow": {"type": "str", "default": ""},
                 },
             },
+            # One JSON document, not a list of dicts: per-element option checks and no_log masking of
+            # every UUID cost seconds per thousand users; as one no_log string it is cheap and still hidden.
+            "users": {"type": "json", "required": True, "no_log": True},
+            "service": {"type": "str"},
             "core": {"type": "str", "required": True, "choices": ["xray", "v2ray"]},
             "api_address": {"type": "str", "default": "127.0.0.1:10085"},
             "apply_live": {"type": "bool", "default": True},
@@ -255,16 +290,11 @@ def main():
         current = _load_json(params["config_path"], "config") if os.path.exists(params["config_path"]) else {}
     except (OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    # Unset optional fields come as None; the core's config simply leaves them out.
-    desired = [
-        dict(
-            inbound,
-            clients=[
-                {key: value for key, value in client.items() if value is not None} for client in inbound["clients"]
-            ],
-        )
-        for inbound in params["inbounds"]
-    ]
+    try:
+        users = check_users(json.loads(params["users"]))
+    except (TypeError, ValueError) as exc:
+        module.fail_json(msg=mask_uuids(f"users: {exc}"))
+    desired = desired_inbounds(params["inbounds"], users)
     problems = validate_desired(desired, shape)
     if problems:
         module.fail_json(msg="; ".join(problems))
@@ -285,7 +315,7 @@ def main():
     # Validate first: a config the core rejects must not reach the running core either.
     staged = stage_config(module, text) if config_changed else None
     try:
-        if params["apply_live"] and (removals or additions):
+        if params["apply_live"] and (removals or additions) and service_active(module):
             try:
                 import grpc  # noqa: F401 - fail with a clear message if python3-grpcio is missing
             except ImportError:

@@ -157,6 +157,25 @@ class CoreAPI:
     def add_user(self, tag, protocol, email, uuid, level=0, flow=""):
         self._call(self._alter, self.messages.add_user(tag, protocol, email, uuid, level, flow))
 
+    def alter_many(self, requests, window=64):
+        """Send encoded AlterInbound REQUESTS with up to WINDOW in flight (one at a time costs a round
+        trip each: ~7 s for 17k changes). Returns one CoreAPIError or None per request, in order."""
+        outcomes = [None] * len(requests)
+        for start in range(0, len(requests), window):
+            batch = [
+                (index, self._alter.future(requests[index], timeout=self.timeout))
+                for index in range(start, min(start + window, len(requests)))
+            ]
+            for index, future in batch:
+                try:
+                    future.result()
+                except self._grpc.RpcError as exc:
+                    code = exc.code() if hasattr(exc, "code") else None
+                    if code in (self._grpc.StatusCode.UNAVAILABLE, self._grpc.StatusCode.DEADLINE_EXCEEDED):
+                        raise
+                    outcomes[index] = CoreAPIError(exc.details() or str(code))
+        return outcomes
+
     def remove_user(self, tag, email):
         self._call(self._alter, self.messages.remove_user(tag, email))
 
