@@ -7,9 +7,7 @@ The server config below is written as data and mirrors what roles/xray renders f
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
-import ipaddress
 import json
 import os
 import shutil
@@ -28,12 +26,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 
 from control_api.links import PROFILES, Client, Inbound, build_link
 from tests.fixtures.singbox import ProxyError, client_config, fetch, free_port, singbox_binary, singbox_client
+from tests.fixtures.xray_role import self_signed_certificate
 
 pytestmark = pytest.mark.slow
 
@@ -58,34 +55,6 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: 
                 return
         time.sleep(0.05)
     raise RuntimeError(f"v2ray did not listen on {port}:\n{log.read_text(errors='replace')}")
-
-
-def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path, str]:
-    """A self-signed ECDSA certificate for `name`; returns cert path, key path, SHA-256 fingerprint."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path, certificate.fingerprint(hashes.SHA256()).hex()
 
 
 def v2ray_inbound(inbound: Inbound, clients: list[dict[str, str]], cert: Path, key: Path) -> dict[str, Any]:
@@ -158,7 +127,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if binary is None:
         raise RuntimeError("v2ray not on PATH: apt-get -o DPkg::Lock::Timeout=600 install -y v2ray (scripts/test.sh)")
     workdir = tmp_path_factory.mktemp("v2ray")
-    cert, key, fingerprint = self_signed_certificate(workdir, TLS_NAME)
+    cert, key = self_signed_certificate(workdir, TLS_NAME)
+    fingerprint = x509.load_pem_x509_certificate(cert.read_bytes()).fingerprint(hashes.SHA256()).hex()
     inbounds = {
         name: Inbound(profile=name, port=free_port(), path=path, server_name=TLS_NAME, allow_insecure=True)
         for name, path in V2RAY_PROFILES.items()
