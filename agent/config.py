@@ -1,0 +1,186 @@
+"""Agent settings: a KEY=VALUE file and/or the environment; the environment overrides the file.
+
+The file is the systemd EnvironmentFile format (so the node_agent role can template one file and
+use it either way): one `KEY=VALUE` per line, blank lines and lines starting with `#` ignored,
+an optional pair of matching single or double quotes around the value (no escapes, no expansion).
+Keys are the environment variable names below; an unknown RAYFLEET_AGENT_* key is an error (a typo
+would otherwise silently fall back to a default).
+
+    RAYFLEET_AGENT_API_URL            required  http(s) base URL of the control API
+    RAYFLEET_AGENT_CLIENT_ID          required  the node's agent credentials (POST /api/v1/nodes)
+    RAYFLEET_AGENT_CLIENT_SECRET      required  secret: never logged, never in repr() or error messages
+    RAYFLEET_AGENT_CORE               xray      xray | v2ray (the core's gRPC package prefix)
+    RAYFLEET_AGENT_CORE_API_ADDRESS   127.0.0.1:10085  the core's API; loopback only
+    RAYFLEET_AGENT_CORE_SERVICE       rayfleet-core    the core's systemd unit
+    RAYFLEET_AGENT_INTERVAL_SECONDS   60        heartbeat period, 1..3600
+    RAYFLEET_AGENT_JOURNAL_PATH       /var/lib/rayfleet-agent/journal.jsonl  (absolute)
+    RAYFLEET_AGENT_METRICS_PORT       9810      Prometheus port, bound to 127.0.0.1 only; 0 disables
+
+RAYFLEET_AGENT_CONFIG names the file when load_config() is given no path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PREFIX = "RAYFLEET_AGENT_"
+CONFIG_PATH_VAR = PREFIX + "CONFIG"
+METRICS_HOST = "127.0.0.1"
+CORES = ("xray", "v2ray")
+_UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:-]*$")
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """Missing or malformed settings; the message lists every problem (never a secret's value)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid agent configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    api_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    core: str = "xray"
+    core_api_address: str = "127.0.0.1:10085"
+    core_service: str = "rayfleet-core"
+    interval_seconds: int = 60
+    journal_path: Path = Path("/var/lib/rayfleet-agent/journal.jsonl")
+    metrics_port: int = 9810
+
+    @property
+    def metrics_host(self) -> str:
+        """The metrics endpoint never listens beyond loopback."""
+        return METRICS_HOST
+
+
+def parse_env_file(text: str, source: str = "config file") -> dict[str, str]:
+    """KEY=VALUE lines -> dict; raises ConfigError naming the bad lines (values are never quoted back)."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not _KEY.match(key):
+            problems.append(f"{source} line {number}: expected KEY=VALUE with an upper-case KEY")
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif value[:1] in ("'", '"') or value[-1:] in ("'", '"'):
+            problems.append(f"{source} line {number}: unbalanced quotes in the value of {key}")
+            continue
+        if key in values:
+            problems.append(f"{source} line {number}: {key} is set twice")
+        values[key] = value
+    if problems:
+        raise ConfigError(problems)
+    return values
+
+
+def _int(raw: str, name: str, low: int, high: int, problems: list[str]) -> int | None:
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name} must be an integer, got {raw!r}")
+        return None
+    if not low <= value <= high:
+        problems.append(f"{name} must be between {low} and {high}, got {value}")
+        return None
+    return value
+
+
+def _check_core_api_address(raw: str, name: str, problems: list[str]) -> None:
+    host, sep, port = raw.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        problems.append(f"{name} must be HOST:PORT, got {raw!r}")
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        problems.append(f"{name} must be a loopback address (the core's API never leaves the node), got {raw!r}")
+
+
+def _check_api_url(raw: str, name: str, problems: list[str]) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(f"{name} must be an http(s) URL such as https://api.example.com, got {raw!r}")
+    elif parts.username or parts.password:
+        problems.append(f"{name} must not carry credentials (use CLIENT_ID/CLIENT_SECRET)")
+    return raw.rstrip("/")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """Settings from PATH (or $RAYFLEET_AGENT_CONFIG, if set) overridden by ENVIRON (default os.environ)."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(CONFIG_PATH_VAR):
+        path = environ[CONFIG_PATH_VAR]
+    values: dict[str, str] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"cannot read config file {path}: {exc.strerror or exc}"]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"config file {path} is not UTF-8 text"]) from exc
+        values = parse_env_file(text, source=str(path))
+    values.update({key: value for key, value in environ.items() if key.startswith(PREFIX)})
+    return config_from_values(values)
+
+
+def config_from_values(values: Mapping[str, str]) -> AgentConfig:
+    """AgentConfig from RAYFLEET_AGENT_* VALUES; every problem is reported at once."""
+    known = {PREFIX + name.upper() for name in AgentConfig.__dataclass_fields__} | {CONFIG_PATH_VAR}
+    problems = [f"unknown setting {key}" for key in sorted(values) if key.startswith(PREFIX) and key not in known]
+    kwargs: dict[str, object] = {}
+
+    def get(name: str) -> str | None:
+        raw = values.get(PREFIX + name.upper())
+        return None if raw is None else raw.strip()
+
+    for name in ("api_url", "client_id", "client_secret"):
+        raw = get(name)
+        if not raw:
+            problems.append(f"{PREFIX}{name.upper()} is required")
+        else:
+            kwargs[name] = raw
+    if "api_url" in kwargs:
+        kwargs["api_url"] = _check_api_url(str(kwargs["api_url"]), PREFIX + "API_URL", problems)
+
+    if (raw := get("core")) is not None:
+        if raw not in CORES:
+            problems.append(f"{PREFIX}CORE must be one of {', '.join(CORES)}, got {raw!r}")
+        kwargs["core"] = raw
+    if (raw := get("core_api_address")) is not None:
+        _check_core_api_address(raw, PREFIX + "CORE_API_ADDRESS", problems)
+        kwargs["core_api_address"] = raw
+    if (raw := get("core_service")) is not None:
+        if not _UNIT.match(raw):
+            problems.append(f"{PREFIX}CORE_SERVICE must be a systemd unit name, got {raw!r}")
+        kwargs["core_service"] = raw
+    if (raw := get("interval_seconds")) is not None:
+        kwargs["interval_seconds"] = _int(raw, PREFIX + "INTERVAL_SECONDS", 1, 3600, problems)
+    if (raw := get("journal_path")) is not None:
+        if not raw or not os.path.isabs(raw):
+            problems.append(f"{PREFIX}JOURNAL_PATH must be an absolute path, got {raw!r}")
+        kwargs["journal_path"] = Path(raw)
+    if (raw := get("metrics_port")) is not None:
+        kwargs["metrics_port"] = _int(raw, PREFIX + "METRICS_PORT", 0, 65535, problems)
+
+    if problems:
+        raise ConfigError(problems)
+    return AgentConfig(**kwargs)  # type: ignore[arg-type]
