@@ -3,8 +3,9 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from ..extensions import db_session
-from ..schemas.nodes import NodeCreatedOut, NodeIn, NodeList, NodeOut
+from ..schemas.nodes import HeartbeatIn, HeartbeatOut, NodeCreatedOut, NodeIn, NodeList, NodeOut
 from ..security import current_principal, require
+from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
 from .common import API_PREFIX, BEARER
 
@@ -24,6 +25,20 @@ bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Node
 def create_node(data: dict):
     node, secret = node_service.create_node(db_session(), current_principal(), data)
     return {**{name: getattr(node, name) for name in NodeOut().fields}, "client_secret": secret}
+
+
+@bp.post("/heartbeat")
+@require("node")
+@bp.input(HeartbeatIn, arg_name="data")
+@bp.output(HeartbeatOut)
+@bp.doc(
+    summary="A node agent's heartbeat: health, incidents and per-config traffic reports",
+    description="Each traffic report is stored once per report_id: a retried report comes back under duplicates, "
+    "and the agent may drop it from its journal either way.",
+    security=BEARER,
+)
+def heartbeat(data: dict) -> dict:
+    return heartbeat_service.record_heartbeat(db_session(), current_principal(), data)
 
 
 @bp.get("/<int:node_id>")

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import Schema, fields
-from apiflask.validators import OneOf
+from apiflask.validators import Length, OneOf, Range, Regexp
+from marshmallow import ValidationError, validates_schema
 
 from ..models import CORES, NODE_STATUSES
-from .common import HostIP, db_integer, slug
+from .common import HostIP, StrictBoolean, Text, db_integer, slug, text
 
 
 class NodeIn(Schema):
@@ -38,3 +41,49 @@ class NodeCreatedOut(NodeOut):
 
 class NodeList(Schema):
     items = fields.List(fields.Nested(NodeOut), required=True)
+
+
+class IncidentIn(Schema):
+    kind = slug(64, required=True, metadata={"example": "core_restarted"})
+    at = fields.AwareDateTime(required=True)
+    detail = text(500, load_default="", metadata={"description": "Human text; never secrets."})
+
+
+class UserTrafficIn(Schema):
+    email = Text(required=True, validate=Regexp(r"^cfg-[0-9]{1,18}$", error="Expected cfg-<config id>."))
+    uplink = db_integer(0, 10**15, required=True, metadata={"description": "Bytes from the client."})
+    downlink = db_integer(0, 10**15, required=True, metadata={"description": "Bytes to the client."})
+
+
+class TrafficReportIn(Schema):
+    report_id = slug(64, required=True, metadata={"description": "Unique per report; a retry reuses it."})
+    period_start = fields.AwareDateTime(required=True)
+    period_end = fields.AwareDateTime(required=True)
+    usage = fields.List(fields.Nested(UserTrafficIn), required=True, validate=Length(max=100_000))
+
+    @validates_schema
+    def _period_ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data["period_end"] < data["period_start"]:
+            raise ValidationError({"period_end": ["Must not be before period_start."]})
+
+
+class HeartbeatIn(Schema):
+    cpu = fields.Float(required=True, validate=Range(min=0, max=100), metadata={"description": "Percent."})
+    mem = fields.Float(required=True, validate=Range(min=0, max=100), metadata={"description": "Percent."})
+    bandwidth_in = db_integer(0, 10**13, required=True, metadata={"description": "Bytes per second."})
+    bandwidth_out = db_integer(0, 10**13, required=True, metadata={"description": "Bytes per second."})
+    latency_ms = fields.Float(allow_none=True, load_default=None, validate=Range(min=0, max=600_000))
+    core_active = StrictBoolean(required=True)
+    incidents = fields.List(fields.Nested(IncidentIn), load_default=list, validate=Length(max=50))
+    reports = fields.List(fields.Nested(TrafficReportIn), load_default=list, validate=Length(max=100))
+
+
+class HeartbeatOut(Schema):
+    accepted = fields.List(fields.String(), required=True, metadata={"description": "Report ids stored now."})
+    duplicates = fields.List(
+        fields.String(), required=True, metadata={"description": "Report ids stored before; safe to drop."}
+    )
+    unknown_configs = fields.Integer(
+        required=True, metadata={"description": "Usage rows for configs that no longer exist."}
+    )
+    desired_revision = fields.Integer(required=True)

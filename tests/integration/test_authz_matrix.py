@@ -39,6 +39,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/nodes"): frozenset({"admin"}),
     ("GET", "/api/v1/nodes"): frozenset({"admin"}),
     ("GET", "/api/v1/nodes/<int:node_id>"): frozenset({"admin", "node"}),
+    ("POST", "/api/v1/nodes/heartbeat"): frozenset({"node"}),
     ("GET", "/api/v1/dashboard/stats"): frozenset({"admin"}),
 }
 
@@ -129,6 +130,8 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         return {"username": f"matrix_{caller}", "language": "fa"}
     if rule.endswith("/ban"):
         return {"reason": f"banned by {caller}"}
+    if rule == "/api/v1/nodes/heartbeat":
+        return {"cpu": 1.0, "mem": 2.0, "bandwidth_in": 0, "bandwidth_out": 0, "core_active": True}
     if method == "POST" and rule == "/api/v1/nodes":
         return {"name": f"matrix-{caller}", "region": "eu-west-1", "location_tag": "abroad"}
     if method in {"POST", "PUT", "PATCH"}:

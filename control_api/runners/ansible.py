@@ -1,0 +1,217 @@
+"""ansible-runner, the way rayfleet runs playbooks: one fresh private_data_dir per run, secrets never on disk.
+
+    result = run_playbook("sync_users.yml", inventory, {"xray_users": [...]}, limit="node-a", timeout=120)
+
+- project_dir is the repo's playbooks/ (an absolute playbook path works too), roles from roles/,
+  ANSIBLE_CONFIG the repo's ansible.cfg; the venv's bin first on PATH (RQ workers and systemd units
+  have no activated venv; ansible-runner's `binary=` breaks runs).
+- suppress_env_files=True: extravars (UUIDs) are passed on the command line of the child, never
+  written to env/extravars; suppress_output_file=True: no artifacts/stdout. The event handler returns
+  False, so no job_events/*.json is written either. What remains is ansible-runner's own
+  artifacts/<ident>/command (the command line, so the extravars; mode 0600): the private_data_dir
+  (0700) is therefore made on tmpfs (/dev/shm) when there is one, and deleted when the run ends.
+- Everything the caller learns comes from events, never from parsing stdout: per-host stats
+  (`playbook_on_stats`), the users module's `added`/`removed` (`runner_on_ok` of the
+  `rayfleet_core_users` task) and failure messages (`runner_on_failed` / `runner_on_unreachable`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS_DIR = REPO / "playbooks"
+ROLES_DIR = REPO / "roles"
+ANSIBLE_CFG = REPO / "ansible.cfg"
+USERS_MODULE = "rayfleet_core_users"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_MAX_ERROR_CHARS = 2000
+# Only ever the parent of mkdtemp(): a fresh directory with a random name and mode 0700.
+_MEMORY_TMP = Path("/dev/shm")  # noqa: S108
+_TASK_RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
+
+
+def scrub(text: str) -> str:
+    """TEXT without UUIDs (a message may quote a client id), on one line-bounded, length-bounded string."""
+    text = _UUID.sub("<uuid>", text).strip()
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class PlaybookResult:
+    """What one playbook run did. `added`/`removed` count distinct client emails (not per inbound)."""
+
+    rc: int
+    status: str  # ansible-runner's: successful | failed | timeout | canceled | error
+    duration_ms: int
+    hosts: dict[str, HostStats] = field(default_factory=dict)
+    added: int = 0
+    removed: int = 0
+    added_emails: list[str] = field(default_factory=list)
+    removed_emails: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def changed(self) -> int:
+        """Changed tasks over all hosts (0 when the run changed nothing)."""
+        return sum(stats.changed for stats in self.hosts.values())
+
+    @property
+    def error(self) -> str:
+        """A readable summary of what went wrong ("" on success); never contains a UUID."""
+        if self.ok:
+            return ""
+        parts = list(self.errors)
+        if self.status == "timeout":
+            parts.insert(0, "the playbook run timed out")
+        if not parts:
+            parts.append(f"ansible-playbook ended with status {self.status} (rc={self.rc}) and reported no task error")
+        return scrub("; ".join(parts))
+
+
+class EventAccounting:
+    """Consumes ansible-runner events (dicts) and keeps what a PlaybookResult needs."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, HostStats] = {}
+        self.added: set[str] = set()
+        self.removed: set[str] = set()
+        self.errors: list[str] = []
+        self._stats_seen = False
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host") or data.get("remote_addr") or "?"
+        res = data.get("res") if isinstance(data.get("res"), dict) else {}
+        if kind == "runner_on_ok" and self._is_users_task(data):
+            self.added.update(_emails(res.get("added")))
+            self.removed.update(_emails(res.get("removed")))
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.errors.append(f"{host}: task {data.get('task', '?')!r} failed: {_message(res)}")
+        elif kind == "runner_on_unreachable":
+            self.errors.append(f"{host}: unreachable: {_message(res)}")
+        elif kind == "playbook_on_stats":
+            self._take_stats(data)
+        if kind in _TASK_RESULTS and not self._stats_seen and not data.get("ignore_errors"):
+            self._count(kind, host, res)
+        return False  # never write the event to disk: results may carry users' data
+
+    @staticmethod
+    def _is_users_task(data: dict[str, Any]) -> bool:
+        actions = (data.get("task_action"), data.get("resolved_action"))
+        return any(isinstance(a, str) and a.split(".")[-1] == USERS_MODULE for a in actions)
+
+    def _count(self, kind: str, host: str, res: dict[str, Any]) -> None:
+        stats = self.hosts.setdefault(host, HostStats())
+        if kind == "runner_on_ok":
+            stats.ok += 1
+            stats.changed += int(bool(res.get("changed")))
+        elif kind == "runner_on_failed":
+            stats.failed += 1
+        elif kind == "runner_on_unreachable":
+            stats.unreachable += 1
+        else:
+            stats.skipped += 1
+
+    def _take_stats(self, data: dict[str, Any]) -> None:
+        """playbook_on_stats is Ansible's own recap: it replaces the running count."""
+        self._stats_seen = True
+        fields = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
+        hosts: dict[str, HostStats] = {}
+        for source, target in fields.items():
+            for host, count in (data.get(source) or {}).items():
+                setattr(hosts.setdefault(host, HostStats()), target, int(count))
+        self.hosts = hosts
+
+
+def _emails(entries: Any) -> set[str]:
+    """The module returns "tag/email" per inbound; a user served on two inbounds is one user."""
+    if not isinstance(entries, list):
+        return set()
+    return {str(entry).rsplit("/", 1)[-1] for entry in entries}
+
+
+def _message(res: dict[str, Any]) -> str:
+    message = res.get("msg") or res.get("stderr") or res.get("reason") or "no message"
+    return " ".join(str(message).split())
+
+
+def _memory_tmp() -> str | None:
+    """The RAM-backed tmpfs when it is a usable directory, else None (the default temporary directory)."""
+    shm = _MEMORY_TMP
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def run_playbook(
+    playbook: str,
+    inventory: dict[str, Any],
+    extravars: dict[str, Any],
+    limit: str,
+    timeout: int,
+) -> PlaybookResult:
+    """Run PLAYBOOK (relative to playbooks/, or absolute) against INVENTORY limited to LIMIT."""
+    private_data_dir = tempfile.mkdtemp(prefix="rayfleet-ansible-", dir=_memory_tmp())
+    accounting = EventAccounting()
+    envvars = {
+        "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+        "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
+        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+    started = time.monotonic()
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=private_data_dir,
+            project_dir=str(PLAYBOOKS_DIR),
+            playbook=playbook,
+            inventory=inventory,
+            extravars=extravars,
+            limit=limit,
+            envvars=envvars,
+            suppress_env_files=True,
+            suppress_output_file=True,
+            quiet=True,
+            timeout=timeout,
+            rotate_artifacts=1,
+            event_handler=accounting,
+        )
+        rc, status = int(runner.rc if runner.rc is not None else -1), str(runner.status)
+    finally:
+        shutil.rmtree(private_data_dir, ignore_errors=True)
+    return PlaybookResult(
+        rc=rc,
+        status=status,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        hosts=accounting.hosts,
+        added=len(accounting.added),
+        removed=len(accounting.removed),
+        added_emails=sorted(accounting.added),
+        removed_emails=sorted(accounting.removed),
+        errors=accounting.errors,
+    )

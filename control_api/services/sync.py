@@ -1,0 +1,137 @@
+"""Bring a node to its desired user set: read revision R and its users, run playbooks/sync_users.yml, record.
+
+DESIGN.md §2. sync_node is what the RQ job `sync-node-<id>` calls; it takes ids and reloads state.
+
+Consistency with concurrent writers: a change to a node's users is written in one transaction that
+also bumps nodes.desired_revision. desired_users() reads the node row FOR SHARE before the configs,
+so it waits for a writer that already bumped and keeps a later writer from bumping until the read
+ends: the user list is exactly the set at revision R. After the run, applied_revision is raised to R
+only (never to whatever desired is by then): a bump to R+1 during the run leaves applied < desired,
+so the next sync picks it up.
+
+Per-node variables (the inventory hook): the node row gives ansible_host (public_ip) and xray_core;
+everything else a node needs — how to connect (ansible_user, ansible_connection, …) and the role's
+shape variables (xray_inbounds, xray_tls_server_name, …), which are not in the database yet — comes
+from NODE_VARS, a callable `node -> mapping` passed to sync_node/node_inventory (the worker builds
+it from its configuration; tests pass a podman connection). Its values override the row's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..models import Node, SyncRun, UserConfig, utcnow
+from ..runners.ansible import PlaybookResult, run_playbook, scrub
+
+log = logging.getLogger(__name__)
+
+SYNC_PLAYBOOK = "sync_users.yml"
+NODE_GROUP = "vpn_nodes"
+SERVED_STATUSES = ("pending", "active")
+DEFAULT_TIMEOUT_SECONDS = 300
+
+NodeVars = Callable[[Node], Mapping[str, Any]]
+Runner = Callable[..., PlaybookResult]
+SessionFactory = Callable[[], Session]
+
+
+def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, Any]]]:
+    """(desired_revision, the users the node must serve), read consistently (see the module doc)."""
+    revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
+    if revision is None:
+        raise LookupError(f"node {node_id} does not exist")
+    configs = session.execute(
+        select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
+        .where(UserConfig.node_id == node_id, UserConfig.status.in_(SERVED_STATUSES))
+        .order_by(UserConfig.id)
+    )
+    users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]
+    return int(revision), users
+
+
+def node_inventory(node: Node, node_vars: NodeVars | None = None) -> dict[str, Any]:
+    """An inventory of NODE alone, in group vpn_nodes; NODE_VARS(node) overrides the row's host vars."""
+    host_vars: dict[str, Any] = {"xray_core": node.core}
+    if node.public_ip:
+        host_vars["ansible_host"] = node.public_ip
+    if node_vars is not None:
+        host_vars.update(node_vars(node))
+    return {"all": {"children": {NODE_GROUP: {"hosts": {node.name: host_vars}}}}}
+
+
+def sync_node(
+    session_factory: SessionFactory,
+    node_id: int,
+    runner: Runner = run_playbook,
+    node_vars: NodeVars | None = None,
+    timeout: int = DEFAULT_TIMEOUT_SECONDS,
+) -> SyncRun:
+    """Sync NODE_ID to its desired revision; return the finished SyncRun (succeeded or failed).
+
+    A failed run is recorded, not raised: configs stay pending and applied_revision does not move,
+    so the caller (the job) decides about retries from run.status.
+    """
+    with session_factory() as session:
+        with session.begin():
+            revision, users = desired_users(session, node_id)
+            node = session.get(Node, node_id)
+            assert node is not None
+            inventory = node_inventory(node, node_vars)
+            node_name = node.name
+            run = SyncRun(node_id=node_id, revision=revision, status="running")
+            session.add(run)
+        run_id = run.id
+    config_ids = [int(user["email"].removeprefix("cfg-")) for user in users]
+
+    started = time.monotonic()
+    try:
+        result: PlaybookResult | None = runner(
+            SYNC_PLAYBOOK,
+            inventory,
+            {"xray_users": users, "rayfleet_revision": revision},
+            limit=node_name,
+            timeout=timeout,
+        )
+        error = result.error
+    except Exception as exc:  # any crash of the runner is a failed sync, recorded readably
+        log.exception("sync of node %s crashed", node_id)
+        result, error = None, scrub(f"the playbook run crashed: {type(exc).__name__}: {exc}")
+    duration_ms = result.duration_ms if result else int((time.monotonic() - started) * 1000)
+
+    with session_factory() as session:
+        with session.begin():
+            run = session.get(SyncRun, run_id)
+            assert run is not None
+            run.finished_at = utcnow()
+            run.duration_ms = duration_ms
+            if result is not None:
+                run.rc, run.changed, run.added, run.removed = result.rc, result.changed, result.added, result.removed
+            if result is not None and result.ok:
+                _record_success(session, node_id, revision, config_ids)
+                run.status = "succeeded"
+            else:
+                run.status, run.error = "failed", error or "the sync failed"
+        session.refresh(run)
+        session.expunge(run)
+    log.info("sync of node %s to revision %s: %s in %s ms", node_id, revision, run.status, duration_ms)
+    return run
+
+
+def _record_success(session: Session, node_id: int, revision: int, config_ids: list[int]) -> None:
+    node = session.scalar(select(Node).where(Node.id == node_id).with_for_update())
+    if node is not None and revision > node.applied_revision:
+        node.applied_revision = revision
+    if config_ids:
+        # Only the configs this run served, and only if still pending and still on this node: one
+        # suspended or moved meanwhile keeps its new state (its own revision bump syncs it).
+        session.execute(
+            update(UserConfig)
+            .where(UserConfig.id.in_(config_ids), UserConfig.node_id == node_id, UserConfig.status == "pending")
+            .values(status="active")
+        )

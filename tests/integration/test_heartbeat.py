@@ -1,0 +1,147 @@
+"""Node heartbeats on real PostgreSQL: metrics, incidents, and traffic stored exactly once per report id."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from control_api.models import AuditLog, Node, NodeMetric, Usage, UsageReport, User, UserConfig
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def make_config(app, node_id: int) -> int:
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        user = User(telegram_id=4000 + node_id, subscription_token=f"tok-{uuid.uuid4()}")
+        session.add(user)
+        session.flush()
+        config = UserConfig(user_id=user.id, node_id=node_id, uuid=str(uuid.uuid4()), kind="full", status="active")
+        session.add(config)
+        session.commit()
+        return config.id
+
+
+def heartbeat(reports=(), **overrides):
+    body = {
+        "cpu": 12.5,
+        "mem": 40.0,
+        "bandwidth_in": 1000,
+        "bandwidth_out": 5000,
+        "latency_ms": 8.5,
+        "core_active": True,
+    }
+    return {**body, "reports": list(reports), **overrides}
+
+
+def report(report_id: str, *usage: tuple[str, int, int]) -> dict:
+    return {
+        "report_id": report_id,
+        "period_start": (NOW - timedelta(seconds=30)).isoformat(),
+        "period_end": NOW.isoformat(),
+        "usage": [{"email": email, "uplink": up, "downlink": down} for email, up, down in usage],
+    }
+
+
+def usage_totals(app, config_id: int) -> tuple[int, int]:
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        row = session.execute(
+            select(func.coalesce(func.sum(Usage.bytes_in), 0), func.coalesce(func.sum(Usage.bytes_out), 0)).where(
+                Usage.config_id == config_id
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+
+def test_a_heartbeat_records_metrics_and_traffic(app, client, principals):
+    node = principals.node
+    config_id = make_config(app, node.principal_id)
+    response = client.post(
+        "/api/v1/nodes/heartbeat",
+        json=heartbeat([report("r-1", (f"cfg-{config_id}", 700, 5_243_085))]),
+        headers=node.headers,
+    )
+    assert response.status_code == 200, response.json
+    assert response.json == {"accepted": ["r-1"], "duplicates": [], "unknown_configs": 0, "desired_revision": 0}
+    assert usage_totals(app, config_id) == (700, 5_243_085)
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        metric = session.scalar(select(NodeMetric).where(NodeMetric.node_id == node.principal_id))
+        assert (metric.cpu, metric.mem, metric.bandwidth_out, metric.latency_ms) == (12.5, 40.0, 5000, 8.5)
+        assert session.get(Node, node.principal_id).last_seen_at is not None
+
+
+def test_a_retried_report_is_counted_once(app, client, principals):
+    node = principals.node
+    config_id = make_config(app, node.principal_id)
+    body = heartbeat([report("r-9", (f"cfg-{config_id}", 10, 100))])
+    first = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
+    again = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
+    assert first.json["accepted"] == ["r-9"]
+    assert again.json["accepted"] == []
+    assert again.json["duplicates"] == ["r-9"]
+    assert usage_totals(app, config_id) == (10, 100)
+
+
+def test_concurrent_deliveries_of_one_report_store_it_once(app, principals):
+    node = principals.node
+    config_id = make_config(app, node.principal_id)
+    body = heartbeat([report("r-race", (f"cfg-{config_id}", 1, 1000))])
+
+    def deliver(_):
+        with app.test_client() as client:
+            return client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers).json
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(deliver, range(12)))
+    assert sum(len(result["accepted"]) for result in results) == 1
+    assert usage_totals(app, config_id) == (1, 1000)
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        assert session.scalar(select(func.count()).select_from(UsageReport)) == 1
+
+
+def test_unknown_configs_are_counted_not_stored_and_incidents_are_audited(app, client, principals):
+    node = principals.node
+    incident = {"kind": "core_restarted", "at": NOW.isoformat(), "detail": "rayfleet-core was failed"}
+    response = client.post(
+        "/api/v1/nodes/heartbeat",
+        json=heartbeat([report("r-2", ("cfg-999999", 5, 5))], incidents=[incident], core_active=False),
+        headers=node.headers,
+    )
+    assert response.json["unknown_configs"] == 1
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        assert session.scalar(select(func.count()).select_from(Usage)) == 0
+        row = session.scalar(select(AuditLog).where(AuditLog.action == "node.incident"))
+        assert (row.actor_type, row.actor_id) == ("node", str(node.principal_id))
+        assert row.details["kind"] == "core_restarted"
+
+
+def test_bad_heartbeats_are_refused_and_change_nothing(app, client, principals):
+    node = principals.node
+    bad_bodies = [
+        heartbeat(cpu=101),
+        heartbeat(core_active="yes"),
+        heartbeat([report("r-3", ("someone@example.com", 1, 1))]),
+        heartbeat([report("r-4", ("cfg-1", -1, 1))]),
+        heartbeat([{**report("r-5"), "period_end": (NOW - timedelta(hours=1)).isoformat()}]),
+        heartbeat([report("bad id with spaces")]),
+    ]
+    for body in bad_bodies:
+        response = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
+        assert response.status_code == 422, (body, response.json)
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        assert session.scalar(select(func.count()).select_from(NodeMetric)) == 0
+        assert session.scalar(select(func.count()).select_from(UsageReport)) == 0
+
+
+def test_only_nodes_send_heartbeats(client, principals):
+    for kind in ("admin", "bot"):
+        response = client.post("/api/v1/nodes/heartbeat", json=heartbeat(), headers=principals.of(kind).headers)
+        assert response.status_code == 403

@@ -1,0 +1,354 @@
+"""sync_node end to end: real PostgreSQL, real ansible-runner, a real podman systemd node with V2Ray 4.34.
+
+One container for the module (same flags as the molecule scenarios), provisioned once with the xray
+role through run_playbook. The node's connection (containers.podman.podman) and the role's shape
+variables reach the inventory through sync_node's node_vars hook, as a worker's configuration would.
+What the node serves is read from the core's persisted /etc/rayfleet-core/config.json (what the
+users module wrote and the core reloads), and one active config carries real traffic from the share
+link control_api.links builds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_api.extensions import make_engine
+from control_api.links import Client, Inbound, build_link
+from control_api.models import Node, SyncRun, User, UserConfig
+from control_api.runners import run_playbook
+from control_api.services.sync import node_inventory, sync_node
+from tests.fixtures.singbox import fetch_via_link
+from tests.fixtures.xray_role import origin_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINERS_CONF = REPO / "molecule" / "containers.conf"
+LOCK_FILE = Path("/var/tmp/rayfleet-molecule.lock")  # the one tests/e2e/test_molecule.py holds
+IMAGE = "localhost/rayfleet-node:bookworm"
+CONTAINER = "rayfleet-sync-it"
+NODE_NAME = "sync-node"
+TLS_NAME = "node1.rayfleet.test"
+INBOUNDS = [
+    {"profile": "vless-tcp-tls", "port": 8443},
+    {"profile": "vmess-ws-tls", "port": 8444, "path": "/vm"},
+]
+ROLE_VARS = {
+    "xray_core": "v2ray",
+    "xray_tls_self_signed": True,
+    "xray_tls_server_name": TLS_NAME,
+    "xray_inbounds": INBOUNDS,
+    "xray_blocked_destination_cidrs": ["127.0.0.0/8"],
+}
+CONNECTION_VARS = {
+    "ansible_connection": "containers.podman.podman",
+    "ansible_host": CONTAINER,
+    "ansible_python_interpreter": "/usr/bin/python3",
+}
+
+
+def podman(*args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    result = subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=False, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"podman {' '.join(args)}: rc={result.returncode}\n{result.stderr}")
+    return result
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} after {timeout} s")
+        time.sleep(0.5)
+
+
+def wait_booted(core_too: bool) -> None:
+    def booted() -> bool:
+        state = podman("exec", CONTAINER, "systemctl", "is-system-running").stdout.strip()
+        return state in ("running", "degraded")
+
+    wait_for(booted, f"{CONTAINER} did not finish booting")
+    if core_too:
+        wait_for(
+            lambda: podman("exec", CONTAINER, "systemctl", "is-active", "rayfleet-core").stdout.strip() == "active",
+            "rayfleet-core did not start",
+        )
+
+
+def node_vars(_node: Node) -> dict[str, Any]:
+    return {**CONNECTION_VARS, **ROLE_VARS}
+
+
+@pytest.fixture(scope="module")
+def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A provisioned podman node (the container's IP); holds the machine-wide molecule lock while it exists."""
+    assert os.geteuid() == 0, "the podman node runs rootful: run the tests as root (CI does)"
+    image = subprocess.run(
+        ["bash", "scripts/node_image.sh"],
+        cwd=REPO,
+        env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert image.returncode == 0, f"scripts/node_image.sh failed:\n{image.stdout}\n{image.stderr}"
+    with LOCK_FILE.open("w") as lock, pytest.MonkeyPatch.context() as patch:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # ansible-runner's child inherits the environment: the podman connection plugin needs this too.
+        patch.setenv("CONTAINERS_CONF", str(CONTAINERS_CONF))
+        podman("rm", "-f", "-t", "5", CONTAINER)  # left by a killed run
+        try:
+            podman(
+                "run",
+                "-d",
+                "--name",
+                CONTAINER,
+                "--hostname",
+                CONTAINER,
+                "--label",
+                "io.rayfleet.test=sync_node",
+                "--runtime=runc",
+                "--systemd=always",
+                "--ulimit",
+                "nofile=16384:16384",
+                "--ulimit",
+                "nproc=16384:16384",
+                IMAGE,
+                "/sbin/init",
+                check=True,
+            )
+            wait_booted(core_too=False)
+            playbook = tmp_path_factory.mktemp("provision") / "provision.yml"
+            playbook.write_text(
+                json.dumps([{"name": "Provision", "hosts": "vpn_nodes", "become": True, "roles": ["xray"]}])
+            )
+            inventory = {"all": {"children": {"vpn_nodes": {"hosts": {NODE_NAME: node_vars(None)}}}}}  # type: ignore[arg-type]
+            result = run_playbook(str(playbook), inventory, {"xray_users": []}, limit=NODE_NAME, timeout=240)
+            assert result.ok, f"provisioning failed: {result.status} rc={result.rc}: {result.error}"
+            address = podman(
+                "inspect", "--format", "{{.NetworkSettings.IPAddress}}", CONTAINER, check=True
+            ).stdout.strip()
+            yield address
+        finally:
+            podman("rm", "-f", "-t", "5", CONTAINER)
+
+
+@pytest.fixture
+def session_factory(settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def served_emails() -> dict[str, set[str]]:
+    """inbound tag -> client emails, from the config the core (re)loads."""
+    text = podman("exec", CONTAINER, "cat", "/etc/rayfleet-core/config.json", check=True).stdout
+    config = json.loads(text)
+    return {
+        inbound["tag"]: {client["email"] for client in inbound.get("settings", {}).get("clients", [])}
+        for inbound in config["inbounds"]
+        if inbound.get("tag", "").startswith(("vless-", "vmess-"))
+    }
+
+
+def all_served() -> set[str]:
+    return set().union(*served_emails().values())
+
+
+def make_configs(session_factory, address: str) -> tuple[int, list[int]]:
+    """A node row, a user and two pending configs (vless, vmess); desired_revision bumped. (node id, config ids)"""
+    with session_factory() as session, session.begin():
+        node = Node(
+            name=NODE_NAME,
+            region="local",
+            location_tag="test",
+            core="v2ray",
+            public_ip=address,
+            client_id=f"node-{uuid.uuid4().hex[:12]}",
+            secret_hash="unused",
+            status="active",
+        )
+        user = User(telegram_id=1001, subscription_token=uuid.uuid4().hex)
+        session.add_all([node, user])
+        session.flush()
+        configs = [
+            UserConfig(user_id=user.id, node_id=node.id, uuid=str(uuid.uuid4()), protocol=protocol, kind="full")
+            for protocol in ("vless", "vmess")
+        ]
+        session.add_all(configs)
+        node.desired_revision += 1
+        session.flush()
+        return node.id, [config.id for config in configs]
+
+
+def bump(session_factory, node_id: int, change: Callable[[Session], None] | None = None) -> int:
+    with session_factory() as session, session.begin():
+        node = session.get(Node, node_id)
+        if change is not None:
+            change(session)
+        node.desired_revision += 1
+        return node.desired_revision
+
+
+def state(session_factory, node_id: int) -> tuple[Node, dict[int, str]]:
+    with session_factory() as session:
+        node = session.get(Node, node_id)
+        rows = session.execute(select(UserConfig.id, UserConfig.status).where(UserConfig.node_id == node_id)).all()
+        statuses = {config_id: status for config_id, status in rows}
+        return node, statuses
+
+
+def sync(session_factory, node_id: int) -> SyncRun:
+    return sync_node(session_factory, node_id, node_vars=node_vars, timeout=90)
+
+
+def test_node_inventory_uses_the_row_and_the_hook():
+    node = Node(name="fra-1", public_ip="203.0.113.7", core="xray")
+    assert node_inventory(node) == {
+        "all": {"children": {"vpn_nodes": {"hosts": {"fra-1": {"ansible_host": "203.0.113.7", "xray_core": "xray"}}}}}
+    }
+    hooked = node_inventory(node, lambda n: {"ansible_host": f"{n.name}.internal", "ansible_user": "ops"})
+    assert hooked["all"]["children"]["vpn_nodes"]["hosts"]["fra-1"] == {
+        "ansible_host": "fra-1.internal",
+        "ansible_user": "ops",
+        "xray_core": "xray",
+    }
+
+
+def test_sync_adds_keeps_and_removes_users_on_a_real_node(node_container, session_factory, tmp_path):
+    node_id, (vless_id, vmess_id) = make_configs(session_factory, node_container)
+
+    run = sync(session_factory, node_id)
+    assert run.status == "succeeded", run.error
+    assert (run.rc, run.added, run.removed) == (0, 2, 0)
+    assert run.changed >= 1 and run.duration_ms > 0 and run.finished_at is not None
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == node.desired_revision == run.revision
+    assert statuses == {vless_id: "active", vmess_id: "active"}
+    served = served_emails()
+    assert {f"cfg-{vless_id}", f"cfg-{vmess_id}"} == all_served()
+    assert any(f"cfg-{vless_id}" in emails for tag, emails in served.items() if tag.startswith("vless-"))
+    assert any(f"cfg-{vmess_id}" in emails for tag, emails in served.items() if tag.startswith("vmess-"))
+
+    # Real bytes through the node with the share link of the active VLESS config.
+    with session_factory() as session:
+        vless = session.get(UserConfig, vless_id)
+    link = build_link(
+        Inbound("vless-tcp-tls", 8443, "", server_name=TLS_NAME, allow_insecure=True),
+        Client(vless.uuid, vless.email),
+        node_container,
+        core="v2ray",
+    )
+    gateway = node_container.rsplit(".", 1)[0] + ".1"  # the host, as the container sees it (podman bridge)
+    with origin_server(tmp_path / "origin", host=gateway) as (url, sha256):
+        fetched = fetch_via_link(link, url, timeout=15)
+    assert (fetched["status"], fetched["sha256"]) == (200, sha256)
+
+    again = sync(session_factory, node_id)
+    assert again.status == "succeeded", again.error
+    assert (again.changed, again.added, again.removed) == (0, 0, 0)
+
+    def suspend(session: Session) -> None:
+        session.get(UserConfig, vmess_id).status = "suspended"
+
+    revision = bump(session_factory, node_id, suspend)
+    removed = sync(session_factory, node_id)
+    assert removed.status == "succeeded", removed.error
+    assert (removed.revision, removed.added, removed.removed) == (revision, 0, 1)
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == revision
+    assert statuses == {vless_id: "active", vmess_id: "suspended"}
+    assert all_served() == {f"cfg-{vless_id}"}
+
+
+def test_a_failed_sync_changes_nothing_and_the_next_one_catches_up(node_container, session_factory):
+    node_id, config_ids = make_configs(session_factory, node_container)
+    podman("stop", "-t", "10", CONTAINER, check=True)
+    try:
+        failed = sync(session_factory, node_id)
+    finally:
+        podman("start", CONTAINER, check=True)
+    assert failed.status == "failed"
+    assert failed.rc not in (None, 0)
+    assert failed.error.startswith(f"{NODE_NAME}: unreachable: "), failed.error
+    with session_factory() as session:
+        uuids = set(session.scalars(select(UserConfig.uuid)))
+    assert not any(value in failed.error for value in uuids)
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == 0 < node.desired_revision
+    assert set(statuses.values()) == {"pending"}
+
+    wait_booted(core_too=True)
+    recovered = sync(session_factory, node_id)
+    assert recovered.status == "succeeded", recovered.error
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == node.desired_revision
+    assert set(statuses.values()) == {"active"}
+    assert all_served() == {f"cfg-{config_id}" for config_id in config_ids}
+
+
+def test_a_bump_during_the_run_is_left_for_the_next_sync(node_container, session_factory):
+    node_id, config_ids = make_configs(session_factory, node_container)
+    late: list[int] = []
+
+    def bump_then_run(*args: Any, **kwargs: Any):
+        """A sale lands on the node while the playbook runs (after the users were read)."""
+
+        def add_config(session: Session) -> None:
+            user_id = session.scalar(select(User.id))
+            config = UserConfig(
+                user_id=user_id, node_id=node_id, uuid=str(uuid.uuid4()), protocol="vless", kind="trial"
+            )
+            session.add(config)
+            session.flush()
+            late.append(config.id)
+
+        late_revision = bump(session_factory, node_id, add_config)
+        late.append(late_revision)
+        return run_playbook(*args, **kwargs)
+
+    run = sync_node(session_factory, node_id, runner=bump_then_run, node_vars=node_vars, timeout=90)
+    assert run.status == "succeeded", run.error
+    late_id, late_revision = late
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == run.revision == late_revision - 1
+    assert node.desired_revision == late_revision
+    assert statuses[late_id] == "pending"
+    assert f"cfg-{late_id}" not in all_served()
+
+    caught_up = sync(session_factory, node_id)
+    assert caught_up.status == "succeeded", caught_up.error
+    assert (caught_up.revision, caught_up.added) == (late_revision, 1)
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == node.desired_revision == late_revision
+    assert set(statuses.values()) == {"active"}
+    assert all_served() == {f"cfg-{config_id}" for config_id in [*config_ids, late_id]}
+
+
+def test_a_crashing_runner_is_a_failed_sync_not_an_exception(session_factory):
+    node_id, _ = make_configs(session_factory, "203.0.113.9")
+
+    def crash(*_args: Any, **_kwargs: Any):
+        raise RuntimeError("ansible-runner could not start")
+
+    run = sync_node(session_factory, node_id, runner=crash)
+    assert (run.status, run.rc) == ("failed", None)
+    assert run.error == "the playbook run crashed: RuntimeError: ansible-runner could not start"
+    with session_factory() as session:
+        assert session.scalar(select(SyncRun.status).where(SyncRun.id == run.id)) == "failed"
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == 0
+    assert set(statuses.values()) == {"pending"}
