@@ -3,7 +3,16 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from ..extensions import db_session
-from ..schemas.nodes import HeartbeatIn, HeartbeatOut, NodeCreatedOut, NodeIn, NodeList, NodeOut
+from ..schemas.nodes import (
+    HeartbeatIn,
+    HeartbeatOut,
+    NodeCreatedOut,
+    NodeIn,
+    NodeList,
+    NodeOut,
+    RevisionIn,
+    ServedConfigsOut,
+)
 from ..security import current_principal, require
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
@@ -55,3 +64,24 @@ def get_node(node_id: int):
 @bp.doc(summary="List nodes", security=BEARER)
 def list_nodes() -> dict:
     return {"items": node_service.list_nodes(db_session())}
+
+
+@bp.get("/<int:node_id>/configs")
+@require("admin", "node")
+@bp.output(ServedConfigsOut)
+@bp.doc(summary="The users a node must serve, at its desired revision (a node may read only its own)", security=BEARER)
+def served_configs(node_id: int) -> dict:
+    return node_service.served_configs(db_session(), current_principal(), node_id)
+
+
+@bp.post("/<int:node_id>/configs/sync")
+@require("node")
+@bp.input(RevisionIn, arg_name="data")
+@bp.output(NodeOut)
+@bp.doc(
+    summary="A node acknowledges the revision it now serves",
+    security=BEARER,
+    responses={409: "The revision is ahead of the desired one"},
+)
+def acknowledge_revision(node_id: int, data: dict):
+    return node_service.acknowledge_revision(db_session(), current_principal(), node_id, data["revision"])

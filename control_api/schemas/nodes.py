@@ -87,3 +87,21 @@ class HeartbeatOut(Schema):
         required=True, metadata={"description": "Usage rows for configs that no longer exist."}
     )
     desired_revision = fields.Integer(required=True)
+
+
+class ServedUserOut(Schema):
+    email = fields.String(required=True, metadata={"example": "cfg-12"})
+    id = fields.String(required=True, metadata={"description": "The config's UUID."})
+    protocol = fields.String(required=True)
+    level = fields.Integer(required=True)
+
+
+class ServedConfigsOut(Schema):
+    node_id = fields.Integer(required=True)
+    revision = fields.Integer(required=True, metadata={"description": "The desired revision these users make up."})
+    applied_revision = fields.Integer(required=True)
+    users = fields.List(fields.Nested(ServedUserOut), required=True)
+
+
+class RevisionIn(Schema):
+    revision = db_integer(0, required=True, metadata={"description": "The revision the node now serves."})

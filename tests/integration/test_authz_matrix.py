@@ -40,6 +40,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/nodes"): frozenset({"admin"}),
     ("GET", "/api/v1/nodes/<int:node_id>"): frozenset({"admin", "node"}),
     ("POST", "/api/v1/nodes/heartbeat"): frozenset({"node"}),
+    ("GET", "/api/v1/nodes/<int:node_id>/configs"): frozenset({"admin", "node"}),
+    ("POST", "/api/v1/nodes/<int:node_id>/configs/sync"): frozenset({"node"}),
     ("GET", "/api/v1/dashboard/stats"): frozenset({"admin"}),
 }
 
@@ -130,6 +132,8 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         return {"username": f"matrix_{caller}", "language": "fa"}
     if rule.endswith("/ban"):
         return {"reason": f"banned by {caller}"}
+    if rule.endswith("/configs/sync"):
+        return {"revision": 0}
     if rule == "/api/v1/nodes/heartbeat":
         return {"cpu": 1.0, "mem": 2.0, "bandwidth_in": 0, "bandwidth_out": 0, "core_active": True}
     if method == "POST" and rule == "/api/v1/nodes":
