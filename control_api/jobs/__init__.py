@@ -1,0 +1,8 @@
+"""Background jobs (RQ 3): node sync/provision jobs, the dispatcher and the reconciliation sweep.
+
+See control_api/jobs/README.md for the worker and cron commands and the node vars files.
+"""
+
+from .queue import InProcessJobQueue, JobQueue, RedisJobQueue, provision_job_id, sync_job_id
+
+__all__ = ["InProcessJobQueue", "JobQueue", "RedisJobQueue", "provision_job_id", "sync_job_id"]

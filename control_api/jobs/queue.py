@@ -1,0 +1,158 @@
+"""One dispatcher for both modes: RQ on Redis (production) or a thread pool (embedded default).
+
+    queue = JobQueue.from_settings(settings)          # after the transaction that bumped the revision
+    queue.enqueue_node_sync(node_id)                  # True: queued; False: coalesced into a queued job
+
+Coalescing (DESIGN.md §2): the job id is `sync-node-<id>` (`provision-node-<id>`) and RQ's
+`unique=True` refuses a second job with that id while the first is queued, scheduled for a retry or
+running. `result_ttl=0` deletes a finished job at once, so the next change queues again. A change
+committed while the job runs is coalesced too: the job itself syncs again while the node still lags
+(tasks.MAX_DRAIN_PASSES), and the sweep catches whatever is left. A job kept in the failed registry
+(retries exhausted, `failure_ttl`) does not block new work: it is replaced.
+
+Embedded mode: the same job functions run on a small ThreadPoolExecutor; an id already waiting is
+not queued twice, runs of one id never overlap, and failures are retried on the same intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from ..config import Settings
+from . import tasks
+from .tasks import WorkerContext
+
+log = logging.getLogger(__name__)
+
+NODES_QUEUE = "nodes"
+RETRY_INTERVALS = [2, 5, 15, 30, 60]
+JOB_TIMEOUT_SECONDS = 600
+FAILURE_TTL_SECONDS = 24 * 3600
+_REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+JobFunction = Callable[..., Any]
+
+
+def sync_job_id(node_id: int) -> str:
+    return f"sync-node-{int(node_id)}"
+
+
+def provision_job_id(node_id: int) -> str:
+    return f"provision-node-{int(node_id)}"
+
+
+class JobQueue:
+    """The interface; `from_settings` picks RQ when REDIS_URL is set, threads otherwise."""
+
+    @staticmethod
+    def from_settings(settings: Settings, context: WorkerContext | None = None) -> JobQueue:
+        if settings.redis_url:
+            return RedisJobQueue(redis.Redis.from_url(settings.redis_url))
+        return InProcessJobQueue(context or WorkerContext.from_settings(settings))
+
+    def enqueue_node_sync(self, node_id: int) -> bool:
+        return self._enqueue(tasks.sync_node_job, sync_job_id(node_id), node_id)
+
+    def enqueue_provision(self, node_id: int) -> bool:
+        return self._enqueue(tasks.provision_node_job, provision_job_id(node_id), node_id)
+
+    def _enqueue(self, func: JobFunction, job_id: str, node_id: int) -> bool:
+        raise NotImplementedError
+
+
+class RedisJobQueue(JobQueue):
+    def __init__(self, connection: redis.Redis, name: str = NODES_QUEUE) -> None:
+        self.connection = connection
+        self.queue = Queue(name, connection=connection)
+
+    def _enqueue(self, func: JobFunction, job_id: str, node_id: int) -> bool:
+        for attempt in range(2):
+            try:
+                self.queue.enqueue(
+                    func,
+                    int(node_id),
+                    job_id=job_id,
+                    unique=True,
+                    result_ttl=0,
+                    failure_ttl=FAILURE_TTL_SECONDS,
+                    job_timeout=JOB_TIMEOUT_SECONDS,
+                    retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+                )
+                return True
+            except DuplicateJobError:
+                if attempt or not self._drop_if_done(job_id):
+                    log.debug("%s coalesced into the queued job", job_id)
+                    return False
+        return False
+
+    def _drop_if_done(self, job_id: str) -> bool:
+        """Delete JOB_ID if it is only a kept failed/finished record (not queued/scheduled/running)."""
+        try:
+            job = Job.fetch(job_id, connection=self.connection)
+        except NoSuchJobError:
+            return True  # gone meanwhile: try again
+        if job.get_status(refresh=True) in _REPLACEABLE:
+            job.delete()
+            return True
+        return False
+
+
+class InProcessJobQueue(JobQueue):
+    """Embedded default: jobs run in this process on a few threads, coalesced by job id."""
+
+    def __init__(self, context: WorkerContext, max_workers: int = 2) -> None:
+        self.context = context
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rayfleet-job")
+        self._lock = threading.Lock()
+        self._waiting: set[str] = set()
+        self._running: dict[str, threading.Lock] = {}
+        self._closed = False
+        self.futures: list[Future[Any]] = []
+
+    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, attempt: int = 0) -> bool:
+        with self._lock:
+            if self._closed or job_id in self._waiting:
+                return False
+            self._waiting.add(job_id)
+            future = self.executor.submit(self._run, func, job_id, int(node_id), attempt)
+            self.futures = [f for f in self.futures if not f.done()] + [future]
+        return True
+
+    def _run(self, func: JobFunction, job_id: str, node_id: int, attempt: int) -> Any:
+        with self._lock:
+            serial = self._running.setdefault(job_id, threading.Lock())
+        with serial:  # runs of one id never overlap; a change arriving now queues one more run
+            with self._lock:
+                self._waiting.discard(job_id)
+            try:
+                return func(node_id, context=self.context)
+            except Exception:
+                log.exception("job %s failed (attempt %s)", job_id, attempt + 1)
+                if attempt < len(RETRY_INTERVALS):
+                    timer = threading.Timer(
+                        RETRY_INTERVALS[attempt], self._enqueue, (func, job_id, node_id, attempt + 1)
+                    )
+                    timer.daemon = True
+                    timer.start()
+                raise
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every job submitted so far has finished (tests, shutdown)."""
+        with self._lock:
+            futures = list(self.futures)
+        for future in futures:
+            future.exception(timeout=timeout)  # a failure was logged by _run already
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True  # pending retry timers become no-ops
+        self.executor.shutdown(wait=True)

@@ -1,0 +1,266 @@
+"""control_api.jobs: coalescing, retries, the sweep and its lock, the in-process mode.
+
+Real Redis and real PostgreSQL (the conftest fixtures start their own; no podman). The jobs' runner
+is an injected function returning a PlaybookResult (success or failure) instead of running Ansible:
+these tests are about the queueing. The real runner against a real node is covered by
+tests/integration/test_sync_node.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from control_api.config import Settings
+from control_api.extensions import make_engine
+from control_api.jobs import InProcessJobQueue, JobQueue, RedisJobQueue, sync_job_id, tasks
+from control_api.jobs.sweep import SWEEP_LOCK_KEY, process_lock, reconcile, redis_lock, run_sweep
+from control_api.jobs.tasks import SyncFailed, WorkerContext, YamlNodeVars
+from control_api.models import Node, SyncRun
+from control_api.runners.ansible import PlaybookResult
+
+pytestmark = pytest.mark.postgres
+
+
+class FakeRunner:
+    """Stands in for run_playbook: records the calls, succeeds or fails as told, may block on a gate."""
+
+    def __init__(self, ok: bool = True, gate: threading.Event | None = None) -> None:
+        self.ok = ok
+        self.gate = gate
+        self.calls: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, playbook: str, inventory: dict, extravars: dict, **kwargs: Any) -> PlaybookResult:
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        with self.lock:
+            self.calls.append((playbook, kwargs["limit"]))
+        if self.ok:
+            return PlaybookResult(rc=0, status="successful", duration_ms=1)
+        return PlaybookResult(rc=2, status="failed", duration_ms=1, errors=["node unreachable"])
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def conn(settings: Settings) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(settings.redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def make_context(engine):
+    def make(runner: FakeRunner) -> WorkerContext:
+        context = WorkerContext(session_factory=sessionmaker(engine, expire_on_commit=False), runner=runner)
+        tasks.set_worker_context(context)  # what the in-test SimpleWorker's jobs will use
+        return context
+
+    yield make
+    tasks.set_worker_context(None)
+
+
+def add_node(engine, name: str, desired: int = 1, applied: int = 0, status: str = "active") -> int:
+    with sessionmaker(engine)() as session, session.begin():
+        node = Node(
+            name=name,
+            region="eu-central-1",
+            location_tag="abroad",
+            public_ip="203.0.113.10",
+            status=status,
+            client_id=secrets.token_hex(8),
+            secret_hash="x",
+            desired_revision=desired,
+            applied_revision=applied,
+        )
+        session.add(node)
+        session.flush()
+        return node.id
+
+
+def revisions(engine, node_id: int) -> tuple[int, int]:
+    with sessionmaker(engine)() as session:
+        node = session.get(Node, node_id)
+        return node.applied_revision, node.desired_revision
+
+
+def burst(conn: redis.Redis, *names: str) -> None:
+    queues = [Queue(name, connection=conn) for name in names or ("nodes",)]
+    SimpleWorker(queues, connection=conn).work(burst=True, with_scheduler=True)
+
+
+def test_enqueue_coalesces_while_queued_and_queues_again_after_the_run(settings, engine, conn, make_context):
+    runner = FakeRunner()
+    make_context(runner)
+    node_id = add_node(engine, "node-a", desired=3)
+    queue = JobQueue.from_settings(settings)
+    assert isinstance(queue, RedisJobQueue)
+
+    results = [queue.enqueue_node_sync(node_id) for _ in range(50)]
+
+    assert results.count(True) == 1
+    nodes = Queue("nodes", connection=conn)
+    assert nodes.job_ids == [sync_job_id(node_id)] == [f"sync-node-{node_id}"]
+
+    burst(conn)
+    assert runner.calls == [("sync_users.yml", "node-a")]
+    assert revisions(engine, node_id) == (3, 3)
+    assert not conn.exists(f"rq:job:sync-node-{node_id}")  # result_ttl=0: nothing kept
+
+    assert queue.enqueue_node_sync(node_id) is True
+    assert nodes.job_ids == [f"sync-node-{node_id}"]
+    assert queue.enqueue_provision(node_id) is True  # a different id: not coalesced with the sync
+    assert nodes.job_ids == [f"sync-node-{node_id}", f"provision-node-{node_id}"]
+    burst(conn)
+    assert runner.calls[1:] == [("sync_users.yml", "node-a"), ("provision_node.yml", "node-a")]
+
+
+def test_failed_sync_raises_and_rq_schedules_a_retry(settings, engine, conn, make_context):
+    context = make_context(FakeRunner(ok=False))
+    node_id = add_node(engine, "node-a", desired=2)
+
+    with pytest.raises(SyncFailed, match="node unreachable"):
+        tasks.sync_node_job(node_id, context=context)
+
+    queue = JobQueue.from_settings(settings)
+    assert queue.enqueue_node_sync(node_id)
+    burst(conn)
+
+    job = Job.fetch(sync_job_id(node_id), connection=conn)
+    assert job.retries_left == 4
+    nodes = Queue("nodes", connection=conn)
+    assert sync_job_id(node_id) in nodes.scheduled_job_registry.get_job_ids()
+    assert queue.enqueue_node_sync(node_id) is False  # the scheduled retry coalesces new changes
+    with sessionmaker(engine)() as session:
+        statuses = session.scalars(select(SyncRun.status).where(SyncRun.node_id == node_id)).all()
+    assert statuses == ["failed", "failed"]
+    assert revisions(engine, node_id) == (0, 2)
+
+
+def test_a_kept_failed_job_does_not_block_new_work(settings, engine, conn, make_context):
+    make_context(FakeRunner(ok=False))
+    node_id = add_node(engine, "node-a")
+    nodes = Queue("nodes", connection=conn)
+    nodes.enqueue(tasks.sync_node_job, node_id, job_id=sync_job_id(node_id), failure_ttl=600)  # no retry
+    burst(conn)
+    assert sync_job_id(node_id) in nodes.failed_job_registry.get_job_ids()
+
+    assert JobQueue.from_settings(settings).enqueue_node_sync(node_id) is True
+    assert nodes.job_ids == [sync_job_id(node_id)]
+
+
+def test_a_change_during_the_run_is_synced_by_the_same_job(settings, engine, make_context):
+    node_id = add_node(engine, "node-a", desired=1)
+
+    class BumpOnce(FakeRunner):
+        def __call__(self, *args: Any, **kwargs: Any) -> PlaybookResult:
+            if not self.calls:  # a sale committed while the playbook runs
+                with sessionmaker(engine)() as session, session.begin():
+                    session.get(Node, node_id).desired_revision = 2
+            return super().__call__(*args, **kwargs)
+
+    runner = BumpOnce()
+    context = make_context(runner)
+    tasks.sync_node_job(node_id, context=context)
+    assert len(runner.calls) == 2
+    assert revisions(engine, node_id) == (2, 2)
+
+
+def test_sweep_reenqueues_exactly_the_lagging_nodes_and_skips_when_locked(settings, engine, conn, make_context):
+    make_context(FakeRunner())
+    lagging = add_node(engine, "lagging", desired=5, applied=3)
+    add_node(engine, "disabled", desired=5, applied=3, status="disabled")
+    add_node(engine, "current", desired=4, applied=4)
+    also_lagging = add_node(engine, "draining", desired=1, applied=0, status="draining")
+    nodes = Queue("nodes", connection=conn)
+
+    with sessionmaker(engine)() as session:
+        assert reconcile(session, JobQueue.from_settings(settings)) == [lagging, also_lagging]
+    assert nodes.job_ids == [sync_job_id(lagging), sync_job_id(also_lagging)]
+    nodes.empty()
+
+    with redis_lock(conn, SWEEP_LOCK_KEY, 60) as held:  # another cron's sweep is running
+        assert held
+        owner = conn.get(SWEEP_LOCK_KEY)
+        assert run_sweep(settings) is None
+        with redis_lock(conn, SWEEP_LOCK_KEY, 60) as second:
+            assert not second
+        assert conn.get(SWEEP_LOCK_KEY) == owner  # the loser did not release the owner's lock
+    assert nodes.job_ids == []
+    assert not conn.exists(SWEEP_LOCK_KEY)
+
+    assert run_sweep(settings) == [lagging, also_lagging]
+    assert nodes.job_ids == [sync_job_id(lagging), sync_job_id(also_lagging)]
+    assert not conn.exists(SWEEP_LOCK_KEY)
+
+
+def test_in_process_mode_coalesces_and_runs_the_job(settings, engine, make_context):
+    gate = threading.Event()
+    runner = FakeRunner(gate=gate)
+    context = make_context(runner)
+    busy = add_node(engine, "busy", desired=1)
+    node_id = add_node(engine, "node-a", desired=7)
+    embedded = JobQueue.from_settings(Settings(database_url=settings.database_url, redis_url="", jwt_secret_key="k"))
+    assert isinstance(embedded, InProcessJobQueue)
+    embedded.shutdown()
+
+    queue = InProcessJobQueue(context, max_workers=1)
+    try:
+        assert queue.enqueue_node_sync(busy) is True  # occupies the only thread, blocked on the gate
+        results = [queue.enqueue_node_sync(node_id) for _ in range(50)]
+        assert results.count(True) == 1
+        gate.set()
+        queue.wait(timeout=10)
+        assert sorted(runner.calls) == [("sync_users.yml", "busy"), ("sync_users.yml", "node-a")]
+        assert revisions(engine, node_id) == (7, 7)
+
+        assert queue.enqueue_node_sync(node_id) is True  # done: queues again
+        queue.wait(timeout=10)
+        assert len(runner.calls) == 3
+    finally:
+        queue.shutdown()
+
+
+def test_yaml_node_vars_merges_group_and_host_files(tmp_path):
+    host_vars = tmp_path / "inventory" / "host_vars"
+    group_vars = tmp_path / "inventory" / "group_vars"
+    host_vars.mkdir(parents=True)
+    group_vars.mkdir()
+    (group_vars / "vpn_nodes.yml").write_text("ansible_user: deploy\nxray_log_level: warning\n")
+    (host_vars / "node-a.yml").write_text("xray_log_level: debug\nansible_port: 2222\n")
+    hook = YamlNodeVars(host_vars)
+    assert hook(Node(name="node-a")) == {"ansible_user": "deploy", "xray_log_level": "debug", "ansible_port": 2222}
+    assert hook(Node(name="node-b")) == {"ansible_user": "deploy", "xray_log_level": "warning"}
+
+
+def test_embedded_sweep_uses_a_process_lock(settings, engine, make_context):
+    runner = FakeRunner()
+    context = make_context(runner)
+    lagging = add_node(engine, "lagging", desired=2, applied=1)
+    embedded = Settings(database_url=settings.database_url, redis_url="", jwt_secret_key="k")
+    queue = InProcessJobQueue(context, max_workers=1)
+    try:
+        with process_lock() as held:
+            assert held
+            assert run_sweep(embedded, queue=queue) is None
+        assert run_sweep(embedded, queue=queue) == [lagging]
+        queue.wait(timeout=10)
+        assert runner.calls == [("sync_users.yml", "lagging")]
+        assert revisions(engine, lagging) == (2, 2)
+    finally:
+        queue.shutdown()
