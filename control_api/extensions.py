@@ -152,3 +152,15 @@ def db_session() -> Session:
 
 def kv_store() -> KeyValueStore:
     return current_app.extensions["rayfleet.kv"]
+
+
+def job_queue():  # -> control_api.jobs.JobQueue (imported lazily: jobs import the services)
+    """The app's job queue (RQ with Redis, in-process threads without), built on first use."""
+    from .jobs.queue import JobQueue
+
+    queue = current_app.extensions.get("rayfleet.jobs")
+    if queue is None:
+        queue = current_app.extensions["rayfleet.jobs"] = JobQueue.from_settings(
+            current_app.extensions["rayfleet.settings"]
+        )
+    return queue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -50,7 +51,7 @@ def provision_job_id(node_id: int) -> str:
     return f"provision-node-{int(node_id)}"
 
 
-class JobQueue:
+class JobQueue(ABC):
     """The interface; `from_settings` picks RQ when REDIS_URL is set, threads otherwise."""
 
     @staticmethod
@@ -65,8 +66,9 @@ class JobQueue:
     def enqueue_provision(self, node_id: int) -> bool:
         return self._enqueue(tasks.provision_node_job, provision_job_id(node_id), node_id)
 
+    @abstractmethod
     def _enqueue(self, func: JobFunction, job_id: str, node_id: int) -> bool:
-        raise NotImplementedError
+        """Queue FUNC(node_id) under JOB_ID unless that job is already waiting; True if queued."""
 
 
 class RedisJobQueue(JobQueue):

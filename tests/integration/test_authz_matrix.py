@@ -43,6 +43,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/nodes/<int:node_id>/configs"): frozenset({"admin", "node"}),
     ("POST", "/api/v1/nodes/<int:node_id>/configs/sync"): frozenset({"node"}),
     ("GET", "/api/v1/dashboard/stats"): frozenset({"admin"}),
+    ("POST", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin"}),
+    ("POST", "/api/v1/configs/<int:config_id>/suspend"): frozenset({"admin"}),
+    ("POST", "/api/v1/configs/<int:config_id>/resume"): frozenset({"admin"}),
 }
 
 # Public or separately protected routes, outside the matrix.
@@ -156,12 +159,37 @@ def path_ids(world) -> dict[str, int]:
     # Banned, so that unban can succeed; ban is allowed on a banned user too.
     banned = client.post(f"/api/v1/users/{user.json['id']}/ban", json={"reason": "setup"}, headers=admin)
     assert banned.status_code == 200, banned.json
+    # Configs need an unbanned user: one pending config to suspend and one suspended config to resume.
+    buyer = client.put(f"/api/v1/users/telegram/{telegram_id + 1}", json={}, headers=admin).json["id"]
+    node_id = principals.node.principal_id
+    # A plan of their own: the path's plan must stay deletable (a plan with configs is not).
+    config_plan = client.post("/api/v1/plans", json=body_for("POST", "/api/v1/plans", "configs"), headers=admin).json
+    configs = [
+        client.post(
+            f"/api/v1/users/{buyer}/configs", json={"plan_id": config_plan["id"], "node_id": node_id}, headers=admin
+        )
+        for _ in range(2)
+    ]
+    assert all(config.status_code == 201 for config in configs), [config.json for config in configs]
+    client.post(f"/api/v1/configs/{configs[1].json['id']}/suspend", headers=admin)
     return {
         "plan_id": plan.json["id"],
         "user_id": user.json["id"],
         "telegram_id": telegram_id,
-        "node_id": principals.node.principal_id,
+        "node_id": node_id,
+        "buyer_id": buyer,
+        "config_plan_id": config_plan["id"],
+        "pending_config_id": configs[0].json["id"],
+        "suspended_config_id": configs[1].json["id"],
     }
+
+
+# Rules whose ids must name rows in a particular state.
+PATH_ID_OVERRIDES = {
+    "/api/v1/users/<int:user_id>/configs": {"user_id": "buyer_id"},
+    "/api/v1/configs/<int:config_id>/suspend": {"config_id": "pending_config_id"},
+    "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
+}
 
 
 def audit_rows(app) -> int:
@@ -173,7 +201,8 @@ def audit_rows(app) -> int:
 def test_matrix(world, path_ids, method, rule):
     app, client, principals = world
     allowed = MATRIX[method, rule]
-    path = re.sub(r"<int:(\w+)>", lambda match: str(path_ids[match.group(1)]), rule)
+    overrides = PATH_ID_OVERRIDES.get(rule, {})
+    path = re.sub(r"<int:(\w+)>", lambda match: str(path_ids[overrides.get(match.group(1), match.group(1))]), rule)
     assert "<" not in path, path
     if rule == "/api/v1/auth/revoke":
         # Revoking ends the token used for the call, so this route gets tokens of its own.
@@ -182,7 +211,10 @@ def test_matrix(world, path_ids, method, rule):
 
     def call(caller: str):
         headers = {} if caller == "anonymous" else principals.of(caller).headers
-        return client.open(path, method=method, json=body_for(method, rule, caller), headers=headers)
+        body = body_for(method, rule, caller)
+        if rule == "/api/v1/users/<int:user_id>/configs":
+            body = {"plan_id": path_ids["config_plan_id"], "node_id": path_ids["node_id"]}
+        return client.open(path, method=method, json=body, headers=headers)
 
     # Refused callers first: they must change nothing (every change writes an audit row).
     audit_before = audit_rows(app)

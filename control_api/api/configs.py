@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+
+from ..errors import InvalidInput
+from ..extensions import db_session, job_queue
+from ..schemas.configs import AssignIn, ConfigOut
+from ..security import current_principal, require
+from ..services import configs as config_service
+from .common import API_PREFIX, BEARER
+
+bp = APIBlueprint("configs", __name__, url_prefix=API_PREFIX, tag="Configs")
+
+
+@bp.post("/users/<int:user_id>/configs")
+@require("admin")
+@bp.input(AssignIn, arg_name="data")
+@bp.output(ConfigOut, status_code=201, description="The config, created or moved; its node sync is queued")
+@bp.doc(
+    summary="Give a user a config on a node (placement by location and spare capacity), or move one",
+    security=BEARER,
+    responses={409: "No node available, a constant-IP config without a named node, or a banned user"},
+)
+def assign_config(user_id: int, data: dict):
+    if data.get("config_id") is None and data.get("plan_id") is None:
+        raise InvalidInput("Send plan_id for a new config, or config_id to move one.", details={"json": {}})
+    return config_service.assign(db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync)
+
+
+@bp.post("/configs/<int:config_id>/suspend")
+@require("admin")
+@bp.output(ConfigOut)
+@bp.doc(
+    summary="Suspend a config; the next sync removes it from its node", security=BEARER, responses={409: "Not live"}
+)
+def suspend_config(config_id: int):
+    return config_service.set_suspended(
+        db_session(), current_principal(), config_id, True, job_queue().enqueue_node_sync
+    )
+
+
+@bp.post("/configs/<int:config_id>/resume")
+@require("admin")
+@bp.output(ConfigOut)
+@bp.doc(summary="Resume a suspended config", security=BEARER, responses={409: "Not suspended"})
+def resume_config(config_id: int):
+    return config_service.set_suspended(
+        db_session(), current_principal(), config_id, False, job_queue().enqueue_node_sync
+    )

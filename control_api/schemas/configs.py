@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from apiflask import Schema, fields
+from apiflask.validators import OneOf
+
+from ..models import PROTOCOLS
+from .common import db_integer
+
+
+class AssignIn(Schema):
+    plan_id = db_integer(1, metadata={"description": "Required for a new config."})
+    config_id = db_integer(1, allow_none=True, load_default=None, metadata={"description": "Move this config."})
+    node_id = db_integer(
+        1, allow_none=True, load_default=None, metadata={"description": "The node; placement picks one when absent."}
+    )
+    protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
+
+
+class ConfigOut(Schema):
+    id = fields.Integer(required=True)
+    user_id = fields.Integer(required=True)
+    node_id = fields.Integer(allow_none=True)
+    plan_id = fields.Integer(allow_none=True)
+    uuid = fields.String(required=True)
+    protocol = fields.String(required=True)
+    status = fields.String(required=True)
+    kind = fields.String(required=True)
+    data_limit_mb = fields.Integer(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(allow_none=True)

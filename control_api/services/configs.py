@@ -1,0 +1,140 @@
+"""User configs on nodes: assignment with placement, reassignment, suspend and resume.
+
+Every change to what a node serves bumps that node's desired_revision in the same transaction; the
+caller's DISPATCH (the job queue's enqueue_node_sync) is called after the commit for each node touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, NotFound
+from ..models import Node, Plan, User, UserConfig, utcnow
+from ..security import Principal
+from . import audit
+from .lookup import get_or_404
+from .sync import SERVED_STATUSES
+
+Dispatch = Callable[[int], Any]
+
+
+def _bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
+    """Bump the nodes' desired revisions atomically in SQL (concurrent bumps never collapse)."""
+    touched = sorted({node_id for node_id in node_ids if node_id is not None})
+    if touched:
+        session.execute(
+            update(Node).where(Node.id.in_(touched)).values(desired_revision=Node.desired_revision + 1),
+            execution_options={"synchronize_session": False},
+        )
+    return touched
+
+
+def _commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
+    session.commit()
+    for node_id in touched:
+        dispatch(node_id)
+
+
+def place(session: Session, plan: Plan, exclude_node_id: int | None = None) -> Node:
+    """The active node of the plan's location with the most spare capacity (capacity minus served configs)."""
+    served = (
+        select(UserConfig.node_id, func.count().label("load"))
+        .where(UserConfig.status.in_(SERVED_STATUSES))
+        .group_by(UserConfig.node_id)
+        .subquery()
+    )
+    spare = Node.capacity_score - func.coalesce(served.c.load, 0)
+    query = (
+        select(Node)
+        .outerjoin(served, served.c.node_id == Node.id)
+        .where(Node.status == "active", Node.location_tag == plan.location_tag, spare > 0)
+        .order_by(spare.desc(), Node.id)
+        .limit(1)
+    )
+    if plan.region:
+        query = query.where(Node.region == plan.region)
+    if exclude_node_id is not None:
+        query = query.where(Node.id != exclude_node_id)
+    node = session.scalar(query)
+    if node is None:
+        raise Conflict(
+            f"No active node with spare capacity serves location {plan.location_tag!r}.", code="no_node_available"
+        )
+    return node
+
+
+def assign(session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch) -> UserConfig:
+    """Create a config for the user (config_id absent) or move an existing one to another node."""
+    user = get_or_404(session, User, user_id, "User")
+    if user.is_banned:
+        raise Conflict(f"User {user_id} is banned: {user.ban_reason}", code="user_banned")
+    if data.get("config_id") is not None:
+        return _reassign(session, actor, user, data, dispatch)
+    plan = get_or_404(session, Plan, data["plan_id"], "Plan")
+    node = get_or_404(session, Node, data["node_id"], "Node") if data.get("node_id") else place(session, plan)
+    config = UserConfig(
+        user_id=user.id,
+        node_id=node.id,
+        plan_id=plan.id,
+        uuid=str(uuid.uuid4()),
+        protocol=data["protocol"],
+        kind="full",
+        status="pending",
+        data_limit_mb=plan.data_limit_mb,
+        expires_at=utcnow() + timedelta(days=plan.duration_days),
+    )
+    session.add(config)
+    session.flush()
+    touched = _bump(session, [node.id])
+    audit.record(session, actor, "config.create", config_id=config.id, user_id=user.id, node_id=node.id)
+    _commit_and_dispatch(session, touched, dispatch)
+    return config
+
+
+def _reassign(session: Session, actor: Principal, user: User, data: dict[str, Any], dispatch: Dispatch) -> UserConfig:
+    config = session.get(UserConfig, data["config_id"], with_for_update=True)
+    if config is None or config.user_id != user.id:
+        raise NotFound(f"User {user.id} has no config {data['config_id']}.")
+    plan = session.get(Plan, config.plan_id) if config.plan_id else None
+    if data.get("node_id"):
+        target = get_or_404(session, Node, data["node_id"], "Node")
+    elif plan is not None and plan.is_constant_ip:
+        raise Conflict(
+            "A constant-IP config stays on its node; name the new node_id to move it.", code="constant_ip_pinned"
+        )
+    elif plan is not None:
+        target = place(session, plan, exclude_node_id=config.node_id)
+    else:
+        raise Conflict("This config has no plan to place it by; name the node_id.", code="node_required")
+    if target.id == config.node_id:
+        return config
+    old_node_id, config.node_id = config.node_id, target.id
+    if config.status == "active":
+        config.status = "pending"
+    touched = _bump(session, [old_node_id, target.id])
+    audit.record(session, actor, "config.move", config_id=config.id, from_node_id=old_node_id, to_node_id=target.id)
+    _commit_and_dispatch(session, touched, dispatch)
+    return config
+
+
+def set_suspended(
+    session: Session, actor: Principal, config_id: int, suspended: bool, dispatch: Dispatch
+) -> UserConfig:
+    config = session.get(UserConfig, config_id, with_for_update=True)
+    if config is None:
+        raise NotFound(f"Config {config_id} does not exist.")
+    allowed_from = ("pending", "active") if suspended else ("suspended",)
+    if config.status not in allowed_from:
+        verb = "suspend" if suspended else "resume"
+        raise Conflict(f"Cannot {verb} a config that is {config.status}.", code="invalid_transition")
+    config.status = "suspended" if suspended else "pending"
+    touched = _bump(session, [config.node_id])
+    audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
+    _commit_and_dispatch(session, touched, dispatch)
+    return config
