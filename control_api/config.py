@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class SettingsError(RuntimeError):
@@ -47,6 +48,16 @@ def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -
     return value
 
 
+def _parse_url(text: str, name: str) -> str:
+    url = text.strip().rstrip("/")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise SettingsError(f"{name} must be an http(s) URL without credentials, such as https://api.example.com")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -59,6 +70,10 @@ class Settings:
     metrics_token: str = ""
     max_content_length: int = 1024 * 1024
     log_level: str = "INFO"
+    # A node whose last heartbeat is older than this shows health "stale" (3 agent intervals by default).
+    node_stale_after_seconds: int = 180
+    # The control API's URL as node agents reach it; provisioning writes it into each agent's config.
+    node_api_url: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -92,4 +107,6 @@ class Settings:
             metrics_token=_read_secret(env, "METRICS_TOKEN"),
             max_content_length=_parse_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            node_stale_after_seconds=_parse_int(env, "NODE_STALE_AFTER_SECONDS", 180, minimum=1),
+            node_api_url=_parse_url(env.get("RAYFLEET_NODE_API_URL", ""), "RAYFLEET_NODE_API_URL"),
         )

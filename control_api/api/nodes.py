@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session
+from ..extensions import db_session, kv_store
+from ..models import Node
+from ..schemas.auth import TokenOut
 from ..schemas.nodes import (
     HeartbeatIn,
     HeartbeatOut,
@@ -10,13 +12,15 @@ from ..schemas.nodes import (
     NodeIn,
     NodeList,
     NodeOut,
+    NodeRegisterIn,
     RevisionIn,
     ServedConfigsOut,
 )
 from ..security import current_principal, require
+from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
-from .common import API_PREFIX, BEARER
+from .common import API_PREFIX, BEARER, client_ip, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
 
@@ -32,8 +36,21 @@ bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Node
     responses={409: "A node with that name exists"},
 )
 def create_node(data: dict):
-    node, secret = node_service.create_node(db_session(), current_principal(), data)
-    return {**{name: getattr(node, name) for name in NodeOut().fields}, "client_secret": secret}
+    session = db_session()
+    node, secret = node_service.create_node(session, current_principal(), data)
+    return {**_view(node), "client_secret": secret}
+
+
+@bp.post("/register")
+@bp.input(NodeRegisterIn, arg_name="credentials")
+@bp.output(TokenOut)
+@bp.doc(
+    summary="A node agent logs in: client id + secret for a JWT",
+    description="The same rules as POST /auth/token with kind=node (rate limits per address and per account).",
+    responses={401: "Invalid credentials", 429: "Too many attempts; see Retry-After"},
+)
+def register(credentials: dict) -> dict:
+    return auth_service.issue_token(db_session(), kv_store(), settings(), {"kind": "node", **credentials}, client_ip())
 
 
 @bp.post("/heartbeat")
@@ -55,15 +72,15 @@ def heartbeat(data: dict) -> dict:
 @bp.output(NodeOut)
 @bp.doc(summary="One node (a node agent may read only its own)", security=BEARER)
 def get_node(node_id: int):
-    return node_service.get_node_for(db_session(), current_principal(), node_id)
+    return _view(node_service.get_node_for(db_session(), current_principal(), node_id))
 
 
 @bp.get("")
 @require("admin")
 @bp.output(NodeList)
-@bp.doc(summary="List nodes", security=BEARER)
+@bp.doc(summary="List nodes with health, the last heartbeat and the last sync", security=BEARER)
 def list_nodes() -> dict:
-    return {"items": node_service.list_nodes(db_session())}
+    return {"items": node_service.list_nodes(db_session(), settings().node_stale_after_seconds)}
 
 
 @bp.get("/<int:node_id>/configs")
@@ -84,4 +101,8 @@ def served_configs(node_id: int) -> dict:
     responses={409: "The revision is ahead of the desired one"},
 )
 def acknowledge_revision(node_id: int, data: dict):
-    return node_service.acknowledge_revision(db_session(), current_principal(), node_id, data["revision"])
+    return _view(node_service.acknowledge_revision(db_session(), current_principal(), node_id, data["revision"]))
+
+
+def _view(node: Node) -> dict:
+    return node_service.node_views(db_session(), [node], settings().node_stale_after_seconds)[0]

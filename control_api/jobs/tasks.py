@@ -35,6 +35,7 @@ from ..config import Settings
 from ..extensions import Database
 from ..models import Node
 from ..runners.ansible import PlaybookResult, run_playbook
+from ..services import nodes as node_service
 from ..services.sync import NODE_GROUP, NodeVars, Runner, SessionFactory, sync_node
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class WorkerContext:
     runner: Runner = run_playbook
     node_vars: NodeVars | None = None
     database: Database | None = field(default=None, repr=False)
+    # The API's URL as agents reach it (RAYFLEET_NODE_API_URL); provisioning requires it.
+    node_api_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> WorkerContext:
@@ -90,7 +93,12 @@ class WorkerContext:
         database = Database(settings.database_url)
         vars_dir = env.get("RAYFLEET_NODE_VARS_DIR", "").strip() or DEFAULT_NODE_VARS_DIR
         factory = sessionmaker(database.engine, expire_on_commit=False)
-        return cls(session_factory=factory, node_vars=YamlNodeVars(vars_dir), database=database)
+        return cls(
+            session_factory=factory,
+            node_vars=YamlNodeVars(vars_dir),
+            database=database,
+            node_api_url=settings.node_api_url,
+        )
 
 
 _context: WorkerContext | None = None
@@ -119,13 +127,30 @@ def sync_node_job(node_id: int, context: WorkerContext | None = None) -> dict[st
 
 
 def provision_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
-    """RQ job `provision-node-<id>`: run provision_node.yml (base + core + users) and record it like a sync."""
+    """RQ job `provision-node-<id>`: run provision_node.yml (base + core + users + agent), recorded like a sync.
+
+    Each run hands the agent fresh credentials (the old secret stops working at once, so a copy
+    that leaked from an earlier install is useless); on success the node becomes active.
+    """
     ctx = context or worker_context()
+    if not ctx.node_api_url:
+        raise SyncFailed(
+            "RAYFLEET_NODE_API_URL is not set: the worker needs the API's URL as nodes reach it "
+            "to configure the node agent (see .env.example)"
+        )
+    client_id, secret = node_service.rotate_agent_secret(ctx.session_factory, node_id)
+    agent_vars = {
+        "node_agent_api_url": ctx.node_api_url,
+        "node_agent_client_id": client_id,
+        "node_agent_client_secret": secret,
+    }
 
-    def provision(_playbook: str, *args: Any, **kwargs: Any) -> PlaybookResult:
-        return ctx.runner(PROVISION_PLAYBOOK, *args, **kwargs)
+    def provision(_playbook: str, inventory: Any, extravars: dict[str, Any], **kwargs: Any) -> PlaybookResult:
+        return ctx.runner(PROVISION_PLAYBOOK, inventory, {**extravars, **agent_vars}, **kwargs)
 
-    return _run(node_id, ctx, runner_override=provision)
+    outcome = _run(node_id, ctx, runner_override=provision)
+    node_service.mark_provisioned(ctx.session_factory, node_id)
+    return outcome
 
 
 def _run(node_id: int, ctx: WorkerContext, runner_override: Runner | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from .audit import ACTOR_TYPES, AuditLog
 from .base import Base, utcnow
-from .node import CORES, NODE_STATUSES, Node, NodeMetric, SyncRun
+from .node import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES, Node, NodeMetric, SyncRun
 from .plan import Plan
 from .principal import Admin, BotClient
 from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, Payment, UserConfig
@@ -15,9 +15,12 @@ __all__ = [
     "CONFIG_STATUSES",
     "CORES",
     "LANGUAGES",
+    "NODE_HEALTH",
     "NODE_STATUSES",
     "PAYMENT_STATUSES",
     "PROTOCOLS",
+    "SYNC_STATES",
+    "SYNC_STATUSES",
     "Admin",
     "AuditLog",
     "Base",

@@ -12,6 +12,9 @@ from .base import Base, UTCDateTime, enum_check, utcnow
 NODE_STATUSES = ("provisioning", "active", "draining", "offline", "disabled")
 CORES = ("xray", "v2ray")
 SYNC_STATUSES = ("running", "succeeded", "failed")
+# Derived for admins (services/nodes.py), not stored.
+NODE_HEALTH = ("never_seen", "healthy", "stale")
+SYNC_STATES = ("in_sync", "syncing", "failing")
 
 
 class Node(Base):

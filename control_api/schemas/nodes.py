@@ -6,7 +6,7 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
-from ..models import CORES, NODE_STATUSES
+from ..models import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES
 from .common import HostIP, StrictBoolean, Text, db_integer, slug, text
 
 
@@ -17,6 +17,34 @@ class NodeIn(Schema):
     location_tag = slug(required=True)
     core = fields.String(load_default="xray", validate=OneOf(CORES))
     capacity_score = db_integer(0, 10**6, load_default=100)
+
+
+class NodeRegisterIn(Schema):
+    client_id = text(64, required=True, metadata={"description": "From POST /nodes (or the provision job)."})
+    client_secret = text(256, required=True)
+
+
+class NodeMetricsOut(Schema):
+    at = fields.DateTime(required=True)
+    cpu = fields.Float(required=True)
+    mem = fields.Float(required=True)
+    bandwidth_in = fields.Integer(required=True)
+    bandwidth_out = fields.Integer(required=True)
+    latency_ms = fields.Float(allow_none=True)
+
+
+class SyncRunOut(Schema):
+    id = fields.Integer(required=True)
+    revision = fields.Integer(required=True)
+    status = fields.String(required=True, validate=OneOf(SYNC_STATUSES))
+    rc = fields.Integer(allow_none=True)
+    changed = fields.Integer(required=True)
+    added = fields.Integer(required=True)
+    removed = fields.Integer(required=True)
+    duration_ms = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    started_at = fields.DateTime(required=True)
+    finished_at = fields.DateTime(allow_none=True)
 
 
 class NodeOut(Schema):
@@ -33,6 +61,22 @@ class NodeOut(Schema):
     desired_revision = fields.Integer(required=True)
     applied_revision = fields.Integer(required=True)
     created_at = fields.DateTime(required=True)
+    health = fields.String(
+        required=True,
+        validate=OneOf(NODE_HEALTH),
+        metadata={"description": "never_seen, healthy, or stale (no heartbeat for NODE_STALE_AFTER_SECONDS)."},
+    )
+    sync_state = fields.String(
+        required=True,
+        validate=OneOf(SYNC_STATES),
+        metadata={
+            "description": "in_sync (applied = desired), syncing (a change is on its way), or failing "
+            "(it lags and its last sync failed; jobs and the sweep keep retrying)."
+        },
+    )
+    pending_configs = fields.Integer(required=True, metadata={"description": "Configs not yet live on the node."})
+    last_metrics = fields.Nested(NodeMetricsOut, allow_none=True, metadata={"description": "The last heartbeat."})
+    last_sync = fields.Nested(SyncRunOut, allow_none=True)
 
 
 class NodeCreatedOut(NodeOut):

@@ -1,16 +1,18 @@
-"""Node records and their agent credentials (creation here; sync and heartbeats come with jobs)."""
+"""Node records, their agent credentials, and how they look to admins (health, sync state)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, Forbidden
-from ..models import Node, UserConfig
-from ..security import Principal
+from ..models import Node, NodeMetric, SyncRun, UserConfig, utcnow
+from ..security import SYSTEM, Principal
 from . import audit
 from .credentials import hash_secret, new_client_id, new_secret
 from .lookup import get_or_404
@@ -39,8 +41,64 @@ def create_node(session: Session, actor: Principal, data: dict[str, Any]) -> tup
     return node, secret
 
 
-def list_nodes(session: Session) -> list[Node]:
-    return list(session.scalars(select(Node).order_by(Node.id)))
+def list_nodes(session: Session, stale_after_seconds: int) -> list[dict[str, Any]]:
+    return node_views(session, list(session.scalars(select(Node).order_by(Node.id))), stale_after_seconds)
+
+
+def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) -> list[dict[str, Any]]:
+    """NODES as admins see them: the row plus health, sync state, the last heartbeat and the last sync.
+
+    Three grouped queries for any number of nodes (no query per node).
+    """
+    ids = [node.id for node in nodes]
+    metrics = _latest_by_node(session, NodeMetric, ids)
+    runs = _latest_by_node(session, SyncRun, ids)
+    pending = dict(
+        session.execute(
+            select(UserConfig.node_id, func.count())
+            .where(UserConfig.node_id.in_(ids), UserConfig.status == "pending")
+            .group_by(UserConfig.node_id)
+        ).all()
+    )
+    now = utcnow()
+    views = []
+    for node in nodes:
+        run = runs.get(node.id)
+        metric = metrics.get(node.id)
+        views.append(
+            {
+                **{column.key: getattr(node, column.key) for column in Node.__mapper__.column_attrs},
+                "health": _health(node.last_seen_at, now, stale_after_seconds),
+                "sync_state": _sync_state(node, run),
+                "pending_configs": pending.get(node.id, 0),
+                "last_metrics": None if metric is None else {**_columns(metric), "at": metric.timestamp},
+                "last_sync": None if run is None else _columns(run),
+            }
+        )
+    return views
+
+
+def _latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    newest = select(func.max(model.id)).where(model.node_id.in_(ids)).group_by(model.node_id)
+    return {row.node_id: row for row in session.scalars(select(model).where(model.id.in_(newest)))}
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in type(row).__mapper__.column_attrs}
+
+
+def _health(last_seen_at: datetime | None, now: datetime, stale_after_seconds: int) -> str:
+    if last_seen_at is None:
+        return "never_seen"
+    return "healthy" if (now - last_seen_at).total_seconds() <= stale_after_seconds else "stale"
+
+
+def _sync_state(node: Node, last_run: SyncRun | None) -> str:
+    if node.applied_revision >= node.desired_revision:
+        return "in_sync"
+    return "failing" if last_run is not None and last_run.status == "failed" else "syncing"
 
 
 def get_node_for(session: Session, principal: Principal, node_id: int) -> Node:
@@ -78,3 +136,24 @@ def acknowledge_revision(session: Session, principal: Principal, node_id: int, r
         audit.record(session, principal, "node.revision_applied", node_id=node.id, revision=revision)
     session.commit()
     return node
+
+
+def rotate_agent_secret(session_factory: Callable[[], Session], node_id: int) -> tuple[str, str]:
+    """Give NODE_ID's agent a new secret (only its hash is stored); return (client_id, secret)."""
+    secret = new_secret()
+    with session_factory() as session, session.begin():
+        node = session.get(Node, node_id)
+        if node is None:
+            raise LookupError(f"node {node_id} does not exist")
+        node.secret_hash = hash_secret(secret)
+        audit.record(session, SYSTEM, "node.agent_secret_rotated", node_id=node_id)
+        return node.client_id, secret
+
+
+def mark_provisioned(session_factory: Callable[[], Session], node_id: int) -> None:
+    """A node that was provisioning (or offline) starts taking configs; draining/disabled stay as they are."""
+    with session_factory() as session, session.begin():
+        node = session.get(Node, node_id, with_for_update=True)
+        if node is not None and node.status in ("provisioning", "offline"):
+            audit.record(session, SYSTEM, "node.activated", node_id=node_id, was=node.status)
+            node.status = "active"

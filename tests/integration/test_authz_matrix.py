@@ -50,7 +50,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
 
 # Public or separately protected routes, outside the matrix.
 SKIPPED_PREFIXES = ("/openapi.json", "/docs", "/static", "/metrics")
-SKIPPED_RULES = {"/api/v1/health", "/api/v1/auth/token"}
+SKIPPED_RULES = {"/api/v1/health", "/api/v1/auth/token", "/api/v1/nodes/register"}
 # Added by Flask/Werkzeug to every GET route / every route; they never reach a view.
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 

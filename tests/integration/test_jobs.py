@@ -25,10 +25,12 @@ from control_api.extensions import make_engine
 from control_api.jobs import InProcessJobQueue, JobQueue, RedisJobQueue, sync_job_id, tasks
 from control_api.jobs.sweep import SWEEP_LOCK_KEY, process_lock, reconcile, redis_lock, run_sweep
 from control_api.jobs.tasks import SyncFailed, WorkerContext, YamlNodeVars
-from control_api.models import Node, SyncRun
+from control_api.models import AuditLog, Node, SyncRun
 from control_api.runners.ansible import PlaybookResult
+from control_api.services.credentials import verify_secret
 
 pytestmark = pytest.mark.postgres
+NODE_API_URL = "https://api.rayfleet.test"
 
 
 class FakeRunner:
@@ -38,6 +40,7 @@ class FakeRunner:
         self.ok = ok
         self.gate = gate
         self.calls: list[tuple[str, str]] = []
+        self.extravars: list[dict] = []
         self.lock = threading.Lock()
 
     def __call__(self, playbook: str, inventory: dict, extravars: dict, **kwargs: Any) -> PlaybookResult:
@@ -45,6 +48,7 @@ class FakeRunner:
             assert self.gate.wait(10)
         with self.lock:
             self.calls.append((playbook, kwargs["limit"]))
+            self.extravars.append(extravars)
         if self.ok:
             return PlaybookResult(rc=0, status="successful", duration_ms=1)
         return PlaybookResult(rc=2, status="failed", duration_ms=1, errors=["node unreachable"])
@@ -67,7 +71,9 @@ def conn(settings: Settings) -> Iterator[redis.Redis]:
 @pytest.fixture
 def make_context(engine):
     def make(runner: FakeRunner) -> WorkerContext:
-        context = WorkerContext(session_factory=sessionmaker(engine, expire_on_commit=False), runner=runner)
+        context = WorkerContext(
+            session_factory=sessionmaker(engine, expire_on_commit=False), runner=runner, node_api_url=NODE_API_URL
+        )
         tasks.set_worker_context(context)  # what the in-test SimpleWorker's jobs will use
         return context
 
@@ -264,3 +270,48 @@ def test_embedded_sweep_uses_a_process_lock(settings, engine, make_context):
         assert revisions(engine, lagging) == (2, 2)
     finally:
         queue.shutdown()
+
+
+def test_provisioning_hands_the_agent_fresh_credentials_and_activates_the_node(engine, make_context):
+    runner = FakeRunner()
+    context = make_context(runner)
+    node_id = add_node(engine, "node-p", desired=1, status="provisioning")
+    with sessionmaker(engine)() as session:
+        old_hash = session.get(Node, node_id).secret_hash
+
+    tasks.provision_node_job(node_id, context=context)
+
+    assert runner.calls == [("provision_node.yml", "node-p")]
+    sent = runner.extravars[0]
+    assert sent["node_agent_api_url"] == NODE_API_URL
+    with sessionmaker(engine)() as session:
+        node = session.get(Node, node_id)
+        assert node.status == "active" and node.applied_revision == 1
+        assert sent["node_agent_client_id"] == node.client_id
+        assert node.secret_hash != old_hash and verify_secret(node.secret_hash, sent["node_agent_client_secret"])
+        assert sent["node_agent_client_secret"] not in str(
+            session.scalars(select(AuditLog.details).where(AuditLog.action == "node.agent_secret_rotated")).all()
+        )
+
+    # A second run rotates again; a draining node is not reactivated by it.
+    with sessionmaker(engine)() as session, session.begin():
+        session.get(Node, node_id).status = "draining"
+    tasks.provision_node_job(node_id, context=context)
+    assert runner.extravars[1]["node_agent_client_secret"] != sent["node_agent_client_secret"]
+    with sessionmaker(engine)() as session:
+        assert session.get(Node, node_id).status == "draining"
+
+
+def test_provisioning_without_the_node_api_url_fails_readably_and_changes_nothing(engine, make_context):
+    runner = FakeRunner()
+    context = make_context(runner)
+    context.node_api_url = ""
+    node_id = add_node(engine, "node-q", status="provisioning")
+    with sessionmaker(engine)() as session:
+        before = session.get(Node, node_id).secret_hash
+    with pytest.raises(SyncFailed, match="RAYFLEET_NODE_API_URL is not set"):
+        tasks.provision_node_job(node_id, context=context)
+    assert runner.calls == []
+    with sessionmaker(engine)() as session:
+        node = session.get(Node, node_id)
+        assert node.secret_hash == before and node.status == "provisioning"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
-from control_api.models import AuditLog, Node
+from control_api.models import AuditLog, Node, SyncRun
 
 NODE = {"name": "fra-1", "region": "eu-central-1", "location_tag": "abroad", "public_ip": "198.51.100.7"}
 
@@ -60,3 +62,67 @@ def test_duplicate_and_invalid_nodes_are_refused(client, principals):
 
 def test_unknown_node_is_404(client, principals):
     assert client.get("/api/v1/nodes/424242", headers=principals.admin.headers).status_code == 404
+
+
+def test_register_exchanges_node_credentials_for_a_token(client, principals):
+    admin = principals.admin.headers
+    created = client.post("/api/v1/nodes", json=NODE, headers=admin).json
+    body = {"client_id": created["client_id"], "client_secret": created["client_secret"]}
+    token = client.post("/api/v1/nodes/register", json=body)
+    assert token.status_code == 200 and token.json["kind"] == "node"
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token.json['access_token']}"})
+    assert me.json["id"] == created["id"] and me.json["kind"] == "node"
+
+    wrong = client.post("/api/v1/nodes/register", json={**body, "client_secret": "x" * 40})
+    assert wrong.status_code == 401 and wrong.json["error"] == "invalid_credentials"
+    # Bot or admin credentials never pass as a node's.
+    bot = client.post(
+        "/api/v1/nodes/register",
+        json={"client_id": principals.bot.identifier, "client_secret": principals.bot.secret},
+    )
+    assert bot.status_code == 401
+    for bad in ({}, {"client_id": created["client_id"]}, {**body, "kind": "admin"}, {**body, "client_id": 5}):
+        response = client.post("/api/v1/nodes/register", json=bad)
+        assert response.status_code in (400, 422) and "message" in response.json, bad
+
+
+def test_admin_views_show_health_sync_state_last_heartbeat_and_last_sync(app, client, principals, monkeypatch):
+    admin = principals.admin.headers
+    node_id = principals.node.principal_id
+    fresh = client.get(f"/api/v1/nodes/{node_id}", headers=admin).json
+    assert fresh["health"] == "never_seen" and fresh["sync_state"] == "in_sync"
+    assert fresh["last_metrics"] is None and fresh["last_sync"] is None and fresh["pending_configs"] == 0
+
+    beat = {
+        "cpu": 12.5,
+        "mem": 40.0,
+        "bandwidth_in": 1000,
+        "bandwidth_out": 2000,
+        "latency_ms": 8.5,
+        "core_active": True,
+    }
+    assert client.post("/api/v1/nodes/heartbeat", json=beat, headers=principals.node.headers).status_code == 200
+    seen = client.get(f"/api/v1/nodes/{node_id}", headers=admin).json
+    assert seen["health"] == "healthy"
+    assert seen["last_metrics"]["cpu"] == 12.5 and seen["last_metrics"]["latency_ms"] == 8.5
+
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        node = session.get(Node, node_id)
+        node.desired_revision = 3
+        node.last_seen_at = node.last_seen_at - timedelta(
+            seconds=app.extensions["rayfleet.settings"].node_stale_after_seconds + 5
+        )
+        session.add(SyncRun(node_id=node_id, revision=3, status="failed", rc=4, error="host unreachable"))
+        session.commit()
+    listed = {item["id"]: item for item in client.get("/api/v1/nodes", headers=admin).json["items"]}
+    view = listed[node_id]
+    assert view["health"] == "stale" and view["sync_state"] == "failing"
+    assert view["last_sync"]["status"] == "failed" and view["last_sync"]["error"] == "host unreachable"
+    assert listed[principals.other_node.principal_id]["last_sync"] is None
+
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        session.add(SyncRun(node_id=node_id, revision=3, status="running"))
+        session.commit()
+    assert client.get(f"/api/v1/nodes/{node_id}", headers=admin).json["sync_state"] == "syncing"

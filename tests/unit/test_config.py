@@ -52,3 +52,17 @@ def test_secret_may_come_from_a_file(tmp_path):
 def test_bad_settings_fail_with_a_readable_message(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_node_settings(tmp_path):
+    base = {"JWT_SECRET_KEY": "k" * 40}
+    defaults = Settings.from_env(base, instance_path=str(tmp_path))
+    assert defaults.node_api_url == "" and defaults.node_stale_after_seconds == 180
+    custom = Settings.from_env(
+        {**base, "RAYFLEET_NODE_API_URL": "https://api.example.com/", "NODE_STALE_AFTER_SECONDS": "30"},
+        instance_path=str(tmp_path),
+    )
+    assert custom.node_api_url == "https://api.example.com" and custom.node_stale_after_seconds == 30
+    for bad in ("ftp://api.example.com", "https://user:pw@api.example.com", "api.example.com"):
+        with pytest.raises(SettingsError, match="RAYFLEET_NODE_API_URL must be an http"):
+            Settings.from_env({**base, "RAYFLEET_NODE_API_URL": bad}, instance_path=str(tmp_path))
