@@ -63,6 +63,10 @@ class InvalidInput(DomainError):
     status, code = 422, "validation_error"
 
 
+class ServiceUnavailable(DomainError):
+    status, code = 503, "service_unavailable"
+
+
 class RateLimited(DomainError):
     status, code = 429, "rate_limited"
 

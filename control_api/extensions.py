@@ -5,6 +5,7 @@ Each app keeps its own instances in app.extensions, so tests can build many apps
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -15,6 +16,8 @@ from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -56,22 +59,52 @@ class KeyValueStore(Protocol):
 
 
 class RedisStore:
+    """Redis for the blocklist and rate limits, degrading to this process's memory while Redis is down.
+
+    An outage must not stop the API (writes keep working; the sweep re-enqueues their syncs later), so
+    a failed Redis call falls back to a MemoryStore: limits then hold per process, and a token revoked
+    during the outage is refused by the process that revoked it (and by all once it expires, within
+    ACCESS_TOKEN_TTL_SECONDS). Revocations are also kept locally, so they survive Redis coming back empty.
+    """
+
     def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.fallback = MemoryStore()
+        self._warned_at = -math.inf
+
+    def _degraded(self, exc: redis.RedisError) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 60:  # one line a minute, not one per request
+            self._warned_at = now
+            log.warning("Redis is unavailable (%s); blocklist and rate limits are in-process", type(exc).__name__)
 
     def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
-        pipe = self.client.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window_seconds, nx=True)
-        pipe.ttl(key)
-        count, _, ttl = pipe.execute()
+        try:
+            pipe = self.client.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, window_seconds, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = pipe.execute()
+        except redis.RedisError as exc:
+            self._degraded(exc)
+            return self.fallback.hit(key, window_seconds)
         return int(count), max(int(ttl), 1)
 
     def put(self, key: str, ttl_seconds: int) -> None:
-        self.client.set(key, b"1", ex=max(ttl_seconds, 1))
+        self.fallback.put(key, ttl_seconds)
+        try:
+            self.client.set(key, b"1", ex=max(ttl_seconds, 1))
+        except redis.RedisError as exc:
+            self._degraded(exc)
 
     def contains(self, key: str) -> bool:
-        return bool(self.client.exists(key))
+        if self.fallback.contains(key):
+            return True
+        try:
+            return bool(self.client.exists(key))
+        except redis.RedisError as exc:
+            self._degraded(exc)
+            return False
 
     def ping(self) -> bool:
         return bool(self.client.ping())

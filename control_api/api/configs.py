@@ -24,7 +24,8 @@ bp = APIBlueprint("configs", __name__, url_prefix=API_PREFIX, tag="Configs")
 def assign_config(user_id: int, data: dict):
     if data.get("config_id") is None and data.get("plan_id") is None:
         raise InvalidInput("Send plan_id for a new config, or config_id to move one.", details={"json": {}})
-    return config_service.assign(db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync)
+    config = config_service.assign(db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync)
+    return config_service.config_view(db_session(), config)
 
 
 @bp.post("/configs/<int:config_id>/suspend")
@@ -34,9 +35,10 @@ def assign_config(user_id: int, data: dict):
     summary="Suspend a config; the next sync removes it from its node", security=BEARER, responses={409: "Not live"}
 )
 def suspend_config(config_id: int):
-    return config_service.set_suspended(
+    config = config_service.set_suspended(
         db_session(), current_principal(), config_id, True, job_queue().enqueue_node_sync
     )
+    return config_service.config_view(db_session(), config)
 
 
 @bp.post("/configs/<int:config_id>/resume")
@@ -44,6 +46,16 @@ def suspend_config(config_id: int):
 @bp.output(ConfigOut)
 @bp.doc(summary="Resume a suspended config", security=BEARER, responses={409: "Not suspended"})
 def resume_config(config_id: int):
-    return config_service.set_suspended(
+    config = config_service.set_suspended(
         db_session(), current_principal(), config_id, False, job_queue().enqueue_node_sync
     )
+    return config_service.config_view(db_session(), config)
+
+
+@bp.get("/configs/<int:config_id>")
+@require("admin")
+@bp.output(ConfigOut)
+@bp.doc(summary="One config, with its status and share links", security=BEARER)
+def get_config(config_id: int):
+    session = db_session()
+    return config_service.config_view(session, config_service.get_config(session, config_id))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session, kv_store
+from ..extensions import db_session, job_queue, kv_store
 from ..models import Node
 from ..schemas.auth import TokenOut
 from ..schemas.nodes import (
@@ -13,6 +13,7 @@ from ..schemas.nodes import (
     NodeList,
     NodeOut,
     NodeRegisterIn,
+    ProvisionOut,
     RevisionIn,
     ServedConfigsOut,
 )
@@ -51,6 +52,23 @@ def create_node(data: dict):
 )
 def register(credentials: dict) -> dict:
     return auth_service.issue_token(db_session(), kv_store(), settings(), {"kind": "node", **credentials}, client_ip())
+
+
+@bp.post("/<int:node_id>/provision")
+@require("admin")
+@bp.output(ProvisionOut, status_code=202)
+@bp.doc(
+    summary="Provision a node: base system, core, users and agent (fresh agent credentials)",
+    description="Runs playbooks/provision_node.yml through a job. queued is false when a provisioning job "
+    "for the node is already waiting (the two are coalesced). Follow the result in GET /nodes/{id} (last_sync).",
+    security=BEARER,
+    responses={409: "The node is disabled", 503: "The job queue (Redis) is unavailable; try again"},
+)
+def provision(node_id: int) -> dict:
+    queued = node_service.request_provisioning(
+        db_session(), current_principal(), node_id, job_queue().enqueue_provision
+    )
+    return {"node_id": node_id, "queued": queued}
 
 
 @bp.post("/heartbeat")

@@ -29,10 +29,16 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from ..config import Settings
+from ..errors import ServiceUnavailable
 from . import tasks
 from .tasks import WorkerContext
 
 log = logging.getLogger(__name__)
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """Redis is down and the job cannot wait for the sweep (provisioning): the caller gets a 503."""
+
 
 NODES_QUEUE = "nodes"
 RETRY_INTERVALS = [2, 5, 15, 30, 60]
@@ -57,17 +63,19 @@ class JobQueue(ABC):
     @staticmethod
     def from_settings(settings: Settings, context: WorkerContext | None = None) -> JobQueue:
         if settings.redis_url:
-            return RedisJobQueue(redis.Redis.from_url(settings.redis_url))
+            # Short timeouts: an API request that enqueues must not hang on a dead Redis.
+            return RedisJobQueue(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2))
         return InProcessJobQueue(context or WorkerContext.from_settings(settings))
 
     def enqueue_node_sync(self, node_id: int) -> bool:
         return self._enqueue(tasks.sync_node_job, sync_job_id(node_id), node_id)
 
     def enqueue_provision(self, node_id: int) -> bool:
-        return self._enqueue(tasks.provision_node_job, provision_job_id(node_id), node_id)
+        """Like a sync, but nothing re-enqueues a lost provisioning: raises QueueUnavailable instead."""
+        return self._enqueue(tasks.provision_node_job, provision_job_id(node_id), node_id, required=True)
 
     @abstractmethod
-    def _enqueue(self, func: JobFunction, job_id: str, node_id: int) -> bool:
+    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, required: bool = False) -> bool:
         """Queue FUNC(node_id) under JOB_ID unless that job is already waiting; True if queued."""
 
 
@@ -76,7 +84,18 @@ class RedisJobQueue(JobQueue):
         self.connection = connection
         self.queue = Queue(name, connection=connection)
 
-    def _enqueue(self, func: JobFunction, job_id: str, node_id: int) -> bool:
+    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, required: bool = False) -> bool:
+        try:
+            return self._enqueue_unique(func, job_id, node_id)
+        except redis.RedisError as exc:
+            if required:
+                raise QueueUnavailable(f"The job queue is unavailable ({type(exc).__name__}); try again.") from exc
+            # The change is committed and the node's revision bumped: the sweep re-enqueues it once
+            # Redis is back. Refusing the caller's write now would gain nothing.
+            log.warning("could not queue %s (%s); the sweep will catch up", job_id, type(exc).__name__)
+            return False
+
+    def _enqueue_unique(self, func: JobFunction, job_id: str, node_id: int) -> bool:
         for attempt in range(2):
             try:
                 self.queue.enqueue(
@@ -120,7 +139,7 @@ class InProcessJobQueue(JobQueue):
         self._closed = False
         self.futures: list[Future[Any]] = []
 
-    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, attempt: int = 0) -> bool:
+    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, required: bool = False, attempt: int = 0) -> bool:
         with self._lock:
             if self._closed or job_id in self._waiting:
                 return False
@@ -141,7 +160,10 @@ class InProcessJobQueue(JobQueue):
                 log.exception("job %s failed (attempt %s)", job_id, attempt + 1)
                 if attempt < len(RETRY_INTERVALS):
                     timer = threading.Timer(
-                        RETRY_INTERVALS[attempt], self._enqueue, (func, job_id, node_id, attempt + 1)
+                        RETRY_INTERVALS[attempt],
+                        self._enqueue,
+                        (func, job_id, node_id),
+                        {"attempt": attempt + 1},
                     )
                     timer.daemon = True
                     timer.start()

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UTCDateTime, enum_check, utcnow
+from .base import Base, JSONDocument, UTCDateTime, enum_check, utcnow
 
 NODE_STATUSES = ("provisioning", "active", "draining", "offline", "disabled")
 CORES = ("xray", "v2ray")
@@ -45,6 +58,12 @@ class Node(Base):
     desired_revision: Mapped[int] = mapped_column(BigInteger, default=0)
     applied_revision: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What clients need to reach the node, and what the jobs hand to the xray role: a list of
+    # {"profile", "port", "path"} (control_api.links.PROFILES) and the TLS certificate's name.
+    inbounds: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list, server_default=text("'[]'"))
+    tls_server_name: Mapped[str | None] = mapped_column(String(253))
+    # A self-signed certificate (labs and tests): links then ask clients to skip verification.
+    tls_self_signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class NodeMetric(Base):

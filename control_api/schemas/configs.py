@@ -28,3 +28,10 @@ class ConfigOut(Schema):
     data_limit_mb = fields.Integer(allow_none=True)
     created_at = fields.DateTime(required=True)
     expires_at = fields.DateTime(allow_none=True)
+    links = fields.List(
+        fields.String(),
+        required=True,
+        metadata={
+            "description": "Share links (vless:// or vmess://), one per inbound of the node that speaks the protocol."
+        },
+    )

@@ -6,8 +6,38 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
+from ..links import PROFILES
 from ..models import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES
 from .common import HostIP, StrictBoolean, Text, db_integer, slug, text
+
+# Inbounds whose links need nothing but the node's TLS name; REALITY keys stay in host vars.
+TLS_PROFILES = sorted(name for name, profile in PROFILES.items() if profile.security == "tls")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# \Z, not $: "$" would also accept a trailing newline.
+HOSTNAME = rf"^(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\Z"
+
+
+class InboundIn(Schema):
+    profile = fields.String(required=True, validate=OneOf(TLS_PROFILES))
+    port = db_integer(1, 65535, required=True)
+    path = Text(
+        validate=[Length(max=128), Regexp(r"^/[A-Za-z0-9._~/-]*\Z", error="A URL path such as /ws.")],
+        metadata={"description": "WebSocket / HTTP/2 profiles only."},
+    )
+
+    @validates_schema
+    def _path_matches_profile(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        network = PROFILES[data["profile"]].network if data.get("profile") in PROFILES else None
+        if network in ("ws", "http") and not data.get("path"):
+            raise ValidationError({"path": [f"Profile {data['profile']} needs a path."]})
+        if network == "tcp" and data.get("path"):
+            raise ValidationError({"path": [f"Profile {data['profile']} takes no path."]})
+
+
+class InboundOut(Schema):
+    profile = fields.String(required=True)
+    port = fields.Integer(required=True)
+    path = fields.String()
 
 
 class NodeIn(Schema):
@@ -17,6 +47,30 @@ class NodeIn(Schema):
     location_tag = slug(required=True)
     core = fields.String(load_default="xray", validate=OneOf(CORES))
     capacity_score = db_integer(0, 10**6, load_default=100)
+    inbounds = fields.List(
+        fields.Nested(InboundIn),
+        load_default=list,
+        validate=Length(max=16),
+        metadata={"description": "What the node serves; the API builds share links from it."},
+    )
+    tls_server_name = Text(
+        allow_none=True,
+        load_default=None,
+        validate=Regexp(HOSTNAME, error="A DNS name such as node1.example.com."),
+        metadata={"description": "The TLS certificate's name (the links' SNI); defaults to the node name."},
+    )
+    tls_self_signed = StrictBoolean(
+        load_default=False, metadata={"description": "Labs and tests only: links tell clients to skip verification."}
+    )
+
+    @validates_schema
+    def _inbounds_fit_the_core(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        ports = [inbound["port"] for inbound in data.get("inbounds", [])]
+        if len(ports) != len(set(ports)):
+            raise ValidationError({"inbounds": ["Each inbound needs its own port."]})
+        for inbound in data.get("inbounds", []):
+            if data.get("core", "xray") not in PROFILES[inbound["profile"]].cores:
+                raise ValidationError({"inbounds": [f"Core {data.get('core')} cannot serve {inbound['profile']}."]})
 
 
 class NodeRegisterIn(Schema):
@@ -61,6 +115,9 @@ class NodeOut(Schema):
     desired_revision = fields.Integer(required=True)
     applied_revision = fields.Integer(required=True)
     created_at = fields.DateTime(required=True)
+    inbounds = fields.List(fields.Nested(InboundOut), required=True)
+    tls_server_name = fields.String(allow_none=True)
+    tls_self_signed = fields.Boolean(required=True)
     health = fields.String(
         required=True,
         validate=OneOf(NODE_HEALTH),
@@ -81,6 +138,11 @@ class NodeOut(Schema):
 
 class NodeCreatedOut(NodeOut):
     client_secret = fields.String(required=True, metadata={"description": "Shown once; only its hash is stored."})
+
+
+class ProvisionOut(Schema):
+    node_id = fields.Integer(required=True)
+    queued = fields.Boolean(required=True, metadata={"description": "False: a provisioning job was already waiting."})
 
 
 class NodeList(Schema):

@@ -1,4 +1,4 @@
-"""User configs on nodes: assignment with placement, reassignment, suspend and resume.
+"""User configs on nodes: assignment with placement, reassignment, suspend and resume, and their links.
 
 Every change to what a node serves bumps that node's desired_revision in the same transaction; the
 caller's DISPATCH (the job queue's enqueue_node_sync) is called after the commit for each node touched.
@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound
+from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, utcnow
 from ..security import Principal
 from . import audit
@@ -138,3 +139,33 @@ def set_suspended(
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
     _commit_and_dispatch(session, touched, dispatch)
     return config
+
+
+def get_config(session: Session, config_id: int) -> UserConfig:
+    return get_or_404(session, UserConfig, config_id, "Config")
+
+
+def config_view(session: Session, config: UserConfig) -> dict[str, Any]:
+    """CONFIG with its share links: one per inbound of its node that speaks its protocol."""
+    node = session.get(Node, config.node_id) if config.node_id is not None else None
+    view = {column.key: getattr(config, column.key) for column in UserConfig.__mapper__.column_attrs}
+    return {**view, "links": share_links(node, config) if node is not None else []}
+
+
+def share_links(node: Node, config: UserConfig) -> list[str]:
+    """vless:// or vmess:// links for CONFIG on NODE; none while the node has no address or inbounds."""
+    if not node.public_ip:
+        return []
+    links = []
+    for inbound in node.inbounds or []:
+        if PROFILES[inbound["profile"]].protocol != config.protocol:
+            continue
+        shape = Inbound(
+            profile=inbound["profile"],
+            port=int(inbound["port"]),
+            path=inbound.get("path") or "",
+            server_name=node.tls_server_name or node.name,
+            allow_insecure=node.tls_self_signed,
+        )
+        links.append(build_link(shape, Client(config.uuid, f"{node.name}-{config.id}"), node.public_ip, core=node.core))
+    return links

@@ -138,6 +138,17 @@ def acknowledge_revision(session: Session, principal: Principal, node_id: int, r
     return node
 
 
+def request_provisioning(session: Session, actor: Principal, node_id: int, enqueue: Callable[[int], bool]) -> bool:
+    """Queue provision_node.yml for NODE_ID (base, core, users, agent); False if one is already queued."""
+    node = get_or_404(session, Node, node_id, "Node")
+    if node.status == "disabled":
+        raise Conflict("The node is disabled; enable it before provisioning.", code="node_disabled")
+    queued = enqueue(node.id)  # first: a queue that is down (503) leaves no audit row claiming a request
+    audit.record(session, actor, "node.provision_requested", node_id=node.id, queued=queued)
+    session.commit()
+    return queued
+
+
 def rotate_agent_secret(session_factory: Callable[[], Session], node_id: int) -> tuple[str, str]:
     """Give NODE_ID's agent a new secret (only its hash is stored); return (client_id, secret)."""
     secret = new_secret()

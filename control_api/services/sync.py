@@ -9,9 +9,10 @@ ends: the user list is exactly the set at revision R. After the run, applied_rev
 only (never to whatever desired is by then): a bump to R+1 during the run leaves applied < desired,
 so the next sync picks it up.
 
-Per-node variables (the inventory hook): the node row gives ansible_host (public_ip) and xray_core;
-everything else a node needs — how to connect (ansible_user, ansible_connection, …) and the role's
-shape variables (xray_inbounds, xray_tls_server_name, …), which are not in the database yet — comes
+Per-node variables (the inventory hook): the node row gives ansible_host (public_ip), xray_core,
+and, when set, xray_inbounds, xray_tls_server_name and xray_tls_self_signed (what links are built
+from, so the node serves exactly what clients are told). Everything else — how to connect
+(ansible_user, ansible_connection, …) and the role's other variables (REALITY keys, …) — comes
 from NODE_VARS, a callable `node -> mapping` passed to sync_node/node_inventory (the worker builds
 it from its configuration; tests pass a podman connection). Its values override the row's.
 """
@@ -60,6 +61,12 @@ def node_inventory(node: Node, node_vars: NodeVars | None = None) -> dict[str, A
     host_vars: dict[str, Any] = {"xray_core": node.core}
     if node.public_ip:
         host_vars["ansible_host"] = node.public_ip
+    if node.inbounds:
+        host_vars["xray_inbounds"] = [dict(inbound) for inbound in node.inbounds]
+    if node.tls_server_name:
+        host_vars["xray_tls_server_name"] = node.tls_server_name
+    if node.tls_self_signed:
+        host_vars["xray_tls_self_signed"] = True
     if node_vars is not None:
         host_vars.update(node_vars(node))
     return {"all": {"children": {NODE_GROUP: {"hosts": {node.name: host_vars}}}}}

@@ -46,6 +46,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/suspend"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/resume"): frozenset({"admin"}),
+    ("GET", "/api/v1/configs/<int:config_id>"): frozenset({"admin"}),
+    ("POST", "/api/v1/nodes/<int:node_id>/provision"): frozenset({"admin"}),
 }
 
 # Public or separately protected routes, outside the matrix.
@@ -189,6 +191,7 @@ PATH_ID_OVERRIDES = {
     "/api/v1/users/<int:user_id>/configs": {"user_id": "buyer_id"},
     "/api/v1/configs/<int:config_id>/suspend": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
+    "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
 }
 
 

@@ -6,6 +6,7 @@ import redis
 from rq import Queue
 from sqlalchemy import select
 
+from control_api.links import parse_link
 from control_api.models import AuditLog, Node
 
 PLAN = {"location_tag": "abroad", "duration_days": 30, "max_devices": 2, "data_limit_mb": 1000, "price_cents": 100}
@@ -147,3 +148,58 @@ def test_bad_requests(app, client, principals):
     banned = client.post(f"/api/v1/users/{user}/configs", json={"plan_id": plan}, headers=admin)
     assert banned.status_code == 409
     assert banned.json["error"] == "user_banned"
+
+
+def test_configs_carry_share_links_for_their_nodes_inbounds(app, client, principals):
+    admin = principals.admin.headers
+    node = client.post(
+        "/api/v1/nodes",
+        json={
+            "name": "fra-links",
+            "region": "eu-central-1",
+            "location_tag": "links",
+            "core": "v2ray",
+            "public_ip": "198.51.100.20",
+            "tls_server_name": "fra.rayfleet.test",
+            "inbounds": [
+                {"profile": "vless-tcp-tls", "port": 443},
+                {"profile": "vless-ws-tls", "port": 8443, "path": "/ws"},
+                {"profile": "vmess-ws-tls", "port": 8444, "path": "/vm"},
+            ],
+        },
+        headers=admin,
+    ).json
+    set_nodes(app, **{"fra-links": {"status": "active"}})
+    plan = make_plan(client, principals.admin, name="Links", location_tag="links")
+    user = make_user(client, principals.bot)
+
+    vless = client.post(f"/api/v1/users/{user}/configs", json={"plan_id": plan}, headers=admin).json
+    assert vless["node_id"] == node["id"] and len(vless["links"]) == 2
+    parsed = [parse_link(link) for link in vless["links"]]
+    assert {(p["protocol"], p["port"], p["network"]) for p in parsed} == {("vless", 443, "tcp"), ("vless", 8443, "ws")}
+    for p in parsed:
+        assert p["uuid"] == vless["uuid"] and p["address"] == "198.51.100.20"
+        assert p["server_name"] == "fra.rayfleet.test" and not p["allow_insecure"]
+
+    vmess = client.post(
+        f"/api/v1/users/{user}/configs", json={"plan_id": plan, "protocol": "vmess"}, headers=admin
+    ).json
+    assert [parse_link(link)["port"] for link in vmess["links"]] == [8444]
+
+    one = client.get(f"/api/v1/configs/{vless['id']}", headers=admin)
+    assert one.status_code == 200 and one.json["links"] == vless["links"] and one.json["status"] == "pending"
+    suspended = client.post(f"/api/v1/configs/{vless['id']}/suspend", headers=admin).json
+    assert suspended["status"] == "suspended" and suspended["links"] == vless["links"]
+    assert client.get("/api/v1/configs/987654", headers=admin).status_code == 404
+
+
+def test_a_node_without_inbounds_or_address_gives_no_links(app, client, principals):
+    set_nodes(app, **{"node-a": {"status": "active", "public_ip": None}})
+    plan = make_plan(client, principals.admin)
+    user = make_user(client, principals.bot)
+    config = client.post(
+        f"/api/v1/users/{user}/configs",
+        json={"plan_id": plan, "node_id": principals.node.principal_id},
+        headers=principals.admin.headers,
+    ).json
+    assert config["links"] == []

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
+from rq import Queue
 from sqlalchemy import select
 
 from control_api.models import AuditLog, Node, SyncRun
+from control_api.services.sync import node_inventory
 
 NODE = {"name": "fra-1", "region": "eu-central-1", "location_tag": "abroad", "public_ip": "198.51.100.7"}
 
@@ -126,3 +129,82 @@ def test_admin_views_show_health_sync_state_last_heartbeat_and_last_sync(app, cl
         session.add(SyncRun(node_id=node_id, revision=3, status="running"))
         session.commit()
     assert client.get(f"/api/v1/nodes/{node_id}", headers=admin).json["sync_state"] == "syncing"
+
+
+def test_inbounds_and_tls_name_are_validated_and_stored(client, principals):
+    admin = principals.admin.headers
+    good = {
+        **NODE,
+        "name": "fra-in",
+        "core": "v2ray",
+        "tls_server_name": "fra.rayfleet.test",
+        "tls_self_signed": True,
+        "inbounds": [
+            {"profile": "vless-tcp-tls", "port": 443},
+            {"profile": "vless-h2-tls", "port": 8445, "path": "/h2"},
+        ],
+    }
+    created = client.post("/api/v1/nodes", json=good, headers=admin)
+    assert created.status_code == 201, created.json
+    assert created.json["inbounds"] == good["inbounds"] and created.json["tls_self_signed"] is True
+    bad_bodies = [
+        {"inbounds": [{"profile": "vless-ws-tls", "port": 8443}]},  # ws needs a path
+        {"inbounds": [{"profile": "vless-tcp-tls", "port": 443, "path": "/x"}]},  # tcp takes none
+        {
+            "inbounds": [
+                {"profile": "vless-tcp-tls", "port": 443},
+                {"profile": "vmess-ws-tls", "port": 443, "path": "/v"},
+            ]
+        },
+        {"inbounds": [{"profile": "vless-h2-tls", "port": 8445, "path": "/h2"}], "core": "xray"},  # v2ray only
+        {"inbounds": [{"profile": "vless-reality-vision", "port": 443}]},  # keys live in host vars
+        {"inbounds": [{"profile": "vless-tcp-tls", "port": 70000}]},
+        {"inbounds": [{"profile": "vless-ws-tls", "port": 8443, "path": "/ws\n"}]},
+        {"tls_server_name": "bad name"},
+        {"tls_server_name": "node.example.com\n"},
+        {"tls_self_signed": "yes"},
+    ]
+    for number, bad in enumerate(bad_bodies):
+        response = client.post("/api/v1/nodes", json={**NODE, "name": f"bad-{number}", **bad}, headers=admin)
+        assert response.status_code == 422, (bad, response.json)
+        assert response.json["error"] == "validation_error", bad
+    names = {node["name"] for node in client.get("/api/v1/nodes", headers=admin).json["items"]}
+    assert not any(name.startswith("bad-") for name in names)
+
+
+def test_provision_queues_one_job_per_node(app, client, principals, settings):
+    admin = principals.admin.headers
+    node_id = principals.node.principal_id
+    first = client.post(f"/api/v1/nodes/{node_id}/provision", headers=admin)
+    assert first.status_code == 202 and first.json == {"node_id": node_id, "queued": True}
+    again = client.post(f"/api/v1/nodes/{node_id}/provision", headers=admin)
+    assert again.status_code == 202 and again.json["queued"] is False
+    assert Queue("nodes", connection=redis.Redis.from_url(settings.redis_url)).job_ids == [f"provision-node-{node_id}"]
+    assert client.post("/api/v1/nodes/424242/provision", headers=admin).status_code == 404
+
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        session.get(Node, node_id).status = "disabled"
+        session.commit()
+    disabled = client.post(f"/api/v1/nodes/{node_id}/provision", headers=admin)
+    assert disabled.status_code == 409 and disabled.json["error"] == "node_disabled"
+
+
+def test_the_jobs_inventory_takes_inbounds_and_tls_from_the_row():
+    node = Node(
+        name="fra-1",
+        public_ip="203.0.113.7",
+        core="v2ray",
+        inbounds=[{"profile": "vless-tcp-tls", "port": 443}],
+        tls_server_name="fra.rayfleet.test",
+        tls_self_signed=True,
+    )
+    host = node_inventory(node, lambda _n: {"ansible_user": "ops"})["all"]["children"]["vpn_nodes"]["hosts"]["fra-1"]
+    assert host == {
+        "ansible_host": "203.0.113.7",
+        "ansible_user": "ops",
+        "xray_core": "v2ray",
+        "xray_inbounds": [{"profile": "vless-tcp-tls", "port": 443}],
+        "xray_tls_server_name": "fra.rayfleet.test",
+        "xray_tls_self_signed": True,
+    }
