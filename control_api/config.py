@@ -74,6 +74,15 @@ class Settings:
     node_stale_after_seconds: int = 180
     # The control API's URL as node agents reach it; provisioning writes it into each agent's config.
     node_api_url: str = ""
+    # The API's URL as customers reach it, for subscription URLs (/sub/<token>); empty = the request's host.
+    public_base_url: str = ""
+    # Sales rules (issue: the original design's numbers).
+    trial_data_mb: int = 200
+    trial_days: int = 1
+    trial_location_tag: str = ""  # empty = any location
+    temporary_data_percent: int = 10  # of the plan's data cap, while a payment waits for review
+    temporary_days: int = 3
+    auto_accept_days: int = 3
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -109,4 +118,11 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             node_stale_after_seconds=_parse_int(env, "NODE_STALE_AFTER_SECONDS", 180, minimum=1),
             node_api_url=_parse_url(env.get("RAYFLEET_NODE_API_URL", ""), "RAYFLEET_NODE_API_URL"),
+            public_base_url=_parse_url(env.get("PUBLIC_BASE_URL", ""), "PUBLIC_BASE_URL"),
+            trial_data_mb=_parse_int(env, "TRIAL_DATA_MB", 200, minimum=1),
+            trial_days=_parse_int(env, "TRIAL_DAYS", 1, minimum=1),
+            trial_location_tag=env.get("TRIAL_LOCATION_TAG", "").strip(),
+            temporary_data_percent=_parse_int(env, "TEMPORARY_DATA_PERCENT", 10, minimum=1),
+            temporary_days=_parse_int(env, "TEMPORARY_DAYS", 3, minimum=1),
+            auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
         )

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session
-from ..schemas.users import BanIn, TelegramUserIn, UserList, UserOut, UserQuery
+from ..extensions import db_session, job_queue
+from ..schemas.configs import ConfigList, ConfigOut, TrialIn
+from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
+from ..services import configs as config_service
+from ..services import trials as trial_service
 from ..services import users as user_service
-from .common import API_PREFIX, BEARER
+from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("users", __name__, url_prefix=f"{API_PREFIX}/users", tag="Users")
 
@@ -61,3 +64,37 @@ def unban_user(user_id: int):
 @bp.doc(summary="List users", security=BEARER)
 def list_users(filters: dict) -> dict:
     return user_service.list_users(db_session(), filters)
+
+
+@bp.post("/<int:user_id>/trial")
+@require("bot", "admin")
+@bp.input(TrialIn, arg_name="data")
+@bp.output(ConfigOut, status_code=201)
+@bp.doc(
+    summary="Give the user their one free trial (TRIAL_DATA_MB for TRIAL_DAYS)",
+    security=BEARER,
+    responses={403: "The user is banned", 409: "The trial was used already, or no node is available"},
+)
+def start_trial(user_id: int, data: dict):
+    session = db_session()
+    config = trial_service.start_trial(
+        session, current_principal(), settings(), user_id, data["protocol"], job_queue().enqueue_node_sync
+    )
+    return config_service.config_view(session, config)
+
+
+@bp.get("/<int:user_id>/configs")
+@require("admin", "bot")
+@bp.output(ConfigList)
+@bp.doc(summary="A user's configs, newest first, with remaining data and time and share links", security=BEARER)
+def list_user_configs(user_id: int) -> dict:
+    return {"items": config_service.list_user_configs(db_session(), user_id)}
+
+
+@bp.put("/<int:user_id>/admin")
+@require("admin")
+@bp.input(AdminFlagIn, arg_name="data")
+@bp.output(UserOut)
+@bp.doc(summary="Make a Telegram user a shop admin in the bot (or stop)", security=BEARER)
+def set_admin(user_id: int, data: dict):
+    return user_service.set_admin(db_session(), current_principal(), user_id, data["is_admin"])

@@ -1,4 +1,5 @@
-"""The reconciliation sweep: re-enqueue every node whose applied revision lags (DESIGN.md §2, step 5).
+"""The 5-minute sweep: the sales rules (services/lifecycle.py: auto-accept, expiry, quotas, warnings),
+then reconciliation: re-enqueue every node whose applied revision lags (DESIGN.md §2, step 5).
 
 `rq cron control_api.jobs.cron` enqueues `run_sweep` every 5 minutes; a worker runs it. `rq cron`
 has no lock between processes, so run_sweep takes one: a Redis key set with NX and a TTL, holding a
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..models import Node
+from ..services.lifecycle import run_lifecycle
 from .queue import JobQueue
 from .tasks import worker_context
 
@@ -92,4 +94,6 @@ def run_sweep(settings: Settings | None = None, queue: JobQueue | None = None) -
             log.info("another sweep holds the lock; skipping")
             return None
         with context.session_factory() as session:
+            # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
+            run_lifecycle(session, queue.enqueue_node_sync)
             return reconcile(session, queue)

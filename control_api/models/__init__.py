@@ -3,6 +3,7 @@
 from .audit import ACTOR_TYPES, AuditLog
 from .base import Base, utcnow
 from .node import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES, Node, NodeMetric, SyncRun
+from .notification import NOTIFICATION_KINDS, Notification
 from .plan import Plan
 from .principal import Admin, BotClient
 from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, Payment, UserConfig
@@ -17,6 +18,7 @@ __all__ = [
     "LANGUAGES",
     "NODE_HEALTH",
     "NODE_STATUSES",
+    "NOTIFICATION_KINDS",
     "PAYMENT_STATUSES",
     "PROTOCOLS",
     "SYNC_STATES",
@@ -27,6 +29,7 @@ __all__ = [
     "BotClient",
     "Node",
     "NodeMetric",
+    "Notification",
     "Payment",
     "Plan",
     "SyncRun",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, UTCDateTime, enum_check, utcnow
@@ -25,6 +25,7 @@ class UserConfig(Base):
         CheckConstraint(enum_check("protocol", PROTOCOLS), name="protocol"),
         CheckConstraint("alter_id >= 0", name="alter_id_not_negative"),
         CheckConstraint("data_limit_mb IS NULL OR data_limit_mb > 0", name="data_limit_positive"),
+        CheckConstraint("used_bytes >= 0", name="used_bytes_not_negative"),
         Index(None, "node_id", "status"),
         Index(None, "user_id", "status"),
         Index(None, "status", "expires_at"),
@@ -44,6 +45,8 @@ class UserConfig(Base):
     data_limit_mb: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Running total of usage rows (uplink + downlink), kept by the heartbeat for quota checks.
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     @property
     def email(self) -> str:
@@ -58,6 +61,8 @@ class Payment(Base):
         CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
         Index(None, "status", "auto_accept_at"),
         Index(None, "user_id"),
+        # A retried submission of the same proof is the same payment, never a second one.
+        Index(None, "user_id", "evidence_file_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -70,6 +75,8 @@ class Payment(Base):
     auto_accept_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The admin who decided; NULL while pending or when the sweep auto-accepted.
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
+    # Or the Telegram admin (users.is_admin) who decided through the bot.
+    reviewed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_note: Mapped[str | None] = mapped_column(Text)
     # The temporary config issued with the payment and upgraded in place on approval.

@@ -26,6 +26,8 @@ class User(Base):
     banned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Secret path component of the user's subscription URL; rotating it revokes old links.
     subscription_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # Set when the user took their one free trial; never cleared.
+    trial_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

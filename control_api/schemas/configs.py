@@ -28,6 +28,11 @@ class ConfigOut(Schema):
     data_limit_mb = fields.Integer(allow_none=True)
     created_at = fields.DateTime(required=True)
     expires_at = fields.DateTime(allow_none=True)
+    used_bytes = fields.Integer(required=True, metadata={"description": "Uplink + downlink so far."})
+    remaining_bytes = fields.Integer(allow_none=True, metadata={"description": "None: no data cap."})
+    remaining_seconds = fields.Integer(allow_none=True, metadata={"description": "None: no expiry."})
+    node_name = fields.String(allow_none=True)
+    location_tag = fields.String(allow_none=True)
     links = fields.List(
         fields.String(),
         required=True,
@@ -35,3 +40,11 @@ class ConfigOut(Schema):
             "description": "Share links (vless:// or vmess://), one per inbound of the node that speaks the protocol."
         },
     )
+
+
+class ConfigList(Schema):
+    items = fields.List(fields.Nested(ConfigOut), required=True)
+
+
+class TrialIn(Schema):
+    protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))

@@ -4,7 +4,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..models import LANGUAGES
-from .common import PageMeta, PageQuery, text
+from .common import PageMeta, PageQuery, StrictBoolean, text
 
 
 class TelegramUserIn(Schema):
@@ -16,6 +16,10 @@ class BanIn(Schema):
     reason = text(500, required=True)
 
 
+class AdminFlagIn(Schema):
+    is_admin = StrictBoolean(required=True)
+
+
 class UserOut(Schema):
     id = fields.Integer(required=True)
     telegram_id = fields.Integer(required=True)
@@ -25,6 +29,7 @@ class UserOut(Schema):
     is_banned = fields.Boolean(required=True)
     ban_reason = fields.String(allow_none=True)
     banned_at = fields.DateTime(allow_none=True)
+    trial_used_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
 
 

@@ -25,7 +25,7 @@ from .sync import SERVED_STATUSES
 Dispatch = Callable[[int], Any]
 
 
-def _bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
+def bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
     """Bump the nodes' desired revisions atomically in SQL (concurrent bumps never collapse)."""
     touched = sorted({node_id for node_id in node_ids if node_id is not None})
     if touched:
@@ -36,7 +36,7 @@ def _bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
     return touched
 
 
-def _commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
+def commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
     session.commit()
     for node_id in touched:
         dispatch(node_id)
@@ -44,6 +44,13 @@ def _commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatc
 
 def place(session: Session, plan: Plan, exclude_node_id: int | None = None) -> Node:
     """The active node of the plan's location with the most spare capacity (capacity minus served configs)."""
+    return place_in(session, plan.location_tag, plan.region, exclude_node_id)
+
+
+def place_in(
+    session: Session, location_tag: str | None, region: str | None = None, exclude_node_id: int | None = None
+) -> Node:
+    """The active node with the most spare capacity, in LOCATION_TAG (any when None) and REGION if given."""
     served = (
         select(UserConfig.node_id, func.count().label("load"))
         .where(UserConfig.status.in_(SERVED_STATUSES))
@@ -54,20 +61,48 @@ def place(session: Session, plan: Plan, exclude_node_id: int | None = None) -> N
     query = (
         select(Node)
         .outerjoin(served, served.c.node_id == Node.id)
-        .where(Node.status == "active", Node.location_tag == plan.location_tag, spare > 0)
+        .where(Node.status == "active", spare > 0)
         .order_by(spare.desc(), Node.id)
         .limit(1)
     )
-    if plan.region:
-        query = query.where(Node.region == plan.region)
+    if location_tag:
+        query = query.where(Node.location_tag == location_tag)
+    if region:
+        query = query.where(Node.region == region)
     if exclude_node_id is not None:
         query = query.where(Node.id != exclude_node_id)
     node = session.scalar(query)
     if node is None:
-        raise Conflict(
-            f"No active node with spare capacity serves location {plan.location_tag!r}.", code="no_node_available"
-        )
+        where = f"location {location_tag!r}" if location_tag else "any location"
+        raise Conflict(f"No active node with spare capacity serves {where}.", code="no_node_available")
     return node
+
+
+def new_config(
+    session: Session,
+    user: User,
+    node: Node,
+    kind: str,
+    data_limit_mb: int,
+    days: int,
+    plan: Plan | None = None,
+    protocol: str = "vless",
+) -> UserConfig:
+    """A pending config on NODE (flushed, so it has an id); the caller bumps the node and commits."""
+    config = UserConfig(
+        user_id=user.id,
+        node_id=node.id,
+        plan_id=plan.id if plan is not None else None,
+        uuid=str(uuid.uuid4()),
+        protocol=protocol,
+        kind=kind,
+        status="pending",
+        data_limit_mb=data_limit_mb,
+        expires_at=utcnow() + timedelta(days=days),
+    )
+    session.add(config)
+    session.flush()
+    return config
 
 
 def assign(session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch) -> UserConfig:
@@ -79,22 +114,12 @@ def assign(session: Session, actor: Principal, user_id: int, data: dict[str, Any
         return _reassign(session, actor, user, data, dispatch)
     plan = get_or_404(session, Plan, data["plan_id"], "Plan")
     node = get_or_404(session, Node, data["node_id"], "Node") if data.get("node_id") else place(session, plan)
-    config = UserConfig(
-        user_id=user.id,
-        node_id=node.id,
-        plan_id=plan.id,
-        uuid=str(uuid.uuid4()),
-        protocol=data["protocol"],
-        kind="full",
-        status="pending",
-        data_limit_mb=plan.data_limit_mb,
-        expires_at=utcnow() + timedelta(days=plan.duration_days),
+    config = new_config(
+        session, user, node, "full", plan.data_limit_mb, plan.duration_days, plan=plan, protocol=data["protocol"]
     )
-    session.add(config)
-    session.flush()
-    touched = _bump(session, [node.id])
+    touched = bump(session, [node.id])
     audit.record(session, actor, "config.create", config_id=config.id, user_id=user.id, node_id=node.id)
-    _commit_and_dispatch(session, touched, dispatch)
+    commit_and_dispatch(session, touched, dispatch)
     return config
 
 
@@ -118,9 +143,9 @@ def _reassign(session: Session, actor: Principal, user: User, data: dict[str, An
     old_node_id, config.node_id = config.node_id, target.id
     if config.status == "active":
         config.status = "pending"
-    touched = _bump(session, [old_node_id, target.id])
+    touched = bump(session, [old_node_id, target.id])
     audit.record(session, actor, "config.move", config_id=config.id, from_node_id=old_node_id, to_node_id=target.id)
-    _commit_and_dispatch(session, touched, dispatch)
+    commit_and_dispatch(session, touched, dispatch)
     return config
 
 
@@ -135,9 +160,9 @@ def set_suspended(
         verb = "suspend" if suspended else "resume"
         raise Conflict(f"Cannot {verb} a config that is {config.status}.", code="invalid_transition")
     config.status = "suspended" if suspended else "pending"
-    touched = _bump(session, [config.node_id])
+    touched = bump(session, [config.node_id])
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
-    _commit_and_dispatch(session, touched, dispatch)
+    commit_and_dispatch(session, touched, dispatch)
     return config
 
 
@@ -145,11 +170,32 @@ def get_config(session: Session, config_id: int) -> UserConfig:
     return get_or_404(session, UserConfig, config_id, "Config")
 
 
-def config_view(session: Session, config: UserConfig) -> dict[str, Any]:
-    """CONFIG with its share links: one per inbound of its node that speaks its protocol."""
-    node = session.get(Node, config.node_id) if config.node_id is not None else None
+def config_view(session: Session, config: UserConfig, node: Node | None = None) -> dict[str, Any]:
+    """CONFIG with what is left of it and its share links (one per inbound of its node with its protocol)."""
+    if node is None and config.node_id is not None:
+        node = session.get(Node, config.node_id)
     view = {column.key: getattr(config, column.key) for column in UserConfig.__mapper__.column_attrs}
-    return {**view, "links": share_links(node, config) if node is not None else []}
+    limit = config.data_limit_mb * 1024 * 1024 if config.data_limit_mb is not None else None
+    left = (config.expires_at - utcnow()).total_seconds() if config.expires_at is not None else None
+    return {
+        **view,
+        "remaining_bytes": None if limit is None else max(limit - config.used_bytes, 0),
+        "remaining_seconds": None if left is None else max(int(left), 0),
+        "node_name": node.name if node is not None else None,
+        "location_tag": node.location_tag if node is not None else None,
+        "links": share_links(node, config) if node is not None else [],
+    }
+
+
+def list_user_configs(session: Session, user_id: int) -> list[dict[str, Any]]:
+    """Every config of the user, newest first, each with its links and what is left."""
+    get_or_404(session, User, user_id, "User")
+    configs = session.scalars(
+        select(UserConfig).where(UserConfig.user_id == user_id).order_by(UserConfig.id.desc())
+    ).all()
+    node_ids = {config.node_id for config in configs if config.node_id is not None}
+    nodes = {node.id: node for node in session.scalars(select(Node).where(Node.id.in_(node_ids)))}
+    return [config_view(session, config, nodes.get(config.node_id)) for config in configs]
 
 
 def share_links(node: Node, config: UserConfig) -> list[str]:

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -92,6 +92,15 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> int
                         period_end=report["period_end"],
                     )
                 )
+                moved = entry["uplink"] + entry["downlink"]
+                if moved:
+                    # In SQL, so concurrent reports for one config add up instead of overwriting.
+                    session.execute(
+                        update(UserConfig)
+                        .where(UserConfig.id == config_id)
+                        .values(used_bytes=UserConfig.used_bytes + moved),
+                        execution_options={"synchronize_session": False},
+                    )
             session.flush()
     except IntegrityError:
         return None

@@ -92,3 +92,12 @@ def unban_user(session: Session, actor: Principal, user_id: int) -> User:
     audit.record(session, actor, "user.unban", user_id=user_id)
     session.commit()
     return user
+
+
+def set_admin(session: Session, actor: Principal, user_id: int, is_admin: bool) -> User:
+    user = get_user(session, user_id)
+    if user.is_admin != is_admin:
+        user.is_admin = is_admin
+        audit.record(session, actor, "user.admin" if is_admin else "user.not_admin", user_id=user_id)
+        session.commit()
+    return user

@@ -69,7 +69,8 @@ def assert_401(response, message_part: str = "") -> None:
 
 def assert_429(response, what: str, window: int) -> None:
     assert response.status_code == 429, (response.status_code, response.json)
-    assert response.headers["Retry-After"] == str(window)
+    # The window started at the first attempt; slow (scrypt) attempts on a busy machine eat into it.
+    assert window - 10 <= int(response.headers["Retry-After"]) <= window, response.headers["Retry-After"]
     assert response.is_json
     assert response.json["error"] == "rate_limited"
     assert what in response.json["message"], response.json

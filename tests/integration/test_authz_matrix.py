@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import func, select
 
 from control_api import create_app
-from control_api.models import AuditLog
+from control_api.models import AuditLog, Node
 from tests.conftest import Principals, create_admin, create_bot, create_node, login, make_settings, reset_postgres
 
 CALLERS = ("anonymous", "admin", "bot", "node")
@@ -46,13 +46,26 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/suspend"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/resume"): frozenset({"admin"}),
+    ("POST", "/api/v1/payments"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/payments"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/payments/<int:payment_id>"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/payments/<int:payment_id>/approve"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/payments/<int:payment_id>/reject"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/notifications"): frozenset({"bot"}),
+    ("POST", "/api/v1/notifications/ack"): frozenset({"bot"}),
+    ("POST", "/api/v1/users/<int:user_id>/trial"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin", "bot"}),
+    ("PUT", "/api/v1/users/<int:user_id>/admin"): frozenset({"admin"}),
     ("GET", "/api/v1/configs/<int:config_id>"): frozenset({"admin"}),
     ("POST", "/api/v1/nodes/<int:node_id>/provision"): frozenset({"admin"}),
+    ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/users/<int:user_id>/subscription/rotate"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/configs/<int:config_id>/qr.png"): frozenset({"admin", "bot"}),
 }
 
 # Public or separately protected routes, outside the matrix.
 SKIPPED_PREFIXES = ("/openapi.json", "/docs", "/static", "/metrics")
-SKIPPED_RULES = {"/api/v1/health", "/api/v1/auth/token", "/api/v1/nodes/register"}
+SKIPPED_RULES = {"/api/v1/health", "/api/v1/auth/token", "/api/v1/nodes/register", "/sub/<token>"}
 # Added by Flask/Werkzeug to every GET route / every route; they never reach a view.
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 
@@ -137,6 +150,12 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         return {"username": f"matrix_{caller}", "language": "fa"}
     if rule.endswith("/ban"):
         return {"reason": f"banned by {caller}"}
+    if rule.endswith("/reject"):
+        return {"reason": f"rejected by {caller}"}
+    if rule.endswith("/admin"):
+        return {"is_admin": True}
+    if rule.endswith("/notifications/ack"):
+        return {"ids": [1]}
     if rule.endswith("/configs/sync"):
         return {"revision": 0}
     if rule == "/api/v1/nodes/heartbeat":
@@ -174,7 +193,60 @@ def path_ids(world) -> dict[str, int]:
     ]
     assert all(config.status_code == 201 for config in configs), [config.json for config in configs]
     client.post(f"/api/v1/configs/{configs[1].json['id']}/suspend", headers=admin)
+    # Payments and trials place configs on an active node of the plan's location.
+    with world[0].app_context():
+        session = world[0].extensions["rayfleet.db"].session()
+        node = session.get(Node, node_id)
+        node.status, node.capacity_score = "active", 10**6  # every test of the module adds configs to it
+        session.commit()
+    telegram_admin = client.put(f"/api/v1/users/telegram/{telegram_id + 2}", json={}, headers=admin).json["id"]
+    assert (
+        client.put(f"/api/v1/users/{telegram_admin}/admin", json={"is_admin": True}, headers=admin).status_code == 200
+    )
+    ids = {}
+    for verb in ("approve", "reject"):
+        for caller in CALLERS:
+            payment = client.post(
+                "/api/v1/payments",
+                json={
+                    "user_id": buyer,
+                    "plan_id": config_plan["id"],
+                    "amount_cents": config_plan["price_cents"],
+                    "evidence_file_id": f"proof-{verb}-{caller}-{next(UNIQUE)}",
+                },
+                headers=admin,
+            )
+            assert payment.status_code == 201, payment.json
+            ids[f"payment_{verb}_{caller}"] = payment.json["id"]
+    for number, caller in enumerate(CALLERS):
+        # A trial works once per user: one user per caller.
+        trial_user = client.put(f"/api/v1/users/telegram/{telegram_id + 10 + number}", json={}, headers=admin)
+        ids[f"trial_user_{caller}"] = trial_user.json["id"]
+    # A config on a node with an inbound, so it has a share link (for its QR code).
+    linked_node = client.post(
+        "/api/v1/nodes",
+        json={
+            "name": f"matrix-linked-{next(UNIQUE)}",
+            "region": "eu-west-1",
+            "location_tag": "abroad",
+            "public_ip": "203.0.113.12",
+            "inbounds": [{"profile": "vless-tcp-tls", "port": 443}],
+        },
+        headers=admin,
+    )
+    assert linked_node.status_code == 201, linked_node.json
+    linked = client.post(
+        f"/api/v1/users/{buyer}/configs",
+        json={"plan_id": config_plan["id"], "node_id": linked_node.json["id"]},
+        headers=admin,
+    )
+    assert linked.status_code == 201 and linked.json["links"], linked.json
     return {
+        "linked_config_id": linked.json["id"],
+        **ids,
+        "payment_id": ids["payment_approve_anonymous"],
+        "telegram_admin_id": telegram_id + 2,
+        "config_plan_price": config_plan["price_cents"],
         "plan_id": plan.json["id"],
         "user_id": user.json["id"],
         "telegram_id": telegram_id,
@@ -192,6 +264,7 @@ PATH_ID_OVERRIDES = {
     "/api/v1/configs/<int:config_id>/suspend": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
     "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
+    "/api/v1/configs/<int:config_id>/qr.png": {"config_id": "linked_config_id"},
 }
 
 
@@ -215,9 +288,26 @@ def test_matrix(world, path_ids, method, rule):
     def call(caller: str):
         headers = {} if caller == "anonymous" else principals.of(caller).headers
         body = body_for(method, rule, caller)
-        if rule == "/api/v1/users/<int:user_id>/configs":
+        target = path
+        if rule == "/api/v1/users/<int:user_id>/configs" and method == "POST":
             body = {"plan_id": path_ids["config_plan_id"], "node_id": path_ids["node_id"]}
-        return client.open(path, method=method, json=body, headers=headers)
+        if rule == "/api/v1/payments" and method == "POST":
+            body = {
+                "user_id": path_ids["buyer_id"],
+                "plan_id": path_ids["config_plan_id"],
+                "amount_cents": path_ids["config_plan_price"],
+                "evidence_file_id": f"proof-{caller}-{next(UNIQUE)}",
+            }
+        if rule.endswith(("/approve", "/reject")):
+            # Each caller decides a payment of its own (a decided payment answers 409); the bot acts
+            # for a Telegram admin.
+            verb = "approve" if rule.endswith("/approve") else "reject"
+            target = re.sub(r"/payments/[0-9]+/", f"/payments/{path_ids[f'payment_{verb}_{caller}']}/", path)
+            if caller == "bot":
+                body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
+        if rule.endswith("/trial"):
+            target = re.sub(r"/users/[0-9]+/", f"/users/{path_ids[f'trial_user_{caller}']}/", path)
+        return client.open(target, method=method, json=body, headers=headers)
 
     # Refused callers first: they must change nothing (every change writes an audit row).
     audit_before = audit_rows(app)

@@ -54,6 +54,8 @@ def usage_totals(app, config_id: int) -> tuple[int, int]:
                 Usage.config_id == config_id
             )
         ).one()
+        # The config's running total (what quota checks read) always equals the stored rows.
+        assert session.get(UserConfig, config_id).used_bytes == int(row[0]) + int(row[1])
         return int(row[0]), int(row[1])
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,7 +27,7 @@ from control_api.extensions import make_engine
 from control_api.jobs import InProcessJobQueue, JobQueue, RedisJobQueue, sync_job_id, tasks
 from control_api.jobs.sweep import SWEEP_LOCK_KEY, process_lock, reconcile, redis_lock, run_sweep
 from control_api.jobs.tasks import SyncFailed, WorkerContext, YamlNodeVars
-from control_api.models import AuditLog, Node, SyncRun
+from control_api.models import AuditLog, Node, SyncRun, User, UserConfig, utcnow
 from control_api.runners.ansible import PlaybookResult
 from control_api.services.credentials import verify_secret
 
@@ -315,3 +317,30 @@ def test_provisioning_without_the_node_api_url_fails_readably_and_changes_nothin
     with sessionmaker(engine)() as session:
         node = session.get(Node, node_id)
         assert node.secret_hash == before and node.status == "provisioning"
+
+
+def test_the_cron_sweep_applies_the_sales_rules_then_reconciles(settings, engine, conn, make_context):
+    make_context(FakeRunner())
+    node_id = add_node(engine, "node-s", desired=0, applied=0)
+    with sessionmaker(engine)() as session, session.begin():
+        user = User(telegram_id=8100, subscription_token=secrets.token_hex(8))
+        session.add(user)
+        session.flush()
+        config = UserConfig(
+            user_id=user.id,
+            node_id=node_id,
+            uuid=str(uuid.uuid4()),
+            kind="full",
+            status="active",
+            expires_at=utcnow() - timedelta(minutes=1),
+        )
+        session.add(config)
+        session.flush()
+        config_id = config.id
+
+    assert run_sweep(settings) == [node_id]  # the expiry bumped the node, so it lags and is re-enqueued
+
+    with sessionmaker(engine)() as session:
+        assert session.get(UserConfig, config_id).status == "expired"
+        assert session.get(Node, node_id).desired_revision == 1
+    assert Queue("nodes", connection=conn).job_ids == [sync_job_id(node_id)]

@@ -1,0 +1,78 @@
+"""Subscriptions: the public /sub/<token> documents, the URL and its rotation, and share-link QR codes."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import Response, request
+
+from ..errors import DomainError
+from ..extensions import db_session
+from ..schemas.subscriptions import QrQuery, SubscriptionOut, SubscriptionQuery, SubscriptionRotated
+from ..security import current_principal, require
+from ..services import subscriptions as subscription_service
+from ..subscriptions import MEDIA_TYPES, UnknownFormat, choose_format
+from .common import API_PREFIX, BEARER, settings
+
+bp = APIBlueprint("subscriptions", __name__, tag="Subscriptions")
+
+_TEXT = {"schema": {"type": "string"}}
+_DOCUMENTS = {
+    "description": "The links of the user's active configs (none for a banned user: an empty document). "
+    "Headers: subscription-userinfo (upload, download, total bytes; expire as unix time), "
+    "profile-update-interval (hours), content-disposition.",
+    "content": {media.split(";")[0]: _TEXT for media in MEDIA_TYPES.values()},
+}
+_PNG = {
+    "description": "A PNG QR code of the share link",
+    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def _base_url() -> str:
+    return settings().public_base_url or request.host_url
+
+
+@bp.get("/sub/<token>")
+@bp.input(SubscriptionQuery, location="query", arg_name="query")
+@bp.doc(
+    summary="A user's subscription: their share links, base64, or a sing-box or Clash document",
+    description="Public: the secret token is the credential. The format is ?format= or picked by User-Agent.",
+    responses={200: _DOCUMENTS, 400: "Unknown format", 404: "No such subscription"},
+)
+def subscription(token: str, query: dict) -> Response:
+    try:
+        fmt = choose_format(query.get("format"), request.headers.get("User-Agent"))
+    except UnknownFormat as exc:
+        raise DomainError(str(exc), code="unknown_format") from None
+    served = subscription_service.serve(db_session(), token, fmt)
+    return Response(served.body, status=200, content_type=served.mimetype, headers=served.headers)
+
+
+@bp.get(f"{API_PREFIX}/users/<int:user_id>/subscription")
+@require("admin", "bot")
+@bp.output(SubscriptionOut)
+@bp.doc(summary="A user's subscription URL and the formats it serves", security=BEARER, tags=["Users"])
+def get_subscription(user_id: int):
+    return subscription_service.describe(db_session(), user_id, _base_url())
+
+
+@bp.post(f"{API_PREFIX}/users/<int:user_id>/subscription/rotate")
+@require("admin", "bot")
+@bp.output(SubscriptionRotated)
+@bp.doc(summary="Give a user a new subscription URL; the old one stops working", security=BEARER, tags=["Users"])
+def rotate_subscription(user_id: int):
+    return subscription_service.rotate(db_session(), current_principal(), user_id, _base_url())
+
+
+@bp.get(f"{API_PREFIX}/configs/<int:config_id>/qr.png")
+@require("admin", "bot")
+@bp.input(QrQuery, location="query", arg_name="query")
+@bp.doc(
+    summary="A QR code (PNG) of one of the config's share links",
+    security=BEARER,
+    tags=["Configs"],
+    responses={200: _PNG, 404: "No such config, or it has no link at that index"},
+)
+def config_qr(config_id: int, query: dict) -> Response:
+    png = subscription_service.config_qr_png(db_session(), config_id, query["link"])
+    return Response(png, status=200, mimetype="image/png", headers={"cache-control": "no-store"})

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from apiflask import Schema, fields
+from apiflask.validators import Length, OneOf, Range
+
+from ..models import NOTIFICATION_KINDS, PAYMENT_STATUSES, PROTOCOLS
+from .common import StrictBoolean, db_integer, text
+from .configs import ConfigOut
+
+
+class PaymentIn(Schema):
+    user_id = db_integer(1, required=True, metadata={"description": "The customer (PUT /users/telegram/{id})."})
+    plan_id = db_integer(1, required=True)
+    amount_cents = db_integer(0, 10**12, required=True, metadata={"description": "Must equal the plan's price."})
+    evidence_file_id = text(255, required=True, metadata={"description": "Telegram file id of the proof."})
+    protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
+
+
+class ReviewIn(Schema):
+    acting_telegram_id = db_integer(
+        1, metadata={"description": "The bot only: the Telegram admin (is_admin) it acts for."}
+    )
+
+
+class RejectIn(ReviewIn):
+    reason = text(500, metadata={"description": "Told to the customer; required with ban."})
+    ban = StrictBoolean(load_default=False)
+
+
+class PaymentUserOut(Schema):
+    id = fields.Integer(required=True)
+    telegram_id = fields.Integer(required=True)
+    username = fields.String(allow_none=True)
+
+
+class PaymentPlanOut(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    price_cents = fields.Integer(required=True)
+
+
+class PaymentOut(Schema):
+    id = fields.Integer(required=True)
+    user_id = fields.Integer(required=True)
+    plan_id = fields.Integer(required=True)
+    amount_cents = fields.Integer(required=True)
+    status = fields.String(required=True, validate=OneOf(PAYMENT_STATUSES))
+    evidence_file_id = fields.String(required=True)
+    auto_accept_at = fields.DateTime(required=True)
+    reviewed_at = fields.DateTime(allow_none=True)
+    reviewer = fields.String(allow_none=True, metadata={"description": "Who decided, by name."})
+    review_note = fields.String(allow_none=True)
+    config_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    user = fields.Nested(PaymentUserOut, required=True)
+    plan = fields.Nested(PaymentPlanOut, required=True)
+
+
+class PaymentCreatedOut(PaymentOut):
+    config = fields.Nested(ConfigOut, required=True, metadata={"description": "The temporary config."})
+
+
+class PaymentQuery(Schema):
+    status = fields.String(validate=OneOf(PAYMENT_STATUSES))
+    user_id = fields.Integer(validate=Range(min=1, max=2**63 - 1))
+    limit = fields.Integer(load_default=50, validate=Range(min=1, max=200))
+    offset = fields.Integer(load_default=0, validate=Range(min=0, max=10**9))
+
+
+class PaymentList(Schema):
+    items = fields.List(fields.Nested(PaymentOut), required=True)
+    more = fields.Boolean(required=True, metadata={"description": "More rows after this page."})
+
+
+class NotificationOut(Schema):
+    id = fields.Integer(required=True)
+    user_id = fields.Integer(required=True)
+    telegram_id = fields.Integer(required=True)
+    language = fields.String(required=True)
+    kind = fields.String(required=True, validate=OneOf(NOTIFICATION_KINDS))
+    payload = fields.Dict(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class NotificationQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
+
+
+class NotificationList(Schema):
+    items = fields.List(fields.Nested(NotificationOut), required=True)
+
+
+class AckIn(Schema):
+    ids = fields.List(db_integer(1), required=True, validate=Length(min=1, max=500))
+
+
+class AckOut(Schema):
+    acknowledged = fields.Integer(required=True)

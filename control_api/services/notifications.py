@@ -1,0 +1,58 @@
+"""The outbox the bot reads: each fact (dedupe key) is stored once, listed until acknowledged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..models import Notification, User, utcnow
+
+
+def notify(session: Session, user_id: int, kind: str, dedupe_key: str, **payload: Any) -> bool:
+    """Add a notification unless one with DEDUPE_KEY exists; True if added. Part of the caller's transaction."""
+    if session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)) is not None:
+        return False
+    try:
+        with session.begin_nested():  # a concurrent writer of the same fact loses on the unique key, quietly
+            session.add(Notification(user_id=user_id, kind=kind, dedupe_key=dedupe_key, payload=payload))
+    except IntegrityError:
+        return False
+    return True
+
+
+def pending(session: Session, limit: int) -> list[dict[str, Any]]:
+    """Undelivered notifications, oldest first, with what the bot needs to address the user."""
+    rows = session.execute(
+        select(Notification, User.telegram_id, User.language)
+        .join(User, User.id == Notification.user_id)
+        .where(Notification.delivered_at.is_(None))
+        .order_by(Notification.id)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": note.id,
+            "user_id": note.user_id,
+            "telegram_id": telegram_id,
+            "language": language,
+            "kind": note.kind,
+            "payload": note.payload,
+            "created_at": note.created_at,
+        }
+        for note, telegram_id, language in rows
+    ]
+
+
+def acknowledge(session: Session, ids: list[int]) -> int:
+    """Mark IDS delivered; returns how many were still pending (acknowledging twice is harmless)."""
+    count = session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.delivered_at.is_(None))
+        .values(delivered_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    session.commit()
+    return count

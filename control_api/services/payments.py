@@ -1,0 +1,268 @@
+"""Payments: a temporary config at once, then approval (upgrade in place) or rejection (revoke, maybe ban).
+
+The state machine is pending -> approved | rejected, nothing else. Each transition is gated by one
+conditional UPDATE (`... WHERE status = 'pending'`), so of two reviewers racing on PostgreSQL or
+SQLite exactly one wins and the other gets 409 naming who decided.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..models import Admin, Payment, Plan, User, UserConfig, utcnow
+from ..security import SYSTEM, Principal
+from . import audit, notifications
+from .configs import Dispatch, bump, commit_and_dispatch, new_config, place
+from .lookup import get_or_404
+
+
+@dataclass(frozen=True)
+class TelegramAdmin(Principal):
+    """A Telegram user with is_admin acting through the bot: audited as an admin named by Telegram id."""
+
+    telegram_id: int = 0
+
+    @property
+    def actor_id(self) -> str:
+        return f"tg:{self.telegram_id}"
+
+
+def reviewer_for(session: Session, caller: Principal, acting_telegram_id: int | None) -> Principal:
+    """Who decides: an admin calls for themselves; the bot must name the Telegram admin it acts for."""
+    if caller.kind == "admin":
+        if acting_telegram_id is not None:
+            raise InvalidInput("acting_telegram_id is for the bot only.", code="not_for_admins")
+        return caller
+    if acting_telegram_id is None:
+        raise InvalidInput("The bot must send acting_telegram_id, the Telegram admin it acts for.")
+    user = session.scalar(select(User).where(User.telegram_id == acting_telegram_id))
+    if user is None or not user.is_admin or user.is_banned:
+        raise Forbidden("That Telegram user is not an admin.", code="not_an_admin")
+    return TelegramAdmin("admin", user.id, user.username or str(user.telegram_id), telegram_id=user.telegram_id)
+
+
+def ensure_not_banned(user: User) -> None:
+    if user.is_banned:
+        raise Forbidden(
+            f"The user is banned: {user.ban_reason}", code="user_banned", details={"reason": user.ban_reason}
+        )
+
+
+def create_payment(
+    session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
+) -> tuple[Payment, bool]:
+    """Record a pending payment and issue its temporary config. Returns (payment, created).
+
+    A retry with the same proof (the bot lost our answer) returns the first payment, not a second one.
+    """
+    user = get_or_404(session, User, data["user_id"], "User")
+    ensure_not_banned(user)
+    existing = _by_evidence(session, user.id, data["evidence_file_id"])
+    if existing is not None:
+        return _same_submission(existing, data), False
+    plan = get_or_404(session, Plan, data["plan_id"], "Plan")
+    if not plan.is_active:
+        raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
+    if data["amount_cents"] != plan.price_cents:
+        raise InvalidInput(
+            f"The amount must be the plan's price, {plan.price_cents} cents.",
+            code="amount_mismatch",
+            details={"json": {"amount_cents": [f"Expected {plan.price_cents}."]}},
+        )
+    node = place(session, plan)
+    now = utcnow()
+    temporary_mb = max(1, math.ceil(plan.data_limit_mb * settings.temporary_data_percent / 100))
+    config = new_config(
+        session, user, node, "temporary", temporary_mb, settings.temporary_days, plan=plan, protocol=data["protocol"]
+    )
+    payment = Payment(
+        user_id=user.id,
+        plan_id=plan.id,
+        amount_cents=data["amount_cents"],
+        evidence_file_id=data["evidence_file_id"],
+        auto_accept_at=now + timedelta(days=settings.auto_accept_days),
+        config_id=config.id,
+    )
+    session.add(payment)
+    try:
+        session.flush()
+    except IntegrityError:
+        # The same proof arrived twice at once; the other request stored it.
+        session.rollback()
+        existing = _by_evidence(session, user.id, data["evidence_file_id"])
+        if existing is None:
+            raise
+        return _same_submission(existing, data), False
+    touched = bump(session, [node.id])
+    audit.record(
+        session, actor, "payment.create", payment_id=payment.id, user_id=user.id, plan_id=plan.id, config_id=config.id
+    )
+    commit_and_dispatch(session, touched, dispatch)
+    return payment, True
+
+
+def _by_evidence(session: Session, user_id: int, evidence_file_id: str) -> Payment | None:
+    return session.scalar(
+        select(Payment).where(Payment.user_id == user_id, Payment.evidence_file_id == evidence_file_id)
+    )
+
+
+def _same_submission(payment: Payment, data: dict[str, Any]) -> Payment:
+    if payment.plan_id != data["plan_id"] or payment.amount_cents != data["amount_cents"]:
+        raise Conflict("This proof was already sent with another payment.", code="evidence_reused")
+    return payment
+
+
+def _claim(session: Session, payment_id: int, status: str, reviewer: Principal | None, now: datetime) -> Payment:
+    """Move PAYMENT_ID from pending to STATUS, or raise 409 saying who got there first."""
+    values: dict[str, Any] = {"status": status, "reviewed_at": now}
+    if reviewer is not None:
+        key = "reviewed_by_user_id" if isinstance(reviewer, TelegramAdmin) else "reviewed_by"
+        values[key] = reviewer.id
+    claimed = session.execute(
+        update(Payment).where(Payment.id == payment_id, Payment.status == "pending").values(**values),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    payment = session.get(Payment, payment_id, populate_existing=True)
+    if payment is None:
+        raise NotFound(f"Payment {payment_id} does not exist.")
+    if claimed != 1:
+        by = reviewer_name(session, payment)
+        session.rollback()
+        raise Conflict(
+            f"Payment {payment_id} is already {payment.status}" + (f" by {by}." if by else "."),
+            code="already_reviewed",
+            details={"status": payment.status, "reviewed_by": by},
+        )
+    return payment
+
+
+def reviewer_name(session: Session, payment: Payment) -> str | None:
+    if payment.reviewed_by is not None:
+        admin = session.get(Admin, payment.reviewed_by)
+        return admin.username if admin else None
+    if payment.reviewed_by_user_id is not None:
+        user = session.get(User, payment.reviewed_by_user_id)
+        return (user.username or str(user.telegram_id)) if user else None
+    return "the automatic acceptance" if payment.status == "approved" else None
+
+
+def approve(
+    session: Session, reviewer: Principal | None, payment_id: int, dispatch: Dispatch, now: datetime | None = None
+) -> Payment:
+    """Approve: the temporary config becomes the full plan in place (same UUID, same link).
+
+    REVIEWER None is the sweep's auto-acceptance (reviewed_by stays empty).
+    """
+    now = now or utcnow()
+    payment = _claim(session, payment_id, "approved", reviewer, now)
+    plan = session.get_one(Plan, payment.plan_id)
+    config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
+    touched: list[int] = []
+    if config is None or config.status == "revoked":
+        # The temporary config is gone (deleted by an admin): the customer still gets what they paid for.
+        user = session.get_one(User, payment.user_id)
+        config = new_config(session, user, place(session, plan), "full", plan.data_limit_mb, plan.duration_days, plan)
+        payment.config_id = config.id
+        touched = bump(session, [config.node_id])
+    else:
+        if config.status in ("suspended", "expired"):
+            # It had left its node (temporary quota or time used up): it comes back with the full plan.
+            config.status = "pending"
+            touched = bump(session, [config.node_id])
+        config.kind = "full"
+        config.data_limit_mb = plan.data_limit_mb
+    config.expires_at = now + timedelta(days=plan.duration_days)
+    notifications.notify(
+        session,
+        payment.user_id,
+        "approved",
+        f"approved:payment-{payment.id}",
+        payment_id=payment.id,
+        config_id=config.id,
+        plan=plan.name,
+        data_limit_mb=plan.data_limit_mb,
+        expires_at=config.expires_at.isoformat(),
+    )
+    audit.record(
+        session,
+        reviewer or SYSTEM,
+        "payment.approve",
+        payment_id=payment.id,
+        config_id=config.id,
+        automatic=reviewer is None,
+    )
+    commit_and_dispatch(session, touched, dispatch)
+    return payment
+
+
+def reject(
+    session: Session,
+    reviewer: Principal,
+    payment_id: int,
+    reason: str | None,
+    ban: bool,
+    dispatch: Dispatch,
+) -> Payment:
+    """Reject: the temporary config is revoked (the next sync removes it); optionally ban the user."""
+    if ban and not reason:
+        raise InvalidInput("A ban needs a reason.", details={"json": {"reason": ["Required when ban is true."]}})
+    now = utcnow()
+    payment = _claim(session, payment_id, "rejected", reviewer, now)
+    payment.review_note = reason
+    touched: list[int] = []
+    config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
+    if config is not None and config.status != "revoked":
+        was_served = config.status in ("pending", "active")
+        config.status = "revoked"
+        if was_served:
+            touched = bump(session, [config.node_id])
+    user = session.get_one(User, payment.user_id)
+    if ban:
+        user.ban_reason = reason
+        user.banned_at = now
+        audit.record(session, reviewer, "user.ban", user_id=user.id, reason=reason)
+    notifications.notify(
+        session,
+        user.id,
+        "rejected",
+        f"rejected:payment-{payment.id}",
+        payment_id=payment.id,
+        reason=reason,
+        banned=ban,
+    )
+    audit.record(session, reviewer, "payment.reject", payment_id=payment.id, banned=ban)
+    commit_and_dispatch(session, touched, dispatch)
+    return payment
+
+
+def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
+    query = select(Payment)
+    if filters.get("status"):
+        query = query.where(Payment.status == filters["status"])
+    if filters.get("user_id"):
+        query = query.where(Payment.user_id == filters["user_id"])
+    rows = session.scalars(query.order_by(Payment.id).limit(filters["limit"] + 1).offset(filters["offset"])).all()
+    more = len(rows) > filters["limit"]
+    return {"items": [payment_view(session, p) for p in rows[: filters["limit"]]], "more": more}
+
+
+def payment_view(session: Session, payment: Payment) -> dict[str, Any]:
+    user = session.get_one(User, payment.user_id)
+    plan = session.get_one(Plan, payment.plan_id)
+    view = {column.key: getattr(payment, column.key) for column in Payment.__mapper__.column_attrs}
+    return {
+        **view,
+        "reviewer": reviewer_name(session, payment),
+        "user": {"id": user.id, "telegram_id": user.telegram_id, "username": user.username},
+        "plan": {"id": plan.id, "name": plan.name, "price_cents": plan.price_cents},
+    }
