@@ -18,7 +18,7 @@ from ..errors import Conflict, NotFound
 from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, utcnow
 from ..security import Principal
-from . import audit
+from . import audit, notifications
 from .lookup import get_or_404
 from .sync import SERVED_STATUSES
 
@@ -145,6 +145,17 @@ def _reassign(session: Session, actor: Principal, user: User, data: dict[str, An
         config.status = "pending"
     touched = bump(session, [old_node_id, target.id])
     audit.record(session, actor, "config.move", config_id=config.id, from_node_id=old_node_id, to_node_id=target.id)
+    # The customer's link names the node's address: tell them, with the new links.
+    notifications.notify(
+        session,
+        user.id,
+        "migrated",
+        f"migrated:cfg-{config.id}:{utcnow():%Y%m%d%H%M%S%f}",
+        config_id=config.id,
+        node_name=target.name,
+        location_tag=target.location_tag,
+        links=share_links(target, config),
+    )
     commit_and_dispatch(session, touched, dispatch)
     return config
 

@@ -7,7 +7,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from control_api.links import parse_link
-from control_api.models import AuditLog, Node
+from control_api.models import AuditLog, Node, Notification
 
 PLAN = {"location_tag": "abroad", "duration_days": 30, "max_devices": 2, "data_limit_mb": 1000, "price_cents": 100}
 
@@ -114,6 +114,14 @@ def test_moving_a_config_bumps_both_nodes_and_constant_ip_stays_put(app, client,
         headers=admin,
     )
     assert named.json["node_id"] == principals.other_node.principal_id
+
+    # Each move is told to the customer once, through the bot's outbox.
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        moves = session.execute(
+            select(Notification.payload).where(Notification.kind == "migrated").order_by(Notification.id)
+        ).scalars()
+        assert [(m["config_id"], m["node_name"]) for m in moves] == [(first["id"], "node-b"), (pinned["id"], "node-b")]
 
 
 def test_suspend_and_resume_go_through_the_sync_path(app, client, principals, settings):
