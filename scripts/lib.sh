@@ -56,3 +56,16 @@ ensure_postgres_binaries() {
 ensure_podman() {
   ensure_apt podman runc debootstrap debian-archive-keyring
 }
+
+# ensure_checkov : checkov (IaC scanner, tests/integration/test_terraform.py) in its own venv under
+# .venv/tools/: the current release pins packaging==23.2, which pytest 9 (packaging>=24) refuses, so in
+# the main venv pip would fall back to a two-year-old checkov. Pinned here; the stamp skips pip.
+CHECKOV_VERSION=3.3.30
+ensure_checkov() {
+  local venv=.venv/tools/checkov
+  [ "$(cat "$venv/.installed" 2>/dev/null)" = "$CHECKOV_VERSION" ] && return 0
+  echo "==> pip install checkov==$CHECKOV_VERSION (own venv)"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  echo "$CHECKOV_VERSION" > "$venv/.installed"
+}
