@@ -45,5 +45,22 @@ rayfleet control API: http://$host:$port
   then:          curl -s http://$host:$port/api/v1/plans -H "Authorization: Bearer \$TOKEN"
 
 TXT
+# The Telegram bot too, when a token is set (TELEGRAM_BOT_TOKEN or TELEGRAM_BOT_TOKEN_FILE). Without
+# RAYFLEET_BOT_CLIENT_ID, run.sh creates bot credentials once and keeps them in the data dir (mode 600).
+if [ -n "${TELEGRAM_BOT_TOKEN:-}" ] || [ -n "${TELEGRAM_BOT_TOKEN_FILE:-}" ]; then
+  export RAYFLEET_API_URL="${RAYFLEET_API_URL:-http://$host:$port}"
+  if [ -z "${RAYFLEET_BOT_CLIENT_ID:-}" ]; then
+    bot_credentials="$data_dir/bot_client"
+    if [ ! -s "$bot_credentials" ]; then
+      (umask 077 && flask create-bot-client "shopbot-$(date +%s)" > "$bot_credentials")
+    fi
+    RAYFLEET_BOT_CLIENT_ID=$(awk '/^client_id: /{print $2}' "$bot_credentials")
+    export RAYFLEET_BOT_CLIENT_ID
+    export RAYFLEET_BOT_CLIENT_SECRET_FILE="$data_dir/bot_client_secret"
+    (umask 077 && awk '/^client_secret: /{print $2}' "$bot_credentials" > "$RAYFLEET_BOT_CLIENT_SECRET_FILE")
+  fi
+  echo "==> Telegram bot: python -m bot (API $RAYFLEET_API_URL; log: $data_dir/bot.log)"
+  .venv/bin/python -m bot >> "$data_dir/bot.log" 2>&1 &
+fi
 # One worker: the embedded default keeps rate limits and the blocklist in process memory.
 exec .venv/bin/gunicorn --workers 1 --threads 8 --bind "$host:$port" --access-logfile - 'control_api:create_app()'

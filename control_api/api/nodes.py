@@ -12,6 +12,7 @@ from ..schemas.nodes import (
     NodeIn,
     NodeList,
     NodeOut,
+    NodeQuery,
     NodeRegisterIn,
     ProvisionOut,
     RevisionIn,
@@ -21,6 +22,7 @@ from ..security import current_principal, require
 from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
+from ..services import payments as payment_service
 from .common import API_PREFIX, BEARER, client_ip, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
@@ -94,11 +96,19 @@ def get_node(node_id: int):
 
 
 @bp.get("")
-@require("admin")
+@require("admin", "bot")
+@bp.input(NodeQuery, location="query", arg_name="query")
 @bp.output(NodeList)
-@bp.doc(summary="List nodes with health, the last heartbeat and the last sync", security=BEARER)
-def list_nodes() -> dict:
-    return {"items": node_service.list_nodes(db_session(), settings().node_stale_after_seconds)}
+@bp.doc(
+    summary="List nodes with health, the last heartbeat and the last sync",
+    description="The bot may list them for a Telegram admin (is_admin) named by acting_telegram_id.",
+    security=BEARER,
+    responses={403: "The bot acted for someone who is not an admin"},
+)
+def list_nodes(query: dict) -> dict:
+    session = db_session()
+    payment_service.reviewer_for(session, current_principal(), query.get("acting_telegram_id"))
+    return {"items": node_service.list_nodes(session, settings().node_stale_after_seconds)}
 
 
 @bp.get("/<int:node_id>/configs")

@@ -145,6 +145,13 @@ class ProvisionOut(Schema):
     queued = fields.Boolean(required=True, metadata={"description": "False: a provisioning job was already waiting."})
 
 
+class NodeQuery(Schema):
+    # Query strings are text, so not db_integer (strict); the range still fits a BIGINT.
+    acting_telegram_id = fields.Integer(
+        validate=Range(min=1, max=2**63 - 1), metadata={"description": "The bot only: the Telegram admin it acts for."}
+    )
+
+
 class NodeList(Schema):
     items = fields.List(fields.Nested(NodeOut), required=True)
 

@@ -37,7 +37,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/ban"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/unban"): frozenset({"admin"}),
     ("POST", "/api/v1/nodes"): frozenset({"admin"}),
-    ("GET", "/api/v1/nodes"): frozenset({"admin"}),
+    ("GET", "/api/v1/nodes"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/nodes/<int:node_id>"): frozenset({"admin", "node"}),
     ("POST", "/api/v1/nodes/heartbeat"): frozenset({"node"}),
     ("GET", "/api/v1/nodes/<int:node_id>/configs"): frozenset({"admin", "node"}),
@@ -305,6 +305,8 @@ def test_matrix(world, path_ids, method, rule):
             target = re.sub(r"/payments/[0-9]+/", f"/payments/{path_ids[f'payment_{verb}_{caller}']}/", path)
             if caller == "bot":
                 body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
+        if rule == "/api/v1/nodes" and method == "GET" and caller == "bot":
+            target = f"{path}?acting_telegram_id={path_ids['telegram_admin_id']}"
         if rule.endswith("/trial"):
             target = re.sub(r"/users/[0-9]+/", f"/users/{path_ids[f'trial_user_{caller}']}/", path)
         return client.open(target, method=method, json=body, headers=headers)

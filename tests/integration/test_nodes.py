@@ -208,3 +208,19 @@ def test_the_jobs_inventory_takes_inbounds_and_tls_from_the_row():
         "xray_tls_server_name": "fra.rayfleet.test",
         "xray_tls_self_signed": True,
     }
+
+
+def test_the_bot_lists_nodes_only_for_a_telegram_admin(client, principals):
+    admin, bot = principals.admin.headers, principals.bot.headers
+    staff = client.put("/api/v1/users/telegram/6001", json={}, headers=admin).json["id"]
+    client.put("/api/v1/users/telegram/6002", json={}, headers=admin)
+    client.put(f"/api/v1/users/{staff}/admin", json={"is_admin": True}, headers=admin)
+
+    listed = client.get("/api/v1/nodes?acting_telegram_id=6001", headers=bot)
+    assert listed.status_code == 200 and [n["name"] for n in listed.json["items"]] == ["node-a", "node-b"]
+    assert "client_secret" not in listed.json["items"][0]
+    stranger = client.get("/api/v1/nodes?acting_telegram_id=6002", headers=bot)
+    assert stranger.status_code == 403 and stranger.json["error"] == "not_an_admin"
+    assert client.get("/api/v1/nodes", headers=bot).status_code == 422
+    assert client.get("/api/v1/nodes?acting_telegram_id=6001", headers=admin).status_code == 422
+    assert client.get("/api/v1/nodes", headers=principals.node.headers).status_code == 403

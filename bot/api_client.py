@@ -1,0 +1,163 @@
+"""The control API over HTTP, with the bot's service credentials: log in, re-log in on 401, map errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """The API answered with an error: status, its machine code and human message."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class ApiUnavailable(Exception):
+    """The API could not be reached, timed out or failed (5xx): the caller should ask the user to retry."""
+
+
+class ApiClient:
+    def __init__(self, base_url: str, client_id: str, client_secret: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client_id, self._client_secret = client_id, client_secret
+        self._timeout = timeout
+        self._token = ""
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            return self._session().request(
+                method, f"{self.base_url}{path}", headers=headers, timeout=self._timeout, **kwargs
+            )
+        except requests.RequestException as exc:
+            raise ApiUnavailable(f"{method} {path}: {exc.__class__.__name__}") from exc
+
+    def _login(self, stale: str) -> str:
+        with self._lock:
+            if self._token and self._token != stale:
+                return self._token  # another thread logged in meanwhile
+            body = {"kind": "bot", "client_id": self._client_id, "client_secret": self._client_secret}
+            response = self._send("POST", "/api/v1/auth/token", "", json=body)
+            if response.status_code != 200:
+                self._raise(response)
+            self._token = response.json()["access_token"]
+            return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send with the current token; on 401 log in once more and resend. Errors raise."""
+        token = self._token or self._login("")
+        response = self._send(method, path, token, **kwargs)
+        if response.status_code == 401:
+            response = self._send(method, path, self._login(token), **kwargs)
+        if response.status_code >= 400:
+            self._raise(response)
+        return response
+
+    @staticmethod
+    def _raise(response: requests.Response) -> None:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ApiUnavailable(f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        raise ApiError(
+            response.status_code,
+            str(body.get("error", "error")),
+            str(body.get("message", response.reason)),
+            body.get("details"),
+        )
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    # The calls the bot makes, one per endpoint.
+    def upsert_user(self, telegram_id: int, username: str | None, language: str | None = None) -> dict:
+        body = {"username": username[:64] if username else None, "language": language}
+        return self.json("PUT", f"/api/v1/users/telegram/{telegram_id}", json=body)
+
+    def get_user_by_telegram(self, telegram_id: int) -> dict | None:
+        try:
+            return self.json("GET", f"/api/v1/users/telegram/{telegram_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def plans(self, location_tag: str | None = None, is_constant_ip: bool | None = None) -> list[dict]:
+        params: dict[str, Any] = {"limit": 200}
+        if location_tag:
+            params["location_tag"] = location_tag
+        if is_constant_ip is not None:
+            params["is_constant_ip"] = "true" if is_constant_ip else "false"
+        return self.json("GET", "/api/v1/plans", params=params)["items"]
+
+    def get_plan(self, plan_id: int) -> dict:
+        return self.json("GET", f"/api/v1/plans/{plan_id}")
+
+    def create_payment(
+        self, user_id: int, plan_id: int, amount_cents: int, file_id: str, protocol: str
+    ) -> tuple[dict, bool]:
+        """The payment with its temporary config, and whether it is new (False: this proof was sent before)."""
+        body = {
+            "user_id": user_id,
+            "plan_id": plan_id,
+            "amount_cents": amount_cents,
+            "evidence_file_id": file_id,
+            "protocol": protocol,
+        }
+        response = self.request("POST", "/api/v1/payments", json=body)
+        return response.json(), response.status_code == 201
+
+    def pending_payments(self, limit: int = 20) -> list[dict]:
+        return self.json("GET", "/api/v1/payments", params={"status": "pending", "limit": limit})["items"]
+
+    def get_payment(self, payment_id: int) -> dict:
+        return self.json("GET", f"/api/v1/payments/{payment_id}")
+
+    def approve(self, payment_id: int, acting_telegram_id: int) -> dict:
+        body = {"acting_telegram_id": acting_telegram_id}
+        return self.json("POST", f"/api/v1/payments/{payment_id}/approve", json=body)
+
+    def reject(self, payment_id: int, acting_telegram_id: int, reason: str | None, ban: bool) -> dict:
+        body: dict[str, Any] = {"acting_telegram_id": acting_telegram_id, "ban": ban}
+        if reason:
+            body["reason"] = reason[:500]
+        return self.json("POST", f"/api/v1/payments/{payment_id}/reject", json=body)
+
+    def trial(self, user_id: int, protocol: str) -> dict:
+        return self.json("POST", f"/api/v1/users/{user_id}/trial", json={"protocol": protocol})
+
+    def configs(self, user_id: int) -> list[dict]:
+        return self.json("GET", f"/api/v1/users/{user_id}/configs")["items"]
+
+    def subscription_url(self, user_id: int) -> str:
+        return self.json("GET", f"/api/v1/users/{user_id}/subscription")["subscription_url"]
+
+    def qr_png(self, config_id: int, link: int = 0) -> bytes:
+        return self.request("GET", f"/api/v1/configs/{config_id}/qr.png", params={"link": link}).content
+
+    def notifications(self, limit: int = 50) -> list[dict]:
+        return self.json("GET", "/api/v1/notifications", params={"limit": limit})["items"]
+
+    def ack(self, ids: list[int]) -> int:
+        return self.json("POST", "/api/v1/notifications/ack", json={"ids": ids})["acknowledged"]
+
+    def nodes(self, acting_telegram_id: int) -> list[dict]:
+        params = {"acting_telegram_id": acting_telegram_id}
+        return self.json("GET", "/api/v1/nodes", params=params)["items"]

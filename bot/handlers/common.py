@@ -1,0 +1,83 @@
+"""/start and the language choice, /help, /cancel, and the polite fallbacks."""
+
+from __future__ import annotations
+
+from telebot.types import CallbackQuery, Message
+
+from .. import keyboards
+from ..context import Shop, guarded
+from ..i18n import all_texts, t
+
+
+def register(shop: Shop) -> None:
+    bot = shop.bot
+
+    @bot.message_handler(commands=["start"], chat_types=["private"])
+    @guarded(shop)
+    def start(message: Message) -> None:
+        user = shop.api.upsert_user(message.from_user.id, message.from_user.username)
+        shop.store.cache_set(f"user:{message.from_user.id}", user, 120)
+        shop.say(message.chat.id, t("en", "choose_language"), reply_markup=keyboards.language_choice())
+
+    @bot.message_handler(
+        func=lambda m: m.text in all_texts("menu_language"), content_types=["text"], chat_types=["private"]
+    )
+    @guarded(shop)
+    def language_menu(message: Message) -> None:
+        shop.say(message.chat.id, t("en", "choose_language"), reply_markup=keyboards.language_choice())
+
+    @bot.callback_query_handler(func=lambda c: (c.data or "").startswith("lang:"))
+    @guarded(shop, "callback")
+    def choose_language(call: CallbackQuery) -> None:
+        fields = keyboards.parse_callback(call.data)
+        if fields is None:
+            bot.answer_callback_query(call.id, t(shop.language(call.from_user), "choice_stale"))
+            return
+        language = fields["lang"]
+        user = shop.api.upsert_user(call.from_user.id, call.from_user.username, language)
+        shop.store.cache_set(f"user:{call.from_user.id}", user, 120)
+        bot.answer_callback_query(call.id)
+        bot.edit_message_text(t(language, "language_saved"), call.message.chat.id, call.message.message_id)
+        shop.say(call.message.chat.id, t(language, "welcome"), reply_markup=keyboards.main_menu(language))
+
+    @bot.message_handler(commands=["help"], chat_types=["private"])
+    @guarded(shop)
+    def help_(message: Message) -> None:
+        language = shop.language(message.from_user)
+        shop.say(message.chat.id, t(language, "help"), reply_markup=keyboards.main_menu(language))
+
+    @bot.message_handler(commands=["cancel"], chat_types=["private"])
+    @guarded(shop)
+    def cancel(message: Message) -> None:
+        language = shop.language(message.from_user)
+        had = bool(shop.store.get(message.from_user.id))
+        shop.store.clear(message.from_user.id)
+        shop.say(
+            message.chat.id,
+            t(language, "cancelled" if had else "nothing_to_cancel"),
+            reply_markup=keyboards.main_menu(language),
+        )
+
+
+def register_fallbacks(shop: Shop) -> None:
+    bot = shop.bot
+
+    @bot.message_handler(func=lambda m: (m.text or "").startswith("/"), content_types=["text"], chat_types=["private"])
+    @guarded(shop)
+    def unknown_command(message: Message) -> None:
+        shop.say(message.chat.id, t(shop.language(message.from_user), "unknown_command"))
+
+    @bot.message_handler(
+        func=lambda m: True,
+        content_types=["text", "photo", "document", "sticker", "voice", "video", "audio", "location", "contact"],
+        chat_types=["private"],
+    )
+    @guarded(shop)
+    def stray(message: Message) -> None:
+        language = shop.language(message.from_user)
+        shop.say(message.chat.id, t(language, "unknown_input"), reply_markup=keyboards.main_menu(language))
+
+    @bot.callback_query_handler(func=lambda c: True)
+    @guarded(shop, "callback")
+    def stray_callback(call: CallbackQuery) -> None:
+        bot.answer_callback_query(call.id, t(shop.language(call.from_user), "choice_stale"))

@@ -1,0 +1,51 @@
+"""/trial and /configs (also as menu buttons)."""
+
+from __future__ import annotations
+
+from telebot.types import Message
+
+from .. import keyboards
+from ..api_client import ApiError
+from ..context import Shop, guarded
+from ..i18n import all_texts, t
+
+
+def register(shop: Shop) -> None:
+    bot = shop.bot
+
+    @bot.message_handler(commands=["trial"], chat_types=["private"])
+    @bot.message_handler(
+        func=lambda m: m.text in all_texts("menu_trial"), content_types=["text"], chat_types=["private"]
+    )
+    @guarded(shop)
+    def trial(message: Message) -> None:
+        profile = shop.profile(message.from_user)
+        language = profile.get("language", "en")
+        try:
+            config = shop.api.trial(profile["id"], shop.settings.protocol)
+        except ApiError as exc:
+            key = {"trial_used": "trial_used", "user_banned": "banned", "no_node_available": "no_node"}.get(exc.code)
+            reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
+            if key:
+                text = t(language, key, reason=reason or exc.message)
+            else:
+                text = t(language, "refused", message=exc.message)
+            shop.say(message.chat.id, text, reply_markup=keyboards.main_menu(language))
+            return
+        shop.say(message.chat.id, t(language, "trial_ok"))
+        shop.send_config(message.chat.id, language, config, profile["id"])
+
+    @bot.message_handler(commands=["configs"], chat_types=["private"])
+    @bot.message_handler(
+        func=lambda m: m.text in all_texts("menu_configs"), content_types=["text"], chat_types=["private"]
+    )
+    @guarded(shop)
+    def configs(message: Message) -> None:
+        profile = shop.profile(message.from_user)
+        language = profile.get("language", "en")
+        items = [c for c in shop.api.configs(profile["id"]) if c["status"] not in ("revoked",)]
+        if not items:
+            shop.say(message.chat.id, t(language, "configs_none"), reply_markup=keyboards.main_menu(language))
+            return
+        for config in items[:10]:
+            shop.send_config(message.chat.id, language, config, profile["id"])

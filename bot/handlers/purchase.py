@@ -1,0 +1,273 @@
+"""The purchase: category → location → duration → data cap → devices → summary → confirm → proof → payment.
+
+Each choice narrows GET /plans; the state (Redis, with a TTL) survives restarts, so a half-done purchase
+continues. The proof's file id is stored before the payment call: a retry re-sends the same id, and the API
+answers a repeated id with the same payment, so nothing is paid twice.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Any
+
+from telebot.apihelper import ApiException
+from telebot.types import CallbackQuery, Message, User
+
+from .. import keyboards
+from ..api_client import ApiError, ApiUnavailable
+from ..context import Shop, guarded
+from ..i18n import all_texts, data_size, money, parse_int, t
+from . import admin
+
+STEPS = ("cat", "loc", "dur", "cap", "dev")
+FIELD = {"cat": "category", "loc": "location", "dur": "days", "cap": "cap", "dev": "devices"}
+QUESTION = {"cat": "buy_category", "loc": "buy_location", "dur": "buy_duration", "cap": "buy_cap", "dev": "buy_devices"}
+NUMERIC = ("dur", "cap", "dev")
+PROOF_TYPES = ("photo", "document")
+MAX_PROOF_BYTES = 20 * 1024 * 1024  # what the Bot API lets a bot download
+log = logging.getLogger(__name__)
+
+
+def _plans(shop: Shop, state: dict[str, Any], step: str) -> list[dict]:
+    constant = None if "category" not in state else state["category"] == "c"
+    if step == "cat":
+        plans = shop.api.plans()
+    elif step == "loc":
+        plans = shop.api.plans(is_constant_ip=constant)
+    else:
+        plans = shop.api.plans(location_tag=state["location"], is_constant_ip=constant)
+    for name, key in (("days", "duration_days"), ("cap", "data_limit_mb"), ("devices", "max_devices")):
+        if name in state:
+            plans = [plan for plan in plans if str(plan[key]) == state[name]]
+    return plans
+
+
+def _location_label(tag: str, language: str) -> str:
+    return t(language, f"loc_{tag}") if tag in ("local", "abroad") else tag
+
+
+def _options(step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
+    if step == "cat":
+        kinds = sorted({plan["is_constant_ip"] for plan in plans}, reverse=True)
+        return [("c" if k else "d", t(language, "cat_constant" if k else "cat_dynamic")) for k in kinds]
+    if step == "loc":
+        return [(tag, _location_label(tag, language)) for tag in sorted({plan["location_tag"] for plan in plans})]
+    key = {"dur": "duration_days", "cap": "data_limit_mb", "dev": "max_devices"}[step]
+    values = sorted({plan[key] for plan in plans})
+    if step == "dur":
+        return [(str(v), t(language, "dur_option", days=v)) for v in values]
+    if step == "cap":
+        return [(str(v), data_size(v, language)) for v in values]
+    return [(str(v), t(language, "dev_option", count=v)) for v in values]
+
+
+def start_purchase(shop: Shop, message: Message) -> None:
+    profile = shop.profile(message.from_user, fresh=True)
+    language = profile.get("language", "en")
+    if profile.get("is_banned"):
+        shop.say(message.chat.id, t(language, "banned", reason=profile.get("ban_reason") or ""))
+        return
+    state = {"flow": "buy", "step": "cat"}
+    _show_step(shop, message.chat.id, language, state, message.from_user)
+
+
+def _show_step(shop: Shop, chat_id: int, language: str, state: dict, user: User, edit: int | None = None) -> None:
+    step = state["step"]
+    options = _options(step, _plans(shop, state, step), language)
+    if not options:
+        shop.store.clear(user.id)
+        shop.say(chat_id, t(language, "no_plans"))
+        return
+    text = t(language, QUESTION[step])
+    if step in NUMERIC:
+        text += "\n" + t(language, "type_hint")
+    markup = keyboards.choices(step, options, language)
+    if edit:
+        shop.bot.edit_message_text(text, chat_id, edit, reply_markup=markup, parse_mode="HTML")
+        state["message_id"] = edit
+    else:
+        state["message_id"] = shop.say(chat_id, text, reply_markup=markup).message_id
+    shop.store.set(user.id, state)
+
+
+def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, step: str, value: str) -> bool:
+    """Apply a choice; False when it is not one of the current options (stale or tampered)."""
+    if state.get("step") != step:
+        return False
+    plans = _plans(shop, state, step)
+    if value not in {v for v, _ in _options(step, plans, language)}:
+        return False
+    state[FIELD[step]] = value
+    edit = state.get("message_id")
+    if step != STEPS[-1]:
+        state["step"] = STEPS[STEPS.index(step) + 1]
+        _show_step(shop, chat_id, language, state, user, edit=edit)
+        return True
+    plan = min(_plans(shop, state, "dev"), key=lambda p: (p["price_cents"], p["id"]))
+    state.update(step="confirm", plan_id=plan["id"], price=plan["price_cents"])
+    text = t(
+        language,
+        "summary",
+        name=plan["name"],
+        category=t(language, "cat_constant" if plan["is_constant_ip"] else "cat_dynamic"),
+        location=_location_label(plan["location_tag"], language),
+        days=plan["duration_days"],
+        data=data_size(plan["data_limit_mb"], language),
+        devices=plan["max_devices"],
+        price=money(plan["price_cents"], shop.settings.currency),
+    )
+    shop.bot.edit_message_text(text, chat_id, edit, reply_markup=keyboards.confirm(language), parse_mode="HTML")
+    shop.store.set(user.id, state)
+    return True
+
+
+def _typed_choice(step: str, text: str, options: list[tuple[str, str]]) -> str | None:
+    number = parse_int(text)
+    if number is None:
+        return None
+    for value, label in options:
+        leading = re.match(r"\d+", label)
+        if value == str(number) or (leading and leading.group() == str(number)):
+            return value
+    return None
+
+
+def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> None:
+    plan = shop.api.get_plan(state["plan_id"])
+    if not plan["is_active"] or plan["price_cents"] != state["price"]:
+        shop.store.clear(user.id)
+        shop.say(chat_id, t(language, "plan_gone"))
+        return
+    state["step"] = "proof"
+    shop.store.set(user.id, state)
+    shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
+    text = t(language, "ask_proof", price=money(plan["price_cents"], shop.settings.currency))
+    if shop.settings.payment_instructions:
+        text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
+    shop.say(
+        chat_id,
+        text,
+        reply_markup=keyboards.cancel_only(language),
+    )
+
+
+def _readable(shop: Shop, file_id: str) -> bool:
+    """Fetch the proof from Telegram (getFile + download): an empty or oversized file is no proof."""
+    try:
+        info = shop.bot.get_file(file_id)
+        content = shop.bot.download_file(info.file_path)
+    except ApiException as exc:  # Telegram trouble: the file id is what the payment needs; admins check it
+        log.warning("Proof %s not downloaded: %s", file_id, exc)
+        return True
+    return 0 < len(content) <= MAX_PROOF_BYTES
+
+
+def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> None:
+    """Create the payment from the stored proof; tell the user; post it for review."""
+    profile = shop.profile(user)
+    proof = state["proof"]
+    try:
+        payment, created = shop.api.create_payment(
+            profile["id"], state["plan_id"], state["price"], proof["file_id"], shop.settings.protocol
+        )
+    except ApiUnavailable:
+        markup = keyboards.InlineKeyboardMarkup()
+        markup.row(keyboards.InlineKeyboardButton("🔁", callback_data="buy:retry"))
+        shop.say(chat_id, t(language, "api_down_proof"), reply_markup=markup)
+        return
+    except ApiError as exc:
+        if exc.code == "no_node_available":
+            shop.say(chat_id, t(language, "no_node"))
+            return  # the proof is kept: a retry later re-sends it
+        shop.store.clear(user.id)
+        if exc.code == "user_banned":
+            reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
+            shop.say(chat_id, t(language, "banned", reason=reason or exc.message))
+        elif exc.code in ("plan_not_for_sale", "amount_mismatch", "not_found"):
+            shop.say(chat_id, t(language, "plan_gone"))
+        else:
+            shop.say(chat_id, t(language, "refused", message=exc.message))
+        return
+    shop.store.clear(user.id)
+    key = "payment_received" if created else "payment_again"
+    shop.say(chat_id, t(language, key, id=payment["id"], percent=10, days=3))
+    shop.send_config(chat_id, language, payment["config"], profile["id"])
+    if created:
+        admin.post_for_review(shop, payment, proof["kind"])
+
+
+def register(shop: Shop) -> None:
+    bot = shop.bot
+
+    @bot.message_handler(commands=["buy"], chat_types=["private"])
+    @bot.message_handler(func=lambda m: m.text in all_texts("menu_buy"), content_types=["text"], chat_types=["private"])
+    @guarded(shop)
+    def buy(message: Message) -> None:
+        start_purchase(shop, message)
+
+    @bot.callback_query_handler(func=lambda c: (c.data or "").startswith("buy:"))
+    @guarded(shop, "callback")
+    def pressed(call: CallbackQuery) -> None:
+        user, chat_id = call.from_user, call.message.chat.id
+        language = shop.language(user)
+        fields = keyboards.parse_callback(call.data)
+        state = shop.store.get(user.id)
+        if fields is None or state.get("flow") != "buy":
+            bot.answer_callback_query(call.id, t(language, "choice_stale"))
+            return
+        action = fields.get("action")
+        if action == "no":
+            shop.store.clear(user.id)
+            bot.answer_callback_query(call.id)
+            bot.edit_message_text(t(language, "cancelled"), chat_id, call.message.message_id)
+        elif action == "ok" and state.get("step") == "confirm":
+            bot.answer_callback_query(call.id)
+            _confirm(shop, chat_id, user, language, state)
+        elif action == "retry" and state.get("step") == "proof" and state.get("proof"):
+            bot.answer_callback_query(call.id)
+            submit(shop, chat_id, user, language, state)
+        elif "step" in fields and _choose(shop, chat_id, user, language, state, fields["step"], fields["value"]):
+            bot.answer_callback_query(call.id)
+        else:
+            bot.answer_callback_query(call.id, t(language, "choice_stale"))
+
+    def in_purchase(message: Message) -> bool:
+        return shop.store.get(message.from_user.id).get("flow") == "buy" and not (message.text or "").startswith("/")
+
+    @bot.message_handler(
+        func=in_purchase,
+        content_types=["text", *PROOF_TYPES, "sticker", "voice", "video", "audio"],
+        chat_types=["private"],
+    )
+    @guarded(shop)
+    def purchase_input(message: Message) -> None:
+        user, chat_id = message.from_user, message.chat.id
+        language = shop.language(user)
+        state = shop.store.get(user.id)
+        step = state.get("step")
+        if step == "proof":
+            if message.content_type not in PROOF_TYPES:
+                shop.say(chat_id, t(language, "proof_wrong"), reply_markup=keyboards.cancel_only(language))
+                return
+            if not state.get("proof"):  # an earlier proof whose outcome is unknown wins: same id, same payment
+                file = message.photo[-1] if message.content_type == "photo" else message.document
+                if not _readable(shop, file.file_id):
+                    shop.say(chat_id, t(language, "proof_wrong"), reply_markup=keyboards.cancel_only(language))
+                    return
+                state["proof"] = {"file_id": file.file_id, "kind": message.content_type}
+                shop.store.set(user.id, state)
+            submit(shop, chat_id, user, language, state)
+        elif step in NUMERIC and message.content_type == "text":
+            options = _options(step, _plans(shop, state, step), language)
+            value = _typed_choice(step, message.text, options)
+            if value is None or not _choose(shop, chat_id, user, language, state, step, value):
+                listed = (
+                    "، ".join(label for _, label in options)
+                    if language == "fa"
+                    else ", ".join(label for _, label in options)
+                )
+                shop.say(chat_id, t(language, "number_invalid", options=listed))
+        else:
+            shop.say(chat_id, t(language, "choice_stale"))

@@ -1,0 +1,208 @@
+"""The bot for real: its polling loop against the fake Telegram, the control API served over HTTP on
+PostgreSQL + Redis (the conftest `app`), conversation state in Redis."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+from telebot import apihelper
+from werkzeug.serving import make_server
+
+from bot.__main__ import run_polling
+from bot.app import build, publish_commands
+from bot.config import BotSettings
+from bot.context import Shop
+from bot.notifier import Notifier
+from bot.state import RedisStore
+from control_api.models import Node, Payment, UserConfig
+from tests.conftest import create_admin, create_bot, create_node
+from tests.fixtures.fake_telegram import FakeTelegram
+
+ADMIN_CHAT = -1001234567
+PLANS = [
+    {
+        "name": "Abroad 30",
+        "location_tag": "abroad",
+        "duration_days": 30,
+        "max_devices": 2,
+        "data_limit_mb": 10_000,
+        "price_cents": 1500,
+    },
+    {
+        "name": "Abroad 90",
+        "location_tag": "abroad",
+        "duration_days": 90,
+        "max_devices": 3,
+        "data_limit_mb": 30_000,
+        "price_cents": 4000,
+    },
+    {
+        "name": "Local 30",
+        "location_tag": "local",
+        "duration_days": 30,
+        "max_devices": 1,
+        "data_limit_mb": 5_000,
+        "price_cents": 800,
+    },
+    {
+        "name": "Fixed IP abroad",
+        "location_tag": "abroad",
+        "duration_days": 30,
+        "max_devices": 1,
+        "data_limit_mb": 20_000,
+        "price_cents": 3000,
+        "is_constant_ip": True,
+    },
+]
+
+
+def tg_user(user_id: int, username: str, language_code: str = "en") -> dict:
+    return {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": username.title(),
+        "username": username,
+        "language_code": language_code,
+    }
+
+
+ALICE = tg_user(7001, "alice")
+DARIUSH = tg_user(7003, "dariush", "fa")
+STAFF = tg_user(7002, "shopkeeper")
+STAFF2 = tg_user(7004, "deputy")
+
+
+class ApiServer:
+    """The test app over HTTP in a thread; stop() and start() again on the same port (an outage)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.port = 0
+        self.server = None
+
+    def start(self) -> ApiServer:
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    fake = FakeTelegram().start()
+    saved = apihelper.API_URL, apihelper.FILE_URL
+    apihelper.API_URL, apihelper.FILE_URL = fake.api_url, fake.file_url
+    yield fake
+    apihelper.API_URL, apihelper.FILE_URL = saved
+    fake.stop()
+    assert fake.unknown == [], f"the bot called methods the fake does not know: {fake.unknown}"
+
+
+@pytest.fixture
+def api_server(app) -> Iterator[ApiServer]:
+    server = ApiServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store_shop(app, client):
+    """An active node with an inbound, the plans, and two Telegram admins (7002, 7004)."""
+    admin = create_admin(app, client, "root")
+    bot_credentials = create_bot(app, client, "shopbot")
+    node_id = create_node(client, admin, "fra-1").principal_id
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        node = session.get(Node, node_id)
+        node.status = "active"
+        node.public_ip = "198.51.100.30"
+        node.tls_server_name = "fra.rayfleet.test"
+        node.inbounds = [{"profile": "vless-tcp-tls", "port": 443}]
+        session.commit()
+    for plan in PLANS:
+        assert client.post("/api/v1/plans", json=plan, headers=admin.headers).status_code == 201
+    for staff in (STAFF, STAFF2):
+        user = client.put(
+            f"/api/v1/users/telegram/{staff['id']}", json={"username": staff["username"]}, headers=admin.headers
+        ).json
+        client.put(f"/api/v1/users/{user['id']}/admin", json={"is_admin": True}, headers=admin.headers)
+    return {"admin": admin, "bot": bot_credentials}
+
+
+@dataclass
+class Harness:
+    telegram: FakeTelegram
+    api: ApiServer
+    app: object
+    settings: BotSettings
+    redis_url: str
+    shop: Shop | None = None
+    thread: threading.Thread | None = None
+    notifier: Notifier | None = None
+
+    def start_bot(self) -> Shop:
+        store = RedisStore(self.redis_url, self.settings.state_ttl_seconds)
+        self.shop = build(self.settings, store=store)
+        publish_commands(self.shop)
+        self.thread = threading.Thread(target=run_polling, args=(self.shop,), daemon=True)
+        self.thread.start()
+        self.notifier = Notifier(self.shop, self.settings.notify_interval_seconds)
+        self.notifier.start()
+        return self.shop
+
+    def stop_bot(self) -> None:
+        self.notifier.stop()
+        self.shop.bot.stop_bot()
+        self.thread.join(timeout=10)
+        self.notifier.join(timeout=10)
+        assert not self.thread.is_alive()
+
+    def count(self, model) -> int:
+        with self.app.app_context():
+            return self.app.extensions["rayfleet.db"].session().scalar(select(func.count()).select_from(model))
+
+    def payments(self) -> int:
+        return self.count(Payment)
+
+    def configs(self) -> int:
+        return self.count(UserConfig)
+
+
+@pytest.fixture
+def harness(app, telegram, api_server, store_shop, redis_url) -> Iterator[Harness]:
+    bot = store_shop["bot"]
+    settings = BotSettings(
+        token=telegram.token,
+        api_url=api_server.url,
+        client_id=bot.identifier,
+        client_secret=bot.secret,
+        admin_chat_id=ADMIN_CHAT,
+        redis_url=redis_url,
+        state_ttl_seconds=600,
+        notify_interval_seconds=0.1,
+        long_polling_timeout=1,
+        api_timeout_seconds=3,
+        currency="USD",
+        payment_instructions="Card 6037-9911-2233-4455 (Rayfleet)",
+    )
+    h = Harness(telegram, api_server, app, settings, redis_url)
+    h.start_bot()
+    yield h
+    if h.thread.is_alive():
+        h.stop_bot()

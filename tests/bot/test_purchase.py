@@ -1,0 +1,123 @@
+"""A full purchase through the real polling loop, in English and in Persian, then the admin's review."""
+
+# Persian text and digits are the point here; ruff's confusable-character check reads them as Latin.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import pytest
+
+from bot.i18n import LRM
+from tests.bot.conftest import ADMIN_CHAT, ALICE, DARIUSH, STAFF, STAFF2
+
+pytestmark = pytest.mark.postgres
+
+
+def choose_language(tg, user, label):
+    mark = tg.send_text(user, "/start")
+    menu = tg.reply(user["id"], mark, "Choose your language")
+    mark = tg.press(user, menu, menu.button(label))
+    return tg.reply(user["id"], mark, method="sendMessage")
+
+
+def test_english_purchase_then_approval_by_button(harness):
+    tg = harness.telegram
+    begin = len(tg.events)
+    welcome = choose_language(tg, ALICE, "English")
+    assert "Welcome" in welcome.text and "🛒 Buy" in welcome.button_data()
+
+    mark = tg.send_text(ALICE, "🛒 Buy")
+    step = tg.reply(ALICE["id"], mark, "Step 1/5")
+    assert [b["text"] for row in step.buttons for b in row] == ["Constant IP", "Dynamic IP", "✖️ Cancel"]
+    for label, expect in (
+        ("Dynamic IP", "Step 2/5"),
+        ("Abroad", "Step 3/5"),
+        ("30 days", "Step 4/5"),
+        ("10 GB", "Step 5/5"),
+    ):
+        mark = tg.press(ALICE, step, step.button(label))
+        step = tg.reply(ALICE["id"], mark, expect, method="editMessageText")
+    mark = tg.press(ALICE, step, step.button("2 devices"))
+    summary = tg.reply(ALICE["id"], mark, "Your order", method="editMessageText")
+    assert "Abroad 30" in summary.text and "15 USD" in summary.text
+
+    mark = tg.press(ALICE, summary, summary.button("Confirm"))
+    ask = tg.reply(ALICE["id"], mark, "send the receipt")
+    assert "Card 6037-9911-2233-4455" in ask.text
+
+    mark = tg.send_text(ALICE, "I paid, trust me")
+    tg.reply(ALICE["id"], mark, "photo or a document")
+    assert harness.payments() == 0
+
+    mark, proof_id = tg.send_photo(ALICE)
+    received = tg.reply(ALICE["id"], mark, "TEMPORARY")
+    assert "10% of the data, for 3 days" in received.text
+    card = tg.reply(ALICE["id"], mark, "vless://")
+    assert "Subscription URL" in card.text and "/sub/" in card.text
+    qr = tg.reply(ALICE["id"], mark, method="sendPhoto")
+    assert tg.uploads[qr.file.split()[2]].startswith(b"\x89PNG")
+    assert any(path.endswith(f"{proof_id}.jpg") for path in tg.downloads)  # the bot fetched the proof
+    assert harness.payments() == 1
+
+    proof = tg.reply(ADMIN_CHAT, mark, proof_id, method="sendPhoto")
+    review = tg.reply(ADMIN_CHAT, mark, "Payment #1")
+    assert "@alice" in review.text and review.button_data() == ["adm:ok:1", "adm:no:1"]
+    assert proof.message_id < review.message_id
+
+    mark = tg.press(STAFF, review, "adm:ok:1")
+    answer = tg.wait(lambda e: e.method == "answerCallbackQuery" and "approved" in e.text, mark)
+    assert answer.text == "✅ Payment #1 approved by shopkeeper."
+    edited = tg.reply(ADMIN_CHAT, mark, "approved by shopkeeper", method="editMessageText")
+    assert edited.buttons == []
+    told = tg.reply(ALICE["id"], mark, "is approved")
+    full = tg.reply(ALICE["id"], told_mark(tg, told), "(full,")
+    assert "vless://" in full.text
+
+    # Pressed again, by another admin: answered once, as already decided.
+    mark = tg.press(STAFF2, review, "adm:ok:1")
+    again = tg.wait(lambda e: e.method == "answerCallbackQuery", mark)
+    assert again.text == "Already approved by shopkeeper."
+    print("\n" + tg.transcript(begin))
+
+
+def told_mark(tg, event) -> int:
+    return tg.events.index(event)
+
+
+def test_persian_purchase_with_a_document_and_persian_digits_then_rejection(harness):
+    tg = harness.telegram
+    begin = len(tg.events)
+    welcome = choose_language(tg, DARIUSH, "فارسی")
+    assert "خوش آمدید" in welcome.text and "🛒 خرید" in welcome.button_data()
+
+    mark = tg.send_text(DARIUSH, "🛒 خرید")
+    step = tg.reply(DARIUSH["id"], mark, "مرحله ۱ از ۵")
+    mark = tg.press(DARIUSH, step, step.button("آی‌پی متغیر"))
+    step = tg.reply(DARIUSH["id"], mark, "مرحله ۲ از ۵", method="editMessageText")
+    mark = tg.press(DARIUSH, step, step.button("خارجی"))
+    step = tg.reply(DARIUSH["id"], mark, "مرحله ۳ از ۵", method="editMessageText")
+    mark = tg.send_text(DARIUSH, "۹۰")  # Persian digits
+    step = tg.reply(DARIUSH["id"], mark, "مرحله ۴ از ۵", method="editMessageText")
+    mark = tg.send_text(DARIUSH, "٣٠")  # Arabic-Indic digits: 30 GB
+    step = tg.reply(DARIUSH["id"], mark, "مرحله ۵ از ۵", method="editMessageText")
+    mark = tg.press(DARIUSH, step, step.button("3"))
+    summary = tg.reply(DARIUSH["id"], mark, "سفارش شما", method="editMessageText")
+    assert f"{LRM}40 USD{LRM}" in summary.text  # the price keeps its order inside RTL text
+    mark = tg.press(DARIUSH, summary, summary.button("تأیید"))
+    tg.reply(DARIUSH["id"], mark, "رسید")
+
+    mark = tg.send_sticker(DARIUSH)
+    tg.reply(DARIUSH["id"], mark, "عکس یا فایل")
+    mark, proof_id = tg.send_document(DARIUSH)
+    received = tg.reply(DARIUSH["id"], mark, "موقت")
+    assert f"#{LRM}1{LRM}" in received.text
+    tg.reply(DARIUSH["id"], mark, "vless://")
+    assert any(path.endswith(proof_id) for path in tg.downloads)
+    tg.reply(ADMIN_CHAT, mark, proof_id, method="sendDocument")
+    review = tg.reply(ADMIN_CHAT, mark, "Payment #1")
+
+    mark = tg.press(STAFF, review, "adm:no:1")
+    tg.wait(lambda e: e.method == "answerCallbackQuery" and "rejected by shopkeeper" in e.text, mark)
+    told = tg.reply(DARIUSH["id"], mark, "رد شد")
+    assert f"#{LRM}1{LRM}" in told.text
+    print("\n" + tg.transcript(begin))
