@@ -159,7 +159,7 @@ def _readable(shop: Shop, file_id: str) -> bool:
         info = shop.bot.get_file(file_id)
         content = shop.bot.download_file(info.file_path)
     except ApiException as exc:  # Telegram trouble: the file id is what the payment needs; admins check it
-        log.warning("Proof %s not downloaded: %s", file_id, exc)
+        log.warning("A payment proof could not be downloaded: %s", type(exc).__name__)  # never the file id
         return True
     return 0 < len(content) <= MAX_PROOF_BYTES
 
