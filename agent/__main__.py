@@ -19,6 +19,7 @@ from .backoff import backoff_delay
 from .collectors import HostCollector, heal_core, unit_status
 from .config import AgentConfig, ConfigError, load_config
 from .journal import Journal
+from .metrics import AgentMetrics, start_metrics_server
 from .reporter import MAX_REPORTS_PER_HEARTBEAT, DeliveryError, Reporter
 
 log = logging.getLogger("rayfleet.agent")
@@ -30,13 +31,20 @@ def _now() -> str:
 
 class Agent:
     def __init__(
-        self, config: AgentConfig, journal: Journal, reporter: Reporter, core: Any = None, collector: Any = None
+        self,
+        config: AgentConfig,
+        journal: Journal,
+        reporter: Reporter,
+        core: Any = None,
+        collector: Any = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
         self.reporter = reporter
         self.core = core
         self.collector = collector or HostCollector()
+        self.metrics = metrics or AgentMetrics()
         self.period_start = _now()
         self.failures = 0
         self.last_latency_ms: float | None = None
@@ -51,6 +59,7 @@ class Agent:
             log.warning("could not read traffic from the core: %s", type(exc).__name__)
             return
         period_end = _now()
+        self.metrics.add_traffic(usage)
         if usage:
             self.journal.append({"period_start": self.period_start, "period_end": period_end, "usage": usage})
         self.period_start = period_end
@@ -59,6 +68,8 @@ class Agent:
         incident = heal_core(self.config.core_service)
         host = self.collector.collect()
         pending = self.journal.pending()[:MAX_REPORTS_PER_HEARTBEAT]
+        core_active = unit_status(self.config.core_service) == "active"
+        self.metrics.observe_core(core_active, [incident] if incident else [])
         return {
             "cpu": min(host["cpu_percent"], 100.0),
             "mem": min(host["mem_percent"], 100.0),
@@ -66,7 +77,7 @@ class Agent:
             "bandwidth_out": int(host["bandwidth_out_bps"]),
             # The round trip of the previous heartbeat: the control plane's latency as this node sees it.
             "latency_ms": self.last_latency_ms,
-            "core_active": unit_status(self.config.core_service) == "active",
+            "core_active": core_active,
             "incidents": [incident] if incident else [],
             "reports": pending,
         }
@@ -80,16 +91,32 @@ class Agent:
             answer = self.reporter.send(body)
         except DeliveryError as exc:
             self.failures += 1
+            self.metrics.heartbeat_failed()
+            self.metrics.set_journal_pending(len(self.journal.pending()))
             log.warning("heartbeat not delivered (%s); %d reports kept", exc, len(body["reports"]))
             return False
+        latency = time.monotonic() - started
         self.failures = 0
-        self.last_latency_ms = round((time.monotonic() - started) * 1000, 1)
+        self.last_latency_ms = round(latency * 1000, 1)
         self.journal.acknowledge([*answer["accepted"], *answer["duplicates"]])
+        self.metrics.heartbeat_succeeded(time.time(), latency)
+        self.metrics.set_journal_pending(len(self.journal.pending()))
         return True
+
+    def safe_tick(self) -> bool:
+        """tick(), but a bug in one round (an unexpected answer, a full disk) costs that round, not the process:
+        the journal keeps every report, the round counts as failed, and the next one backs off."""
+        try:
+            return self.tick()
+        except Exception:
+            log.exception("heartbeat round failed unexpectedly")
+            self.failures += 1
+            self.metrics.heartbeat_failed()
+            return False
 
     def run_forever(self) -> None:
         while True:
-            delivered = self.tick()
+            delivered = self.safe_tick()
             delay = self.config.interval_seconds if delivered else backoff_delay(self.failures)
             time.sleep(min(delay, self.config.interval_seconds * 10))
 
@@ -109,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     agent = Agent(config, Journal(config.journal_path), Reporter(config), core=core)
     if args.once:
         return 0 if agent.tick() else 1
+    if config.metrics_port:
+        try:
+            start_metrics_server(agent.metrics, config.metrics_port, config.metrics_host)
+        except OSError as exc:
+            # Heartbeats and accounting matter more than the agent's own metrics: carry on without them.
+            log.error("metrics endpoint not started on %s:%d: %s", config.metrics_host, config.metrics_port, exc)
     agent.run_forever()
     return 0
 

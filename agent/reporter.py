@@ -32,9 +32,10 @@ class Reporter:
         return self.config.api_url.rstrip("/") + path
 
     def _login(self) -> str:
-        body = {"kind": "node", "client_id": self.config.client_id, "client_secret": self.config.client_secret}
+        # The node's own login endpoint (same token JSON as /api/v1/auth/token).
+        body = {"client_id": self.config.client_id, "client_secret": self.config.client_secret}
         try:
-            response = self.session.post(self._url("/api/v1/auth/token"), json=body, timeout=self.timeout)
+            response = self.session.post(self._url("/api/v1/nodes/register"), json=body, timeout=self.timeout)
         except requests.RequestException as exc:
             raise DeliveryError(f"the control API is unreachable: {type(exc).__name__}") from exc
         if response.status_code != 200:
