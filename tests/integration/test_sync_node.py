@@ -252,7 +252,8 @@ def test_sync_adds_keeps_and_removes_users_on_a_real_node(node_container, sessio
         node_container,
         core="v2ray",
     )
-    gateway = node_container.rsplit(".", 1)[0] + ".1"  # the host, as the container sees it (podman bridge)
+    # The host, as the container sees it (the podman bridge's gateway).
+    gateway = podman("inspect", "--format", "{{.NetworkSettings.Gateway}}", CONTAINER, check=True).stdout.strip()
     with origin_server(tmp_path / "origin", host=gateway) as (url, sha256):
         fetched = fetch_via_link(link, url, timeout=15)
     assert (fetched["status"], fetched["sha256"]) == (200, sha256)

@@ -1,0 +1,170 @@
+"""How fast a sale becomes a working link: API call -> first byte through the node, and a 200-config burst.
+
+    .venv/bin/python bench/delivery_latency.py [--configs 20] [--burst 200] [--samples 3]
+
+Runs the e2e harness (tests/fixtures/fleet.py) on its own PostgreSQL and Redis (tests/fixtures/services.py):
+gunicorn serving the control API, an `rq worker --with-scheduler` process, and one podman systemd node
+(real V2Ray) provisioned by the API's provision job. Then:
+
+(a) --configs times, one at a time: POST /users/{id}/configs, take the vless:// link from the answer and
+    start a sing-box client with it, fetching a 4 KiB body from an origin on the host until one arrives.
+    Figure: seconds from the API call to those first bytes (p50/p95/max), and the API call alone.
+(b) --burst configs created at once (8 concurrent API clients) on the same node: seconds until every one
+    of them is `active` (the sync that served it succeeded), until --samples of their links (the last
+    ones created) carry bytes, and how many playbook runs (`sync_runs` rows) the burst cost.
+
+Targets (DESIGN.md §2, issue #4): p95 <= 5 s for (a); <= 3 playbook runs for (b). Prints figures only,
+no pass/fail. Holds the machine-wide molecule lock while its container exists; removes only it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered):6.2f} s   p95 {p95:6.2f} s   max {ordered[-1]:6.2f} s   (n={len(ordered)})"
+
+
+def one_at_a_time(fleet: Any, harness: Any, plan_id: int, count: int) -> tuple[list[float], list[float]]:
+    """(API call -> first byte seconds, API call seconds) for COUNT configs created one after the other."""
+    users = [fleet.create_user(800_000 + n)["id"] for n in range(count)]
+    first_bytes, api_calls = [], []
+    for number, user_id in enumerate(users, start=1):
+        fleet.wait_node_in_sync()  # each sale starts from a quiet node
+        started = time.monotonic()
+        config = fleet.create_config(user_id, plan_id)
+        api_calls.append(time.monotonic() - started)
+        first_bytes.append(fleet.time_to_first_bytes(harness.link_for(config), started))
+        print(f"  config {number:3d}/{count}: first byte after {first_bytes[-1]:5.2f} s", flush=True)
+    return first_bytes, api_calls
+
+
+def run_durations(fleet: Any, since_id: int) -> list[float]:
+    """Seconds each successful playbook run took (ansible-runner start-up included) after SINCE_ID."""
+    from sqlalchemy import select
+
+    from control_api.models import SyncRun
+
+    with fleet.engine.connect() as connection:
+        rows = connection.scalars(
+            select(SyncRun.duration_ms).where(SyncRun.id > since_id, SyncRun.status == "succeeded")
+        ).all()
+    return [ms / 1000 for ms in rows]
+
+
+def burst(fleet: Any, harness: Any, plan_id: int, count: int, samples: int) -> dict[str, float]:
+    users = [fleet.create_user(900_000 + n)["id"] for n in range(count)]
+    fleet.wait_node_in_sync()
+    token = fleet.client.session.headers["Authorization"]
+    runs_before = fleet.last_sync_run_id()
+    clients: dict[int, Any] = {}
+
+    def create(user_id: int) -> dict[str, Any]:
+        client = clients.setdefault(threading.get_ident(), harness.ApiClient(fleet.api.url))
+        client.session.headers["Authorization"] = token
+        body = {"plan_id": plan_id, "protocol": "vless", "node_id": fleet.node_id}
+        return client.call("POST", f"/users/{user_id}/configs", json=body, expect=201)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        configs = list(pool.map(create, users))
+    accepted = time.monotonic() - started
+    ids = [config["id"] for config in configs]
+
+    def all_active() -> bool:
+        from sqlalchemy import func, select
+
+        from control_api.models import UserConfig
+
+        with fleet.engine.connect() as connection:
+            active = connection.scalar(
+                select(func.count()).where(UserConfig.id.in_(ids), UserConfig.status == "active")
+            )
+        return active == len(ids)
+
+    harness.wait_for(all_active, f"the {count} configs did not all become active", timeout=600, interval=0.1)
+    live = time.monotonic() - started
+    for config in configs[-samples:]:
+        fleet.time_to_first_bytes(harness.link_for(config), started)
+    sampled = time.monotonic() - started
+    fleet.wait_node_in_sync()
+    return {
+        "accepted": accepted,
+        "active": live,
+        "sampled": sampled,
+        "runs": fleet.sync_runs(since_id=runs_before),
+        "failed_runs": fleet.sync_runs("failed", since_id=runs_before),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", type=int, default=20, help="configs created one at a time, for (a)")
+    parser.add_argument("--burst", type=int, default=200, help="configs created at once, for (b)")
+    parser.add_argument("--samples", type=int, default=3, help="links of the burst checked for bytes")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))  # the harness lives in tests/fixtures
+
+    from control_api import migrate
+    from control_api.extensions import make_engine
+    from tests.fixtures import fleet as harness
+    from tests.fixtures.services import postgres_server, redis_server
+
+    spec = harness.FleetSpec(
+        container="rayfleet-bench-fleet", label="bench_delivery", node_name="bench-node", address="10.89.250.13"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="rayfleet-bench-") as tmp,
+        postgres_server() as database_url,
+        redis_server() as redis_url,
+    ):
+        engine = make_engine(database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        print("starting the fleet and provisioning the node through the API (a few minutes) ...", flush=True)
+        with harness.start_fleet(spec, Path(tmp), database_url, redis_url) as fleet:
+            provisioned = fleet.provision_seconds
+            plan_id = fleet.create_plan()["id"]
+            print(f"fleet up; the provision job took the node to in_sync in {provisioned:.0f} s", flush=True)
+            print(f"(a) {args.configs} configs, one at a time:", flush=True)
+            before = fleet.last_sync_run_id()
+            first_bytes, api_calls = one_at_a_time(fleet, harness, plan_id, args.configs)
+            fleet.wait_node_in_sync()  # the last run's row is written just after its users went live
+            run_seconds = run_durations(fleet, before)
+            print(f"(b) {args.burst} configs in one burst ...", flush=True)
+            figures = burst(fleet, harness, plan_id, args.burst, args.samples)
+
+    rows = [
+        ("(a) API call -> first byte through the node", f"{percentiles(first_bytes)}   target p95 <= 5 s"),
+        ("    the API call alone", percentiles(api_calls)),
+        ("    each playbook run (sync_runs.duration_ms)", percentiles(run_seconds)),
+        (f"(b) {args.burst} configs in one burst:", ""),
+        ("    all API calls answered (201)", f"{figures['accepted']:6.2f} s"),
+        (f"    all {args.burst} configs active", f"{figures['active']:6.2f} s"),
+        (f"    {args.samples} sampled links carry bytes", f"{figures['sampled']:6.2f} s"),
+        (
+            "    playbook runs (sync_runs rows)",
+            f"{figures['runs']:6d}   (failed: {figures['failed_runs']})   target <= 3",
+        ),
+    ]
+    print("\ndelivery through the whole fleet (gunicorn + rq worker + podman node, V2Ray 4.34)")
+    print(f"  (POST /nodes/{{id}}/provision -> node active and in sync: {provisioned:.0f} s)")
+    for label, value in rows:
+        print(f"  {label:46s} {value}".rstrip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The whole fleet end to end, every part real and in its own process (tests/fixtures/fleet.py):
+gunicorn serving the control API on PostgreSQL + Redis, an `rq worker` process, a podman systemd
+node that the API's provision job provisioned (base + V2Ray + the node agent), a sing-box client
+using the share link from the API's answer, and an HTTP origin on the host.
+
+One node for the module: provisioning is the expensive part (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.conftest import reset_postgres
+from tests.fixtures.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
+from tests.fixtures.singbox import ProxyError
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+SPEC = FleetSpec(container="rayfleet-e2e-fleet", label="e2e_fleet", node_name="e2e-node", address="10.89.250.11")
+
+
+@pytest.fixture(scope="module")
+def fleet(migrated_postgres: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    reset_postgres(migrated_postgres)
+    redis.Redis.from_url(redis_url).flushdb()  # no job an earlier test left in the shared Redis
+    with start_fleet(SPEC, tmp_path_factory.mktemp("fleet"), migrated_postgres, redis_url) as running:
+        yield running
+
+
+def test_the_provision_job_made_a_reporting_node(fleet: Fleet):
+    view = fleet.node_view()
+    assert (view["status"], view["sync_state"], view["pending_configs"]) == ("active", "in_sync", 0)
+    assert view["last_sync"]["status"] == "succeeded"
+    assert view["applied_revision"] == view["desired_revision"]
+    # The agent the provision job installed logs in with the credentials it handed out and reports.
+    reported = wait_for(
+        lambda: fleet.node_view()["last_metrics"], "no heartbeat from the agent", timeout=10 * AGENT_INTERVAL_SECONDS
+    )
+    assert reported["cpu"] >= 0
+    assert fleet.node_view()["health"] == "healthy"
+
+
+def test_a_sold_config_carries_traffic_is_metered_and_suspends(fleet: Fleet):
+    plan = fleet.create_plan()
+    user = fleet.create_user(7001)
+    config = fleet.create_config(user["id"], plan["id"], protocol="vless")
+    assert config["status"] == "pending"
+    link = link_for(config)
+    assert fleet.node.address in link
+
+    fleet.wait_config(config["id"], "active")
+    assert fleet.wait_node_in_sync()["pending_configs"] == 0
+
+    fetched = fleet.fetch(link)
+    assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)
+
+    # Within one heartbeat (plus its delivery) the bytes are in the usage table: uplink + downlink.
+    metered = wait_for(
+        lambda: fleet.usage_bytes(config["id"]) >= BIG_BODY and fleet.usage_bytes(config["id"]),
+        "the transfer never showed up in usage",
+        timeout=5 * AGENT_INTERVAL_SECONDS,
+    )
+    assert abs(metered - BIG_BODY) <= BIG_BODY * 0.01, (metered, BIG_BODY)
+
+    suspended = fleet.suspend(config["id"])
+    assert suspended["status"] == "suspended"
+    fleet.wait_node_in_sync()
+    with pytest.raises(ProxyError):
+        fleet.fetch(link, timeout=10)
+
+    # Counted once: later heartbeats add nothing for that transfer.
+    time.sleep(2 * AGENT_INTERVAL_SECONDS + 1)
+    assert fleet.usage_bytes(config["id"]) == metered
