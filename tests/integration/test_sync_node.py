@@ -10,14 +10,9 @@ link control_api.links builds.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,15 +24,12 @@ from control_api.links import Client, Inbound, build_link
 from control_api.models import Node, SyncRun, User, UserConfig
 from control_api.runners import run_playbook
 from control_api.services.sync import node_inventory, sync_node
+from tests.fixtures.podman_node import CONTAINERS_CONF, IMAGE, build_node_image, molecule_lock, podman, wait_for
 from tests.fixtures.singbox import fetch_via_link
 from tests.fixtures.xray_role import origin_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-REPO = Path(__file__).resolve().parents[2]
-CONTAINERS_CONF = REPO / "molecule" / "containers.conf"
-LOCK_FILE = Path("/var/tmp/rayfleet-molecule.lock")  # the one tests/e2e/test_molecule.py holds
-IMAGE = "localhost/rayfleet-node:bookworm"
 CONTAINER = "rayfleet-sync-it"
 NODE_NAME = "sync-node"
 TLS_NAME = "node1.rayfleet.test"
@@ -57,22 +49,6 @@ CONNECTION_VARS = {
     "ansible_host": CONTAINER,
     "ansible_python_interpreter": "/usr/bin/python3",
 }
-
-
-def podman(*args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
-    result = subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=False, timeout=timeout)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"podman {' '.join(args)}: rc={result.returncode}\n{result.stderr}")
-    return result
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} after {timeout} s")
-        time.sleep(0.5)
 
 
 def wait_booted(core_too: bool) -> None:
@@ -95,18 +71,8 @@ def node_vars(_node: Node) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A provisioned podman node (the container's IP); holds the machine-wide molecule lock while it exists."""
-    assert os.geteuid() == 0, "the podman node runs rootful: run the tests as root (CI does)"
-    image = subprocess.run(
-        ["bash", "scripts/node_image.sh"],
-        cwd=REPO,
-        env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert image.returncode == 0, f"scripts/node_image.sh failed:\n{image.stdout}\n{image.stderr}"
-    with LOCK_FILE.open("w") as lock, pytest.MonkeyPatch.context() as patch:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    build_node_image()
+    with molecule_lock(), pytest.MonkeyPatch.context() as patch:
         # ansible-runner's child inherits the environment: the podman connection plugin needs this too.
         patch.setenv("CONTAINERS_CONF", str(CONTAINERS_CONF))
         podman("rm", "-f", "-t", "5", CONTAINER)  # left by a killed run
