@@ -1,7 +1,7 @@
 """Typed SQLAlchemy 2 models, one module per aggregate; importing this registers them all."""
 
 from .audit import ACTOR_TYPES, AuditLog
-from .base import Base, utcnow
+from .base import Base, columns_of, utcnow
 from .node import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES, Node, NodeMetric, SyncRun
 from .notification import NOTIFICATION_KINDS, Notification
 from .plan import Plan
@@ -37,5 +37,6 @@ __all__ = [
     "UsageReport",
     "User",
     "UserConfig",
+    "columns_of",
     "utcnow",
 ]

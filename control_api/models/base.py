@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
@@ -46,6 +47,11 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def columns_of(row: Base) -> dict[str, Any]:
+    """ROW's mapped columns by attribute name: the start of every API view of a row."""
+    return {column.key: getattr(row, column.key) for column in type(row).__mapper__.column_attrs}
 
 
 def enum_check(column: str, values: tuple[str, ...]) -> str:

@@ -4,7 +4,7 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 
 from ..models import NOTIFICATION_KINDS, PAYMENT_STATUSES, PROTOCOLS
-from .common import StrictBoolean, db_integer, text
+from .common import PageQuery, StrictBoolean, db_integer, text
 from .configs import ConfigOut
 
 
@@ -60,11 +60,9 @@ class PaymentCreatedOut(PaymentOut):
     config = fields.Nested(ConfigOut, required=True, metadata={"description": "The temporary config."})
 
 
-class PaymentQuery(Schema):
+class PaymentQuery(PageQuery):
     status = fields.String(validate=OneOf(PAYMENT_STATUSES))
     user_id = fields.Integer(validate=Range(min=1, max=2**63 - 1))
-    limit = fields.Integer(load_default=50, validate=Range(min=1, max=200))
-    offset = fields.Integer(load_default=0, validate=Range(min=0, max=10**9))
 
 
 class PaymentList(Schema):

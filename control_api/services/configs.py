@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound
 from ..links import PROFILES, Client, Inbound, build_link
-from ..models import Node, Plan, User, UserConfig, utcnow
+from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
 from ..security import Principal
 from . import audit, notifications
 from .lookup import get_or_404
@@ -185,7 +185,7 @@ def config_view(session: Session, config: UserConfig, node: Node | None = None) 
     """CONFIG with what is left of it and its share links (one per inbound of its node with its protocol)."""
     if node is None and config.node_id is not None:
         node = session.get(Node, config.node_id)
-    view = {column.key: getattr(config, column.key) for column in UserConfig.__mapper__.column_attrs}
+    view = columns_of(config)
     limit = config.data_limit_mb * 1024 * 1024 if config.data_limit_mb is not None else None
     left = (config.expires_at - utcnow()).total_seconds() if config.expires_at is not None else None
     return {

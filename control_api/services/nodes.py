@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, Forbidden
-from ..models import Node, NodeMetric, SyncRun, UserConfig, utcnow
+from ..models import Node, NodeMetric, SyncRun, UserConfig, columns_of, utcnow
 from ..security import SYSTEM, Principal
 from . import audit
 from .credentials import hash_secret, new_client_id, new_secret
@@ -67,12 +67,12 @@ def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) ->
         metric = metrics.get(node.id)
         views.append(
             {
-                **{column.key: getattr(node, column.key) for column in Node.__mapper__.column_attrs},
+                **columns_of(node),
                 "health": _health(node.last_seen_at, now, stale_after_seconds),
                 "sync_state": _sync_state(node, run),
                 "pending_configs": pending.get(node.id, 0),
-                "last_metrics": None if metric is None else {**_columns(metric), "at": metric.timestamp},
-                "last_sync": None if run is None else _columns(run),
+                "last_metrics": None if metric is None else {**columns_of(metric), "at": metric.timestamp},
+                "last_sync": None if run is None else columns_of(run),
             }
         )
     return views
@@ -83,10 +83,6 @@ def _latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], i
         return {}
     newest = select(func.max(model.id)).where(model.node_id.in_(ids)).group_by(model.node_id)
     return {row.node_id: row for row in session.scalars(select(model).where(model.id.in_(newest)))}
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in type(row).__mapper__.column_attrs}
 
 
 def _health(last_seen_at: datetime | None, now: datetime, stale_after_seconds: int) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..models import Admin, Payment, Plan, User, UserConfig, utcnow
+from ..models import Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
 from ..security import SYSTEM, Principal
 from . import audit, notifications
 from .configs import Dispatch, bump, commit_and_dispatch, new_config, place
@@ -253,15 +253,22 @@ def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Payment.user_id == filters["user_id"])
     rows = session.scalars(query.order_by(Payment.id).limit(filters["limit"] + 1).offset(filters["offset"])).all()
     more = len(rows) > filters["limit"]
-    return {"items": [payment_view(session, p) for p in rows[: filters["limit"]]], "more": more}
+    page = rows[: filters["limit"]]
+    # One query per related table; payment_view's session.get then finds them in the identity map.
+    for model, ids in (
+        (User, {p.user_id for p in page} | {p.reviewed_by_user_id for p in page if p.reviewed_by_user_id}),
+        (Plan, {p.plan_id for p in page}),
+        (Admin, {p.reviewed_by for p in page if p.reviewed_by}),
+    ):
+        session.scalars(select(model).where(model.id.in_(ids))).all()
+    return {"items": [payment_view(session, p) for p in page], "more": more}
 
 
 def payment_view(session: Session, payment: Payment) -> dict[str, Any]:
     user = session.get_one(User, payment.user_id)
     plan = session.get_one(Plan, payment.plan_id)
-    view = {column.key: getattr(payment, column.key) for column in Payment.__mapper__.column_attrs}
     return {
-        **view,
+        **columns_of(payment),
         "reviewer": reviewer_name(session, payment),
         "user": {"id": user.id, "telegram_id": user.telegram_id, "username": user.username},
         "plan": {"id": plan.id, "name": plan.name, "price_cents": plan.price_cents},
