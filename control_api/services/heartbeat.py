@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,6 +76,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> int
             session.add(row)
             session.flush()
             unknown = 0
+            moved: dict[int, int] = {}
             for entry in report["usage"]:
                 config_id = int(CONFIG_EMAIL.match(entry["email"]).group(1))
                 if config_id not in owners:
@@ -92,16 +93,18 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> int
                         period_end=report["period_end"],
                     )
                 )
-                moved = entry["uplink"] + entry["downlink"]
-                if moved:
-                    # In SQL, so concurrent reports for one config add up instead of overwriting.
-                    session.execute(
-                        update(UserConfig)
-                        .where(UserConfig.id == config_id)
-                        .values(used_bytes=UserConfig.used_bytes + moved),
-                        execution_options={"synchronize_session": False},
-                    )
+                moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
             session.flush()
+            totals = [{"config": config_id, "moved": n} for config_id, n in moved.items() if n]
+            if totals:
+                # One executemany, in SQL: concurrent reports for one config add up instead of overwriting.
+                configs = UserConfig.__table__
+                session.execute(
+                    update(configs)
+                    .where(configs.c.id == bindparam("config"))
+                    .values(used_bytes=configs.c.used_bytes + bindparam("moved")),
+                    totals,
+                )
     except IntegrityError:
         return None
     return unknown
