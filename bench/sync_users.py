@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/sync_users.py [--runs 5]
 
-Starts one systemd container from the node image (scripts/node_image.sh), provisions it with the xray
-role (real V2Ray core), then times, over --runs runs each:
+Starts one systemd container from the node image (scripts/node_image.sh) on a network of its own,
+provisions it with the xray role (real V2Ray core), then times, over --runs runs each:
   - adding 1 user to a node that already serves 1,000 users, and one that serves 10,000;
   - a full resync of 10,000 users onto a node that serves none.
 Each figure is the wall time of one `ansible-playbook playbooks/sync_users.yml --limit node` (what an
@@ -27,8 +27,12 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.fixtures.podman_node import build_node_image, molecule_lock, start_node  # noqa: E402
+
 VENV_BIN = Path(sys.prefix) / "bin"
-IMAGE = "localhost/rayfleet-node:bookworm"
 NODE = "rayfleet-bench-node"
 ENV = {
     **os.environ,
@@ -97,63 +101,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    subprocess.run(["bash", "scripts/node_image.sh"], cwd=REPO, env=ENV, check=True)
-    subprocess.run(["podman", "rm", "-f", NODE], env=ENV, capture_output=True)
-    run(
-        "podman",
-        "run",
-        "-d",
-        "--name",
-        NODE,
-        "--systemd=always",
-        "--runtime=runc",
-        "--ulimit",
-        "nofile=16384:16384",
-        "--ulimit",
-        "nproc=16384:16384",
-        IMAGE,
-        "/sbin/init",
-    )
-    try:
-        with tempfile.TemporaryDirectory(prefix="rayfleet-bench-") as tmp:
-            workdir = Path(tmp)
-            inventory = workdir / "inventory.json"
-            host = {
-                "ansible_connection": "containers.podman.podman",
-                "xray_core": "v2ray",
-                "xray_tls_self_signed": True,
-                "xray_tls_server_name": "bench.rayfleet.test",
-                "xray_inbounds": INBOUNDS,
-            }
-            inventory.write_text(json.dumps({"vpn_nodes": {"hosts": {NODE: host}}}))
-            playbook = workdir / "provision.yml"
-            playbook.write_text("- hosts: vpn_nodes\n  become: true\n  roles: [{role: xray}]\n")
-            print("provisioning the bench node (real V2Ray core) ...", flush=True)
-            provision = subprocess.run(
-                [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-                cwd=REPO,
-                env=ENV,
-                capture_output=True,
-                text=True,
-            )
-            if provision.returncode != 0:
-                raise SystemExit(f"provisioning failed:\n{provision.stdout[-3000:]}")
-            figures: dict[str, list[tuple[float, float]]] = {}
-            for size in (1000, 10000):
-                base = users(size)
-                sync(workdir, inventory, base)  # the node now serves SIZE users
-                samples = []
-                for run_number in range(args.runs):
-                    samples.append(sync(workdir, inventory, base + users(1, start=size + run_number)))
-                    sync(workdir, inventory, base)  # back to SIZE users, untimed
-                figures[f"+1 user on a node with {size:>6,} users"] = samples
-            full = []
-            for _ in range(args.runs):
-                sync(workdir, inventory, [])
-                full.append(sync(workdir, inventory, users(10000)))
-            figures["full resync of 10,000 users onto an empty node"] = full
-    finally:
-        subprocess.run(["podman", "rm", "-f", NODE], env=ENV, capture_output=True)
+    build_node_image()
+    # The node on a network of its own (start_node), under the lock every podman test takes.
+    with (
+        molecule_lock(),
+        start_node(NODE, "bench_sync_users", "rayfleet-bench-sync"),
+        tempfile.TemporaryDirectory(prefix="rayfleet-bench-") as tmp,
+    ):
+        workdir = Path(tmp)
+        inventory = workdir / "inventory.json"
+        host = {
+            "ansible_connection": "containers.podman.podman",
+            "xray_core": "v2ray",
+            "xray_tls_self_signed": True,
+            "xray_tls_server_name": "bench.rayfleet.test",
+            "xray_inbounds": INBOUNDS,
+        }
+        inventory.write_text(json.dumps({"vpn_nodes": {"hosts": {NODE: host}}}))
+        playbook = workdir / "provision.yml"
+        playbook.write_text("- hosts: vpn_nodes\n  become: true\n  roles: [{role: xray}]\n")
+        print("provisioning the bench node (real V2Ray core) ...", flush=True)
+        provision = subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+            cwd=REPO,
+            env=ENV,
+            capture_output=True,
+            text=True,
+        )
+        if provision.returncode != 0:
+            raise SystemExit(f"provisioning failed:\n{provision.stdout[-3000:]}")
+        figures: dict[str, list[tuple[float, float]]] = {}
+        for size in (1000, 10000):
+            base = users(size)
+            sync(workdir, inventory, base)  # the node now serves SIZE users
+            samples = []
+            for run_number in range(args.runs):
+                samples.append(sync(workdir, inventory, base + users(1, start=size + run_number)))
+                sync(workdir, inventory, base)  # back to SIZE users, untimed
+            figures[f"+1 user on a node with {size:>6,} users"] = samples
+        full = []
+        for _ in range(args.runs):
+            sync(workdir, inventory, [])
+            full.append(sync(workdir, inventory, users(10000)))
+        figures["full resync of 10,000 users onto an empty node"] = full
 
     print(f"\nsync_users.yml on one podman node, V2Ray 4.34, {args.runs} runs each (wall = whole playbook run)")
     for label, samples in figures.items():

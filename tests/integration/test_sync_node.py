@@ -1,8 +1,9 @@
 """sync_node end to end: real PostgreSQL, real ansible-runner, a real podman systemd node with V2Ray 4.34.
 
-One container for the module (same flags as the molecule scenarios), provisioned once with the xray
-role through run_playbook. The node's connection (containers.podman.podman) and the role's shape
-variables reach the inventory through sync_node's node_vars hook, as a worker's configuration would.
+One container for the module (start_node: the flags of the molecule scenarios, on a network of its
+own), provisioned once with the xray role through run_playbook. The node's connection
+(containers.podman.podman) and the role's shape variables reach the inventory through sync_node's
+node_vars hook, as a worker's configuration would.
 What the node serves is read from the core's persisted /etc/rayfleet-core/config.json (what the
 users module wrote and the core reloads), and one active config carries real traffic from the share
 link control_api.links builds.
@@ -24,13 +25,21 @@ from control_api.links import Client, Inbound, build_link
 from control_api.models import Node, SyncRun, User, UserConfig
 from control_api.runners import run_playbook
 from control_api.services.sync import node_inventory, sync_node
-from tests.fixtures.podman_node import CONTAINERS_CONF, IMAGE, build_node_image, molecule_lock, podman, wait_for
+from tests.fixtures.podman_node import (
+    CONTAINERS_CONF,
+    NodeContainer,
+    build_node_image,
+    molecule_lock,
+    podman,
+    start_node,
+)
 from tests.fixtures.singbox import fetch_via_link
 from tests.fixtures.xray_role import origin_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 CONTAINER = "rayfleet-sync-it"
+NETWORK = "rayfleet-sync-it"
 NODE_NAME = "sync-node"
 TLS_NAME = "node1.rayfleet.test"
 INBOUNDS = [
@@ -51,52 +60,18 @@ CONNECTION_VARS = {
 }
 
 
-def wait_booted(core_too: bool) -> None:
-    def booted() -> bool:
-        state = podman("exec", CONTAINER, "systemctl", "is-system-running").stdout.strip()
-        return state in ("running", "degraded")
-
-    wait_for(booted, f"{CONTAINER} did not finish booting")
-    if core_too:
-        wait_for(
-            lambda: podman("exec", CONTAINER, "systemctl", "is-active", "rayfleet-core").stdout.strip() == "active",
-            "rayfleet-core did not start",
-        )
-
-
 def node_vars(_node: Node) -> dict[str, Any]:
     return {**CONNECTION_VARS, **ROLE_VARS}
 
 
 @pytest.fixture(scope="module")
-def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A provisioned podman node (the container's IP); holds the machine-wide molecule lock while it exists."""
+def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeContainer]:
+    """A provisioned podman node on a network of its own; holds the machine-wide molecule lock while it exists."""
     build_node_image()
     with molecule_lock(), pytest.MonkeyPatch.context() as patch:
         # ansible-runner's child inherits the environment: the podman connection plugin needs this too.
         patch.setenv("CONTAINERS_CONF", str(CONTAINERS_CONF))
-        podman("rm", "-f", "-t", "5", CONTAINER)  # left by a killed run
-        try:
-            podman(
-                "run",
-                "-d",
-                "--name",
-                CONTAINER,
-                "--hostname",
-                CONTAINER,
-                "--label",
-                "io.rayfleet.test=sync_node",
-                "--runtime=runc",
-                "--systemd=always",
-                "--ulimit",
-                "nofile=16384:16384",
-                "--ulimit",
-                "nproc=16384:16384",
-                IMAGE,
-                "/sbin/init",
-                check=True,
-            )
-            wait_booted(core_too=False)
+        with start_node(CONTAINER, "sync_node", NETWORK) as node:
             playbook = tmp_path_factory.mktemp("provision") / "provision.yml"
             playbook.write_text(
                 json.dumps([{"name": "Provision", "hosts": "vpn_nodes", "become": True, "roles": ["xray"]}])
@@ -104,12 +79,7 @@ def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             inventory = {"all": {"children": {"vpn_nodes": {"hosts": {NODE_NAME: node_vars(None)}}}}}  # type: ignore[arg-type]
             result = run_playbook(str(playbook), inventory, {"xray_users": []}, limit=NODE_NAME, timeout=240)
             assert result.ok, f"provisioning failed: {result.status} rc={result.rc}: {result.error}"
-            address = podman(
-                "inspect", "--format", "{{.NetworkSettings.IPAddress}}", CONTAINER, check=True
-            ).stdout.strip()
-            yield address
-        finally:
-            podman("rm", "-f", "-t", "5", CONTAINER)
+            yield node
 
 
 @pytest.fixture
@@ -195,7 +165,7 @@ def test_node_inventory_uses_the_row_and_the_hook():
 
 
 def test_sync_adds_keeps_and_removes_users_on_a_real_node(node_container, session_factory, tmp_path):
-    node_id, (vless_id, vmess_id) = make_configs(session_factory, node_container)
+    node_id, (vless_id, vmess_id) = make_configs(session_factory, node_container.address)
 
     run = sync(session_factory, node_id)
     assert run.status == "succeeded", run.error
@@ -215,12 +185,11 @@ def test_sync_adds_keeps_and_removes_users_on_a_real_node(node_container, sessio
     link = build_link(
         Inbound("vless-tcp-tls", 8443, "", server_name=TLS_NAME, allow_insecure=True),
         Client(vless.uuid, vless.email),
-        node_container,
+        node_container.address,
         core="v2ray",
     )
-    # The host, as the container sees it (the podman bridge's gateway).
-    gateway = podman("inspect", "--format", "{{.NetworkSettings.Gateway}}", CONTAINER, check=True).stdout.strip()
-    with origin_server(tmp_path / "origin", host=gateway) as (url, sha256):
+    # The host, as the container sees it: the gateway of the test's own network.
+    with origin_server(tmp_path / "origin", host=node_container.gateway) as (url, sha256):
         fetched = fetch_via_link(link, url, timeout=15)
     assert (fetched["status"], fetched["sha256"]) == (200, sha256)
 
@@ -242,7 +211,7 @@ def test_sync_adds_keeps_and_removes_users_on_a_real_node(node_container, sessio
 
 
 def test_a_failed_sync_changes_nothing_and_the_next_one_catches_up(node_container, session_factory):
-    node_id, config_ids = make_configs(session_factory, node_container)
+    node_id, config_ids = make_configs(session_factory, node_container.address)
     podman("stop", "-t", "10", CONTAINER, check=True)
     try:
         failed = sync(session_factory, node_id)
@@ -258,7 +227,7 @@ def test_a_failed_sync_changes_nothing_and_the_next_one_catches_up(node_containe
     assert node.applied_revision == 0 < node.desired_revision
     assert set(statuses.values()) == {"pending"}
 
-    wait_booted(core_too=True)
+    node_container.wait_booted(units=("rayfleet-core",))
     recovered = sync(session_factory, node_id)
     assert recovered.status == "succeeded", recovered.error
     node, statuses = state(session_factory, node_id)
@@ -268,7 +237,7 @@ def test_a_failed_sync_changes_nothing_and_the_next_one_catches_up(node_containe
 
 
 def test_a_bump_during_the_run_is_left_for_the_next_sync(node_container, session_factory):
-    node_id, config_ids = make_configs(session_factory, node_container)
+    node_id, config_ids = make_configs(session_factory, node_container.address)
     late: list[int] = []
 
     def bump_then_run(*args: Any, **kwargs: Any):
