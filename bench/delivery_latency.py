@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/delivery_latency.py [--configs 20] [--burst 200] [--samples 3]
 
-Runs the e2e harness (tests/fixtures/fleet.py) on its own PostgreSQL and Redis (tests/fixtures/services.py):
+Runs the e2e harness (harness/fleet.py) on its own PostgreSQL and Redis (harness/services.py):
 gunicorn serving the control API, an `rq worker --with-scheduler` process, and one podman systemd node
 (real V2Ray) provisioned by the API's provision job. Then:
 
@@ -116,12 +116,12 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200, help="configs created at once, for (b)")
     parser.add_argument("--samples", type=int, default=3, help="links of the burst checked for bytes")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))  # the harness lives in tests/fixtures
+    sys.path.insert(0, str(REPO))  # the harness package (harness/) lives at the repo root
 
     from control_api import migrate
     from control_api.extensions import make_engine
-    from tests.fixtures import fleet as harness
-    from tests.fixtures.services import postgres_server, redis_server
+    from harness import fleet as harness
+    from harness.services import postgres_server, redis_server
 
     spec = harness.FleetSpec(
         container="rayfleet-bench-fleet", label="bench_delivery", node_name="bench-node", address="10.89.250.13"

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.fixtures.podman_node import build_node_image, molecule_lock, start_node  # noqa: E402
+from harness.podman_node import build_node_image, molecule_lock, start_node  # noqa: E402
 
 VENV_BIN = Path(sys.prefix) / "bin"
 NODE = "rayfleet-bench-node"

@@ -4,7 +4,7 @@ against moto on loopback (no cloud account needed).
     .venv/bin/python bench/terraform_apply.py [--nodes 3 30] [--parallelism 30]
 
 Each size gets a fresh emulator state and a scratch copy of terraform/ (split: 1/3 local, 2/3
-abroad). Timed through the operators' wrapper (terraform.ops.runner), provider start-up included;
+abroad). Timed through the operators' wrapper (terraform_ops.runner), provider start-up included;
 init is timed apart. The emulator answers at once, so the figures are Terraform's and the AWS
 provider's own overhead (waiters, polling), a floor for a real cloud.
 """
@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from terraform.ops.runner import Terraform  # noqa: E402
-from tests.fixtures.aws_emulator import PLUGIN_MIRROR, aws_env, moto_server, reset_moto, scratch_env  # noqa: E402
+from harness.aws_emulator import PLUGIN_MIRROR, aws_env, moto_server, reset_moto, scratch_env  # noqa: E402
+from terraform_ops.runner import Terraform  # noqa: E402
 
 
 def measure(url: str, nodes: int, parallelism: int) -> dict[str, float]:

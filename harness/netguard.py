@@ -8,10 +8,10 @@ caller names its own. Anything else, including podman's default bridge or an add
 "usually" local, is refused with a message saying why: a connect to an address that is not on this
 machine leaves through the default route.
 
-    check_test_address("10.89.3.1")                                        # returns the address or raises
-    check_test_address("10.89.3.1", networks=["rayfleet-molecule-node"])   # only that network
-    python -m harness.netguard 10.89.3.1 [--network NAME]                  # exit 0, or 2 with the reason
-    python -m harness.netguard --gateway-of NAME                           # the host's address on NAME
+    check_test_address(address)                                        # returns the address or raises
+    check_test_address(address, networks=["rayfleet-molecule-node"])   # only inside that network
+    python -m harness.netguard ADDRESS [--network NAME]                # exit 0, or 2 with the reason
+    python -m harness.netguard --gateway-of NAME                       # the host's address on NAME
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from control_api import create_app, migrate
 from control_api.config import Settings
 from control_api.extensions import make_engine
 from control_api.models import Admin, Base, BotClient
-from tests.fixtures.services import postgres_server, redis_server
+from harness.services import postgres_server, redis_server
 
 JWT_TEST_KEY = secrets.token_urlsafe(48)
 

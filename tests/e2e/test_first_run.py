@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import free_port
+from harness.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The whole fleet end to end, every part real and in its own process (tests/fixtures/fleet.py):
+"""The whole fleet end to end, every part real and in its own process (harness/fleet.py):
 gunicorn serving the control API on PostgreSQL + Redis, an `rq worker` process, a podman systemd
 node that the API's provision job provisioned (base + V2Ray + the node agent), a sing-box client
 using the share link from the API's answer, and an HTTP origin on the host.
@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from harness.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
+from harness.singbox import ProxyError
 from tests.conftest import reset_postgres
-from tests.fixtures.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
-from tests.fixtures.singbox import ProxyError
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -1,4 +1,4 @@
-"""Faults on the whole fleet (tests/fixtures/fleet.py): an unreachable node, a control API that is down
+"""Faults on the whole fleet (harness/fleet.py): an unreachable node, a control API that is down
 for several heartbeats, and a Redis outage. Each ends with the system back in sync by itself: the
 job's retries, the agent's journal and the reconciliation sweep (called here as one `rq cron` tick).
 
@@ -17,8 +17,7 @@ from rq.job import Job
 
 from control_api.jobs import sync_job_id
 from control_api.jobs.queue import RETRY_INTERVALS
-from tests.conftest import reset_postgres
-from tests.fixtures.fleet import (
+from harness.fleet import (
     AGENT_INTERVAL_SECONDS,
     BIG_BODY,
     Fleet,
@@ -28,7 +27,8 @@ from tests.fixtures.fleet import (
     start_fleet,
     wait_for,
 )
-from tests.fixtures.singbox import ProxyError
+from harness.singbox import ProxyError
+from tests.conftest import reset_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -15,7 +15,7 @@ from agent.config import config_from_values
 from agent.journal import Journal
 from agent.reporter import DeliveryError, Reporter
 from control_api.models import Usage, User, UserConfig
-from tests.fixtures.services import free_port
+from harness.services import free_port
 
 
 class LiveAPI:

@@ -19,13 +19,13 @@ import pytest
 from agent import core_api as agent_core_api
 from agent.journal import Journal
 from control_api.links import Client, Inbound, build_link
-from tests.fixtures.singbox import fetch_via_link
+from harness.origin import origin_server
+from harness.singbox import fetch_via_link
 from tests.fixtures.xray_role import (
     MODULE_UTILS_DIR,
     V2RayProcess,
     core_filter,
     free_ports,
-    origin_server,
     self_signed_certificate,
 )
 

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from control_api.links import Client, Inbound, build_link
-from tests.fixtures.singbox import ProxyError, fetch_via_link
+from harness.origin import origin_server
+from harness.singbox import ProxyError, fetch_via_link
 from tests.fixtures.xray_role import (
     LIBRARY_DIR,
     MODULE_UTILS_DIR,
@@ -34,7 +35,6 @@ from tests.fixtures.xray_role import (
     core_api,
     core_filter,
     free_ports,
-    origin_server,
     self_signed_certificate,
     v2ray_binary,
 )

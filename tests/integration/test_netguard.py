@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.netguard import NonLocalAddressError, check_test_address, network_gateway, podman_network
-from tests.fixtures.podman_node import IMAGE, NodeNetwork, build_node_image, molecule_lock, podman
+from harness.podman_node import IMAGE, NodeNetwork, build_node_image, molecule_lock, podman
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from control_api import create_app
 from control_api.jobs import JobQueue
 from control_api.jobs.sweep import reconcile
 from control_api.models import Node
+from harness.services import _wait_for_port, free_port
 from tests.conftest import create_admin, create_bot, create_node, login
-from tests.fixtures.services import _wait_for_port, free_port
 
 pytestmark = pytest.mark.postgres
 

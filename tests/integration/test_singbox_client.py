@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from control_api.links import PROFILES, Client, Inbound, build_link
-from tests.fixtures.singbox import ProxyError, client_config, fetch, free_port, singbox_binary, singbox_client
+from harness.singbox import ProxyError, client_config, fetch, free_port, singbox_binary, singbox_client
 from tests.fixtures.xray_role import self_signed_certificate
 
 pytestmark = pytest.mark.slow
@@ -184,7 +184,7 @@ def test_a_self_signed_certificate_fails_without_allow_insecure(node: dict[str, 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.fixtures.singbox", "fetch", *args],
+        [sys.executable, "-m", "harness.singbox", "fetch", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from control_api.links import parse_link
 from control_api.models import AuditLog, Node, User, UserConfig
-from tests.fixtures.singbox import singbox_binary
+from harness.singbox import singbox_binary
 
 PLAN = {"location_tag": "subs", "duration_days": 30, "max_devices": 2, "data_limit_mb": 1000, "price_cents": 100}
 INBOUNDS = [

@@ -25,7 +25,8 @@ from control_api.links import Client, Inbound, build_link
 from control_api.models import Node, SyncRun, User, UserConfig
 from control_api.runners import run_playbook
 from control_api.services.sync import node_inventory, sync_node
-from tests.fixtures.podman_node import (
+from harness.origin import origin_server
+from harness.podman_node import (
     CONTAINERS_CONF,
     NodeContainer,
     build_node_image,
@@ -33,8 +34,7 @@ from tests.fixtures.podman_node import (
     podman,
     start_node,
 )
-from tests.fixtures.singbox import fetch_via_link
-from tests.fixtures.xray_role import origin_server
+from harness.singbox import fetch_via_link
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -1,7 +1,7 @@
 """terraform/: static checks, then a real init → plan → apply → re-plan → destroy of envs/example
 against moto on loopback (3 nodes over two regions), the inventory and the control API registration
 built from that apply, and checkov over the module and the plan. Everything goes through the
-operators' wrapper (terraform.ops), so the wrapper is what is proven here."""
+operators' wrapper (terraform_ops), so the wrapper is what is proven here."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ import boto3
 import pytest
 from werkzeug.serving import make_server
 
-from terraform.ops import cli
-from terraform.ops.runner import PlanSummary, Terraform
-from tests.fixtures.aws_emulator import (
+from harness.aws_emulator import (
     ABROAD_REGION,
     LOCAL_REGION,
     PLUGIN_MIRROR,
@@ -31,7 +29,9 @@ from tests.fixtures.aws_emulator import (
     moto_server,
     scratch_env,
 )
-from tests.fixtures.services import free_port
+from harness.services import free_port
+from terraform_ops import cli
+from terraform_ops.runner import PlanSummary, Terraform
 
 VENV_BIN = Path(sys.prefix) / "bin"
 CHECKOV = REPO / ".venv" / "tools" / "checkov" / "bin" / "checkov"  # own venv: see scripts/lib.sh

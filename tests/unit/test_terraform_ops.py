@@ -1,4 +1,4 @@
-"""terraform.ops without terraform: outputs → nodes → inventory, registration decisions, plan summaries."""
+"""terraform_ops without terraform: outputs → nodes → inventory, registration decisions, plan summaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from terraform.ops.inventory import (
+from terraform_ops.inventory import (
     HEADER,
     OutputError,
     build_inventory,
@@ -15,8 +15,8 @@ from terraform.ops.inventory import (
     nodes_from_outputs,
     write_inventory,
 )
-from terraform.ops.register import ApiError, NodeDefaults, register_nodes
-from terraform.ops.runner import PlanSummary
+from terraform_ops.register import ApiError, NodeDefaults, register_nodes
+from terraform_ops.runner import PlanSummary
 
 NODE = {
     "name": "rf-abroad-1",

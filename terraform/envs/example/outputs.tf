@@ -1,5 +1,5 @@
 output "nodes" {
-  description = "Every node of both tiers: name, public_ip, private_ip, region, region_tier, location_tag, availability_zone, instance_id. `python -m terraform.ops inventory` turns it into an Ansible inventory."
+  description = "Every node of both tiers: name, public_ip, private_ip, region, region_tier, location_tag, availability_zone, instance_id. `python -m terraform_ops inventory` turns it into an Ansible inventory."
   value       = concat(module.local_nodes.nodes, module.abroad_nodes.nodes)
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bot.i18n import LRM
-from tests.bot.conftest import ADMIN_CHAT, ALICE, DARIUSH, STAFF, STAFF2
+from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, DARIUSH, STAFF, STAFF2
 
 pytestmark = pytest.mark.postgres
 

@@ -1,7 +1,7 @@
 """rayfleet's operator wrapper around Terraform: plan/apply/destroy with progress, then the nodes
 Terraform built become an Ansible inventory and rows in the control API.
 
-    python -m terraform.ops --help
+    python -m terraform_ops --help
 
 Why tftest and not python-terraform
 -----------------------------------

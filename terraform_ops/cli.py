@@ -1,11 +1,11 @@
-"""``python -m terraform.ops``: what operators run, from terraform plan to nodes in the control API.
+"""``python -m terraform_ops``: what operators run, from terraform plan to nodes in the control API.
 
-    python -m terraform.ops plan                 # saves terraform/envs/example/tfplan, prints a summary
-    python -m terraform.ops apply                # applies that saved plan (or: apply --auto-approve)
-    python -m terraform.ops inventory            # inventory/terraform.yml from the outputs
-    RAYFLEET_ADMIN_PASSWORD=… python -m terraform.ops register --api-url https://api.example.com \\
+    python -m terraform_ops plan                 # saves terraform/envs/example/tfplan, prints a summary
+    python -m terraform_ops apply                # applies that saved plan (or: apply --auto-approve)
+    python -m terraform_ops inventory            # inventory/terraform.yml from the outputs
+    RAYFLEET_ADMIN_PASSWORD=… python -m terraform_ops register --api-url https://api.example.com \\
         --admin-user alice --provision
-    python -m terraform.ops destroy --yes
+    python -m terraform_ops destroy --yes
 
 Exit codes: 0 success, 1 a command failed, 2 usage; ``register`` exits 3 when a node registered under
 the same name differs from what Terraform built (nothing is overwritten).
@@ -26,14 +26,14 @@ from .inventory import OutputError, build_inventory, nodes_from_outputs, write_i
 from .register import ApiError, ControlApi, NodeDefaults, register_nodes
 from .runner import Terraform, TerraformError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "terraform" / "envs" / "example"
 DEFAULT_INVENTORY = REPO / "inventory" / "terraform.yml"
 EXIT_DIFFERS = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m terraform.ops", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m terraform_ops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="root module directory (%(default)s)")
     parser.add_argument(
         "--plugin-mirror",
@@ -98,7 +98,7 @@ def _dispatch(args: argparse.Namespace, terraform: Terraform) -> int:
             terraform.apply(var_files=args.var_file, parallelism=args.parallelism)
         else:
             terraform.apply(args.plan, parallelism=args.parallelism)
-        print(f"{len(_nodes(args, terraform))} nodes; next: python -m terraform.ops inventory / register")
+        print(f"{len(_nodes(args, terraform))} nodes; next: python -m terraform_ops inventory / register")
     elif args.command == "destroy":
         if not args.yes:
             print("destroy removes every node and its IP address: rerun with --yes", file=sys.stderr)

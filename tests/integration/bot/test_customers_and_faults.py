@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.conftest import ADMIN_CHAT, ALICE, STAFF
-from tests.bot.test_purchase import choose_language
+from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, STAFF
+from tests.integration.bot.test_purchase import choose_language
 
 pytestmark = pytest.mark.postgres
 
