@@ -119,7 +119,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))  # the harness package (harness/) lives at the repo root
 
     from control_api import migrate
-    from control_api.extensions import make_engine
+    from control_api.database import make_engine
     from harness import fleet as harness
     from harness.services import postgres_server, redis_server
 

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     from . import cli, extensions, metrics, security
     from .api import register_blueprints
-    from .errors import register_error_handlers
+    from .http_errors import register_error_handlers
     from .openapi import init_openapi
 
     extensions.init_extensions(app, settings.database_url, settings.redis_url)

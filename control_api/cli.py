@@ -10,9 +10,9 @@ import click
 from flask import Flask
 
 from . import migrate
+from .actors import SYSTEM
 from .errors import DomainError
 from .extensions import get_db
-from .security import SYSTEM
 from .services import plans, principals
 
 SHOWN_ONCE = "(shown once; only a hash is stored)"

@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .errors import error_body
-from .extensions import Database
+from .database import Database
+from .http_errors import error_body
 from .services.dashboard import stats
 
 

@@ -1,59 +1,36 @@
-"""Who is calling: JWT principals of three kinds, and the decorator that lets only some kinds in."""
+"""The Flask/JWT adapter: tokens in and out, who is calling, and the decorator that lets only some
+principal kinds in. The principals themselves are plain data (actors.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask
-from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import create_access_token, get_current_user, get_jwt, verify_jwt_in_request
 
-from .errors import Forbidden, error_body
+from .actors import PRINCIPAL_KINDS, Principal
+from .errors import Forbidden
 from .extensions import db_session, jwt, kv_store
-from .models import Admin, BotClient, Node
+from .http_errors import error_body
 from .request_body import check_request_body
+from .services.auth import load_principal, revoked_key
 
-PRINCIPAL_KINDS = ("admin", "node", "bot")
 SECURITY_SCHEME = "BearerAuth"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller, or the system itself (CLI, sweeps). Doubles as the audit actor."""
-
-    kind: str
-    id: int | None
-    name: str
-
-    @property
-    def actor_id(self) -> str | None:
-        return None if self.id is None else str(self.id)
-
-
-SYSTEM = Principal("system", None, "system")
-
-
-def revoked_key(jti: str) -> str:
-    return f"rayfleet:revoked:{jti}"
-
-
-def load_principal(kind: str, principal_id: int) -> Principal | None:
-    """The principal behind a token, or None if it was deleted or disabled since."""
-    session = db_session()
-    if kind == "admin":
-        admin = session.get(Admin, principal_id)
-        return Principal("admin", admin.id, admin.username) if admin and not admin.disabled_at else None
-    if kind == "bot":
-        bot = session.get(BotClient, principal_id)
-        return Principal("bot", bot.id, bot.name) if bot and not bot.disabled_at else None
-    if kind == "node":
-        node = session.get(Node, principal_id)
-        return Principal("node", node.id, node.name) if node and node.status != "disabled" else None
-    return None
+def access_token(principal: Principal, ttl_seconds: int) -> dict[str, Any]:
+    """A signed bearer token for PRINCIPAL, as POST /auth/token answers it."""
+    token = create_access_token(
+        identity=str(principal.id),
+        additional_claims={"kind": principal.kind, "name": principal.name},
+        expires_delta=timedelta(seconds=ttl_seconds),
+    )
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl_seconds, "kind": principal.kind}
 
 
 def init_security(app: Flask) -> None:
@@ -63,7 +40,7 @@ def init_security(app: Flask) -> None:
     @jwt.user_lookup_loader
     def _lookup(_header: dict[str, Any], payload: dict[str, Any]) -> Principal | None:
         try:
-            return load_principal(payload.get("kind", ""), int(payload["sub"]))
+            return load_principal(db_session(), payload.get("kind", ""), int(payload["sub"]))
         except (KeyError, TypeError, ValueError):
             return None
 

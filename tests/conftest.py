@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from control_api import create_app, migrate
 from control_api.config import Settings
-from control_api.extensions import make_engine
+from control_api.database import make_engine
 from control_api.models import Admin, Base, BotClient
 from harness.services import postgres_server, redis_server
 

@@ -7,7 +7,7 @@ from flask_jwt_extended import get_jwt
 
 from ..extensions import db_session, kv_store
 from ..schemas.auth import TokenIn, TokenOut, WhoAmIOut
-from ..security import current_principal, require
+from ..security import access_token, current_principal, require
 from ..services import auth as auth_service
 from .common import API_PREFIX, BEARER, client_ip, settings
 
@@ -24,7 +24,8 @@ bp = APIBlueprint("auth", __name__, url_prefix=f"{API_PREFIX}/auth", tag="Auth")
     responses={401: "Invalid credentials", 429: "Too many attempts; see Retry-After"},
 )
 def issue_token(credentials: dict) -> dict:
-    return auth_service.issue_token(db_session(), kv_store(), settings(), credentials, client_ip())
+    principal = auth_service.log_in(db_session(), kv_store(), settings(), credentials, client_ip())
+    return access_token(principal, settings().access_token_ttl_seconds)
 
 
 @bp.post("/revoke")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..errors import InvalidInput
-from ..extensions import db_session, job_queue
+from ..extensions import db_session
+from ..jobs.dispatch import job_queue
 from ..schemas.configs import AssignIn, ConfigOut
 from ..security import current_principal, require
 from ..services import configs as config_service
@@ -22,10 +22,7 @@ bp = APIBlueprint("configs", __name__, url_prefix=API_PREFIX, tag="Configs")
     responses={409: "No node available, a constant-IP config without a named node, or a banned user"},
 )
 def assign_config(user_id: int, data: dict):
-    if data.get("config_id") is None and data.get("plan_id") is None:
-        raise InvalidInput("Send plan_id for a new config, or config_id to move one.", details={"json": {}})
-    config = config_service.assign(db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync)
-    return config_service.config_view(db_session(), config)
+    return config_service.assign(db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync)
 
 
 @bp.post("/configs/<int:config_id>/suspend")
@@ -35,10 +32,9 @@ def assign_config(user_id: int, data: dict):
     summary="Suspend a config; the next sync removes it from its node", security=BEARER, responses={409: "Not live"}
 )
 def suspend_config(config_id: int):
-    config = config_service.set_suspended(
+    return config_service.set_suspended(
         db_session(), current_principal(), config_id, True, job_queue().enqueue_node_sync
     )
-    return config_service.config_view(db_session(), config)
 
 
 @bp.post("/configs/<int:config_id>/resume")
@@ -46,10 +42,9 @@ def suspend_config(config_id: int):
 @bp.output(ConfigOut)
 @bp.doc(summary="Resume a suspended config", security=BEARER, responses={409: "Not suspended"})
 def resume_config(config_id: int):
-    config = config_service.set_suspended(
+    return config_service.set_suspended(
         db_session(), current_principal(), config_id, False, job_queue().enqueue_node_sync
     )
-    return config_service.config_view(db_session(), config)
 
 
 @bp.get("/configs/<int:config_id>")
@@ -57,5 +52,4 @@ def resume_config(config_id: int):
 @bp.output(ConfigOut)
 @bp.doc(summary="One config, with its status and share links", security=BEARER)
 def get_config(config_id: int):
-    session = db_session()
-    return config_service.config_view(session, config_service.get_config(session, config_id))
+    return config_service.config_details(db_session(), config_id)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session, job_queue, kv_store
-from ..models import Node
+from ..extensions import db_session, kv_store
+from ..jobs.dispatch import job_queue
 from ..schemas.auth import TokenOut
 from ..schemas.nodes import (
     HeartbeatIn,
@@ -18,11 +18,10 @@ from ..schemas.nodes import (
     RevisionIn,
     ServedConfigsOut,
 )
-from ..security import current_principal, require
+from ..security import access_token, current_principal, require
 from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
-from ..services import payments as payment_service
 from .common import API_PREFIX, BEARER, client_ip, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
@@ -39,9 +38,7 @@ bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Node
     responses={409: "A node with that name exists"},
 )
 def create_node(data: dict):
-    session = db_session()
-    node, secret = node_service.create_node(session, current_principal(), data)
-    return {**_view(node), "client_secret": secret}
+    return node_service.create_node(db_session(), current_principal(), data, settings().node_stale_after_seconds)
 
 
 @bp.post("/register")
@@ -53,7 +50,8 @@ def create_node(data: dict):
     responses={401: "Invalid credentials", 429: "Too many attempts; see Retry-After"},
 )
 def register(credentials: dict) -> dict:
-    return auth_service.issue_token(db_session(), kv_store(), settings(), {"kind": "node", **credentials}, client_ip())
+    principal = auth_service.log_in(db_session(), kv_store(), settings(), {"kind": "node", **credentials}, client_ip())
+    return access_token(principal, settings().access_token_ttl_seconds)
 
 
 @bp.post("/<int:node_id>/provision")
@@ -92,7 +90,7 @@ def heartbeat(data: dict) -> dict:
 @bp.output(NodeOut)
 @bp.doc(summary="One node (a node agent may read only its own)", security=BEARER)
 def get_node(node_id: int):
-    return _view(node_service.get_node_for(db_session(), current_principal(), node_id))
+    return node_service.get_node(db_session(), current_principal(), node_id, settings().node_stale_after_seconds)
 
 
 @bp.get("")
@@ -106,9 +104,10 @@ def get_node(node_id: int):
     responses={403: "The bot acted for someone who is not an admin"},
 )
 def list_nodes(query: dict) -> dict:
-    session = db_session()
-    payment_service.reviewer_for(session, current_principal(), query.get("acting_telegram_id"))
-    return {"items": node_service.list_nodes(session, settings().node_stale_after_seconds)}
+    items = node_service.list_nodes(
+        db_session(), current_principal(), query.get("acting_telegram_id"), settings().node_stale_after_seconds
+    )
+    return {"items": items}
 
 
 @bp.get("/<int:node_id>/configs")
@@ -129,8 +128,6 @@ def served_configs(node_id: int) -> dict:
     responses={409: "The revision is ahead of the desired one"},
 )
 def acknowledge_revision(node_id: int, data: dict):
-    return _view(node_service.acknowledge_revision(db_session(), current_principal(), node_id, data["revision"]))
-
-
-def _view(node: Node) -> dict:
-    return node_service.node_views(db_session(), [node], settings().node_stale_after_seconds)[0]
+    return node_service.acknowledge_revision(
+        db_session(), current_principal(), node_id, data["revision"], settings().node_stale_after_seconds
+    )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 
 from ..extensions import db_session
-from ..schemas.payments import AckIn, AckOut, NotificationList, NotificationQuery
+from ..schemas.notifications import AckIn, AckOut, NotificationList, NotificationQuery
 from ..security import require
 from ..services import notifications as notification_service
 from .common import API_PREFIX, BEARER

@@ -2,13 +2,11 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session, job_queue
-from ..models import Payment
+from ..extensions import db_session
+from ..jobs.dispatch import job_queue
 from ..schemas.payments import PaymentCreatedOut, PaymentIn, PaymentList, PaymentOut, PaymentQuery, RejectIn, ReviewIn
 from ..security import current_principal, require
-from ..services import configs as config_service
 from ..services import payments as payment_service
-from ..services.lookup import get_or_404
 from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag="Payments")
@@ -32,13 +30,10 @@ bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag
     },
 )
 def create_payment(data: dict):
-    session = db_session()
-    payment, created = payment_service.create_payment(
-        session, current_principal(), settings(), data, job_queue().enqueue_node_sync
+    view, created = payment_service.create_payment(
+        db_session(), current_principal(), settings(), data, job_queue().enqueue_node_sync
     )
-    config = config_service.get_config(session, payment.config_id)
-    body = {**payment_service.payment_view(session, payment), "config": config_service.config_view(session, config)}
-    return body, 201 if created else 200
+    return view, 201 if created else 200
 
 
 @bp.get("")
@@ -55,8 +50,7 @@ def list_payments(filters: dict) -> dict:
 @bp.output(PaymentOut)
 @bp.doc(summary="One payment", security=BEARER)
 def get_payment(payment_id: int) -> dict:
-    session = db_session()
-    return payment_service.payment_view(session, get_or_404(session, Payment, payment_id, "Payment"))
+    return payment_service.get_payment(db_session(), payment_id)
 
 
 @bp.post("/<int:payment_id>/approve")
@@ -69,10 +63,9 @@ def get_payment(payment_id: int) -> dict:
     responses={403: "The bot acted for someone who is not an admin", 409: "Not pending (says who decided)"},
 )
 def approve(payment_id: int, data: dict) -> dict:
-    session = db_session()
-    reviewer = payment_service.reviewer_for(session, current_principal(), data.get("acting_telegram_id"))
-    payment = payment_service.approve(session, reviewer, payment_id, job_queue().enqueue_node_sync)
-    return payment_service.payment_view(session, payment)
+    return payment_service.approve_payment(
+        db_session(), current_principal(), payment_id, data.get("acting_telegram_id"), job_queue().enqueue_node_sync
+    )
 
 
 @bp.post("/<int:payment_id>/reject")
@@ -85,9 +78,6 @@ def approve(payment_id: int, data: dict) -> dict:
     responses={403: "The bot acted for someone who is not an admin", 409: "Not pending (says who decided)"},
 )
 def reject(payment_id: int, data: dict) -> dict:
-    session = db_session()
-    reviewer = payment_service.reviewer_for(session, current_principal(), data.get("acting_telegram_id"))
-    payment = payment_service.reject(
-        session, reviewer, payment_id, data.get("reason"), data["ban"], job_queue().enqueue_node_sync
+    return payment_service.reject_payment(
+        db_session(), current_principal(), payment_id, data, job_queue().enqueue_node_sync
     )
-    return payment_service.payment_view(session, payment)

@@ -57,6 +57,4 @@ def delete_plan(plan_id: int) -> tuple[str, int]:
 @bp.output(PlanList)
 @bp.doc(summary="List plans for sale", security=BEARER)
 def list_plans(filters: dict) -> dict:
-    # Only admins see archived plans; the bot always gets what is on sale.
-    include_inactive = filters.pop("include_inactive") and current_principal().kind == "admin"
-    return plan_service.list_plans(db_session(), filters, include_inactive)
+    return plan_service.list_plans(db_session(), current_principal(), filters)

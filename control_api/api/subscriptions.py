@@ -5,12 +5,11 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response, request
 
-from ..errors import DomainError
 from ..extensions import db_session
 from ..schemas.subscriptions import QrQuery, SubscriptionOut, SubscriptionQuery, SubscriptionRotated
 from ..security import current_principal, require
 from ..services import subscriptions as subscription_service
-from ..subscriptions import MEDIA_TYPES, UnknownFormat, choose_format
+from ..subscription_documents import MEDIA_TYPES
 from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("subscriptions", __name__, tag="Subscriptions")
@@ -40,11 +39,7 @@ def _base_url() -> str:
     responses={200: _DOCUMENTS, 400: "Unknown format", 404: "No such subscription"},
 )
 def subscription(token: str, query: dict) -> Response:
-    try:
-        fmt = choose_format(query.get("format"), request.headers.get("User-Agent"))
-    except UnknownFormat as exc:
-        raise DomainError(str(exc), code="unknown_format") from None
-    served = subscription_service.serve(db_session(), token, fmt)
+    served = subscription_service.serve(db_session(), token, query.get("format"), request.headers.get("User-Agent"))
     return Response(served.body, status=200, content_type=served.mimetype, headers=served.headers)
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session, job_queue
+from ..extensions import db_session
+from ..jobs.dispatch import job_queue
 from ..schemas.configs import ConfigList, ConfigOut, TrialIn
 from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
@@ -76,11 +77,9 @@ def list_users(filters: dict) -> dict:
     responses={403: "The user is banned", 409: "The trial was used already, or no node is available"},
 )
 def start_trial(user_id: int, data: dict):
-    session = db_session()
-    config = trial_service.start_trial(
-        session, current_principal(), settings(), user_id, data["protocol"], job_queue().enqueue_node_sync
+    return trial_service.start_trial(
+        db_session(), current_principal(), settings(), user_id, data["protocol"], job_queue().enqueue_node_sync
     )
-    return config_service.config_view(session, config)
 
 
 @bp.get("/<int:user_id>/configs")

@@ -12,10 +12,15 @@ committed while the job runs is coalesced too: the job itself syncs again while 
 
 Embedded mode: the same job functions run on a small ThreadPoolExecutor; an id already waiting is
 not queued twice, runs of one id never overlap, and failures are retried on the same intervals.
+
+Jobs are named, not imported (SYNC_JOB, PROVISION_JOB): RQ stores the name and the worker imports
+it, and the in-process queue imports it when a job first runs. So the API process, which only
+enqueues, never loads the job modules or ansible-runner (with Redis, never at all).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -30,8 +35,7 @@ from rq.job import Job, JobStatus
 
 from ..config import Settings
 from ..errors import ServiceUnavailable
-from . import tasks
-from .tasks import WorkerContext
+from .context import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,14 @@ RETRY_INTERVALS = [2, 5, 15, 30, 60]
 JOB_TIMEOUT_SECONDS = 600
 FAILURE_TTL_SECONDS = 24 * 3600
 _REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED}
+SYNC_JOB = "control_api.jobs.tasks.sync_node_job"
+PROVISION_JOB = "control_api.jobs.tasks.provision_node_job"
 
-JobFunction = Callable[..., Any]
+
+def job_function(name: str) -> Callable[..., Any]:
+    """The function a job NAME ("package.module.function") refers to, imported now."""
+    module, _, function = name.rpartition(".")
+    return getattr(importlib.import_module(module), function)
 
 
 def sync_job_id(node_id: int) -> str:
@@ -68,15 +78,16 @@ class JobQueue(ABC):
         return InProcessJobQueue(context or WorkerContext.from_settings(settings))
 
     def enqueue_node_sync(self, node_id: int) -> bool:
-        return self._enqueue(tasks.sync_node_job, sync_job_id(node_id), node_id)
+        return self._enqueue(SYNC_JOB, sync_job_id(node_id), node_id)
 
     def enqueue_provision(self, node_id: int) -> bool:
         """Like a sync, but nothing re-enqueues a lost provisioning: raises QueueUnavailable instead."""
-        return self._enqueue(tasks.provision_node_job, provision_job_id(node_id), node_id, required=True)
+        return self._enqueue(PROVISION_JOB, provision_job_id(node_id), node_id, required=True)
 
     @abstractmethod
-    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, required: bool = False) -> bool:
-        """Queue FUNC(node_id) under JOB_ID unless that job is already waiting; True if queued."""
+    def _enqueue(self, func: str, job_id: str, node_id: int, required: bool = False) -> bool:
+        """Queue the job function named FUNC, FUNC(node_id), under JOB_ID unless that job is already waiting;
+        True if queued."""
 
 
 class RedisJobQueue(JobQueue):
@@ -84,7 +95,7 @@ class RedisJobQueue(JobQueue):
         self.connection = connection
         self.queue = Queue(name, connection=connection)
 
-    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, required: bool = False) -> bool:
+    def _enqueue(self, func: str, job_id: str, node_id: int, required: bool = False) -> bool:
         try:
             return self._enqueue_unique(func, job_id, node_id)
         except redis.RedisError as exc:
@@ -95,7 +106,7 @@ class RedisJobQueue(JobQueue):
             log.warning("could not queue %s (%s); the sweep will catch up", job_id, type(exc).__name__)
             return False
 
-    def _enqueue_unique(self, func: JobFunction, job_id: str, node_id: int) -> bool:
+    def _enqueue_unique(self, func: str, job_id: str, node_id: int) -> bool:
         for attempt in range(2):
             try:
                 self.queue.enqueue(
@@ -139,7 +150,7 @@ class InProcessJobQueue(JobQueue):
         self._closed = False
         self.futures: list[Future[Any]] = []
 
-    def _enqueue(self, func: JobFunction, job_id: str, node_id: int, required: bool = False, attempt: int = 0) -> bool:
+    def _enqueue(self, func: str, job_id: str, node_id: int, required: bool = False, attempt: int = 0) -> bool:
         with self._lock:
             if self._closed or job_id in self._waiting:
                 return False
@@ -148,14 +159,14 @@ class InProcessJobQueue(JobQueue):
             self.futures = [f for f in self.futures if not f.done()] + [future]
         return True
 
-    def _run(self, func: JobFunction, job_id: str, node_id: int, attempt: int) -> Any:
+    def _run(self, func: str, job_id: str, node_id: int, attempt: int) -> Any:
         with self._lock:
             serial = self._running.setdefault(job_id, threading.Lock())
         with serial:  # runs of one id never overlap; a change arriving now queues one more run
             with self._lock:
                 self._waiting.discard(job_id)
             try:
-                return func(node_id, context=self.context)
+                return job_function(func)(node_id, context=self.context)
             except Exception:
                 log.exception("job %s failed (attempt %s)", job_id, attempt + 1)
                 if attempt < len(RETRY_INTERVALS):

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import Node
 from ..services.lifecycle import run_lifecycle
+from .context import worker_context
 from .queue import JobQueue
-from .tasks import worker_context
 
 log = logging.getLogger(__name__)
 

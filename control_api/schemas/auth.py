@@ -6,7 +6,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 from marshmallow import ValidationError, validates_schema
 
-from ..security import PRINCIPAL_KINDS
+from ..actors import PRINCIPAL_KINDS
 from .common import text
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from apiflask import Schema, fields
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import OneOf, Range
 
-from ..models import NOTIFICATION_KINDS, PAYMENT_STATUSES, PROTOCOLS
+from ..models import PAYMENT_STATUSES, PROTOCOLS
 from .common import PageQuery, StrictBoolean, db_integer, text
 from .configs import ConfigOut
 
@@ -68,29 +68,3 @@ class PaymentQuery(PageQuery):
 class PaymentList(Schema):
     items = fields.List(fields.Nested(PaymentOut), required=True)
     more = fields.Boolean(required=True, metadata={"description": "More rows after this page."})
-
-
-class NotificationOut(Schema):
-    id = fields.Integer(required=True)
-    user_id = fields.Integer(required=True)
-    telegram_id = fields.Integer(required=True)
-    language = fields.String(required=True)
-    kind = fields.String(required=True, validate=OneOf(NOTIFICATION_KINDS))
-    payload = fields.Dict(required=True)
-    created_at = fields.DateTime(required=True)
-
-
-class NotificationQuery(Schema):
-    limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
-
-
-class NotificationList(Schema):
-    items = fields.List(fields.Nested(NotificationOut), required=True)
-
-
-class AckIn(Schema):
-    ids = fields.List(db_integer(1), required=True, validate=Length(min=1, max=500))
-
-
-class AckOut(Schema):
-    acknowledged = fields.Integer(required=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from apiflask import Schema, fields
 from apiflask.validators import Range
 
-from ..subscriptions import FORMATS
+from ..subscription_documents import FORMATS
 
 _URL = "The user's subscription URL: a secret, as good as a password for their configs."
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..models import AuditLog
-from ..security import Principal
 
 
 def record(session: Session, actor: Principal, action: str, **details: Any) -> None:

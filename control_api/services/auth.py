@@ -1,21 +1,22 @@
-"""Logging in (three principal kinds), rate limits on it, and token revocation."""
+"""Logging in (three principal kinds), rate limits on it, who a token's subject is now, and revocation.
+
+The token itself is minted and read by the HTTP adapter (security.py); this module only decides.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
-from flask_jwt_extended import create_access_token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..config import Settings
 from ..errors import RateLimited, Unauthorized
-from ..extensions import KeyValueStore
+from ..kvstore import KeyValueStore
 from ..models import Admin, BotClient, Node
-from ..security import Principal, revoked_key
 from .credentials import verify_secret
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,28 @@ def _authenticate(session: Session, kind: str, identifier: str, secret: str) -> 
     return Principal("node", node.id, node.name) if ok and node and node.status != "disabled" else None
 
 
-def issue_token(
+def revoked_key(jti: str) -> str:
+    return f"rayfleet:revoked:{jti}"
+
+
+def load_principal(session: Session, kind: str, principal_id: int) -> Principal | None:
+    """The principal behind a token, or None if it was deleted or disabled since."""
+    if kind == "admin":
+        admin = session.get(Admin, principal_id)
+        return Principal("admin", admin.id, admin.username) if admin and not admin.disabled_at else None
+    if kind == "bot":
+        bot = session.get(BotClient, principal_id)
+        return Principal("bot", bot.id, bot.name) if bot and not bot.disabled_at else None
+    if kind == "node":
+        node = session.get(Node, principal_id)
+        return Principal("node", node.id, node.name) if node and node.status != "disabled" else None
+    return None
+
+
+def log_in(
     session: Session, store: KeyValueStore, settings: Settings, credentials: dict[str, Any], client_ip: str
-) -> dict[str, Any]:
+) -> Principal:
+    """The principal these credentials prove, within the rate limits; Unauthorized or RateLimited otherwise."""
     kind = credentials["kind"]
     identifier = credentials.get("username") or credentials["client_id"]
     secret = credentials.get("password") or credentials["client_secret"]
@@ -54,18 +74,8 @@ def issue_token(
     if principal is None:
         log.info("login refused kind=%s ip=%s", kind, client_ip)
         raise Unauthorized("Invalid credentials.", code="invalid_credentials")
-    token = create_access_token(
-        identity=str(principal.id),
-        additional_claims={"kind": principal.kind, "name": principal.name},
-        expires_delta=timedelta(seconds=settings.access_token_ttl_seconds),
-    )
     log.info("login kind=%s id=%s", principal.kind, principal.id)
-    return {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": settings.access_token_ttl_seconds,
-        "kind": principal.kind,
-    }
+    return principal
 
 
 def revoke_token(store: KeyValueStore, claims: dict[str, Any]) -> None:

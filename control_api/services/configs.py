@@ -1,45 +1,25 @@
 """User configs on nodes: assignment with placement, reassignment, suspend and resume, and their links.
 
-Every change to what a node serves bumps that node's desired_revision in the same transaction; the
-caller's DISPATCH (the job queue's enqueue_node_sync) is called after the commit for each node touched.
+Every change to what a node serves bumps that node's desired_revision in the same transaction, and
+the caller's DISPATCH is called after the commit for each node touched (revisions.py).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, NotFound
+from ..actors import Principal
+from ..errors import Conflict, InvalidInput, NotFound
 from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
-from ..security import Principal
 from . import audit, notifications
 from .lookup import get_or_404
-from .sync import SERVED_STATUSES
-
-Dispatch = Callable[[int], Any]
-
-
-def bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
-    """Bump the nodes' desired revisions atomically in SQL (concurrent bumps never collapse)."""
-    touched = sorted({node_id for node_id in node_ids if node_id is not None})
-    if touched:
-        session.execute(
-            update(Node).where(Node.id.in_(touched)).values(desired_revision=Node.desired_revision + 1),
-            execution_options={"synchronize_session": False},
-        )
-    return touched
-
-
-def commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
-    session.commit()
-    for node_id in touched:
-        dispatch(node_id)
+from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch
 
 
 def place(session: Session, plan: Plan, exclude_node_id: int | None = None) -> Node:
@@ -105,8 +85,16 @@ def new_config(
     return config
 
 
-def assign(session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch) -> UserConfig:
-    """Create a config for the user (config_id absent) or move an existing one to another node."""
+def assign(
+    session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch
+) -> dict[str, Any]:
+    """Create a config for the user (config_id absent) or move an existing one to another node; its view."""
+    return config_view(session, _assign(session, actor, user_id, data, dispatch))
+
+
+def _assign(session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch) -> UserConfig:
+    if data.get("config_id") is None and data.get("plan_id") is None:
+        raise InvalidInput("Send plan_id for a new config, or config_id to move one.", details={"json": {}})
     user = get_or_404(session, User, user_id, "User")
     if user.is_banned:
         raise Conflict(f"User {user_id} is banned: {user.ban_reason}", code="user_banned")
@@ -162,7 +150,8 @@ def _reassign(session: Session, actor: Principal, user: User, data: dict[str, An
 
 def set_suspended(
     session: Session, actor: Principal, config_id: int, suspended: bool, dispatch: Dispatch
-) -> UserConfig:
+) -> dict[str, Any]:
+    """Suspend (the next sync removes it from its node) or resume a config; its view."""
     config = session.get(UserConfig, config_id, with_for_update=True)
     if config is None:
         raise NotFound(f"Config {config_id} does not exist.")
@@ -174,11 +163,15 @@ def set_suspended(
     touched = bump(session, [config.node_id])
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
     commit_and_dispatch(session, touched, dispatch)
-    return config
+    return config_view(session, config)
 
 
 def get_config(session: Session, config_id: int) -> UserConfig:
     return get_or_404(session, UserConfig, config_id, "Config")
+
+
+def config_details(session: Session, config_id: int) -> dict[str, Any]:
+    return config_view(session, get_config(session, config_id))
 
 
 def config_view(session: Session, config: UserConfig, node: Node | None = None) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..models import Node, NodeMetric, Usage, UsageReport, UserConfig, utcnow
-from ..security import Principal
 from . import audit
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..actors import SYSTEM
 from ..errors import Conflict
 from ..models import Payment, UserConfig, utcnow
-from ..security import SYSTEM
 from . import audit, notifications, payments
-from .configs import Dispatch, bump, commit_and_dispatch
-from .sync import SERVED_STATUSES
+from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch
 
 log = logging.getLogger(__name__)
 

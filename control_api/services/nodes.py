@@ -10,17 +10,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..errors import Conflict, Forbidden
 from ..models import Node, NodeMetric, SyncRun, UserConfig, columns_of, utcnow
-from ..security import SYSTEM, Principal
 from . import audit
 from .credentials import hash_secret, new_client_id, new_secret
 from .lookup import get_or_404
-from .sync import desired_users
+from .principals import acting_admin
+from .revisions import desired_users
 
 
-def create_node(session: Session, actor: Principal, data: dict[str, Any]) -> tuple[Node, str]:
-    """Create a node and return it with its one-time agent secret."""
+def create_node(session: Session, actor: Principal, data: dict[str, Any], stale_after_seconds: int) -> dict[str, Any]:
+    """Create a node; its view carries the agent's one-time client_secret."""
     if session.scalar(select(Node.id).where(Node.name == data["name"])) is not None:
         raise Conflict(f"A node named {data['name']!r} already exists.", code="node_name_taken")
     secret = new_secret()
@@ -38,11 +39,19 @@ def create_node(session: Session, actor: Principal, data: dict[str, Any]) -> tup
         raise Conflict(f"A node named {data['name']!r} already exists.", code="node_name_taken") from exc
     audit.record(session, actor, "node.create", node_id=node.id, name=node.name, region=node.region)
     session.commit()
-    return node, secret
+    return {**node_view(session, node, stale_after_seconds), "client_secret": secret}
 
 
-def list_nodes(session: Session, stale_after_seconds: int) -> list[dict[str, Any]]:
+def list_nodes(
+    session: Session, caller: Principal, acting_telegram_id: int | None, stale_after_seconds: int
+) -> list[dict[str, Any]]:
+    """Every node as admins see it; the bot may list them for a Telegram admin it names."""
+    acting_admin(session, caller, acting_telegram_id)
     return node_views(session, list(session.scalars(select(Node).order_by(Node.id))), stale_after_seconds)
+
+
+def node_view(session: Session, node: Node, stale_after_seconds: int) -> dict[str, Any]:
+    return node_views(session, [node], stale_after_seconds)[0]
 
 
 def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) -> list[dict[str, Any]]:
@@ -104,6 +113,10 @@ def get_node_for(session: Session, principal: Principal, node_id: int) -> Node:
     return get_or_404(session, Node, node_id, "Node")
 
 
+def get_node(session: Session, principal: Principal, node_id: int, stale_after_seconds: int) -> dict[str, Any]:
+    return node_view(session, get_node_for(session, principal, node_id), stale_after_seconds)
+
+
 def served_configs(session: Session, principal: Principal, node_id: int) -> dict[str, Any]:
     """What the node must serve now, with the revision it corresponds to (the node's own view)."""
     node = get_node_for(session, principal, node_id)
@@ -112,7 +125,9 @@ def served_configs(session: Session, principal: Principal, node_id: int) -> dict
     return {"node_id": node.id, "revision": revision, "applied_revision": node.applied_revision, "users": users}
 
 
-def acknowledge_revision(session: Session, principal: Principal, node_id: int, revision: int) -> Node:
+def acknowledge_revision(
+    session: Session, principal: Principal, node_id: int, revision: int, stale_after_seconds: int
+) -> dict[str, Any]:
     """The node reports it serves REVISION. Applied only moves forward; at the desired revision, every
     pending config of the node is live."""
     node = get_node_for(session, principal, node_id)
@@ -131,7 +146,7 @@ def acknowledge_revision(session: Session, principal: Principal, node_id: int, r
             )
         audit.record(session, principal, "node.revision_applied", node_id=node.id, revision=revision)
     session.commit()
-    return node
+    return node_view(session, node, stale_after_seconds)
 
 
 def request_provisioning(session: Session, actor: Principal, node_id: int, enqueue: Callable[[int], bool]) -> bool:
@@ -143,24 +158,3 @@ def request_provisioning(session: Session, actor: Principal, node_id: int, enque
     audit.record(session, actor, "node.provision_requested", node_id=node.id, queued=queued)
     session.commit()
     return queued
-
-
-def rotate_agent_secret(session_factory: Callable[[], Session], node_id: int) -> tuple[str, str]:
-    """Give NODE_ID's agent a new secret (only its hash is stored); return (client_id, secret)."""
-    secret = new_secret()
-    with session_factory() as session, session.begin():
-        node = session.get(Node, node_id)
-        if node is None:
-            raise LookupError(f"node {node_id} does not exist")
-        node.secret_hash = hash_secret(secret)
-        audit.record(session, SYSTEM, "node.agent_secret_rotated", node_id=node_id)
-        return node.client_id, secret
-
-
-def mark_provisioned(session_factory: Callable[[], Session], node_id: int) -> None:
-    """A node that was provisioning (or offline) starts taking configs; draining/disabled stay as they are."""
-    with session_factory() as session, session.begin():
-        node = session.get(Node, node_id, with_for_update=True)
-        if node is not None and node.status in ("provisioning", "offline"):
-            audit.record(session, SYSTEM, "node.activated", node_id=node_id, was=node.status)
-            node.status = "active"

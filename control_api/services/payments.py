@@ -8,7 +8,6 @@ SQLite exactly one wins and the other gets 409 naming who decided.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,38 +15,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..actors import SYSTEM, Principal, TelegramAdmin
 from ..config import Settings
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..models import Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
-from ..security import SYSTEM, Principal
 from . import audit, notifications
-from .configs import Dispatch, bump, commit_and_dispatch, new_config, place
+from .configs import config_view, get_config, new_config, place
 from .lookup import get_or_404
-
-
-@dataclass(frozen=True)
-class TelegramAdmin(Principal):
-    """A Telegram user with is_admin acting through the bot: audited as an admin named by Telegram id."""
-
-    telegram_id: int = 0
-
-    @property
-    def actor_id(self) -> str:
-        return f"tg:{self.telegram_id}"
-
-
-def reviewer_for(session: Session, caller: Principal, acting_telegram_id: int | None) -> Principal:
-    """Who decides: an admin calls for themselves; the bot must name the Telegram admin it acts for."""
-    if caller.kind == "admin":
-        if acting_telegram_id is not None:
-            raise InvalidInput("acting_telegram_id is for the bot only.", code="not_for_admins")
-        return caller
-    if acting_telegram_id is None:
-        raise InvalidInput("The bot must send acting_telegram_id, the Telegram admin it acts for.")
-    user = session.scalar(select(User).where(User.telegram_id == acting_telegram_id))
-    if user is None or not user.is_admin or user.is_banned:
-        raise Forbidden("That Telegram user is not an admin.", code="not_an_admin")
-    return TelegramAdmin("admin", user.id, user.username or str(user.telegram_id), telegram_id=user.telegram_id)
+from .principals import acting_admin
+from .revisions import Dispatch, bump, commit_and_dispatch
 
 
 def ensure_not_banned(user: User) -> None:
@@ -59,11 +35,19 @@ def ensure_not_banned(user: User) -> None:
 
 def create_payment(
     session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
-) -> tuple[Payment, bool]:
-    """Record a pending payment and issue its temporary config. Returns (payment, created).
+) -> tuple[dict[str, Any], bool]:
+    """Record a pending payment and issue its temporary config. Returns (its view with the config's, created).
 
     A retry with the same proof (the bot lost our answer) returns the first payment, not a second one.
     """
+    payment, created = _create_payment(session, actor, settings, data, dispatch)
+    config = get_config(session, payment.config_id)
+    return {**payment_view(session, payment), "config": config_view(session, config)}, created
+
+
+def _create_payment(
+    session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
+) -> tuple[Payment, bool]:
     user = get_or_404(session, User, data["user_id"], "User")
     ensure_not_banned(user)
     existing = _by_evidence(session, user.id, data["evidence_file_id"])
@@ -243,6 +227,27 @@ def reject(
     audit.record(session, reviewer, "payment.reject", payment_id=payment.id, banned=ban)
     commit_and_dispatch(session, touched, dispatch)
     return payment
+
+
+def approve_payment(
+    session: Session, caller: Principal, payment_id: int, acting_telegram_id: int | None, dispatch: Dispatch
+) -> dict[str, Any]:
+    """An admin's (or the bot's, for a Telegram admin) approval; returns the payment's view."""
+    reviewer = acting_admin(session, caller, acting_telegram_id)
+    return payment_view(session, approve(session, reviewer, payment_id, dispatch))
+
+
+def reject_payment(
+    session: Session, caller: Principal, payment_id: int, decision: dict[str, Any], dispatch: Dispatch
+) -> dict[str, Any]:
+    """An admin's (or the bot's, for a Telegram admin) rejection; returns the payment's view."""
+    reviewer = acting_admin(session, caller, decision.get("acting_telegram_id"))
+    payment = reject(session, reviewer, payment_id, decision.get("reason"), decision["ban"], dispatch)
+    return payment_view(session, payment)
+
+
+def get_payment(session: Session, payment_id: int) -> dict[str, Any]:
+    return payment_view(session, get_or_404(session, Payment, payment_id, "Payment"))
 
 
 def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:

@@ -8,15 +8,17 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..errors import Conflict
 from ..models import Payment, Plan, UserConfig
-from ..security import Principal
 from . import audit
 from .demo import DEMO_PLANS
 from .lookup import get_or_404
 
 
-def list_plans(session: Session, filters: dict[str, Any], include_inactive: bool) -> dict[str, Any]:
+def list_plans(session: Session, viewer: Principal, filters: dict[str, Any]) -> dict[str, Any]:
+    """Plans for sale matching FILTERS; archived ones too when an admin asks (the bot sees only what is sold)."""
+    include_inactive = bool(filters.get("include_inactive")) and viewer.kind == "admin"
     query = select(Plan)
     if not include_inactive:
         query = query.where(Plan.is_active.is_(True))

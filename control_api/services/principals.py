@@ -1,13 +1,14 @@
-"""Minting credentials for admins and bot services (the CLI's work; node credentials live in nodes.py)."""
+"""Principals: minting credentials for admins and bot services (the CLI's work; node credentials live in
+nodes.py), and who acts when the bot acts for a Telegram admin."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, NotFound
-from ..models import Admin, BotClient
-from ..security import Principal
+from ..actors import Principal, TelegramAdmin
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..models import Admin, BotClient, User
 from . import audit
 from .credentials import hash_secret, new_client_id, new_secret
 
@@ -55,3 +56,17 @@ def create_bot_client(session: Session, actor: Principal, name: str) -> tuple[st
     audit.record(session, actor, "bot_client.create", bot_client_id=bot.id, name=name)
     session.commit()
     return bot.client_id, secret
+
+
+def acting_admin(session: Session, caller: Principal, acting_telegram_id: int | None) -> Principal:
+    """Who acts as an admin: an admin calls for themselves; the bot must name the Telegram admin it acts for."""
+    if caller.kind == "admin":
+        if acting_telegram_id is not None:
+            raise InvalidInput("acting_telegram_id is for the bot only.", code="not_for_admins")
+        return caller
+    if acting_telegram_id is None:
+        raise InvalidInput("The bot must send acting_telegram_id, the Telegram admin it acts for.")
+    user = session.scalar(select(User).where(User.telegram_id == acting_telegram_id))
+    if user is None or not user.is_admin or user.is_banned:
+        raise Forbidden("That Telegram user is not an admin.", code="not_an_admin")
+    return TelegramAdmin("admin", user.id, user.username or str(user.telegram_id), telegram_id=user.telegram_id)

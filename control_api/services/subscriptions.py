@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import subscriptions as documents
-from ..errors import NotFound
+from .. import subscription_documents as documents
+from ..actors import Principal
+from ..errors import DomainError, NotFound
 from ..models import Node, User, UserConfig
-from ..security import Principal
 from . import audit
 from .configs import get_config, share_links
 from .lookup import get_or_404
@@ -97,8 +97,13 @@ def _userinfo(configs: list[UserConfig]) -> str:
     return documents.userinfo(download=download, total=total, expire=expire)
 
 
-def serve(session: Session, token: str, fmt: str) -> Served:
-    """The subscription document for TOKEN in format FMT (an empty document when nothing is active)."""
+def serve(session: Session, token: str, requested_format: str | None, user_agent: str | None) -> Served:
+    """The subscription document for TOKEN (an empty document when nothing is active), in the format
+    asked for (?format=) or the one the client's USER_AGENT reads."""
+    try:
+        fmt = documents.choose_format(requested_format, user_agent)
+    except documents.UnknownFormat as exc:
+        raise DomainError(str(exc), code="unknown_format") from None
     user = user_by_token(session, token)
     pairs = active_configs(session, user)
     links = [link for config, node in pairs if node is not None for link in share_links(node, config)]

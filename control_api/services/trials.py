@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..config import Settings
 from ..errors import Conflict
-from ..models import User, UserConfig, utcnow
-from ..security import Principal
+from ..models import User, utcnow
 from . import audit
-from .configs import Dispatch, bump, commit_and_dispatch, new_config, place_in
+from .configs import config_view, new_config, place_in
 from .lookup import get_or_404
 from .payments import ensure_not_banned
+from .revisions import Dispatch, bump, commit_and_dispatch
 
 
 def start_trial(
     session: Session, actor: Principal, settings: Settings, user_id: int, protocol: str, dispatch: Dispatch
-) -> UserConfig:
+) -> dict[str, Any]:
+    """The user's one free trial: a config of TRIAL_DATA_MB for TRIAL_DAYS; its view."""
     user = get_or_404(session, User, user_id, "User")
     ensure_not_banned(user)
     # The claim and the config commit together: a failed placement leaves the trial unused.
@@ -33,4 +37,4 @@ def start_trial(
     touched = bump(session, [node.id])
     audit.record(session, actor, "config.trial", config_id=config.id, user_id=user.id, node_id=node.id)
     commit_and_dispatch(session, touched, dispatch)
-    return config
+    return config_view(session, config)

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..actors import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import User, utcnow
-from ..security import Principal
 from . import audit
 from .lookup import get_or_404
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from harness.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
-from harness.singbox import ProxyError
+from harness.singbox import ProxyError, fetch, free_port, singbox_running
 from tests.conftest import reset_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -75,3 +75,32 @@ def test_a_sold_config_carries_traffic_is_metered_and_suspends(fleet: Fleet):
     # Counted once: later heartbeats add nothing for that transfer.
     time.sleep(2 * AGENT_INTERVAL_SECONDS + 1)
     assert fleet.usage_bytes(config["id"]) == metered
+
+
+def test_the_served_singbox_subscription_is_a_working_client(fleet: Fleet):
+    """What /sub/<token>?format=singbox serves runs in a real sing-box and carries traffic through the node.
+
+    The test changes two local knobs of the served document and nothing else: the loopback port its
+    proxy listens on (a free one here, not the default 2080) and the URL test's probe address, which
+    would otherwise go out to the internet through the node (test traffic stays on this machine).
+    """
+    plan = fleet.create_plan()
+    user = fleet.create_user(7010)
+    config = fleet.create_config(user["id"], plan["id"], protocol="vmess")
+    fleet.wait_config(config["id"], "active")
+    url = fleet.client.call("GET", f"/users/{user['id']}/subscription", expect=200)["subscription_url"]
+    served = fleet.client.session.get(url, params={"format": "singbox"}, timeout=30)
+    assert served.status_code == 200, served.text
+    document = served.json()
+    proxies = [outbound for outbound in document["outbounds"] if outbound.get("server")]
+    assert proxies and {proxy["server"] for proxy in proxies} == {fleet.node.address}
+    assert {proxy["type"] for proxy in proxies} == {"vmess"}
+
+    port = free_port()
+    document["inbounds"][0]["listen_port"] = port
+    for outbound in document["outbounds"]:
+        if outbound["type"] == "urltest":
+            outbound["url"] = fleet.small_url
+    with singbox_running(document, port, what="the served subscription") as proxy:
+        fetched = fetch(proxy, fleet.origin_url)
+    assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)

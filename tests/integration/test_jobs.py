@@ -23,10 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from control_api.config import Settings
-from control_api.extensions import make_engine
+from control_api.database import make_engine
 from control_api.jobs import InProcessJobQueue, JobQueue, RedisJobQueue, sync_job_id, tasks
+from control_api.jobs.context import WorkerContext, YamlNodeVars, set_worker_context
 from control_api.jobs.sweep import SWEEP_LOCK_KEY, process_lock, reconcile, redis_lock, run_sweep
-from control_api.jobs.tasks import SyncFailed, WorkerContext, YamlNodeVars
+from control_api.jobs.tasks import SyncFailed
 from control_api.models import AuditLog, Node, SyncRun, User, UserConfig, utcnow
 from control_api.runners.ansible import PlaybookResult
 from control_api.services.credentials import verify_secret
@@ -76,11 +77,11 @@ def make_context(engine):
         context = WorkerContext(
             session_factory=sessionmaker(engine, expire_on_commit=False), runner=runner, node_api_url=NODE_API_URL
         )
-        tasks.set_worker_context(context)  # what the in-test SimpleWorker's jobs will use
+        set_worker_context(context)  # what the in-test SimpleWorker's jobs will use
         return context
 
     yield make
-    tasks.set_worker_context(None)
+    set_worker_context(None)
 
 
 def add_node(engine, name: str, desired: int = 1, applied: int = 0, status: str = "active") -> int:

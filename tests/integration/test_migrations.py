@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from control_api import migrate
-from control_api.extensions import make_engine
+from control_api.database import make_engine
 from control_api.models import Base
 
 

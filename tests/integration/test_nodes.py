@@ -8,8 +8,8 @@ import redis
 from rq import Queue
 from sqlalchemy import select
 
+from control_api.jobs.sync import node_inventory
 from control_api.models import AuditLog, Node, SyncRun
-from control_api.services.sync import node_inventory
 
 NODE = {"name": "fra-1", "region": "eu-central-1", "location_tag": "abroad", "public_ip": "198.51.100.7"}
 

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from control_api.extensions import make_engine
+from control_api.database import make_engine
+from control_api.jobs.sync import node_inventory, sync_node
 from control_api.links import Client, Inbound, build_link
 from control_api.models import Node, SyncRun, User, UserConfig
 from control_api.runners import run_playbook
-from control_api.services.sync import node_inventory, sync_node
 from harness.origin import origin_server
 from harness.podman_node import (
     CONTAINERS_CONF,

@@ -5,7 +5,7 @@ import time
 import pytest
 from marshmallow import ValidationError
 
-from control_api.extensions import MemoryStore
+from control_api.kvstore import MemoryStore
 from control_api.schemas.common import Text
 from control_api.services.credentials import hash_secret, new_client_id, new_secret, verify_secret
 

@@ -11,7 +11,7 @@ import pytest
 import qrcode
 import yaml
 
-from control_api import subscriptions as docs
+from control_api import subscription_documents as docs
 from control_api.links import Client, Inbound, build_link
 
 UUID = "6e4b1a5c-0d5f-4b8e-9a9f-0a1b2c3d4e5f"

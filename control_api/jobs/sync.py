@@ -1,13 +1,8 @@
 """Bring a node to its desired user set: read revision R and its users, run playbooks/sync_users.yml, record.
 
 DESIGN.md §2. sync_node is what the RQ job `sync-node-<id>` calls; it takes ids and reloads state.
-
-Consistency with concurrent writers: a change to a node's users is written in one transaction that
-also bumps nodes.desired_revision. desired_users() reads the node row FOR SHARE before the configs,
-so it waits for a writer that already bumped and keeps a later writer from bumping until the read
-ends: the user list is exactly the set at revision R. After the run, applied_revision is raised to R
-only (never to whatever desired is by then): a bump to R+1 during the run leaves applied < desired,
-so the next sync picks it up.
+How revisions stay consistent with concurrent writers: services/revisions.py. After the run,
+applied_revision is raised to R only, so a bump during the run is left for the next sync.
 
 Per-node variables (the inventory hook): the node row gives ansible_host (public_ip), xray_core,
 and, when set, xray_inbounds, xray_tls_server_name and xray_tls_self_signed (what links are built
@@ -21,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select, update
@@ -29,31 +23,13 @@ from sqlalchemy.orm import Session
 
 from ..models import Node, SyncRun, UserConfig, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook, scrub
+from ..services.revisions import desired_users
+from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
 
 log = logging.getLogger(__name__)
 
 SYNC_PLAYBOOK = "sync_users.yml"
-NODE_GROUP = "vpn_nodes"
-SERVED_STATUSES = ("pending", "active")
 DEFAULT_TIMEOUT_SECONDS = 300
-
-NodeVars = Callable[[Node], Mapping[str, Any]]
-Runner = Callable[..., PlaybookResult]
-SessionFactory = Callable[[], Session]
-
-
-def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, Any]]]:
-    """(desired_revision, the users the node must serve), read consistently (see the module doc)."""
-    revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
-    if revision is None:
-        raise LookupError(f"node {node_id} does not exist")
-    configs = session.execute(
-        select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
-        .where(UserConfig.node_id == node_id, UserConfig.status.in_(SERVED_STATUSES))
-        .order_by(UserConfig.id)
-    )
-    users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]
-    return int(revision), users
 
 
 def node_inventory(node: Node, node_vars: NodeVars | None = None) -> dict[str, Any]:
@@ -75,11 +51,13 @@ def node_inventory(node: Node, node_vars: NodeVars | None = None) -> dict[str, A
 def sync_node(
     session_factory: SessionFactory,
     node_id: int,
-    runner: Runner = run_playbook,
+    runner: Runner | None = None,
     node_vars: NodeVars | None = None,
     timeout: int = DEFAULT_TIMEOUT_SECONDS,
 ) -> SyncRun:
     """Sync NODE_ID to its desired revision; return the finished SyncRun (succeeded or failed).
+
+    RUNNER defaults to the real one (runners.run_playbook: ansible-runner).
 
     A failed run is recorded, not raised: configs stay pending and applied_revision does not move,
     so the caller (the job) decides about retries from run.status.
@@ -98,7 +76,7 @@ def sync_node(
 
     started = time.monotonic()
     try:
-        result: PlaybookResult | None = runner(
+        result: PlaybookResult | None = (runner or run_playbook)(
             SYNC_PLAYBOOK,
             inventory,
             {"xray_users": users, "rayfleet_revision": revision},

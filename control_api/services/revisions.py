@@ -1,0 +1,61 @@
+"""Revisions: how a change to what a node serves reaches the node (DESIGN.md §2, the heart of the system).
+
+1. A change to a node's users (a config created, upgraded, suspended, expired, moved, revoked) is
+   written in one transaction that also bumps nodes.desired_revision (bump).
+2. After the commit, the caller's DISPATCH (the job queue's enqueue_node_sync) is called once per
+   node touched (commit_and_dispatch); a burst of changes coalesces into one or two sync jobs.
+3. The sync job reads the node's users at revision R (desired_users) and applies them.
+
+Consistency with concurrent writers: desired_users() reads the node row FOR SHARE before the
+configs, so it waits for a writer that already bumped and keeps a later writer from bumping until
+the read ends: the user list is exactly the set at revision R. The job raises applied_revision to R
+only (never to whatever desired is by then): a bump to R+1 during the run leaves applied < desired,
+so the next sync picks it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..models import Node, UserConfig
+
+# A config in one of these statuses is on its node (pending: waiting for the next sync).
+SERVED_STATUSES = ("pending", "active")
+
+Dispatch = Callable[[int], Any]
+
+
+def bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
+    """Bump the nodes' desired revisions atomically in SQL (concurrent bumps never collapse)."""
+    touched = sorted({node_id for node_id in node_ids if node_id is not None})
+    if touched:
+        session.execute(
+            update(Node).where(Node.id.in_(touched)).values(desired_revision=Node.desired_revision + 1),
+            execution_options={"synchronize_session": False},
+        )
+    return touched
+
+
+def commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
+    """Commit the change, then queue a sync of every node it touched."""
+    session.commit()
+    for node_id in touched:
+        dispatch(node_id)
+
+
+def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, Any]]]:
+    """(desired_revision, the users the node must serve), read consistently (see the module doc)."""
+    revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
+    if revision is None:
+        raise LookupError(f"node {node_id} does not exist")
+    configs = session.execute(
+        select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
+        .where(UserConfig.node_id == node_id, UserConfig.status.in_(SERVED_STATUSES))
+        .order_by(UserConfig.id)
+    )
+    users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]
+    return int(revision), users
