@@ -111,14 +111,17 @@ class ApiClient:
         return self.json("GET", f"/api/v1/plans/{plan_id}")
 
     def create_payment(
-        self, user_id: int, plan_id: int, amount_cents: int, file_id: str, protocol: str
+        self, user_id: int, plan_id: int, amount_cents: int, file_id: str, file_unique_id: str, protocol: str
     ) -> tuple[dict, bool]:
-        """The payment with its temporary config, and whether it is new (False: this proof was sent before)."""
+        """The payment with its temporary config, and whether it is new (False: this proof was sent before).
+
+        FILE_UNIQUE_ID is Telegram's id of the file itself: the API refuses the same receipt for another order."""
         body = {
             "user_id": user_id,
             "plan_id": plan_id,
             "amount_cents": amount_cents,
             "evidence_file_id": file_id,
+            "evidence_unique_id": file_unique_id,
             "protocol": protocol,
         }
         response = self.request("POST", "/api/v1/payments", json=body)

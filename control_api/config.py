@@ -83,6 +83,8 @@ class Settings:
     temporary_data_percent: int = 10  # of the plan's data cap, while a payment waits for review
     temporary_days: int = 3
     auto_accept_days: int = 3
+    # Payments a customer may have waiting for review at once (each one carries a temporary config).
+    max_pending_payments_per_user: int = 1
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -125,4 +127,5 @@ class Settings:
             temporary_data_percent=_parse_int(env, "TEMPORARY_DATA_PERCENT", 10, minimum=1),
             temporary_days=_parse_int(env, "TEMPORARY_DAYS", 3, minimum=1),
             auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
+            max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
         )

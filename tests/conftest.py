@@ -55,6 +55,8 @@ def make_settings(database_url: str, redis_url: str = "", **overrides: object) -
         jwt_secret_key=JWT_TEST_KEY,
         login_rate_per_ip=(10_000, 60),
         login_rate_per_username=(10_000, 60),
+        # Many tests pay several times for one customer; the limit's own test sets it back to 1.
+        max_pending_payments_per_user=1000,
         log_level="WARNING",
     )
     return replace(settings, **overrides)

@@ -169,8 +169,10 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
     profile = shop.profile(user)
     proof = state["proof"]
     try:
+        # A proof saved by an older bot has no unique id; its file id stands in (same sender, same file).
+        unique_id = proof.get("unique_id") or proof["file_id"]
         payment, created = shop.api.create_payment(
-            profile["id"], state["plan_id"], state["price"], proof["file_id"], shop.settings.protocol
+            profile["id"], state["plan_id"], state["price"], proof["file_id"], unique_id, shop.settings.protocol
         )
     except ApiUnavailable:
         markup = keyboards.InlineKeyboardMarkup()
@@ -256,7 +258,11 @@ def register(shop: Shop) -> None:
                 if not _readable(shop, file.file_id):
                     shop.say(chat_id, t(language, "proof_wrong"), reply_markup=keyboards.cancel_only(language))
                     return
-                state["proof"] = {"file_id": file.file_id, "kind": message.content_type}
+                state["proof"] = {
+                    "file_id": file.file_id,
+                    "unique_id": file.file_unique_id,
+                    "kind": message.content_type,
+                }
                 shop.store.set(user.id, state)
             submit(shop, chat_id, user, language, state)
         elif step in NUMERIC and message.content_type == "text":

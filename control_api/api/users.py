@@ -5,7 +5,7 @@ from apiflask import APIBlueprint
 from ..extensions import db_session
 from ..jobs.dispatch import job_queue
 from ..schemas.configs import ConfigList, ConfigOut, TrialIn
-from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UserList, UserOut, UserQuery
+from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UnbanIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
 from ..services import configs as config_service
 from ..services import trials as trial_service
@@ -45,17 +45,29 @@ def get_user(user_id: int):
 @require("admin")
 @bp.input(BanIn, arg_name="data")
 @bp.output(UserOut)
-@bp.doc(summary="Ban a user with a reason", security=BEARER)
+@bp.doc(
+    summary="Ban a user: every served config leaves its node and every pending payment is rejected",
+    security=BEARER,
+)
 def ban_user(user_id: int, data: dict):
-    return user_service.ban_user(db_session(), current_principal(), user_id, data["reason"])
+    return user_service.ban_user(
+        db_session(), current_principal(), user_id, data["reason"], job_queue().enqueue_node_sync
+    )
 
 
 @bp.post("/<int:user_id>/unban")
 @require("admin")
+@bp.input(UnbanIn, arg_name="data")
 @bp.output(UserOut)
-@bp.doc(summary="Lift a ban", security=BEARER, responses={409: "The user is not banned"})
-def unban_user(user_id: int):
-    return user_service.unban_user(db_session(), current_principal(), user_id)
+@bp.doc(
+    summary="Lift a ban; bring back only the configs named",
+    security=BEARER,
+    responses={409: "The user is not banned", 422: "A named config is not one the ban suspended"},
+)
+def unban_user(user_id: int, data: dict):
+    return user_service.unban_user(
+        db_session(), current_principal(), user_id, data["resume_config_ids"], job_queue().enqueue_node_sync
+    )
 
 
 @bp.get("")

@@ -6,7 +6,7 @@ from .node import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES,
 from .notification import NOTIFICATION_KINDS, Notification
 from .plan import Plan
 from .principal import Admin, BotClient
-from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, Payment, UserConfig
+from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, SUSPEND_REASONS, Payment, UserConfig
 from .usage import Usage, UsageReport
 from .user import LANGUAGES, User
 
@@ -21,6 +21,7 @@ __all__ = [
     "NOTIFICATION_KINDS",
     "PAYMENT_STATUSES",
     "PROTOCOLS",
+    "SUSPEND_REASONS",
     "SYNC_STATES",
     "SYNC_STATUSES",
     "Admin",

@@ -10,7 +10,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONDocument, UTCDateTime, enum_check, utcnow
 
-NOTIFICATION_KINDS = ("approved", "rejected", "expiring", "quota_80", "quota_100", "expired", "migrated")
+NOTIFICATION_KINDS = (
+    "approved",
+    "rejected",
+    "expiring",
+    "quota_80",
+    "quota_100",
+    "expired",
+    "migrated",
+    "config_ready",
+)
 
 
 class Notification(Base):

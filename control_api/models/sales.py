@@ -12,6 +12,8 @@ from .base import Base, UTCDateTime, enum_check, utcnow
 PAYMENT_STATUSES = ("pending", "approved", "rejected")
 CONFIG_STATUSES = ("pending", "active", "suspended", "expired", "revoked")
 CONFIG_KINDS = ("trial", "temporary", "full")
+# Why a suspended config is suspended: an admin did it, its user was banned, or it used its data.
+SUSPEND_REASONS = ("admin", "ban", "quota")
 PROTOCOLS = ("vless", "vmess")
 
 
@@ -26,6 +28,9 @@ class UserConfig(Base):
         CheckConstraint("alter_id >= 0", name="alter_id_not_negative"),
         CheckConstraint("data_limit_mb IS NULL OR data_limit_mb > 0", name="data_limit_positive"),
         CheckConstraint("used_bytes >= 0", name="used_bytes_not_negative"),
+        CheckConstraint(
+            "suspend_reason IS NULL OR " + enum_check("suspend_reason", SUSPEND_REASONS), name="suspend_reason"
+        ),
         Index(None, "node_id", "status"),
         Index(None, "user_id", "status"),
         Index(None, "status", "expires_at"),
@@ -47,6 +52,8 @@ class UserConfig(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Running total of usage rows (uplink + downlink), kept by the heartbeat for quota checks.
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # Set with status "suspended" (one of SUSPEND_REASONS), cleared when the config comes back.
+    suspend_reason: Mapped[str | None] = mapped_column(String(16))
 
     @property
     def email(self) -> str:
@@ -63,6 +70,8 @@ class Payment(Base):
         Index(None, "user_id"),
         # A retried submission of the same proof is the same payment, never a second one.
         Index(None, "user_id", "evidence_file_id", unique=True),
+        # One proof file pays for one order, whoever sends it.
+        Index(None, "evidence_unique_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -72,6 +81,8 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     # Telegram file id of the customer's proof; never logged.
     evidence_file_id: Mapped[str] = mapped_column(String(255))
+    # Telegram's file_unique_id of the proof: the same file whoever sends it (unique). NULL before 0004.
+    evidence_unique_id: Mapped[str | None] = mapped_column(String(255))
     auto_accept_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The admin who decided; NULL while pending or when the sweep auto-accepted.
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))

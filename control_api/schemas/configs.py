@@ -24,6 +24,9 @@ class ConfigOut(Schema):
     uuid = fields.String(required=True)
     protocol = fields.String(required=True)
     status = fields.String(required=True)
+    suspend_reason = fields.String(
+        allow_none=True, metadata={"description": "Why a suspended config is suspended: admin, ban or quota."}
+    )
     kind = fields.String(required=True)
     data_limit_mb = fields.Integer(allow_none=True)
     created_at = fields.DateTime(required=True)

@@ -13,6 +13,14 @@ class PaymentIn(Schema):
     plan_id = db_integer(1, required=True)
     amount_cents = db_integer(0, 10**12, required=True, metadata={"description": "Must equal the plan's price."})
     evidence_file_id = text(255, required=True, metadata={"description": "Telegram file id of the proof."})
+    evidence_unique_id = text(
+        255,
+        required=True,
+        metadata={
+            "description": "Telegram's file_unique_id of the proof: the same file is the same proof whoever "
+            "sends it, so it pays for one order only (409 evidence_used_elsewhere)."
+        },
+    )
     protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
 
 

@@ -40,6 +40,10 @@ class PlanOut(Schema):
     is_constant_ip = fields.Boolean(required=True)
     price_cents = fields.Integer(required=True)
     is_active = fields.Boolean(required=True)
+    available = fields.Boolean(
+        required=True,
+        metadata={"description": "On sale and placeable now: an active node of its location has room."},
+    )
     created_at = fields.DateTime(required=True)
 
 

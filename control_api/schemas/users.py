@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from apiflask import Schema, fields
-from apiflask.validators import OneOf
+from apiflask.validators import Length, OneOf, Range
 
 from ..models import LANGUAGES
 from .common import PageMeta, PageQuery, StrictBoolean, text
@@ -14,6 +14,18 @@ class TelegramUserIn(Schema):
 
 class BanIn(Schema):
     reason = text(500, required=True)
+
+
+class UnbanIn(Schema):
+    resume_config_ids = fields.List(
+        fields.Integer(strict=True, validate=Range(min=1, max=2**63 - 1)),
+        load_default=list,
+        validate=Length(max=100),
+        metadata={
+            "description": "Configs the ban suspended to bring back (each must be this user's and not expired). "
+            "Nothing else comes back: payments stay rejected, other configs stay suspended."
+        },
+    )
 
 
 class AdminFlagIn(Schema):

@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
@@ -19,59 +19,26 @@ from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
 from . import audit, notifications
 from .lookup import get_or_404
-from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch
-
-
-def place(session: Session, plan: Plan, exclude_node_id: int | None = None) -> Node:
-    """The active node of the plan's location with the most spare capacity (capacity minus served configs)."""
-    return place_in(session, plan.location_tag, plan.region, exclude_node_id)
-
-
-def place_in(
-    session: Session, location_tag: str | None, region: str | None = None, exclude_node_id: int | None = None
-) -> Node:
-    """The active node with the most spare capacity, in LOCATION_TAG (any when None) and REGION if given."""
-    served = (
-        select(UserConfig.node_id, func.count().label("load"))
-        .where(UserConfig.status.in_(SERVED_STATUSES))
-        .group_by(UserConfig.node_id)
-        .subquery()
-    )
-    spare = Node.capacity_score - func.coalesce(served.c.load, 0)
-    query = (
-        select(Node)
-        .outerjoin(served, served.c.node_id == Node.id)
-        .where(Node.status == "active", spare > 0)
-        .order_by(spare.desc(), Node.id)
-        .limit(1)
-    )
-    if location_tag:
-        query = query.where(Node.location_tag == location_tag)
-    if region:
-        query = query.where(Node.region == region)
-    if exclude_node_id is not None:
-        query = query.where(Node.id != exclude_node_id)
-    node = session.scalar(query)
-    if node is None:
-        where = f"location {location_tag!r}" if location_tag else "any location"
-        raise Conflict(f"No active node with spare capacity serves {where}.", code="no_node_available")
-    return node
+from .placement import place
+from .revisions import Dispatch, bump, commit_and_dispatch
 
 
 def new_config(
     session: Session,
     user: User,
-    node: Node,
+    node: Node | None,
     kind: str,
     data_limit_mb: int,
     days: int,
     plan: Plan | None = None,
     protocol: str = "vless",
 ) -> UserConfig:
-    """A pending config on NODE (flushed, so it has an id); the caller bumps the node and commits."""
+    """A pending config on NODE (flushed, so it has an id); the caller bumps the node and commits.
+
+    NODE None: the config waits unplaced (no node had room); the sweep places it (lifecycle.py)."""
     config = UserConfig(
         user_id=user.id,
-        node_id=node.id,
+        node_id=node.id if node is not None else None,
         plan_id=plan.id if plan is not None else None,
         uuid=str(uuid.uuid4()),
         protocol=protocol,
@@ -159,7 +126,11 @@ def set_suspended(
     if config.status not in allowed_from:
         verb = "suspend" if suspended else "resume"
         raise Conflict(f"Cannot {verb} a config that is {config.status}.", code="invalid_transition")
-    config.status = "suspended" if suspended else "pending"
+    if not suspended:
+        user = session.get_one(User, config.user_id)
+        if user.is_banned:
+            raise Conflict(f"User {user.id} is banned; unban them first.", code="user_banned")
+    config.status, config.suspend_reason = ("suspended", "admin") if suspended else ("pending", None)
     touched = bump(session, [config.node_id])
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
     commit_and_dispatch(session, touched, dispatch)

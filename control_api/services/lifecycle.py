@@ -1,4 +1,5 @@
-"""The sales sweep: auto-accept overdue payments, expire configs, enforce quotas, warn users.
+"""The sales sweep: place configs that wait for a server, auto-accept overdue payments, expire
+configs, enforce quotas, warn users.
 
 Run by the 5-minute cron job (control_api.jobs.sweep.run_sweep) under its lock, before the node
 reconciliation. NOW is a parameter so tests can move the clock. Every status change bumps the
@@ -17,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM
 from ..errors import Conflict
-from ..models import Payment, UserConfig, utcnow
+from ..models import Payment, Plan, User, UserConfig, utcnow
 from . import audit, notifications, payments
+from .configs import share_links
+from .placement import place_or_none
 from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ QUOTA_WARNING_PERCENT = 80
 def run_lifecycle(session: Session, dispatch: Dispatch, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     summary = {
+        "placed": _place_waiting(session, dispatch),
         "auto_accepted": _auto_accept(session, dispatch, now),
         "expired": _expire(session, dispatch, now),
         "quota_suspended": _enforce_quotas(session, dispatch),
@@ -41,9 +45,51 @@ def run_lifecycle(session: Session, dispatch: Dispatch, now: datetime | None = N
     return summary
 
 
+def _place_waiting(session: Session, dispatch: Dispatch) -> int:
+    """Configs recorded while no node had room (node_id NULL) go onto a node now, if one has room; their
+    customers are told, with the links."""
+    waiting = session.scalars(
+        select(UserConfig)
+        .join(User, User.id == UserConfig.user_id)
+        .where(
+            UserConfig.node_id.is_(None),
+            UserConfig.status == "pending",
+            UserConfig.plan_id.is_not(None),
+            User.ban_reason.is_(None),
+        )
+        .order_by(UserConfig.id)
+        .with_for_update(of=UserConfig)
+    ).all()
+    placed: list[UserConfig] = []
+    for config in waiting:
+        node = place_or_none(session, session.get_one(Plan, config.plan_id))
+        if node is None:
+            continue
+        config.node_id = node.id
+        session.flush()  # the next placement counts this config on its node
+        placed.append(config)
+        notifications.notify(
+            session,
+            config.user_id,
+            "config_ready",
+            f"config_ready:cfg-{config.id}",
+            config_id=config.id,
+            config_kind=config.kind,
+            node_name=node.name,
+            links=share_links(node, config),
+        )
+        audit.record(session, SYSTEM, "config.place", config_id=config.id, node_id=node.id)
+    commit_and_dispatch(session, bump(session, [config.node_id for config in placed]), dispatch)
+    return len(placed)
+
+
 def _auto_accept(session: Session, dispatch: Dispatch, now: datetime) -> int:
+    # Never a banned user's: banning rejects their pending payments, and this keeps it so whatever races.
     due = session.scalars(
-        select(Payment.id).where(Payment.status == "pending", Payment.auto_accept_at <= now).order_by(Payment.id)
+        select(Payment.id)
+        .join(User, User.id == Payment.user_id)
+        .where(Payment.status == "pending", Payment.auto_accept_at <= now, User.ban_reason.is_(None))
+        .order_by(Payment.id)
     ).all()
     accepted = 0
     for payment_id in due:
@@ -63,7 +109,7 @@ def _expire(session: Session, dispatch: Dispatch, now: datetime) -> int:
     ).all()
     served = [config.node_id for config in configs if config.status in SERVED_STATUSES]
     for config in configs:
-        config.status = "expired"
+        config.status, config.suspend_reason = "expired", None
         notifications.notify(
             session,
             config.user_id,
@@ -97,7 +143,7 @@ def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
             )
         else:
             exhausted.append(config)
-            config.status = "suspended"
+            config.status, config.suspend_reason = "suspended", "quota"
             notifications.notify(
                 session, config.user_id, "quota_100", f"quota_100:cfg-{config.id}:{config.data_limit_mb}", **facts
             )

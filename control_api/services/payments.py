@@ -11,26 +11,21 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..actors import SYSTEM, Principal, TelegramAdmin
+from ..actors import SYSTEM, Principal
 from ..config import Settings
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
 from . import audit, notifications
-from .configs import config_view, get_config, new_config, place
+from .bans import apply_ban, ensure_not_banned, reviewer_columns
+from .configs import config_view, get_config, new_config
 from .lookup import get_or_404
+from .placement import place_or_none
 from .principals import acting_admin
 from .revisions import Dispatch, bump, commit_and_dispatch
-
-
-def ensure_not_banned(user: User) -> None:
-    if user.is_banned:
-        raise Forbidden(
-            f"The user is banned: {user.ban_reason}", code="user_banned", details={"reason": user.ban_reason}
-        )
 
 
 def create_payment(
@@ -48,11 +43,16 @@ def create_payment(
 def _create_payment(
     session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
 ) -> tuple[Payment, bool]:
-    user = get_or_404(session, User, data["user_id"], "User")
+    # The user's row lock serialises their submissions: the pending-payment limit holds under races.
+    user = session.scalar(select(User).where(User.id == data["user_id"]).with_for_update())
+    if user is None:
+        raise NotFound(f"User {data['user_id']} does not exist.")
     ensure_not_banned(user)
-    existing = _by_evidence(session, user.id, data["evidence_file_id"])
+    existing = _by_evidence(session, user.id, data)
     if existing is not None:
         return _same_submission(existing, data), False
+    if session.scalar(select(Payment.id).where(Payment.evidence_unique_id == data["evidence_unique_id"])):
+        raise Conflict("This receipt was already sent for another customer's order.", code="evidence_used_elsewhere")
     plan = get_or_404(session, Plan, data["plan_id"], "Plan")
     if not plan.is_active:
         raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
@@ -62,7 +62,18 @@ def _create_payment(
             code="amount_mismatch",
             details={"json": {"amount_cents": [f"Expected {plan.price_cents}."]}},
         )
-    node = place(session, plan)
+    waiting = session.scalars(
+        select(Payment.id).where(Payment.user_id == user.id, Payment.status == "pending").order_by(Payment.id)
+    ).all()
+    if len(waiting) >= settings.max_pending_payments_per_user:
+        raise Conflict(
+            f"{len(waiting)} payment(s) of this customer are waiting for review; wait for the decision first.",
+            code="too_many_pending_payments",
+            details={"pending_payment_ids": list(waiting)},
+        )
+    # No node free right now (a race with the catalogue's `available`): the money is recorded anyway
+    # and the temporary config waits unplaced; the sweep places it and tells the customer.
+    node = place_or_none(session, plan)
     now = utcnow()
     temporary_mb = max(1, math.ceil(plan.data_limit_mb * settings.temporary_data_percent / 100))
     config = new_config(
@@ -73,6 +84,7 @@ def _create_payment(
         plan_id=plan.id,
         amount_cents=data["amount_cents"],
         evidence_file_id=data["evidence_file_id"],
+        evidence_unique_id=data["evidence_unique_id"],
         auto_accept_at=now + timedelta(days=settings.auto_accept_days),
         config_id=config.id,
     )
@@ -82,21 +94,40 @@ def _create_payment(
     except IntegrityError:
         # The same proof arrived twice at once; the other request stored it.
         session.rollback()
-        existing = _by_evidence(session, user.id, data["evidence_file_id"])
+        existing = _by_evidence(session, data["user_id"], data)
         if existing is None:
-            raise
+            raise Conflict(
+                "This receipt was already sent for another customer's order.", code="evidence_used_elsewhere"
+            ) from None
         return _same_submission(existing, data), False
-    touched = bump(session, [node.id])
+    touched = bump(session, [config.node_id])
     audit.record(
-        session, actor, "payment.create", payment_id=payment.id, user_id=user.id, plan_id=plan.id, config_id=config.id
+        session,
+        actor,
+        "payment.create",
+        payment_id=payment.id,
+        user_id=user.id,
+        plan_id=plan.id,
+        config_id=config.id,
+        placed=node is not None,
     )
     commit_and_dispatch(session, touched, dispatch)
     return payment, True
 
 
-def _by_evidence(session: Session, user_id: int, evidence_file_id: str) -> Payment | None:
+def _by_evidence(session: Session, user_id: int, data: dict[str, Any]) -> Payment | None:
+    """This user's earlier payment with the same proof (the same file, or the same Telegram file id)."""
     return session.scalar(
-        select(Payment).where(Payment.user_id == user_id, Payment.evidence_file_id == evidence_file_id)
+        select(Payment)
+        .where(
+            Payment.user_id == user_id,
+            or_(
+                Payment.evidence_unique_id == data["evidence_unique_id"],
+                Payment.evidence_file_id == data["evidence_file_id"],
+            ),
+        )
+        .order_by(Payment.id)
+        .limit(1)
     )
 
 
@@ -108,10 +139,7 @@ def _same_submission(payment: Payment, data: dict[str, Any]) -> Payment:
 
 def _claim(session: Session, payment_id: int, status: str, reviewer: Principal | None, now: datetime) -> Payment:
     """Move PAYMENT_ID from pending to STATUS, or raise 409 saying who got there first."""
-    values: dict[str, Any] = {"status": status, "reviewed_at": now}
-    if reviewer is not None:
-        key = "reviewed_by_user_id" if isinstance(reviewer, TelegramAdmin) else "reviewed_by"
-        values[key] = reviewer.id
+    values: dict[str, Any] = {"status": status, "reviewed_at": now, **reviewer_columns(reviewer)}
     claimed = session.execute(
         update(Payment).where(Payment.id == payment_id, Payment.status == "pending").values(**values),
         execution_options={"synchronize_session": False},
@@ -153,15 +181,17 @@ def approve(
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
     touched: list[int] = []
     if config is None or config.status == "revoked":
-        # The temporary config is gone (deleted by an admin): the customer still gets what they paid for.
+        # The temporary config is gone (deleted by an admin): the customer still gets what they paid for,
+        # placed now or, with no node free, by the sweep.
         user = session.get_one(User, payment.user_id)
-        config = new_config(session, user, place(session, plan), "full", plan.data_limit_mb, plan.duration_days, plan)
+        node = place_or_none(session, plan)
+        config = new_config(session, user, node, "full", plan.data_limit_mb, plan.duration_days, plan)
         payment.config_id = config.id
         touched = bump(session, [config.node_id])
     else:
         if config.status in ("suspended", "expired"):
             # It had left its node (temporary quota or time used up): it comes back with the full plan.
-            config.status = "pending"
+            config.status, config.suspend_reason = "pending", None
             touched = bump(session, [config.node_id])
         config.kind = "full"
         config.data_limit_mb = plan.data_limit_mb
@@ -197,7 +227,8 @@ def reject(
     ban: bool,
     dispatch: Dispatch,
 ) -> Payment:
-    """Reject: the temporary config is revoked (the next sync removes it); optionally ban the user."""
+    """Reject: the temporary config is revoked (the next sync removes it); optionally ban the user, which
+    takes away everything else they are served too (bans.apply_ban)."""
     if ban and not reason:
         raise InvalidInput("A ban needs a reason.", details={"json": {"reason": ["Required when ban is true."]}})
     now = utcnow()
@@ -207,14 +238,13 @@ def reject(
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
     if config is not None and config.status != "revoked":
         was_served = config.status in ("pending", "active")
-        config.status = "revoked"
+        config.status, config.suspend_reason = "revoked", None
         if was_served:
             touched = bump(session, [config.node_id])
-    user = session.get_one(User, payment.user_id)
+    user = session.scalar(select(User).where(User.id == payment.user_id).with_for_update())
+    assert user is not None  # payments.user_id is a foreign key
     if ban:
-        user.ban_reason = reason
-        user.banned_at = now
-        audit.record(session, reviewer, "user.ban", user_id=user.id, reason=reason)
+        touched += apply_ban(session, reviewer, user, reason or "", now)
     notifications.notify(
         session,
         user.id,

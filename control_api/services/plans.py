@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from ..actors import Principal
 from ..errors import Conflict
-from ..models import Payment, Plan, UserConfig
+from ..models import Payment, Plan, UserConfig, columns_of
 from . import audit
 from .demo import DEMO_PLANS
 from .lookup import get_or_404
+from .placement import placeable
 
 
 def list_plans(session: Session, viewer: Principal, filters: dict[str, Any]) -> dict[str, Any]:
@@ -33,11 +34,18 @@ def list_plans(session: Session, viewer: Principal, filters: dict[str, Any]) -> 
     items = session.scalars(
         query.order_by(Plan.price_cents, Plan.id).limit(filters["limit"]).offset(filters["offset"])
     ).all()
-    return {"items": items, "total": total, "limit": filters["limit"], "offset": filters["offset"]}
+    return {"items": plan_views(session, items), "total": total, "limit": filters["limit"], "offset": filters["offset"]}
 
 
-def get_plan(session: Session, plan_id: int) -> Plan:
-    return get_or_404(session, Plan, plan_id, "Plan")
+def get_plan(session: Session, plan_id: int) -> dict[str, Any]:
+    return plan_views(session, [get_or_404(session, Plan, plan_id, "Plan")])[0]
+
+
+def plan_views(session: Session, plans: list[Plan]) -> list[dict[str, Any]]:
+    """PLANS with `available`: whether a config of the plan can be placed right now (a node of its
+    location has room). The bot sells only available plans."""
+    available = placeable(session, plans)
+    return [{**columns_of(plan), "available": plan.is_active and available[plan.id]} for plan in plans]
 
 
 def _commit_unique_name(session: Session, name: str) -> None:
@@ -48,7 +56,7 @@ def _commit_unique_name(session: Session, name: str) -> None:
         raise Conflict(f"A plan named {name!r} already exists.", code="plan_name_taken") from exc
 
 
-def create_plan(session: Session, actor: Principal, data: dict[str, Any]) -> Plan:
+def create_plan(session: Session, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
     if _name_taken(session, data["name"]):
         raise Conflict(f"A plan named {data['name']!r} already exists.", code="plan_name_taken")
     plan = Plan(**data)
@@ -56,7 +64,7 @@ def create_plan(session: Session, actor: Principal, data: dict[str, Any]) -> Pla
     session.flush()
     audit.record(session, actor, "plan.create", plan_id=plan.id, fields=data)
     _commit_unique_name(session, data["name"])
-    return plan
+    return plan_views(session, [plan])[0]
 
 
 def _name_taken(session: Session, name: str, except_id: int | None = None) -> bool:
@@ -66,23 +74,23 @@ def _name_taken(session: Session, name: str, except_id: int | None = None) -> bo
     return session.scalar(query) is not None
 
 
-def update_plan(session: Session, actor: Principal, plan_id: int, changes: dict[str, Any]) -> Plan:
-    plan = get_plan(session, plan_id)
+def update_plan(session: Session, actor: Principal, plan_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    plan = get_or_404(session, Plan, plan_id, "Plan")
     # Only real changes are applied and audited; an empty or same-values PATCH is a no-op.
     changes = {field: value for field, value in changes.items() if getattr(plan, field) != value}
     if not changes:
-        return plan
+        return plan_views(session, [plan])[0]
     if "name" in changes and _name_taken(session, changes["name"], except_id=plan_id):
         raise Conflict(f"A plan named {changes['name']!r} already exists.", code="plan_name_taken")
     for field, value in changes.items():
         setattr(plan, field, value)
     audit.record(session, actor, "plan.update", plan_id=plan_id, fields=changes)
     _commit_unique_name(session, plan.name)
-    return plan
+    return plan_views(session, [plan])[0]
 
 
 def delete_plan(session: Session, actor: Principal, plan_id: int) -> None:
-    plan = get_plan(session, plan_id)
+    plan = get_or_404(session, Plan, plan_id, "Plan")
     in_use = session.scalar(select(exists().where(Payment.plan_id == plan_id))) or session.scalar(
         select(exists().where(UserConfig.plan_id == plan_id))
     )

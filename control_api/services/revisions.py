@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import Node, UserConfig
+from ..models import Node, User, UserConfig
 
 # A config in one of these statuses is on its node (pending: waiting for the next sync).
 SERVED_STATUSES = ("pending", "active")
@@ -52,9 +52,11 @@ def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, A
     revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
     if revision is None:
         raise LookupError(f"node {node_id} does not exist")
+    # A banned user's config is never served, whatever its status (bans.py).
     configs = session.execute(
         select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
-        .where(UserConfig.node_id == node_id, UserConfig.status.in_(SERVED_STATUSES))
+        .join(User, User.id == UserConfig.user_id)
+        .where(UserConfig.node_id == node_id, UserConfig.status.in_(SERVED_STATUSES), User.ban_reason.is_(None))
         .order_by(UserConfig.id)
     )
     users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]

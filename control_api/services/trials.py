@@ -12,9 +12,10 @@ from ..config import Settings
 from ..errors import Conflict
 from ..models import User, utcnow
 from . import audit
-from .configs import config_view, new_config, place_in
+from .bans import ensure_not_banned
+from .configs import config_view, new_config
 from .lookup import get_or_404
-from .payments import ensure_not_banned
+from .placement import place_in
 from .revisions import Dispatch, bump, commit_and_dispatch
 
 

@@ -13,7 +13,9 @@ from ..actors import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import User, utcnow
 from . import audit
+from .bans import apply_ban, resumable_after_unban
 from .lookup import get_or_404
+from .revisions import Dispatch, bump, commit_and_dispatch
 
 
 def new_subscription_token() -> str:
@@ -74,23 +76,41 @@ def list_users(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": filters["limit"], "offset": filters["offset"]}
 
 
-def ban_user(session: Session, actor: Principal, user_id: int, reason: str) -> User:
-    user = get_user(session, user_id)
-    user.ban_reason = reason
-    user.banned_at = utcnow()
-    audit.record(session, actor, "user.ban", user_id=user_id, reason=reason)
-    session.commit()
+def ban_user(session: Session, actor: Principal, user_id: int, reason: str, dispatch: Dispatch) -> User:
+    """Ban the user: every served config leaves its node and every pending payment is rejected (bans.py)."""
+    user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    touched = apply_ban(session, actor, user, reason, utcnow())
+    commit_and_dispatch(session, touched, dispatch)
     return user
 
 
-def unban_user(session: Session, actor: Principal, user_id: int) -> User:
-    user = get_user(session, user_id)
+def unban_user(
+    session: Session, actor: Principal, user_id: int, resume_config_ids: list[int], dispatch: Dispatch
+) -> User:
+    """Lift the ban; bring back exactly the configs the admin names (suspended by the ban, not expired)."""
+    user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
     if not user.is_banned:
         raise Conflict(f"User {user_id} is not banned.", code="not_banned")
+    wanted = sorted(set(resume_config_ids))
+    resumable = resumable_after_unban(session, user, wanted, utcnow())
+    refused = sorted(set(wanted) - {config.id for config in resumable})
+    if refused:
+        raise InvalidInput(
+            "Only this user's configs that the ban suspended, and that have not expired, can be resumed.",
+            code="not_resumable",
+            details={"json": {"resume_config_ids": [f"Not resumable: {refused}."]}},
+        )
     user.ban_reason = None
     user.banned_at = None
-    audit.record(session, actor, "user.unban", user_id=user_id)
-    session.commit()
+    for config in resumable:
+        config.status, config.suspend_reason = "pending", None
+    touched = bump(session, [config.node_id for config in resumable])
+    audit.record(session, actor, "user.unban", user_id=user_id, resumed_config_ids=[c.id for c in resumable])
+    commit_and_dispatch(session, touched, dispatch)
     return user
 
 

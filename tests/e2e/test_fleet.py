@@ -104,3 +104,25 @@ def test_the_served_singbox_subscription_is_a_working_client(fleet: Fleet):
     with singbox_running(document, port, what="the served subscription") as proxy:
         fetched = fetch(proxy, fleet.origin_url)
     assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)
+
+
+def test_a_ban_stops_every_link_of_the_user_on_the_node(fleet: Fleet):
+    """Trial, two temporary configs and a paid one all carry bytes; after the ban and its sync, none does."""
+    plan = fleet.create_plan()
+    user = fleet.create_user(7020)
+    trial = fleet.client.call("POST", f"/users/{user['id']}/trial", json={"protocol": "vless"}, expect=201)
+    temporary = [fleet.pay(user["id"], plan["id"], proof) for proof in ("ban-1", "ban-2")]
+    paid = fleet.pay(user["id"], plan["id"], "ban-3")
+    fleet.client.call("POST", f"/payments/{paid['id']}/approve", json={}, expect=200)
+    configs = [trial, *(payment["config"] for payment in temporary), paid["config"]]
+    for config in configs:
+        fleet.wait_config(config["id"], "active")
+    links = [link_for(config) for config in configs]
+    for link in links:
+        assert fleet.fetch(link, fleet.small_url)["status"] == 200
+
+    fleet.client.call("POST", f"/users/{user['id']}/ban", json={"reason": "chargeback"}, expect=200)
+    fleet.wait_node_in_sync()
+    for link in links:
+        with pytest.raises(ProxyError):
+            fleet.fetch(link, fleet.small_url, timeout=10)

@@ -213,6 +213,7 @@ def path_ids(world) -> dict[str, int]:
                     "plan_id": config_plan["id"],
                     "amount_cents": config_plan["price_cents"],
                     "evidence_file_id": f"proof-{verb}-{caller}-{next(UNIQUE)}",
+                    "evidence_unique_id": f"unique-{verb}-{caller}-{next(UNIQUE)}",
                 },
                 headers=admin,
             )
@@ -297,6 +298,7 @@ def test_matrix(world, path_ids, method, rule):
                 "plan_id": path_ids["config_plan_id"],
                 "amount_cents": path_ids["config_plan_price"],
                 "evidence_file_id": f"proof-{caller}-{next(UNIQUE)}",
+                "evidence_unique_id": f"unique-{caller}-{next(UNIQUE)}",
             }
         if rule.endswith(("/approve", "/reject")):
             # Each caller decides a payment of its own (a decided payment answers 409); the bot acts

@@ -428,7 +428,7 @@ ID_ROUTES = [
     ("DELETE", "/api/v1/plans/{}", None),
     ("GET", "/api/v1/users/{}", None),
     ("POST", "/api/v1/users/{}/ban", {"reason": "x"}),
-    ("POST", "/api/v1/users/{}/unban", None),
+    ("POST", "/api/v1/users/{}/unban", {}),
     ("GET", "/api/v1/users/telegram/{}", None),
     ("PUT", "/api/v1/users/telegram/{}", {"username": "x"}),
     ("GET", "/api/v1/nodes/{}", None),

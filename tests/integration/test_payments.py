@@ -51,7 +51,13 @@ def shop(app, client, principals):
 
 
 def pay(client, principals, shop, evidence="photo-1", **overrides):
-    body = {"user_id": shop.user_id, "plan_id": shop.plan_id, "amount_cents": 1500, "evidence_file_id": evidence}
+    body = {
+        "user_id": shop.user_id,
+        "plan_id": shop.plan_id,
+        "amount_cents": 1500,
+        "evidence_file_id": evidence,
+        "evidence_unique_id": f"unique-{evidence}",
+    }
     return client.post("/api/v1/payments", json={**body, **overrides}, headers=principals.bot.headers)
 
 

@@ -73,9 +73,9 @@ def test_ban_and_unban_are_audited_with_the_admin(app, client, principals):
     assert client.get("/api/v1/users?banned=true", headers=admin).json["total"] == 1
     assert client.get("/api/v1/users?banned=false", headers=admin).json["total"] == 0
 
-    unbanned = client.post(f"/api/v1/users/{user['id']}/unban", headers=admin)
+    unbanned = client.post(f"/api/v1/users/{user['id']}/unban", json={}, headers=admin)
     assert unbanned.status_code == 200 and unbanned.json["is_banned"] is False
-    again = client.post(f"/api/v1/users/{user['id']}/unban", headers=admin)
+    again = client.post(f"/api/v1/users/{user['id']}/unban", json={}, headers=admin)
     assert again.status_code == 409 and again.json["error"] == "not_banned"
 
     with app.app_context():
@@ -85,7 +85,12 @@ def test_ban_and_unban_are_audited_with_the_admin(app, client, principals):
             ("user.ban", "admin", str(principals.admin.principal_id)),
             ("user.unban", "admin", str(principals.admin.principal_id)),
         ]
-        assert rows[0].details == {"user_id": user["id"], "reason": "chargeback"}
+        assert rows[0].details == {
+            "user_id": user["id"],
+            "reason": "chargeback",
+            "payments_rejected": 0,
+            "configs_suspended": 0,
+        }
 
 
 def test_ban_needs_a_reason_and_an_existing_user(client, principals):

@@ -150,7 +150,13 @@ def test_a_restart_mid_purchase_continues_and_a_lost_answer_is_not_paid_twice(ha
     # The same proof again (as a retry after a lost answer would send): the same payment, once.
     harness.shop.store.set(
         ALICE["id"],
-        {"flow": "buy", "step": "proof", "plan_id": 1, "price": 1500, "proof": {"file_id": proof_id, "kind": "photo"}},
+        {
+            "flow": "buy",
+            "step": "proof",
+            "plan_id": 1,
+            "price": 1500,
+            "proof": {"file_id": proof_id, "unique_id": f"u{proof_id}", "kind": "photo"},
+        },
     )
     mark = tg.send_photo(ALICE)[0]
     again = tg.reply(ALICE["id"], mark, "already received")
