@@ -20,6 +20,9 @@ class KeyValueStore(Protocol):
     def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         """Count one event in KEY's fixed window; return (count so far, seconds until the window ends)."""
 
+    def peek(self, key: str) -> tuple[int, int]:
+        """KEY's count in its current window and the seconds left in it, without counting; (0, 0) if none."""
+
     def put(self, key: str, ttl_seconds: int) -> None:
         """Remember KEY for TTL seconds."""
 
@@ -59,6 +62,17 @@ class RedisStore:
             self._degraded(exc)
             return self.fallback.hit(key, window_seconds)
         return int(count), max(int(ttl), 1)
+
+    def peek(self, key: str) -> tuple[int, int]:
+        try:
+            pipe = self.client.pipeline()
+            pipe.get(key)
+            pipe.ttl(key)
+            count, ttl = pipe.execute()
+        except redis.RedisError as exc:
+            self._degraded(exc)
+            return self.fallback.peek(key)
+        return (int(count), max(int(ttl), 1)) if count is not None else (0, 0)
 
     def put(self, key: str, ttl_seconds: int) -> None:
         self.fallback.put(key, ttl_seconds)
@@ -113,6 +127,12 @@ class MemoryStore:
             count, expires = entry if entry else (0, now + window_seconds)
             self._store(key, (count + 1, expires), now)
             return count + 1, max(math.ceil(expires - now), 1)
+
+    def peek(self, key: str) -> tuple[int, int]:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._live(key, now)
+            return (entry[0], max(math.ceil(entry[1] - now), 1)) if entry else (0, 0)
 
     def put(self, key: str, ttl_seconds: int) -> None:
         now = time.monotonic()

@@ -29,6 +29,10 @@ def _enforce_rate(store: KeyValueStore, key: str, limit: tuple[int, int], what: 
         raise RateLimited(f"Too many login attempts from this {what}; try again later.", retry_after=seconds_left)
 
 
+def _failures_key(client_ip: str, kind: str, identifier: str) -> str:
+    return f"rayfleet:login:fail:{client_ip}:{kind}:{identifier}"
+
+
 def _authenticate(session: Session, kind: str, identifier: str, secret: str) -> Principal | None:
     if kind == "admin":
         admin = session.scalar(select(Admin).where(Admin.username == identifier))
@@ -68,10 +72,19 @@ def log_in(
     kind = credentials["kind"]
     identifier = credentials.get("username") or credentials["client_id"]
     secret = credentials.get("password") or credentials["client_secret"]
+    # Every attempt counts against the address. Only failures count against (address, account): a
+    # stranger guessing from elsewhere cannot lock the account's owner out (issue 13.3).
     _enforce_rate(store, f"rayfleet:login:ip:{client_ip}", settings.login_rate_per_ip, "address")
-    _enforce_rate(store, f"rayfleet:login:id:{kind}:{identifier}", settings.login_rate_per_username, "account")
+    allowed, window = settings.login_rate_per_username
+    failures_key = _failures_key(client_ip, kind, identifier)
+    failures, seconds_left = store.peek(failures_key)
+    if failures >= allowed:
+        raise RateLimited(
+            "Too many failed logins to this account from this address; try again later.", retry_after=seconds_left
+        )
     principal = _authenticate(session, kind, identifier, secret)
     if principal is None:
+        store.hit(failures_key, window)
         log.info("login refused kind=%s ip=%s", kind, client_ip)
         raise Unauthorized("Invalid credentials.", code="invalid_credentials")
     log.info("login kind=%s id=%s", principal.kind, principal.id)

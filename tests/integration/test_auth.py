@@ -309,18 +309,25 @@ def test_login_rate_limit_per_client_address(build):
     assert post_token(client, bob.login_body(), ip="10.0.0.3").status_code == 200
 
 
-def test_login_rate_limit_per_account(build):
+def test_failed_logins_count_per_address_and_account_so_strangers_cannot_lock_an_admin_out(build):
     app = build(login_rate_per_username=(3, 60))
     client = app.test_client()
     alice, bob = new_admin(app, "alice"), new_admin(app, "bob")
     bot = new_bot(app, "shopbot")
     wrong = {**alice.login_body(), "password": "wrong"}
 
-    # Spreading the guesses over addresses does not help: the account has one count.
-    for n in range(3):
-        assert post_token(client, wrong, ip=f"10.0.0.{n + 1}").status_code == 401
-    assert_429(post_token(client, alice.login_body(), ip="10.0.0.9"), "account", 60)
-    # Other accounts, even from the same addresses, are unaffected.
+    # A stranger guesses from one address until refused there, even with the right password.
+    for _ in range(3):
+        assert post_token(client, wrong, ip="10.0.0.1").status_code == 401
+    refused = post_token(client, alice.login_body(), ip="10.0.0.1")
+    assert_429(refused, "account", 60)
+    assert "from this address" in refused.json["message"]
+    # Alice, from an address that has not been failing, logs in: the guesses locked nobody out.
+    assert post_token(client, alice.login_body(), ip="10.0.0.2").status_code == 200
+    # Her successes are not failures: she can log in again and again.
+    for _ in range(4):
+        assert post_token(client, alice.login_body(), ip="10.0.0.2").status_code == 200
+    # Other accounts, even from the failing address, are unaffected.
     assert post_token(client, bob.login_body(), ip="10.0.0.1").status_code == 200
     assert post_token(client, bot.login_body(), ip="10.0.0.1").status_code == 200
 

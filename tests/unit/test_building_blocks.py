@@ -56,3 +56,13 @@ def test_text_fields_refuse_what_databases_cannot_store_or_terminals_misread(val
 
 def test_text_fields_keep_ordinary_and_persian_text():
     assert Text().deserialize("سلام, hello\tworld\n") == "سلام, hello\tworld\n"
+
+
+def test_memory_store_peek_reads_a_window_without_counting():
+    store = MemoryStore()
+    assert store.peek("k") == (0, 0)
+    store.hit("k", 60)
+    store.hit("k", 60)
+    count, left = store.peek("k")
+    assert count == 2 and 1 <= left <= 60
+    assert store.peek("k")[0] == 2  # peeking twice counts nothing
