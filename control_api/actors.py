@@ -3,7 +3,7 @@ through the bot. Plain data, no Flask: services take these, and the audit log re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PRINCIPAL_KINDS = ("admin", "node", "bot")
 
@@ -15,6 +15,9 @@ class Principal:
     kind: str
     id: int | None
     name: str
+    # Which secret the caller proved (services/auth.secret_version): a token minted before a rotation
+    # carries an older one and is refused. Not part of the principal's identity.
+    secret_version: int = field(default=0, compare=False)
 
     @property
     def actor_id(self) -> str | None:

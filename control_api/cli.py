@@ -68,6 +68,37 @@ def register_commands(app: Flask) -> None:
         client_id, secret = _run(principals.create_bot_client, _checked_name(name))
         click.echo(f"client_id: {client_id}\nclient_secret: {secret}\n{SHOWN_ONCE}")
 
+    @app.cli.group("principal")
+    def principal_group() -> None:
+        """Disable, enable or rotate the secret of an admin, a bot client or a node (by name)."""
+
+    collections = click.Choice(sorted(principals.COLLECTIONS))
+
+    @principal_group.command("disable")
+    @click.argument("collection", type=collections)
+    @click.argument("name")
+    def disable(collection: str, name: str) -> None:
+        """Disable it: its tokens stop working on their next request."""
+        _run(principals.set_enabled, collection, False, None, name)
+        click.echo(f"{collection[:-1]} {name}: disabled")
+
+    @principal_group.command("enable")
+    @click.argument("collection", type=collections)
+    @click.argument("name")
+    def enable(collection: str, name: str) -> None:
+        """Enable it again."""
+        _run(principals.set_enabled, collection, True, None, name)
+        click.echo(f"{collection[:-1]} {name}: enabled")
+
+    @principal_group.command("rotate-secret")
+    @click.argument("collection", type=collections)
+    @click.argument("name")
+    def rotate_secret(collection: str, name: str) -> None:
+        """A new generated secret (an admin's password), printed once; tokens issued before stop working."""
+        rotated = _run(principals.rotate_secret, collection, None, name)
+        label = "client_id" if rotated["client_id"] else "admin"
+        click.echo(f"{label}: {rotated['client_id'] or name}\nsecret: {rotated['secret']}\n{SHOWN_ONCE}")
+
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Add the demo plan catalogue (skips plans that already exist)."""

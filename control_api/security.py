@@ -27,7 +27,8 @@ def access_token(principal: Principal, ttl_seconds: int) -> dict[str, Any]:
     """A signed bearer token for PRINCIPAL, as POST /auth/token answers it."""
     token = create_access_token(
         identity=str(principal.id),
-        additional_claims={"kind": principal.kind, "name": principal.name},
+        # sv: the secret version the caller proved; a rotation makes the token stale (services/auth.py).
+        additional_claims={"kind": principal.kind, "name": principal.name, "sv": principal.secret_version},
         expires_delta=timedelta(seconds=ttl_seconds),
     )
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl_seconds, "kind": principal.kind}
@@ -40,7 +41,7 @@ def init_security(app: Flask) -> None:
     @jwt.user_lookup_loader
     def _lookup(_header: dict[str, Any], payload: dict[str, Any]) -> Principal | None:
         try:
-            return load_principal(db_session(), payload.get("kind", ""), int(payload["sub"]))
+            return load_principal(db_session(), payload.get("kind", ""), int(payload["sub"]), int(payload.get("sv", 0)))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -48,7 +49,9 @@ def init_security(app: Flask) -> None:
     def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
         return kv_store().contains(revoked_key(payload["jti"]))
 
-    jwt.user_lookup_error_loader(lambda _h, _p: unauthorized("The token's principal no longer exists or is disabled."))
+    jwt.user_lookup_error_loader(
+        lambda _h, _p: unauthorized("The token's principal no longer exists, is disabled, or changed its secret.")
+    )
     jwt.revoked_token_loader(lambda _h, _p: unauthorized("The token has been revoked."))
     jwt.expired_token_loader(lambda _h, _p: unauthorized("The token has expired."))
     jwt.invalid_token_loader(lambda reason: unauthorized("The token is invalid."))

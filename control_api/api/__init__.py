@@ -5,10 +5,34 @@ from __future__ import annotations
 from apiflask import APIFlask
 
 from ..request_body import check_request_body
-from . import auth, configs, dashboard, health, nodes, notifications, payments, plans, subscriptions, users
+from . import (
+    auth,
+    configs,
+    dashboard,
+    health,
+    nodes,
+    notifications,
+    payments,
+    plans,
+    principals,
+    subscriptions,
+    users,
+)
 
 
 def register_blueprints(app: APIFlask) -> None:
     app.before_request(check_request_body)
-    for module in (auth, plans, users, configs, payments, notifications, nodes, dashboard, health, subscriptions):
+    for module in (
+        auth,
+        plans,
+        users,
+        configs,
+        payments,
+        notifications,
+        nodes,
+        principals,
+        dashboard,
+        health,
+        subscriptions,
+    ):
         app.register_blueprint(module.bp)

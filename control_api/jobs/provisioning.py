@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM
-from ..models import Node
+from ..models import Node, utcnow
 from ..services import audit
 from ..services.credentials import hash_secret, new_secret
 
@@ -20,6 +20,7 @@ def rotate_agent_secret(session_factory: Callable[[], Session], node_id: int) ->
         if node is None:
             raise LookupError(f"node {node_id} does not exist")
         node.secret_hash = hash_secret(secret)
+        node.secret_rotated_at = utcnow()  # the old agent's tokens end with its secret
         audit.record(session, SYSTEM, "node.agent_secret_rotated", node_id=node_id)
         return node.client_id, secret
 

@@ -52,6 +52,8 @@ class Node(Base):
     # The agent logs in with client_id + a secret; only the secret's slow hash is stored.
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_hash: Mapped[str] = mapped_column("jwt_secret", String(255))
+    # Tokens issued before this moment are refused (rotating a leaked secret ends its sessions).
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Every change to what the node must serve bumps desired_revision; a successful sync
     # records the revision it applied. applied < desired means the node lags.

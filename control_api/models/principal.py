@@ -19,6 +19,8 @@ class Admin(Base):
     # The admin's own Telegram account, so bot-side admin actions can act under this identity.
     telegram_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Tokens issued before this moment are refused (rotating a leaked secret ends its sessions).
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -30,4 +32,6 @@ class BotClient(Base):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(255))
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Tokens issued before this moment are refused (rotating a leaked secret ends its sessions).
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

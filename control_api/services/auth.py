@@ -33,36 +33,53 @@ def _failures_key(client_ip: str, kind: str, identifier: str) -> str:
     return f"rayfleet:login:fail:{client_ip}:{kind}:{identifier}"
 
 
+def secret_version(row: Admin | BotClient | Node) -> int:
+    """The version of ROW's current secret: when it was last rotated, in microseconds (0: never)."""
+    rotated = row.secret_rotated_at
+    return 0 if rotated is None else int(rotated.timestamp() * 1_000_000)
+
+
 def _authenticate(session: Session, kind: str, identifier: str, secret: str) -> Principal | None:
+    row: Admin | BotClient | Node | None
     if kind == "admin":
-        admin = session.scalar(select(Admin).where(Admin.username == identifier))
-        ok = verify_secret(admin.password_hash if admin else None, secret)
-        return Principal("admin", admin.id, admin.username) if ok and admin and not admin.disabled_at else None
-    if kind == "bot":
-        bot = session.scalar(select(BotClient).where(BotClient.client_id == identifier))
-        ok = verify_secret(bot.secret_hash if bot else None, secret)
-        return Principal("bot", bot.id, bot.name) if ok and bot and not bot.disabled_at else None
-    node = session.scalar(select(Node).where(Node.client_id == identifier))
-    ok = verify_secret(node.secret_hash if node else None, secret)
-    return Principal("node", node.id, node.name) if ok and node and node.status != "disabled" else None
+        row = session.scalar(select(Admin).where(Admin.username == identifier))
+        ok = verify_secret(row.password_hash if row else None, secret)
+        live, name = row is not None and not row.disabled_at, row.username if row else ""
+    elif kind == "bot":
+        row = session.scalar(select(BotClient).where(BotClient.client_id == identifier))
+        ok = verify_secret(row.secret_hash if row else None, secret)
+        live, name = row is not None and not row.disabled_at, row.name if row else ""
+    else:
+        row = session.scalar(select(Node).where(Node.client_id == identifier))
+        ok = verify_secret(row.secret_hash if row else None, secret)
+        live, name = row is not None and row.status != "disabled", row.name if row else ""
+    if not (ok and row is not None and live):
+        return None
+    return Principal(kind, row.id, name, secret_version=secret_version(row))
 
 
 def revoked_key(jti: str) -> str:
     return f"rayfleet:revoked:{jti}"
 
 
-def load_principal(session: Session, kind: str, principal_id: int) -> Principal | None:
-    """The principal behind a token, or None if it was deleted or disabled since."""
+def load_principal(session: Session, kind: str, principal_id: int, token_version: int = 0) -> Principal | None:
+    """The principal behind a token, or None if it was deleted or disabled since, or if its secret was
+    rotated after the token was minted (TOKEN_VERSION, the secret version the token carries)."""
+    row: Admin | BotClient | Node | None
     if kind == "admin":
-        admin = session.get(Admin, principal_id)
-        return Principal("admin", admin.id, admin.username) if admin and not admin.disabled_at else None
-    if kind == "bot":
-        bot = session.get(BotClient, principal_id)
-        return Principal("bot", bot.id, bot.name) if bot and not bot.disabled_at else None
-    if kind == "node":
-        node = session.get(Node, principal_id)
-        return Principal("node", node.id, node.name) if node and node.status != "disabled" else None
-    return None
+        row = session.get(Admin, principal_id)
+        live, name = row is not None and row.disabled_at is None, row.username if row else ""
+    elif kind == "bot":
+        row = session.get(BotClient, principal_id)
+        live, name = row is not None and row.disabled_at is None, row.name if row else ""
+    elif kind == "node":
+        row = session.get(Node, principal_id)
+        live, name = row is not None and row.status != "disabled", row.name if row else ""
+    else:
+        return None
+    if row is None or not live or secret_version(row) != token_version:
+        return None
+    return Principal(kind, row.id, name, secret_version=token_version)
 
 
 def log_in(

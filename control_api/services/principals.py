@@ -3,12 +3,14 @@ nodes.py), and who acts when the bot acts for a Telegram admin."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..actors import Principal, TelegramAdmin
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..models import Admin, BotClient, User
+from ..models import Admin, BotClient, Node, User, utcnow
 from . import audit
 from .credentials import hash_secret, new_client_id, new_secret
 
@@ -40,6 +42,7 @@ def reset_admin_password(session: Session, actor: Principal, username: str) -> s
         raise NotFound(f"admin {username!r} does not exist")
     password = new_secret()
     admin.password_hash = hash_secret(password)
+    admin.secret_rotated_at = utcnow()
     audit.record(session, actor, "admin.reset_password", admin_id=admin.id, username=username)
     session.commit()
     return password
@@ -70,3 +73,99 @@ def acting_admin(session: Session, caller: Principal, acting_telegram_id: int | 
     if user is None or not user.is_admin or user.is_banned:
         raise Forbidden("That Telegram user is not an admin.", code="not_an_admin")
     return TelegramAdmin("admin", user.id, user.username or str(user.telegram_id), telegram_id=user.telegram_id)
+
+
+# --- disabling, enabling and rotating secrets (admins, bot clients, nodes) ------------------------
+
+PrincipalRow = Admin | BotClient | Node
+COLLECTIONS: dict[str, type[PrincipalRow]] = {"admins": Admin, "bot-clients": BotClient, "nodes": Node}
+
+
+def _label(row: PrincipalRow) -> str:
+    return row.username if isinstance(row, Admin) else row.name
+
+
+def principal_view(row: PrincipalRow) -> dict[str, Any]:
+    kind = {Admin: "admin", BotClient: "bot", Node: "node"}[type(row)]
+    disabled_at = row.disabled_at if not isinstance(row, Node) else None
+    return {
+        "kind": kind,
+        "id": row.id,
+        "name": _label(row),
+        "client_id": None if isinstance(row, Admin) else row.client_id,
+        "disabled": row.status == "disabled" if isinstance(row, Node) else row.disabled_at is not None,
+        "disabled_at": disabled_at,
+        "secret_rotated_at": row.secret_rotated_at,
+        "created_at": row.created_at,
+    }
+
+
+def list_principals(session: Session, collection: str) -> list[dict[str, Any]]:
+    model = COLLECTIONS[collection]
+    return [principal_view(row) for row in session.scalars(select(model).order_by(model.id))]
+
+
+def _find(session: Session, collection: str, principal_id: int | None = None, name: str | None = None) -> PrincipalRow:
+    model = COLLECTIONS[collection]
+    if principal_id is not None:
+        row = session.get(model, principal_id, with_for_update=True)
+    else:
+        column = Admin.username if model is Admin else model.name
+        row = session.scalar(select(model).where(column == name).with_for_update())
+    if row is None:
+        raise NotFound(f"No such {collection[:-1].replace('-', ' ')}: {principal_id if name is None else name!r}.")
+    return row
+
+
+def set_enabled(
+    session: Session,
+    actor: Principal,
+    collection: str,
+    enabled: bool,
+    principal_id: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Disable (its tokens stop working on their next request) or enable an admin, bot client or node."""
+    row = _find(session, collection, principal_id, name)
+    if isinstance(row, Node):
+        if enabled and row.status == "disabled":
+            # A node that had served before comes back active; a never-provisioned one stays provisioning.
+            row.status = "active" if row.applied_revision > 0 else "provisioning"
+        elif not enabled:
+            row.status = "disabled"
+    else:
+        if not enabled and isinstance(row, Admin):
+            _keep_an_admin(session, actor, row)
+        row.disabled_at = None if enabled else (row.disabled_at or utcnow())
+    action = "enable" if enabled else "disable"
+    audit.record(session, actor, f"principal.{action}", collection=collection, principal_id=row.id, name=_label(row))
+    session.commit()
+    return principal_view(row)
+
+
+def _keep_an_admin(session: Session, actor: Principal, admin: Admin) -> None:
+    if actor.kind == "admin" and actor.id == admin.id:
+        raise Conflict("An admin cannot disable their own account.", code="cannot_disable_self")
+    others = session.scalar(
+        select(func.count()).select_from(Admin).where(Admin.disabled_at.is_(None), Admin.id != admin.id)
+    )
+    if not others:
+        raise Conflict("This is the last enabled admin; enable or create another first.", code="last_admin")
+
+
+def rotate_secret(
+    session: Session, actor: Principal, collection: str, principal_id: int | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """A new generated secret (an admin's password), shown once; tokens issued with the old one stop working."""
+    row = _find(session, collection, principal_id, name)
+    secret = new_secret()
+    if isinstance(row, Admin):
+        row.password_hash = hash_secret(secret)
+    else:
+        row.secret_hash = hash_secret(secret)
+    row.secret_rotated_at = utcnow()
+    audit.record(
+        session, actor, "principal.rotate_secret", collection=collection, principal_id=row.id, name=_label(row)
+    )
+    session.commit()
+    return {**principal_view(row), "secret": secret}

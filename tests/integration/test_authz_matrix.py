@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import func, select
 
 from control_api import create_app
-from control_api.models import AuditLog, Node
+from control_api.models import Admin, AuditLog, BotClient, Node
 from tests.conftest import Principals, create_admin, create_bot, create_node, login, make_settings, reset_postgres
 
 CALLERS = ("anonymous", "admin", "bot", "node")
@@ -61,6 +61,13 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/subscription/rotate"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>/qr.png"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/principals/admins"): frozenset({"admin"}),
+    ("GET", "/api/v1/principals/bot-clients"): frozenset({"admin"}),
+    **{
+        ("POST", f"/api/v1/principals/{collection}/<int:{id_name}>/{verb}"): frozenset({"admin"})
+        for collection, id_name in (("admins", "admin_id"), ("bot-clients", "bot_client_id"), ("nodes", "node_id"))
+        for verb in ("disable", "enable", "rotate-secret")
+    },
 }
 
 # Public or separately protected routes, outside the matrix.
@@ -242,8 +249,24 @@ def path_ids(world) -> dict[str, int]:
         headers=admin,
     )
     assert linked.status_code == 201 and linked.json["links"], linked.json
+    # Spare principals for the disable/enable/rotate routes.
+    spare_node = client.post(
+        "/api/v1/nodes",
+        json={"name": f"matrix-spare-{next(UNIQUE)}", "region": "x", "location_tag": "y"},
+        headers=admin,
+    )
+    assert spare_node.status_code == 201, spare_node.json
+    spare_name = f"spare{next(UNIQUE)}"
+    create_admin(world[0], client, spare_name)
+    spare_bot_name = f"spare-bot{next(UNIQUE)}"
+    create_bot(world[0], client, spare_bot_name)
+    with world[0].app_context():
+        session = world[0].extensions["rayfleet.db"].session()
+        ids["admin_id"] = session.scalar(select(Admin.id).where(Admin.username == spare_name))
+        ids["bot_client_id"] = session.scalar(select(BotClient.id).where(BotClient.name == spare_bot_name))
     return {
         "linked_config_id": linked.json["id"],
+        "spare_node_id": spare_node.json["id"],
         **ids,
         "payment_id": ids["payment_approve_anonymous"],
         "telegram_admin_id": telegram_id + 2,
@@ -266,6 +289,11 @@ PATH_ID_OVERRIDES = {
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
     "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/qr.png": {"config_id": "linked_config_id"},
+    # Disabling or rotating acts on spare principals, never on the ones the matrix logs in with.
+    **{
+        f"/api/v1/principals/nodes/<int:node_id>/{verb}": {"node_id": "spare_node_id"}
+        for verb in ("disable", "enable", "rotate-secret")
+    },
 }
 
 
