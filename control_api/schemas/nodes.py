@@ -199,6 +199,10 @@ class HeartbeatOut(Schema):
     unknown_configs = fields.Integer(
         required=True, metadata={"description": "Usage rows for configs that no longer exist."}
     )
+    foreign_configs = fields.Integer(
+        required=True,
+        metadata={"description": "Configs of other nodes the reports named: their usage was dropped (and audited)."},
+    )
     desired_revision = fields.Integer(required=True)
 
 

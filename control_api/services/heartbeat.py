@@ -1,9 +1,15 @@
-"""Node heartbeats: health metrics, incidents, and traffic reports stored exactly once."""
+"""Node heartbeats: health metrics, incidents, and traffic reports stored exactly once.
+
+A node may charge traffic only to configs it serves: usage for a config placed on another node is
+dropped, counted in the answer (foreign_configs) and audited as an incident, so one leaked node
+secret cannot run every customer's quota down.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -43,33 +49,51 @@ def record_heartbeat(session: Session, node_principal: Principal, data: dict[str
             detail=incident["detail"],
             core_active=data["core_active"],
         )
-    accepted, duplicates, unknown = [], [], 0
+    accepted, duplicates, unknown, foreign = [], [], 0, set()
     for report in data["reports"]:
         stored = _store_report(session, node.id, report)
         if stored is None:
             duplicates.append(report["report_id"])
         else:
             accepted.append(report["report_id"])
-            unknown += stored
+            unknown += stored.unknown
+            foreign |= stored.foreign
+    if foreign:
+        audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node.id, config_ids=sorted(foreign))
     session.commit()
     if unknown:
         log.info("node %s reported traffic for %d configs that no longer exist", node.id, unknown)
+    if foreign:
+        log.warning("node %s reported traffic for %d configs of other nodes; dropped", node.id, len(foreign))
     return {
         "accepted": accepted,
         "duplicates": duplicates,
         "unknown_configs": unknown,
+        "foreign_configs": len(foreign),
         "desired_revision": node.desired_revision,
     }
 
 
-def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> int | None:
+@dataclass(frozen=True)
+class StoredReport:
+    unknown: int  # usage entries for configs that do not exist
+    foreign: frozenset[int]  # configs of other nodes the report named (their usage dropped)
+
+
+def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> StoredReport | None:
     """Store one report's usage rows; None when the report id was stored before (a retry).
 
     A savepoint per report: a concurrent or repeated delivery of the same id loses the race on the
     unique (node_id, report_id) constraint and is counted as a duplicate, never twice.
     """
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
-    owners = dict(session.execute(select(UserConfig.id, UserConfig.user_id).where(UserConfig.id.in_(ids))).all())
+    rows = session.execute(select(UserConfig.id, UserConfig.user_id, UserConfig.node_id).where(UserConfig.id.in_(ids)))
+    owners, foreign = {}, set()
+    for config_id, user_id, config_node_id in rows:
+        if config_node_id == node_id:
+            owners[config_id] = user_id
+        else:
+            foreign.add(config_id)
     try:
         with session.begin_nested():
             row = UsageReport(node_id=node_id, report_id=report["report_id"])
@@ -80,7 +104,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> int
             for entry in report["usage"]:
                 config_id = int(CONFIG_EMAIL.match(entry["email"]).group(1))
                 if config_id not in owners:
-                    unknown += 1
+                    unknown += config_id not in foreign
                     continue
                 session.add(
                     Usage(
@@ -107,4 +131,4 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> int
                 )
     except IntegrityError:
         return None
-    return unknown
+    return StoredReport(unknown, frozenset(foreign))

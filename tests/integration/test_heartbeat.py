@@ -68,7 +68,13 @@ def test_a_heartbeat_records_metrics_and_traffic(app, client, principals):
         headers=node.headers,
     )
     assert response.status_code == 200, response.json
-    assert response.json == {"accepted": ["r-1"], "duplicates": [], "unknown_configs": 0, "desired_revision": 0}
+    assert response.json == {
+        "accepted": ["r-1"],
+        "duplicates": [],
+        "unknown_configs": 0,
+        "foreign_configs": 0,
+        "desired_revision": 0,
+    }
     assert usage_totals(app, config_id) == (700, 5_243_085)
     with app.app_context():
         session = app.extensions["rayfleet.db"].session()
@@ -122,6 +128,36 @@ def test_unknown_configs_are_counted_not_stored_and_incidents_are_audited(app, c
         row = session.scalar(select(AuditLog).where(AuditLog.action == "node.incident"))
         assert (row.actor_type, row.actor_id) == ("node", str(node.principal_id))
         assert row.details["kind"] == "core_restarted"
+
+
+def test_a_node_cannot_charge_traffic_to_another_nodes_customers(app, client, principals):
+    """A leaked node token must not run every customer's quota down (issue 13, item 6)."""
+    node, other = principals.node, principals.other_node
+    mine = make_config(app, node.principal_id)
+    theirs = make_config(app, other.principal_id)
+    response = client.post(
+        "/api/v1/nodes/heartbeat",
+        json=heartbeat([report("r-steal", (f"cfg-{mine}", 1, 2), (f"cfg-{theirs}", 10**12, 10**12))]),
+        headers=node.headers,
+    )
+    assert response.status_code == 200
+    assert (response.json["accepted"], response.json["foreign_configs"], response.json["unknown_configs"]) == (
+        ["r-steal"],
+        1,
+        0,
+    )
+    assert usage_totals(app, mine) == (1, 2)
+    assert usage_totals(app, theirs) == (0, 0)
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        row = session.scalar(select(AuditLog).where(AuditLog.action == "node.foreign_usage_dropped"))
+        assert (row.actor_type, row.actor_id) == ("node", str(node.principal_id))
+        assert row.details == {"node_id": node.principal_id, "config_ids": [theirs]}
+    # The owning node still reports its own traffic as usual.
+    own = client.post(
+        "/api/v1/nodes/heartbeat", json=heartbeat([report("r-own", (f"cfg-{theirs}", 3, 4))]), headers=other.headers
+    )
+    assert own.json["foreign_configs"] == 0 and usage_totals(app, theirs) == (3, 4)
 
 
 def test_bad_heartbeats_are_refused_and_change_nothing(app, client, principals):
