@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from . import cli, extensions, metrics, security
     from .api import register_blueprints
     from .http_errors import register_error_handlers
+    from .jobs.dispatch import init_embedded_sweep
     from .openapi import init_openapi
 
     extensions.init_extensions(app, settings.database_url, settings.redis_url)
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     init_openapi(app)
     metrics.init_metrics(app, app.extensions["rayfleet.db"], settings.metrics_token)
     cli.register_commands(app)
+    init_embedded_sweep(app)
     return app
 
 

@@ -85,6 +85,8 @@ class Settings:
     auto_accept_days: int = 3
     # Payments a customer may have waiting for review at once (each one carries a temporary config).
     max_pending_payments_per_user: int = 1
+    # The embedded default's own cron: the sweep runs in the API process this often (0: never).
+    sweep_interval_seconds: int = 300
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -128,4 +130,5 @@ class Settings:
             temporary_days=_parse_int(env, "TEMPORARY_DAYS", 3, minimum=1),
             auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
             max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
+            sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
         )

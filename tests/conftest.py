@@ -57,6 +57,8 @@ def make_settings(database_url: str, redis_url: str = "", **overrides: object) -
         login_rate_per_username=(10_000, 60),
         # Many tests pay several times for one customer; the limit's own test sets it back to 1.
         max_pending_payments_per_user=1000,
+        # No sweep threads in test apps; the in-process sweep has tests of its own.
+        sweep_interval_seconds=0,
         log_level="WARNING",
     )
     return replace(settings, **overrides)

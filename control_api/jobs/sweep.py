@@ -4,25 +4,36 @@ then reconciliation: re-enqueue every node whose applied revision lags (DESIGN.m
 `rq cron control_api.jobs.cron` enqueues `run_sweep` every 5 minutes; a worker runs it. `rq cron`
 has no lock between processes, so run_sweep takes one: a Redis key set with NX and a TTL, holding a
 random token, deleted only by its owner (compare-and-delete in Lua). A second sweep that finds the
-lock held does nothing. The embedded default (no Redis) uses a process lock instead.
+lock held does nothing.
+
+The embedded default (no Redis, no worker, no cron) runs the same run_sweep in the API process:
+EmbeddedSweeper, at start-up and every SWEEP_INTERVAL_SECONDS. Its guard is a thread lock plus an
+flock on a file beside the database, so that one process sweeps even if several serve the API.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
 import secrets
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..models import Node
+from ..models import Node, utcnow
 from ..services.lifecycle import run_lifecycle
-from .context import worker_context
+from .context import WorkerContext, worker_context
 from .queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -77,18 +88,47 @@ def process_lock() -> Iterator[bool]:
             _process_lock.release()
 
 
-def run_sweep(settings: Settings | None = None, queue: JobQueue | None = None) -> list[int] | None:
+def embedded_lock_path(database_url: str) -> Path:
+    """The sweep's lock file: beside a SQLite database, else a temp file named for the database URL."""
+    if database_url.startswith("sqlite:///") and ":memory:" not in database_url:
+        return Path(database_url.removeprefix("sqlite:///").split("?", 1)[0] + ".sweep.lock")
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"rayfleet-sweep-{digest}.lock"
+
+
+@contextmanager
+def embedded_lock(path: Path) -> Iterator[bool]:
+    """The embedded default's sweep lock: this process's thread lock, then an flock on PATH (other processes)."""
+    with process_lock() as in_process, contextlib.ExitStack() as stack:
+        if not in_process:
+            yield False
+            return
+        handle = stack.enter_context(path.open("a"))
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_sweep(
+    settings: Settings | None = None, queue: JobQueue | None = None, context: WorkerContext | None = None
+) -> list[int] | None:
     """The cron entry point: reconcile under the sweep lock; None when another sweep holds it.
 
-    The embedded default passes its app's InProcessJobQueue (one executor per process).
+    The embedded default passes its app's InProcessJobQueue and that queue's context.
     """
     settings = settings or Settings.from_env()
-    context = worker_context()
+    context = context or worker_context()
     queue = queue or JobQueue.from_settings(settings, context=context)
     if settings.redis_url:
         lock = redis_lock(redis.Redis.from_url(settings.redis_url), SWEEP_LOCK_KEY, SWEEP_LOCK_TTL_SECONDS)
     else:
-        lock = process_lock()
+        lock = embedded_lock(embedded_lock_path(settings.database_url))
     with lock as acquired:
         if not acquired:
             log.info("another sweep holds the lock; skipping")
@@ -97,3 +137,50 @@ def run_sweep(settings: Settings | None = None, queue: JobQueue | None = None) -
             # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
             run_lifecycle(session, queue.enqueue_node_sync)
             return reconcile(session, queue)
+
+
+class EmbeddedSweeper:
+    """The embedded default's cron: run_sweep in a daemon thread, soon after start and then every
+    INTERVAL seconds, with the app's own in-process queue. One per process; start() is idempotent."""
+
+    FIRST_RUN_AFTER_SECONDS = 2.0
+
+    def __init__(self, settings: Settings, queue: JobQueue, interval_seconds: float) -> None:
+        self.settings, self.queue, self.interval = settings, queue, interval_seconds
+        self.last_run_at: datetime | None = None
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="rayfleet-sweep", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        delay = self.FIRST_RUN_AFTER_SECONDS
+        while not self._stop.wait(delay):
+            started = time.monotonic()
+            try:
+                run_sweep(self.settings, self.queue, getattr(self.queue, "context", None))
+            except Exception:  # a failed sweep is logged; the next one runs on schedule anyway
+                log.exception("the in-process sweep failed")
+            else:
+                self.runs += 1
+                self.last_run_at = utcnow()
+            delay = max(self.interval - (time.monotonic() - started), 0.0)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "mode": "in-process",
+            "every_seconds": self.interval,
+            "runs": self.runs,
+            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
+        }

@@ -14,3 +14,10 @@ class HealthOut(Schema):
     status = fields.String(required=True)
     database = fields.String(required=True)
     store = fields.String(required=True, metadata={"description": "redis, or memory in the embedded default."})
+    sweep = fields.Dict(
+        required=True,
+        metadata={
+            "description": "Where the 5-minute sweep runs: mode rq cron (production), in-process (the embedded "
+            "default, with every_seconds, runs and last_run_at) or off."
+        },
+    )

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from ..kvstore import KeyValueStore
 
 
-def check(session: Session, store: KeyValueStore, embedded: bool) -> tuple[dict[str, Any], bool]:
-    """(the health document, whether everything is up). Failures say only "down": details go to logs."""
+def check(session: Session, store: KeyValueStore, embedded: bool, sweep: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(the health document, whether everything is up). Failures say only "down": details go to logs.
+    SWEEP says where the 5-minute sweep runs (and, in-process, when it last ran)."""
     database = store_state = "ok"
     try:
         session.execute(text("SELECT 1"))
@@ -22,5 +23,10 @@ def check(session: Session, store: KeyValueStore, embedded: bool) -> tuple[dict[
     except Exception:  # noqa: BLE001
         store_state = "down"
     status = "ok" if database == store_state == "ok" else "degraded"
-    body = {"status": status, "database": database, "store": f"{store_state} ({'memory' if embedded else 'redis'})"}
+    body = {
+        "status": status,
+        "database": database,
+        "store": f"{store_state} ({'memory' if embedded else 'redis'})",
+        "sweep": sweep,
+    }
     return body, status == "ok"

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -20,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class RunScript:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, **extra_env: str) -> None:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "REDIS_", "JWT_"))}
-        env.update(RAYFLEET_DATA_DIR=str(data_dir), PORT=str(port), HOST="127.0.0.1")
+        env.update(RAYFLEET_DATA_DIR=str(data_dir), PORT=str(port), HOST="127.0.0.1", **extra_env)
         self.base = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -52,12 +53,12 @@ class RunScript:
                 time.sleep(0.5)
         pytest.fail("run.sh never became healthy:\n" + "".join(self.lines))
 
-    def request(self, path: str, body: dict | None = None, token: str | None = None) -> dict:
+    def request(self, path: str, body: dict | None = None, token: str | None = None, method: str | None = None) -> dict:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base}{path}", data=data, headers=headers)
+        request = urllib.request.Request(f"{self.base}{path}", data=data, headers=headers, method=method)
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
@@ -97,3 +98,51 @@ def test_run_script_serves_the_api_on_the_embedded_default(tmp_path):
         assert second.request("/api/v1/plans", token=token)["total"] == 4  # seeding is idempotent
     finally:
         second.stop()
+
+
+@pytest.mark.slow
+def test_the_embedded_default_runs_the_sweep_in_process(tmp_path):
+    """No Redis, so no worker and no cron: the API process itself expires configs on schedule."""
+    data_dir = tmp_path / "data"
+    run = RunScript(data_dir, free_port(), SWEEP_INTERVAL_SECONDS="2")
+    try:
+        run.wait_healthy()
+        password = re.search(r"log in as:\s+admin, password (\S+)", "".join(run.lines)).group(1)
+        token = run.request("/api/v1/auth/token", {"kind": "admin", "username": "admin", "password": password})[
+            "access_token"
+        ]
+        assert run.request("/api/v1/health")["sweep"]["mode"] == "in-process"
+        plan = run.request("/api/v1/plans", token=token)["items"][0]
+        user = run.request("/api/v1/users/telegram/5150", {"username": "sweepme"}, token=token, method="PUT")
+        payment = run.request(
+            "/api/v1/payments",
+            {
+                "user_id": user["id"],
+                "plan_id": plan["id"],
+                "amount_cents": plan["price_cents"],
+                "evidence_file_id": "file-1",
+                "evidence_unique_id": "unique-1",
+            },
+            token=token,
+        )
+        config_id = payment["config"]["id"]  # waiting for a node (there is none), 3 days to run
+        # Its time is up (an edit of the test's own database file): the next sweep must expire it.
+        with sqlite3.connect(data_dir / "rayfleet.sqlite3") as db:
+            db.execute("UPDATE user_configs SET expires_at = '2001-01-01 00:00:00.000000' WHERE id = ?", (config_id,))
+
+        def expired() -> bool:
+            return run.request(f"/api/v1/configs/{config_id}", token=token)["status"] == "expired"
+
+        deadline = time.monotonic() + 60
+        while not expired():
+            assert time.monotonic() < deadline, "the in-process sweep never expired the config"
+            time.sleep(0.5)
+        # And it keeps running on its schedule.
+        first = run.request("/api/v1/health")["sweep"]
+        assert first["every_seconds"] == 2 and first["runs"] >= 1 and first["last_run_at"]
+        while (later := run.request("/api/v1/health")["sweep"])["runs"] <= first["runs"]:
+            assert time.monotonic() < deadline + 30, "the in-process sweep ran only once"
+            time.sleep(0.5)
+        assert later["last_run_at"] > first["last_run_at"]
+    finally:
+        run.stop()

@@ -1,7 +1,7 @@
 def test_health_reports_real_postgres_and_redis(client):
     response = client.get("/api/v1/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "store": "ok (redis)"}
+    assert response.json == {"status": "ok", "database": "ok", "store": "ok (redis)", "sweep": {"mode": "rq cron"}}
 
 
 def test_principals_can_log_in(principals, client):
