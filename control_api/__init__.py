@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from .config import Settings
+from .log_redaction import install_request_log_filter
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     settings = settings or Settings.from_env(instance_path=app.instance_path)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    install_request_log_filter()
     app.url_map.converters["int"] = BoundedIntConverter
     _configure(app, settings)
 

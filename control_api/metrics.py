@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 from collections.abc import Iterator
 
@@ -65,4 +66,19 @@ def init_metrics(app: Flask, database: Database, token: str) -> None:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return error_body(401, "A metrics token is required."), 401
+        elif not _from_this_machine():
+            return error_body(
+                401, "Set METRICS_TOKEN to scrape /metrics from another machine (it is open to loopback only)."
+            ), 401
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _from_this_machine() -> bool:
+    """A direct loopback client. A request that came through a proxy (Forwarded or X-Forwarded-For set)
+    does not count: behind a local reverse proxy every client would otherwise look local."""
+    if request.headers.get("X-Forwarded-For") or request.headers.get("Forwarded"):
+        return False
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False

@@ -62,5 +62,15 @@ if [ -n "${TELEGRAM_BOT_TOKEN:-}" ] || [ -n "${TELEGRAM_BOT_TOKEN_FILE:-}" ]; th
   echo "==> Telegram bot: python -m bot (API $RAYFLEET_API_URL; log: $data_dir/bot.log)"
   .venv/bin/python -m bot >> "$data_dir/bot.log" 2>&1 &
 fi
-# One worker: the embedded default keeps rate limits and the blocklist in process memory.
-exec .venv/bin/gunicorn --workers 1 --threads 8 --bind "$host:$port" --access-logfile - 'control_api:create_app()'
+if [ -z "${PUBLIC_BASE_URL:-}" ]; then
+  cat <<TXT
+WARNING: PUBLIC_BASE_URL is not set. Subscription URLs (/sub/…) will name the host each request
+         came to, such as http://$host:$port, which customers cannot reach. Before selling, set
+         PUBLIC_BASE_URL to the address customers use, e.g. PUBLIC_BASE_URL=https://vpn.example.com
+
+TXT
+fi
+# One worker: the embedded default keeps rate limits and the blocklist in process memory. The access
+# log goes through RedactingLogger: subscription tokens are credentials and never reach a log.
+exec .venv/bin/gunicorn --workers 1 --threads 8 --bind "$host:$port" --access-logfile - \
+  --logger-class control_api.gunicorn_logging.RedactingLogger 'control_api:create_app()'

@@ -81,6 +81,16 @@ def test_run_script_serves_the_api_on_the_embedded_default(tmp_path):
         ]
         plans = first.request("/api/v1/plans", token=token)
         assert plans["total"] == 4  # the demo catalogue
+        # Without PUBLIC_BASE_URL customers would get loopback subscription URLs: run.sh says so.
+        assert "WARNING: PUBLIC_BASE_URL is not set" in output
+        # A customer's subscription is fetched; its token (a credential) never reaches the access log.
+        user = first.request("/api/v1/users/telegram/4040", {}, token=token, method="PUT")
+        url = first.request(f"/api/v1/users/{user['id']}/subscription", token=token)["subscription_url"]
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+        secret = url.rsplit("/", 1)[1]
+        time.sleep(0.5)  # the access log line is written after the response
+        assert "/sub/<redacted>" in "".join(first.lines) and secret not in "".join(first.lines)
     finally:
         first.stop()
 

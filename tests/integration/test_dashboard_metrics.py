@@ -68,3 +68,15 @@ def test_metrics_token_when_configured(settings):
     allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-please"})
     assert allowed.status_code == 200 and b"rayfleet_active_users" in allowed.data
     app.extensions["rayfleet.db"].engine.dispose()
+
+
+def test_without_a_token_metrics_are_for_loopback_only(client):
+    """Issue 13, item 11: nobody outside the machine reads the business numbers without METRICS_TOKEN."""
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+    remote = client.get("/metrics", environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert remote.status_code == 401 and "METRICS_TOKEN" in remote.json["message"]
+    # Through a local reverse proxy every client arrives from loopback: a forwarded request is not local.
+    proxied = client.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert proxied.status_code == 401
+    assert client.get("/metrics", headers={"Forwarded": "for=198.51.100.7"}).status_code == 401

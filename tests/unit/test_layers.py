@@ -170,6 +170,7 @@ FLASK_FREE = [
     "control_api.links",
     "control_api.reality",
     "control_api.subscription_documents",
+    "control_api.log_redaction",
     "control_api.jobs.context",
     "control_api.jobs.queue",
     "control_api.jobs.sync",
