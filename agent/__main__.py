@@ -1,8 +1,10 @@
 """`python3 -m agent`: the node agent's loop.
 
 Every interval: read per-user traffic from the core (with reset) into the journal first, restart a
-dead core, collect host metrics, and send one heartbeat carrying every pending report; delivered
-reports leave the journal. Failures back off with full jitter; nothing is lost meanwhile.
+dead core, collect host metrics, and send heartbeats carrying the pending reports in batches the API
+accepts (delivery.py) until the journal is drained or the interval is used up; delivered reports
+leave the journal, reports the API can never accept are quarantined beside it. The metrics go out
+even when no report can. Failures back off with full jitter; nothing is lost meanwhile.
 """
 
 from __future__ import annotations
@@ -18,9 +20,20 @@ from . import core_api
 from .backoff import backoff_delay
 from .collectors import HostCollector, heal_core, unit_status
 from .config import AgentConfig, ConfigError, load_config
+from .delivery import (
+    MAX_BATCH_BYTES,
+    MAX_REPORTS_PER_HEARTBEAT,
+    MIN_BATCH_BYTES,
+    UsageFilter,
+    bounded_incident,
+    encoded_size,
+    next_batch,
+    refused_indexes,
+    split_usage,
+)
 from .journal import Journal
 from .metrics import AgentMetrics, start_metrics_server
-from .reporter import MAX_REPORTS_PER_HEARTBEAT, DeliveryError, Reporter
+from .reporter import DeliveryError, Refused, Reporter
 
 log = logging.getLogger("rayfleet.agent")
 
@@ -48,6 +61,8 @@ class Agent:
         self.period_start = _now()
         self.failures = 0
         self.last_latency_ms: float | None = None
+        self.usage_filter = UsageFilter()
+        self.max_batch_bytes = MAX_BATCH_BYTES  # shrinks for good when the API says 413
 
     def record_traffic(self) -> None:
         """Move the core's counters into the journal (fsync'd) before anything is sent."""
@@ -60,14 +75,17 @@ class Agent:
             return
         period_end = _now()
         self.metrics.add_traffic(usage)
-        if usage:
-            self.journal.append({"period_start": self.period_start, "period_end": period_end, "usage": usage})
+        mapped = self.usage_filter(usage)
+        for chunk in split_usage(mapped):
+            self.journal.append({"period_start": self.period_start, "period_end": period_end, "usage": chunk})
         self.period_start = period_end
 
-    def heartbeat(self) -> dict[str, Any]:
+    def heartbeat(self, reports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Host metrics, incidents (a dead core is restarted first) and REPORTS (default: the first batch)."""
         incident = heal_core(self.config.core_service)
         host = self.collector.collect()
-        pending = self.journal.pending()[:MAX_REPORTS_PER_HEARTBEAT]
+        if reports is None:
+            reports = next_batch(self._sendable(), self.max_batch_bytes)
         core_active = unit_status(self.config.core_service) == "active"
         self.metrics.observe_core(core_active, [incident] if incident else [])
         return {
@@ -78,30 +96,82 @@ class Agent:
             # The round trip of the previous heartbeat: the control plane's latency as this node sees it.
             "latency_ms": self.last_latency_ms,
             "core_active": core_active,
-            "incidents": [incident] if incident else [],
-            "reports": pending,
+            "incidents": [bounded_incident(incident)] if incident else [],
+            "reports": reports,
         }
 
+    def _sendable(self) -> list[dict[str, Any]]:
+        """The journal's reports as they may be sent: usage the API cannot map left out (older journals)."""
+        return [{**report, "usage": self.usage_filter(report.get("usage", []))} for report in self.journal.pending()]
+
     def tick(self) -> bool:
-        """One round; True when the heartbeat was delivered."""
+        """One round; True when at least one heartbeat was delivered (metrics reached the API)."""
         self.record_traffic()
-        body = self.heartbeat()
-        started = time.monotonic()
-        try:
-            answer = self.reporter.send(body)
-        except DeliveryError as exc:
-            self.failures += 1
-            self.metrics.heartbeat_failed()
-            self.metrics.set_journal_pending(len(self.journal.pending()))
-            log.warning("heartbeat not delivered (%s); %d reports kept", exc, len(body["reports"]))
-            return False
-        latency = time.monotonic() - started
-        self.failures = 0
-        self.last_latency_ms = round(latency * 1000, 1)
-        self.journal.acknowledge([*answer["accepted"], *answer["duplicates"]])
-        self.metrics.heartbeat_succeeded(time.time(), latency)
+        pending = self._sendable()
+        body = self.heartbeat(reports=[])
+        deadline = time.monotonic() + self.config.interval_seconds
+        count_limit, delivered = MAX_REPORTS_PER_HEARTBEAT, False
+        while True:
+            batch = next_batch(pending, self.max_batch_bytes)[:count_limit]
+            started = time.monotonic()
+            try:
+                answer = self.reporter.send({**body, "reports": batch})
+            except Refused as exc:
+                if not batch:
+                    return self._failed(f"the API refused the heartbeat itself: {exc}", 0)
+                count_limit, pending = self._refused(exc, batch, pending, count_limit)
+                continue
+            except DeliveryError as exc:
+                return self._failed(str(exc), len(pending)) or delivered
+            delivered = True
+            latency = time.monotonic() - started
+            self.failures = 0
+            self.last_latency_ms = round(latency * 1000, 1)
+            done = {*answer["accepted"], *answer["duplicates"]}
+            self.journal.acknowledge(done)
+            self.metrics.heartbeat_succeeded(time.time(), latency)
+            pending = [report for report in pending if report["report_id"] not in done]
+            body = {**body, "incidents": []}  # delivered once
+            if not pending or not batch or time.monotonic() > deadline:
+                break
         self.metrics.set_journal_pending(len(self.journal.pending()))
         return True
+
+    def _failed(self, reason: str, kept: int) -> bool:
+        self.failures += 1
+        self.metrics.heartbeat_failed()
+        self.metrics.set_journal_pending(len(self.journal.pending()))
+        log.warning("heartbeat not delivered (%s); %d reports kept", reason, kept)
+        return False
+
+    def _refused(
+        self, exc: Refused, batch: list[dict[str, Any]], pending: list[dict[str, Any]], count_limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """A batch the API can never take as it is: shrink it, or set aside the reports it names."""
+        bad: list[dict[str, Any]] = []
+        if exc.status == 413:
+            if len(batch) == 1:
+                bad = batch  # one report larger than the API takes
+            else:  # learn a byte budget below what was refused, for this round and the next ones
+                refused_bytes = sum(encoded_size(report) + 1 for report in batch)
+                self.max_batch_bytes = max(min(self.max_batch_bytes, refused_bytes) // 2, MIN_BATCH_BYTES)
+        else:
+            named = refused_indexes(exc.details, len(batch))
+            if named:
+                bad = [batch[index] for index in sorted(named)]
+            elif len(batch) == 1:
+                bad = batch
+            else:
+                count_limit = max(len(batch) // 2, 1)  # halve until the bad report is alone
+        if bad:
+            ids = {report["report_id"] for report in bad}
+            moved = self.journal.quarantine(ids, f"HTTP {exc.status}: {str(exc.details)[:500]}")
+            self.metrics.reports_quarantined(moved)
+            log.error("quarantined %d report(s) the API refused (HTTP %s); see %s", moved, exc.status,
+                      self.journal.quarantine_path)  # fmt: skip
+            pending = [report for report in pending if report["report_id"] not in ids]
+            count_limit = MAX_REPORTS_PER_HEARTBEAT
+        return count_limit, pending
 
     def safe_tick(self) -> bool:
         """tick(), but a bug in one round (an unexpected answer, a full disk) costs that round, not the process:

@@ -9,7 +9,8 @@ either the old or the new file, never a mix.
 
 Writers serialise on a threading lock (threads) and an flock on a sidecar `<journal>.lock` file
 (processes); the sidecar, not the journal, carries the lock because acknowledge() replaces the journal's
-inode. A report:
+inode. quarantine() moves reports the API can never accept to `<journal>.quarantine` (appended, fsync'd,
+one JSON object a line with the reason), out of the way of the rest but never silently dropped. A report:
 
     {"report_id": "<uuid4>", "period_start": "<ISO 8601>", "period_end": "<ISO 8601>",
      "usage": [{"email": "cfg-12", "uplink": 123, "downlink": 4567}]}
@@ -145,24 +146,64 @@ class Journal:
         with self._locked():
             return [report for report, _raw in self._parse(self._read_lines())]
 
+    @property
+    def quarantine_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".quarantine")
+
+    def quarantined(self) -> list[Report]:
+        """The reports set aside so far, each with its `quarantine_reason`."""
+        try:
+            lines = self.quarantine_path.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return []
+        return [report for report, _raw in self._parse(lines)]
+
+    def quarantine(self, report_ids: Iterable[str], reason: str) -> int:
+        """Move REPORT_IDS to the quarantine file (kept, with REASON), then out of the journal; how many moved."""
+        wanted = set(report_ids)
+        if not wanted:
+            return 0
+        with self._locked():
+            moving = [report for report, _raw in self._parse(self._read_lines()) if report["report_id"] in wanted]
+            if not moving:
+                return 0
+            lines = b"".join(
+                json.dumps({**report, "quarantine_reason": reason}, separators=(",", ":"), sort_keys=True).encode()
+                + b"\n"
+                for report in moving
+            )
+            fd = os.open(self.quarantine_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                _write_all(fd, lines)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            # Only once they are durable beside it do they leave the journal.
+            self._drop({report["report_id"] for report in moving})
+        return len(moving)
+
     def acknowledge(self, report_ids: Iterable[str]) -> int:
         """Remove the reports REPORT_IDS (delivered); returns how many were removed. Unknown ids are ignored."""
         delivered = set(report_ids)
         if not delivered:
             return 0
         with self._locked():
-            parsed = self._parse(self._read_lines())
-            kept = [raw for report, raw in parsed if report["report_id"] not in delivered]
-            removed = len(parsed) - len(kept)
-            if not removed:
-                return 0
-            # Torn lines are dropped with the rewrite: they never held a whole report.
-            fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(fd, b"".join(raw + b"\n" for raw in kept))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self._tmp_path, self.path)
-            _fsync_directory(self.path.parent)
+            return self._drop(delivered)
+
+    def _drop(self, report_ids: set[str]) -> int:
+        """Rewrite the journal without REPORT_IDS (the caller holds the lock); how many were dropped."""
+        parsed = self._parse(self._read_lines())
+        kept = [raw for report, raw in parsed if report["report_id"] not in report_ids]
+        removed = len(parsed) - len(kept)
+        if not removed:
+            return 0
+        # Torn lines are dropped with the rewrite: they never held a whole report.
+        fd = os.open(self._tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_all(fd, b"".join(raw + b"\n" for raw in kept))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self._tmp_path, self.path)
+        _fsync_directory(self.path.parent)
         return removed

@@ -43,6 +43,10 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "core_up": ("gauge", "1 when the core's systemd unit is active, else 0."),
     "core_restarts_total": ("counter", "Restarts of a dead core by the agent."),
     "traffic_bytes_total": ("counter", "User traffic read from the core, by direction."),
+    "reports_quarantined_total": (
+        "counter",
+        "Traffic reports the API refused for good, set aside in the quarantine file.",
+    ),
 }
 
 
@@ -68,6 +72,7 @@ class AgentMetrics:
         self.core_up = False
         self.core_restarts = 0
         self.traffic = dict.fromkeys(DIRECTIONS, 0)
+        self.quarantined = 0
 
     def heartbeat_succeeded(self, at: float, latency_seconds: float) -> None:
         with self._lock:
@@ -93,6 +98,10 @@ class AgentMetrics:
                 for direction in DIRECTIONS:
                     self.traffic[direction] += int(entry.get(direction, 0))
 
+    def reports_quarantined(self, count: int) -> None:
+        with self._lock:
+            self.quarantined += count
+
     def set_journal_pending(self, count: int) -> None:
         with self._lock:
             self.journal_pending = count
@@ -110,6 +119,7 @@ class AgentMetrics:
                 "core_up": [("", 1 if self.core_up else 0)],
                 "core_restarts_total": [("", self.core_restarts)],
                 "traffic_bytes_total": [(f'{{direction="{d}"}}', self.traffic[d]) for d in DIRECTIONS],
+                "reports_quarantined_total": [("", self.quarantined)],
             }
         lines: list[str] = []
         for name, (kind, help_text) in _FAMILIES.items():

@@ -13,11 +13,18 @@ import requests
 
 from .config import AgentConfig
 
-MAX_REPORTS_PER_HEARTBEAT = 100  # the API's limit
-
 
 class DeliveryError(RuntimeError):
     """The heartbeat did not reach the API, or the API refused it; the journal keeps everything."""
+
+
+class Refused(DeliveryError):
+    """The API answered and refused this body for what it holds (413 too large, 422 invalid): sending the
+    same body again can never succeed. DETAILS is the API's error details (JSON), when there are any."""
+
+    def __init__(self, status: int, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.details = status, details
 
 
 class Reporter:
@@ -62,7 +69,18 @@ class Reporter:
             if response.status_code == 401 and attempt == 1:
                 self._token = ""  # revoked or expired early: log in again once
                 continue
+            if response.status_code in (413, 422):
+                raise Refused(
+                    response.status_code, f"heartbeat refused with HTTP {response.status_code}", _details(response)
+                )
             if not 200 <= response.status_code < 300:
                 raise DeliveryError(f"heartbeat refused with HTTP {response.status_code}: {response.text[:300]}")
             return response.json()
         raise DeliveryError("heartbeat refused: the new token was not accepted either")
+
+
+def _details(response: requests.Response) -> Any:
+    try:
+        return response.json().get("details")
+    except (ValueError, AttributeError):
+        return None

@@ -146,6 +146,7 @@ def test_the_server_binds_loopback_only_and_starts_at_zero(served):
         "rayfleet_agent_core_restarts_total": 0,
         'rayfleet_agent_traffic_bytes_total{direction="uplink"}': 0,
         'rayfleet_agent_traffic_bytes_total{direction="downlink"}': 0,
+        "rayfleet_agent_reports_quarantined_total": 0,
     }
 
 
