@@ -1,6 +1,7 @@
 """Admin desk: /payments, /approve, /reject, /nodes and the review buttons in the admin channel.
 
-Only users the API marks is_admin get an answer to these commands; everyone else gets silence. Every
+Only users the API marks is_admin get an answer to these commands, and only in a private chat or the admin
+channel (TELEGRAM_ADMIN_CHAT_ID): in any other group they are silent, as they are for everyone else. Every
 decision goes to the API under the pressing admin's Telegram id (acting_telegram_id): the API checks
 is_admin, audits the admin, and answers 409 to a second decision, which the bot reports as such.
 """
@@ -102,7 +103,11 @@ def _decide(
 def register(shop: Shop) -> None:
     bot = shop.bot
 
-    @bot.message_handler(commands=ADMIN_COMMANDS)
+    def in_admin_place(message: Message) -> bool:
+        """A private chat or the admin channel: never another group, where everyone would see receipts."""
+        return message.chat.type == "private" or message.chat.id == shop.settings.admin_chat_id
+
+    @bot.message_handler(commands=ADMIN_COMMANDS, func=in_admin_place)
     @guarded(shop)
     def admin_command(message: Message) -> None:
         if message.from_user is None or not shop.is_admin(message.from_user):
