@@ -46,6 +46,14 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
     elif kind == "migrated":
         links = "\n\n".join(f"<code>{_escape(link)}</code>" for link in payload.get("links") or [])
         shop.say(chat_id, t(language, "notify_migrated", **values) + ("\n\n" + links if links else ""))
+    elif kind == "config_ready":  # a config that waited for a server (paid while none had room) is placed
+        links = payload.get("links") or []
+        parts = [t(language, "notify_config_ready", **values)]
+        parts.extend(f"<code>{_escape(link)}</code>" for link in links)
+        parts.append(t(language, "subscription", url=_escape(shop.api.subscription_url(note["user_id"]))))
+        shop.say(chat_id, "\n\n".join(parts))
+        if links and payload.get("config_id"):
+            shop.send_qr(chat_id, language, payload["config_id"])
     else:  # expiring, quota_80, quota_100, expired
         shop.say(chat_id, t(language, f"notify_{kind}", **values))
 
