@@ -4,7 +4,9 @@ Each choice narrows GET /plans to the plans the API can place now (`available`):
 to plans no server has room for is never offered, and the plan is checked again before the payment details
 are shown. The state (Redis, with a TTL) survives restarts, so a half-done purchase continues. The proof's
 file id is stored before the payment call: a retry re-sends the same id, and the API answers a repeated id
-with the same payment, so nothing is paid twice. A payment recorded while no server had room
+with the same payment, so nothing is paid twice. Every refusal after a receipt keeps the receipt: the same
+receipt used by someone else keeps the order at its proof step; a customer over the limit of payments in
+review has it passed to the admins with the payment in review. A payment recorded while no server had room
 (a race) is told as it is: received, its config follows when a server has room (the notifier's config_ready).
 """
 
@@ -21,7 +23,7 @@ from telebot.types import CallbackQuery, Message, User
 from .. import keyboards
 from ..api_client import ApiError, ApiUnavailable
 from ..context import Shop, guarded
-from ..i18n import all_texts, data_size, money, parse_int, t
+from ..i18n import all_texts, data_size, id_list, money, parse_int, t
 from . import admin, receipts
 
 STEPS = ("cat", "loc", "dur", "cap", "dev")
@@ -193,8 +195,16 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
         shop.say(chat_id, t(language, "api_down_proof"), reply_markup=markup)
         return
     except ApiError as exc:
+        if exc.code in ("evidence_used_elsewhere", "evidence_reused"):
+            # Someone else's receipt (or one of an earlier order): the order stays at its proof step for their own.
+            state.pop("proof", None)
+            shop.store.set(user.id, state)
+            shop.say(chat_id, t(language, "receipt_used_elsewhere"), reply_markup=keyboards.cancel_only(language))
+            return
         shop.store.clear(user.id)
-        if exc.code == "user_banned":
+        if exc.code == "too_many_pending_payments":
+            _still_in_review(shop, chat_id, user, language, exc, proof)
+        elif exc.code == "user_banned":
             reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
             shop.say(chat_id, t(language, "banned", reason=reason or exc.message))
         elif exc.code in ("plan_not_for_sale", "amount_mismatch", "not_found"):
@@ -213,6 +223,19 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
         shop.send_config(chat_id, language, payment["config"], profile["id"])
     if created:
         admin.post_for_review(shop, payment, proof["kind"])
+
+
+def _still_in_review(shop: Shop, chat_id: int, user: User, language: str, exc: ApiError, proof: dict) -> None:
+    """Refused: the customer already has payments in review. The receipt goes to the admins with them."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    ids = [int(i) for i in details.get("pending_payment_ids") or []]
+    if not ids:
+        shop.say(chat_id, t(language, "refused", message=exc.message))
+        return
+    passed = receipts.forward_for_payments(shop, user, proof, ids)
+    text = t(language, "payment_in_review", ids=id_list(ids))
+    text += "\n\n" + t(language, "receipt_passed_on" if passed else "receipt_unrouted")
+    shop.say(chat_id, text, reply_markup=keyboards.main_menu(language))
 
 
 def cancelled_key(state: dict) -> str:

@@ -47,10 +47,15 @@ MESSAGES: dict[str, str] = {
     "payment_again": "🧾 This receipt was already received as payment <b>#{id}</b>; here is its config again.",
     "payment_waiting": "🧾 Payment <b>#{id}</b> received and waiting for review.\n\nNo server has room for your "
     "config right now. It will be sent to you here as soon as one is free; you do not need to do anything.",
+    "payment_in_review": "⏳ Your payment <b>#{ids}</b> is still being reviewed. You can order again once it is "
+    "decided.",
+    "receipt_used_elsewhere": "⚠️ This receipt was already used for another order. Please send your own receipt "
+    "(a photo or a document).",
     "receipt_added": "🧾 Received. I passed this file to the admins with your payment <b>#{ids}</b>, which is being "
     "reviewed. You will hear from us here once it is decided.",
     "receipt_no_order": "🧾 Received. You have no order waiting for review, so I passed this file to the admins: "
     "one of them will look at it. To buy a plan, tap 🛒 Buy.",
+    "receipt_passed_on": "The receipt you just sent was passed to the admins with it.",
     "receipt_unrouted": "⚠️ I could not pass this file to the admins right now. Please send it again in a few minutes.",
     "receipt_limit": "You have sent several files in the last hour; the admins will look at those first. Please "
     "wait before sending more.",

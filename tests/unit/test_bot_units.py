@@ -65,6 +65,13 @@ def test_settings_come_from_the_environment_and_name_what_is_wrong(tmp_path):
             BotSettings.from_env({**ENV, **change})
 
 
+def test_payment_ids_read_as_one_latin_run_in_persian():
+    from bot.i18n import id_list
+
+    assert t("en", "payment_in_review", ids=id_list([3])).startswith("⏳ Your payment <b>#3</b> is")
+    assert f"<b>#{LRM}3, #4{LRM}</b>" in t("fa", "payment_in_review", ids=id_list([3, 4]))
+
+
 class _Outbox:
     """The API's notification endpoints, in memory; ack can be made to fail (the API unreachable)."""
 

@@ -1,16 +1,32 @@
-"""Issue 13, the bot's side of item 5: it sells only what a server can take now, tells the truth when a paid
-config has to wait for one and delivers it when placed, keeps every receipt (outside an order it goes to the
-admins), and never says "nothing was charged" once the payment details were shown."""
+"""Issue 13, the bot's side of items 2 and 5: it sells only what a server can take now, tells the truth when a
+paid config has to wait for one and delivers it when placed, keeps every receipt (outside an order it goes to
+the admins), never says "nothing was charged" once the payment details were shown, and explains each refusal
+of a proof in the customer's language."""
+
+# Persian text and digits are the point here; ruff's confusable-character check reads them as Latin.
+# ruff: noqa: RUF001
 
 from __future__ import annotations
 
 import pytest
 
+from bot.i18n import LRM
 from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, DARIUSH
 from tests.integration.bot.test_customers_and_faults import to_proof_step
 from tests.integration.bot.test_purchase import choose_language
 
 pytestmark = pytest.mark.postgres
+
+
+def to_proof_step_fa(tg, user):
+    """The same purchase as to_proof_step (Abroad 30), in Persian, by the buttons' data."""
+    mark = tg.send_text(user, "/buy")
+    step = tg.reply(user["id"], mark, "مرحله ۱ از ۵")
+    for data in ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10000", "buy:dev:2"):
+        mark = tg.press(user, step, data)
+        step = tg.reply(user["id"], mark, method="editMessageText")
+    mark = tg.press(user, step, "buy:ok")
+    return tg.reply(user["id"], mark, "رسید")
 
 
 def labels(event) -> list[str]:
@@ -150,3 +166,59 @@ def test_a_receipt_outside_an_order_always_reaches_the_admins(harness):
     assert "sent several files in the last hour" in tg.reply(ALICE["id"], mark).text
     assert not [e for e in tg.bot_events(ADMIN_CHAT) if flood_id in e.file]
     assert harness.payments() == 1
+
+
+# Item 2: proofs must not mint unlimited temporary service; each refusal explained.
+
+
+def test_a_second_order_while_one_is_in_review_is_refused_and_its_receipt_goes_to_the_admins(harness):
+    tg = harness.telegram
+    choose_language(tg, ALICE, "English")
+    to_proof_step(tg, ALICE)
+    mark, _ = tg.send_photo(ALICE)
+    tg.reply(ALICE["id"], mark, "TEMPORARY")
+
+    to_proof_step(tg, ALICE)
+    mark, second_id = tg.send_photo(ALICE)
+    refused = tg.reply(ALICE["id"], mark, "still being reviewed")
+    assert "Your payment <b>#1</b> is still being reviewed. You can order again once it is decided." in refused.text
+    assert "passed to the admins" in refused.text
+    posted = tg.reply(ADMIN_CHAT, mark, second_id, method="sendPhoto")
+    assert posted.text == "🧾 Another receipt for payment #1 from @alice (7001)"
+    assert harness.payments() == 1 and harness.configs() == 1
+    assert harness.shop.store.get(ALICE["id"]) == {}  # the order is closed; she orders again once #1 is decided
+
+    # In Persian, the payment id keeps its direction.
+    choose_language(tg, DARIUSH, "فارسی")
+    to_proof_step_fa(tg, DARIUSH)
+    mark, _ = tg.send_photo(DARIUSH)
+    tg.reply(DARIUSH["id"], mark, "موقت")
+    to_proof_step_fa(tg, DARIUSH)
+    mark, _ = tg.send_photo(DARIUSH)
+    refused = tg.reply(DARIUSH["id"], mark, "هنوز در حال بررسی است")
+    assert f"#{LRM}2{LRM}" in refused.text
+    assert harness.payments() == 2
+
+
+def test_someone_elses_receipt_is_refused_and_the_order_waits_for_their_own(harness):
+    tg = harness.telegram
+    choose_language(tg, ALICE, "English")
+    to_proof_step(tg, ALICE)
+    mark, alice_proof = tg.send_photo(ALICE)
+    tg.reply(ALICE["id"], mark, "TEMPORARY")
+
+    # Dariush sends the very same picture (Telegram gives it the same file_unique_id).
+    choose_language(tg, DARIUSH, "فارسی")
+    to_proof_step_fa(tg, DARIUSH)
+    mark, _ = tg.send_photo(DARIUSH, unique_id=f"u{alice_proof}")
+    refused = tg.reply(DARIUSH["id"], mark, "قبلاً برای سفارش دیگری استفاده شده است")
+    assert "رسید پرداخت خودتان" in refused.text and refused.button_data() == ["buy:no"]
+    assert harness.payments() == 1
+    assert harness.shop.store.get(DARIUSH["id"])["step"] == "proof"
+
+    # His own receipt, next: the same order goes through.
+    mark, own = tg.send_photo(DARIUSH)
+    received = tg.reply(DARIUSH["id"], mark, "موقت")
+    assert f"#{LRM}2{LRM}" in received.text
+    tg.reply(ADMIN_CHAT, mark, own, method="sendPhoto")
+    assert harness.payments() == 2
