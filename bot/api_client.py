@@ -127,8 +127,12 @@ class ApiClient:
         response = self.request("POST", "/api/v1/payments", json=body)
         return response.json(), response.status_code == 201
 
-    def pending_payments(self, limit: int = 20) -> list[dict]:
-        return self.json("GET", "/api/v1/payments", params={"status": "pending", "limit": limit})["items"]
+    def pending_payments(self, limit: int = 20, user_id: int | None = None) -> list[dict]:
+        """Payments waiting for review, oldest first: all of them, or USER_ID's."""
+        params: dict[str, Any] = {"status": "pending", "limit": limit}
+        if user_id is not None:
+            params["user_id"] = user_id
+        return self.json("GET", "/api/v1/payments", params=params)["items"]
 
     def get_payment(self, payment_id: int) -> dict:
         return self.json("GET", f"/api/v1/payments/{payment_id}")

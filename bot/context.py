@@ -89,9 +89,13 @@ class Shop:
         parts.append(t(language, "subscription", url=_escape(self.api.subscription_url(user_id))))
         self.say(chat_id, "\n\n".join(parts))
         if links:
-            png = self.api.qr_png(config["id"])
-            photo = InputFile(io.BytesIO(png), file_name=f"config-{config['id']}.png")
-            self.bot.send_photo(chat_id, photo, caption=t(language, "qr_caption", id=config["id"]))
+            self.send_qr(chat_id, language, config["id"])
+
+    def send_qr(self, chat_id: int, language: str, config_id: int) -> None:
+        """The QR code of a config's first link, as a photo."""
+        png = self.api.qr_png(config_id)
+        photo = InputFile(io.BytesIO(png), file_name=f"config-{config_id}.png")
+        self.bot.send_photo(chat_id, photo, caption=t(language, "qr_caption", id=config_id))
 
 
 def _escape(text: str) -> str:

@@ -2,6 +2,11 @@
 
 A notification is acknowledged only after Telegram accepted the message, or when Telegram says it can never
 be delivered (the user blocked the bot, the chat is gone): those would otherwise block the outbox forever.
+Each one is acknowledged right after its delivery, not at the end of the round: a timeout halfway through
+a round repeats none of the earlier ones. An acknowledgement the API did not take is kept and retried
+first next round, and its notification is not sent again meanwhile. Telegram unreachable (a timeout, a
+refused connection) ends the round; the one in flight is sent again next round (it may have arrived:
+at least once, never lost).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ import logging
 import threading
 from typing import Any
 
-from telebot.apihelper import ApiTelegramException
+import requests
+from telebot.apihelper import ApiException, ApiTelegramException
 
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
@@ -40,6 +46,14 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
     elif kind == "migrated":
         links = "\n\n".join(f"<code>{_escape(link)}</code>" for link in payload.get("links") or [])
         shop.say(chat_id, t(language, "notify_migrated", **values) + ("\n\n" + links if links else ""))
+    elif kind == "config_ready":  # a config that waited for a server (paid while none had room) is placed
+        links = payload.get("links") or []
+        parts = [t(language, "notify_config_ready", **values)]
+        parts.extend(f"<code>{_escape(link)}</code>" for link in links)
+        parts.append(t(language, "subscription", url=_escape(shop.api.subscription_url(note["user_id"]))))
+        shop.say(chat_id, "\n\n".join(parts))
+        if links and payload.get("config_id"):
+            shop.send_qr(chat_id, language, payload["config_id"])
     else:  # expiring, quota_80, quota_100, expired
         shop.say(chat_id, t(language, f"notify_{kind}", **values))
 
@@ -48,26 +62,50 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def run_once(shop: Shop) -> int:
-    """Deliver what is pending; returns how many were acknowledged."""
-    delivered: list[int] = []
+def _ack(shop: Shop, done: set[int]) -> int:
+    """Acknowledge DONE; on success it is emptied, else kept for the next try. Returns how many were taken."""
+    if not done:
+        return 0
+    try:
+        shop.api.ack(sorted(done))
+    except (ApiUnavailable, ApiError) as exc:
+        log.warning("Delivered notifications %s not acknowledged yet: %s", sorted(done), exc)
+        return 0
+    count = len(done)
+    done.clear()
+    return count
+
+
+def run_once(shop: Shop, done: set[int] | None = None) -> int:
+    """Deliver what is pending, acknowledging each as soon as Telegram took it; returns how many were.
+
+    DONE holds ids delivered but not yet acknowledged (kept by the caller between rounds)."""
+    done = set() if done is None else done
+    acked = _ack(shop, done)
     for note in shop.api.notifications():
+        if note["id"] in done:
+            continue  # delivered already; only its acknowledgement is missing
         try:
             deliver(shop, note)
         except ApiTelegramException as exc:
-            if exc.error_code in UNDELIVERABLE:
-                log.warning("Notification %s can never be delivered: %s", note["id"], exc.description)
-                delivered.append(note["id"])
-            else:
+            if exc.error_code not in UNDELIVERABLE:
                 log.warning("Notification %s not delivered yet: %s", note["id"], exc.description)
-            continue
+                continue
+            log.warning("Notification %s can never be delivered: %s", note["id"], exc.description)
         except (ApiUnavailable, ApiError) as exc:
             log.warning("Notification %s not delivered yet: %s", note["id"], exc)
             continue
-        delivered.append(note["id"])
-    if delivered:
-        shop.api.ack(delivered)
-    return len(delivered)
+        except (ApiException, requests.RequestException) as exc:
+            # The class only: a requests message carries the URL, which holds the bot token.
+            name = type(exc).__name__
+            log.warning("Telegram not reachable (%s); notification %s is sent again next round", name, note["id"])
+            break
+        except Exception:  # e.g. a kind this bot does not know yet: kept for a newer bot, the others go on
+            log.exception("Notification %s (%s) could not be rendered", note["id"], note.get("kind"))
+            continue
+        done.add(note["id"])
+        acked += _ack(shop, done)
+    return acked
 
 
 class Notifier(threading.Thread):
@@ -77,11 +115,12 @@ class Notifier(threading.Thread):
         super().__init__(name="rayfleet-notifier", daemon=True)
         self.shop, self.interval = shop, interval
         self.stopped = threading.Event()
+        self.unacknowledged: set[int] = set()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                run_once(self.shop)
+                run_once(self.shop, self.unacknowledged)
             except Exception:  # noqa: BLE001 -- an outage of the API or Telegram: try again next round
                 log.warning("Notification round failed", exc_info=True)
 

@@ -1,10 +1,10 @@
 """Handlers, registered in order: admin commands (silent for others), customer commands, the purchase flow,
-then the fallbacks (unknown commands, stray input)."""
+receipts sent outside an order (passed to the admins), then the fallbacks (unknown commands, stray input)."""
 
 from __future__ import annotations
 
 from ..context import Shop
-from . import admin, common, customer, purchase
+from . import admin, common, customer, purchase, receipts
 
 
 def register(shop: Shop) -> None:
@@ -12,4 +12,5 @@ def register(shop: Shop) -> None:
     common.register(shop)
     customer.register(shop)
     purchase.register(shop)
+    receipts.register(shop)
     common.register_fallbacks(shop)

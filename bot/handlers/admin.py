@@ -1,6 +1,7 @@
 """Admin desk: /payments, /approve, /reject, /nodes and the review buttons in the admin channel.
 
-Only users the API marks is_admin get an answer to these commands; everyone else gets silence. Every
+Only users the API marks is_admin get an answer to these commands, and only in a private chat or the admin
+channel (TELEGRAM_ADMIN_CHAT_ID): in any other group they are silent, as they are for everyone else. Every
 decision goes to the API under the pressing admin's Telegram id (acting_telegram_id): the API checks
 is_admin, audits the admin, and answers 409 to a second decision, which the bot reports as such.
 """
@@ -11,7 +12,8 @@ import logging
 import re
 from typing import Any
 
-from telebot.apihelper import ApiTelegramException
+import requests
+from telebot.apihelper import ApiException, ApiTelegramException
 from telebot.types import CallbackQuery, Message
 
 from .. import keyboards
@@ -27,7 +29,7 @@ _ALREADY = re.compile(r"already (?P<status>\w+) by (?P<name>.+?)\.?$")
 def _payment_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
     user = payment["user"]
     customer = f"@{user['username']}" if user.get("username") else str(user["telegram_id"])
-    return t(
+    text = t(
         language,
         "admin_new_payment",
         id=payment["id"],
@@ -37,25 +39,32 @@ def _payment_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
         price=money(payment["amount_cents"], shop.settings.currency),
         auto=str(payment["auto_accept_at"])[:16].replace("T", " "),
     )
+    config = payment.get("config")  # present right after the payment was recorded
+    if config is not None and config.get("node_id") is None:
+        text += "\n\n" + t(language, "admin_unplaced")
+    return text
+
+
+def send_file(shop: Shop, chat_id: int, file_id: str, kind: str | None, caption: str) -> int | None:
+    """Send a customer's file by its file id (a photo, or a document); returns the message id, None if it failed."""
+    senders = [shop.bot.send_document, shop.bot.send_photo]
+    if kind != "document":
+        senders.reverse()
+    for send in senders:
+        try:
+            return send(chat_id, file_id, caption=caption).message_id
+        except ApiTelegramException as exc:  # a document's id sent as a photo (or the reverse): try the other
+            log.info("A customer's file not sent with %s: %s", send.__name__, exc.description)  # never the file id
+        except (ApiException, requests.RequestException) as exc:  # Telegram unreachable: no point trying again
+            log.warning("A customer's file not sent: %s", type(exc).__name__)
+            return None
+    return None
 
 
 def _send_proof(shop: Shop, chat_id: int, payment: dict[str, Any], kind: str | None, language: str) -> int | None:
     """Re-send the proof by its file id (a photo, or a document); returns the message id."""
     caption = t(language, "admin_proof_caption", id=payment["id"])
-    senders = (
-        [shop.bot.send_document, shop.bot.send_photo]
-        if kind == "document"
-        else [
-            shop.bot.send_photo,
-            shop.bot.send_document,
-        ]
-    )
-    for send in senders:
-        try:
-            return send(chat_id, payment["evidence_file_id"], caption=caption).message_id
-        except ApiTelegramException as exc:  # a document's id sent as a photo (or the reverse): try the other
-            log.info("Proof of payment %s not sent with %s: %s", payment["id"], send.__name__, exc.description)
-    return None
+    return send_file(shop, chat_id, payment["evidence_file_id"], kind, caption)
 
 
 def show_for_review(shop: Shop, chat_id: int, payment: dict[str, Any], kind: str | None, language: str) -> None:
@@ -102,7 +111,11 @@ def _decide(
 def register(shop: Shop) -> None:
     bot = shop.bot
 
-    @bot.message_handler(commands=ADMIN_COMMANDS)
+    def in_admin_place(message: Message) -> bool:
+        """A private chat or the admin channel: never another group, where everyone would see receipts."""
+        return message.chat.type == "private" or message.chat.id == shop.settings.admin_chat_id
+
+    @bot.message_handler(commands=ADMIN_COMMANDS, func=in_admin_place)
     @guarded(shop)
     def admin_command(message: Message) -> None:
         if message.from_user is None or not shop.is_admin(message.from_user):

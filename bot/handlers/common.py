@@ -7,6 +7,7 @@ from telebot.types import CallbackQuery, Message
 from .. import keyboards
 from ..context import Shop, guarded
 from ..i18n import all_texts, t
+from .purchase import cancelled_key
 
 
 def register(shop: Shop) -> None:
@@ -50,11 +51,11 @@ def register(shop: Shop) -> None:
     @guarded(shop)
     def cancel(message: Message) -> None:
         language = shop.language(message.from_user)
-        had = bool(shop.store.get(message.from_user.id))
+        state = shop.store.get(message.from_user.id)
         shop.store.clear(message.from_user.id)
         shop.say(
             message.chat.id,
-            t(language, "cancelled" if had else "nothing_to_cancel"),
+            t(language, cancelled_key(state) if state else "nothing_to_cancel"),
             reply_markup=keyboards.main_menu(language),
         )
 

@@ -1,8 +1,13 @@
 """The purchase: category → location → duration → data cap → devices → summary → confirm → proof → payment.
 
-Each choice narrows GET /plans; the state (Redis, with a TTL) survives restarts, so a half-done purchase
-continues. The proof's file id is stored before the payment call: a retry re-sends the same id, and the API
-answers a repeated id with the same payment, so nothing is paid twice.
+Each choice narrows GET /plans to the plans the API can place now (`available`): a choice that leads only
+to plans no server has room for is never offered, and the plan is checked again before the payment details
+are shown. The state (Redis, with a TTL) survives restarts, so a half-done purchase continues. The proof's
+file id is stored before the payment call: a retry re-sends the same id, and the API answers a repeated id
+with the same payment, so nothing is paid twice. Every refusal after a receipt keeps the receipt: the same
+receipt used by someone else keeps the order at its proof step; a customer over the limit of payments in
+review has it passed to the admins with the payment in review. A payment recorded while no server had room
+(a race) is told as it is: received, its config follows when a server has room (the notifier's config_ready).
 """
 
 from __future__ import annotations
@@ -18,14 +23,14 @@ from telebot.types import CallbackQuery, Message, User
 from .. import keyboards
 from ..api_client import ApiError, ApiUnavailable
 from ..context import Shop, guarded
-from ..i18n import all_texts, data_size, money, parse_int, t
-from . import admin
+from ..i18n import all_texts, data_size, id_list, money, parse_int, t
+from . import admin, receipts
 
 STEPS = ("cat", "loc", "dur", "cap", "dev")
 FIELD = {"cat": "category", "loc": "location", "dur": "days", "cap": "cap", "dev": "devices"}
 QUESTION = {"cat": "buy_category", "loc": "buy_location", "dur": "buy_duration", "cap": "buy_cap", "dev": "buy_devices"}
 NUMERIC = ("dur", "cap", "dev")
-PROOF_TYPES = ("photo", "document")
+PROOF_TYPES = receipts.RECEIPT_TYPES
 MAX_PROOF_BYTES = 20 * 1024 * 1024  # what the Bot API lets a bot download
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,7 @@ def _plans(shop: Shop, state: dict[str, Any], step: str) -> list[dict]:
         plans = shop.api.plans(is_constant_ip=constant)
     else:
         plans = shop.api.plans(location_tag=state["location"], is_constant_ip=constant)
+    plans = [plan for plan in plans if plan.get("available") is True]  # never sell what cannot be placed now
     for name, key in (("days", "duration_days"), ("cap", "data_limit_mb"), ("devices", "max_devices")):
         if name in state:
             plans = [plan for plan in plans if str(plan[key]) == state[name]]
@@ -78,7 +84,7 @@ def _show_step(shop: Shop, chat_id: int, language: str, state: dict, user: User,
     options = _options(step, _plans(shop, state, step), language)
     if not options:
         shop.store.clear(user.id)
-        shop.say(chat_id, t(language, "no_plans"))
+        shop.say(chat_id, t(language, "sold_out" if step == "cat" else "no_plans"))
         return
     text = t(language, QUESTION[step])
     if step in NUMERIC:
@@ -105,7 +111,12 @@ def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, st
         state["step"] = STEPS[STEPS.index(step) + 1]
         _show_step(shop, chat_id, language, state, user, edit=edit)
         return True
-    plan = min(_plans(shop, state, "dev"), key=lambda p: (p["price_cents"], p["id"]))
+    plans = _plans(shop, state, "dev")
+    if not plans:  # the last servers filled up meanwhile
+        shop.store.clear(user.id)
+        shop.say(chat_id, t(language, "no_plans"))
+        return True
+    plan = min(plans, key=lambda p: (p["price_cents"], p["id"]))
     state.update(step="confirm", plan_id=plan["id"], price=plan["price_cents"])
     text = t(
         language,
@@ -139,6 +150,10 @@ def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -
     if not plan["is_active"] or plan["price_cents"] != state["price"]:
         shop.store.clear(user.id)
         shop.say(chat_id, t(language, "plan_gone"))
+        return
+    if plan.get("available") is not True:  # no server has room now: no payment details, nothing to pay
+        shop.store.clear(user.id)
+        shop.say(chat_id, t(language, "plan_unavailable"))
         return
     state["step"] = "proof"
     shop.store.set(user.id, state)
@@ -180,11 +195,16 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
         shop.say(chat_id, t(language, "api_down_proof"), reply_markup=markup)
         return
     except ApiError as exc:
-        if exc.code == "no_node_available":
-            shop.say(chat_id, t(language, "no_node"))
-            return  # the proof is kept: a retry later re-sends it
+        if exc.code in ("evidence_used_elsewhere", "evidence_reused"):
+            # Someone else's receipt (or one of an earlier order): the order stays at its proof step for their own.
+            state.pop("proof", None)
+            shop.store.set(user.id, state)
+            shop.say(chat_id, t(language, "receipt_used_elsewhere"), reply_markup=keyboards.cancel_only(language))
+            return
         shop.store.clear(user.id)
-        if exc.code == "user_banned":
+        if exc.code == "too_many_pending_payments":
+            _still_in_review(shop, chat_id, user, language, exc, proof)
+        elif exc.code == "user_banned":
             reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
             shop.say(chat_id, t(language, "banned", reason=reason or exc.message))
         elif exc.code in ("plan_not_for_sale", "amount_mismatch", "not_found"):
@@ -193,11 +213,34 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
             shop.say(chat_id, t(language, "refused", message=exc.message))
         return
     shop.store.clear(user.id)
-    key = "payment_received" if created else "payment_again"
-    shop.say(chat_id, t(language, key, id=payment["id"], percent=10, days=3))
-    shop.send_config(chat_id, language, payment["config"], profile["id"])
+    if payment["config"].get("node_id") is None:
+        # Recorded, but no server had room (the plan filled up after it was offered): the truth, and the
+        # config follows when the sweep places it (a config_ready notification).
+        shop.say(chat_id, t(language, "payment_waiting", id=payment["id"]))
+    else:
+        key = "payment_received" if created else "payment_again"
+        shop.say(chat_id, t(language, key, id=payment["id"], percent=10, days=3))
+        shop.send_config(chat_id, language, payment["config"], profile["id"])
     if created:
         admin.post_for_review(shop, payment, proof["kind"])
+
+
+def _still_in_review(shop: Shop, chat_id: int, user: User, language: str, exc: ApiError, proof: dict) -> None:
+    """Refused: the customer already has payments in review. The receipt goes to the admins with them."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    ids = [int(i) for i in details.get("pending_payment_ids") or []]
+    if not ids:
+        shop.say(chat_id, t(language, "refused", message=exc.message))
+        return
+    passed = receipts.forward_for_payments(shop, user, proof, ids)
+    text = t(language, "payment_in_review", ids=id_list(ids))
+    text += "\n\n" + t(language, "receipt_passed_on" if passed else "receipt_unrouted")
+    shop.say(chat_id, text, reply_markup=keyboards.main_menu(language))
+
+
+def cancelled_key(state: dict) -> str:
+    """What a cancel says: once the payment details were shown, never that nothing was charged."""
+    return "cancelled_after_details" if state.get("step") == "proof" else "cancelled"
 
 
 def register(shop: Shop) -> None:
@@ -223,7 +266,7 @@ def register(shop: Shop) -> None:
         if action == "no":
             shop.store.clear(user.id)
             bot.answer_callback_query(call.id)
-            bot.edit_message_text(t(language, "cancelled"), chat_id, call.message.message_id)
+            bot.edit_message_text(t(language, cancelled_key(state)), chat_id, call.message.message_id)
         elif action == "ok" and state.get("step") == "confirm":
             bot.answer_callback_query(call.id)
             _confirm(shop, chat_id, user, language, state)
@@ -254,17 +297,15 @@ def register(shop: Shop) -> None:
                 shop.say(chat_id, t(language, "proof_wrong"), reply_markup=keyboards.cancel_only(language))
                 return
             if not state.get("proof"):  # an earlier proof whose outcome is unknown wins: same id, same payment
-                file = message.photo[-1] if message.content_type == "photo" else message.document
-                if not _readable(shop, file.file_id):
+                proof = receipts.file_of(message)
+                if not _readable(shop, proof["file_id"]):
                     shop.say(chat_id, t(language, "proof_wrong"), reply_markup=keyboards.cancel_only(language))
                     return
-                state["proof"] = {
-                    "file_id": file.file_id,
-                    "unique_id": file.file_unique_id,
-                    "kind": message.content_type,
-                }
+                state["proof"] = proof
                 shop.store.set(user.id, state)
             submit(shop, chat_id, user, language, state)
+        elif message.content_type in PROOF_TYPES:  # a receipt before this order's payment details: not for it
+            receipts.stray_receipt(shop, message)
         elif step in NUMERIC and message.content_type == "text":
             options = _options(step, _plans(shop, state, step), language)
             value = _typed_choice(step, message.text, options)

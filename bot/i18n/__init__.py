@@ -59,6 +59,11 @@ def parse_int(text: str | None, maximum: int = 10**12) -> int | None:
     return value if 0 < value <= maximum else None
 
 
+def id_list(ids: list[int]) -> str:
+    """Payment ids for a "#{ids}" placeholder: 12 or 12, #13 (one Latin run, so one pair of direction marks)."""
+    return ", #".join(str(i) for i in ids)
+
+
 def money(cents: int, currency: str) -> str:
     whole, rest = divmod(int(cents), 100)
     return f"{whole:,}.{rest:02d} {currency}" if rest else f"{whole:,} {currency}"

@@ -31,14 +31,34 @@ MESSAGES: dict[str, str] = {
     "ask_proof": "Please pay <b>{price}</b>.\n\nThen send the receipt here as a <b>photo</b> or a <b>document</b>.",
     "proof_wrong": "I need the receipt as a photo or a document (a file). Please send it again.",
     "no_plans": "Nothing is on sale here right now. Please try another choice.",
+    "sold_out": "Sorry, nothing can be sold right now: no server has room for a new config. Nothing was charged. "
+    "Please try again later.",
+    "plan_unavailable": "⚠️ This plan cannot be delivered right now: no server has room for it. Nothing was "
+    "charged. Please try again later with 🛒 Buy.",
     "choice_stale": "That choice is not available. Please pick one of the buttons.",
     "number_invalid": "There is no plan with that number. Please pick one of: {options}.",
     "cancelled": "Purchase cancelled. Nothing was charged.",
+    "cancelled_after_details": "Order cancelled. If you already paid, send the receipt here any time: it will "
+    "reach the admins.",
     "nothing_to_cancel": "There is nothing to cancel.",
     "payment_received": "🧾 Payment <b>#{id}</b> received and waiting for review.\n\nMeanwhile here is a "
     "<b>TEMPORARY</b> config: {percent}% of the data, for {days} days. Once the payment is approved the same "
     "link gets the full plan.",
     "payment_again": "🧾 This receipt was already received as payment <b>#{id}</b>; here is its config again.",
+    "payment_waiting": "🧾 Payment <b>#{id}</b> received and waiting for review.\n\nNo server has room for your "
+    "config right now. It will be sent to you here as soon as one is free; you do not need to do anything.",
+    "payment_in_review": "⏳ Your payment <b>#{ids}</b> is still being reviewed. You can order again once it is "
+    "decided.",
+    "receipt_used_elsewhere": "⚠️ This receipt was already used for another order. Please send your own receipt "
+    "(a photo or a document).",
+    "receipt_added": "🧾 Received. I passed this file to the admins with your payment <b>#{ids}</b>, which is being "
+    "reviewed. You will hear from us here once it is decided.",
+    "receipt_no_order": "🧾 Received. You have no order waiting for review, so I passed this file to the admins: "
+    "one of them will look at it. To buy a plan, tap 🛒 Buy.",
+    "receipt_passed_on": "The receipt you just sent was passed to the admins with it.",
+    "receipt_unrouted": "⚠️ I could not pass this file to the admins right now. Please send it again in a few minutes.",
+    "receipt_limit": "You have sent several files in the last hour; the admins will look at those first. Please "
+    "wait before sending more.",
     "config_card": "<b>Config #{id}</b> ({kind}, {status})\nData left: {data}\nTime left: {time}",
     "kind_temporary": "temporary",
     "kind_full": "full",
@@ -71,9 +91,14 @@ MESSAGES: dict[str, str] = {
     "notify_quota_100": "⛔ Config <b>#{config_id}</b> has used all its data and is paused.",
     "notify_expired": "⌛ Config <b>#{config_id}</b> has expired.",
     "notify_migrated": "🔁 Config <b>#{config_id}</b> moved to a new server. Your new links:",
+    "notify_config_ready": "✅ A server is ready: config <b>#{config_id}</b> is placed. Your links:",
     "admin_new_payment": "🧾 <b>Payment #{id}</b> ({status})\nCustomer: {customer}\nPlan: {plan}\nAmount: {price}\n"
     "Auto-accepted at: {auto}",
     "admin_proof_caption": "Proof for payment #{id}",
+    "admin_unplaced": "⚠️ No server had room: its config waits and is sent to the customer when a node has room.",
+    "admin_extra_receipt": "🧾 Another receipt for payment #{ids} from {customer}",
+    "admin_stray_receipt": "🧾 A receipt outside any order from {customer}. The customer was told an admin will "
+    "look at it.",
     "admin_approve": "✅ Approve",
     "admin_reject": "❌ Reject",
     "admin_approved_by": "✅ Payment #{id} approved by {name}.",

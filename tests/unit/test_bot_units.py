@@ -63,3 +63,95 @@ def test_settings_come_from_the_environment_and_name_what_is_wrong(tmp_path):
     ):
         with pytest.raises(SettingsError, match=word):
             BotSettings.from_env({**ENV, **change})
+
+
+def test_payment_ids_read_as_one_latin_run_in_persian():
+    from bot.i18n import id_list
+
+    assert t("en", "payment_in_review", ids=id_list([3])).startswith("⏳ Your payment <b>#3</b> is")
+    assert f"<b>#{LRM}3, #4{LRM}</b>" in t("fa", "payment_in_review", ids=id_list([3, 4]))
+
+
+class _Outbox:
+    """The API's notification endpoints, in memory; ack can be made to fail (the API unreachable)."""
+
+    def __init__(self, chats: list[int]) -> None:
+        self.notes = [self.note(i, chat) for i, chat in enumerate(chats, start=1)]
+        self.acked: list[int] = []
+        self.ack_failures = 0
+
+    @staticmethod
+    def note(note_id: int, chat: int) -> dict:
+        return {
+            "id": note_id,
+            "user_id": note_id,
+            "telegram_id": chat,
+            "language": "en",
+            "kind": "expiring",
+            "payload": {"config_id": note_id},
+        }
+
+    def notifications(self) -> list[dict]:
+        return [note for note in self.notes if note["id"] not in self.acked]
+
+    def ack(self, ids: list[int]) -> int:
+        from bot.api_client import ApiUnavailable
+
+        if self.ack_failures:
+            self.ack_failures -= 1
+            raise ApiUnavailable("POST /api/v1/notifications/ack: ConnectionError")
+        self.acked.extend(ids)
+        return len(ids)
+
+
+class _Shop:
+    """Just what the notifier touches: the API, and say() to Telegram (which can time out for one chat)."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self.api, self.sent, self.slow_chats = outbox, [], set()
+
+    def say(self, chat_id: int, text: str) -> None:
+        import requests
+
+        if chat_id in self.slow_chats:
+            self.slow_chats.discard(chat_id)
+            raise requests.ReadTimeout("read timed out")
+        self.sent.append(chat_id)
+
+
+def test_the_notifier_acknowledges_each_delivery_so_a_timeout_repeats_none_of_the_earlier_ones():
+    from bot.notifier import run_once
+
+    outbox = _Outbox([101, 102, 103])
+    shop = _Shop(outbox)
+    shop.slow_chats.add(102)
+    done: set[int] = set()
+    assert run_once(shop, done) == 1  # 101 delivered and acknowledged; 102 timed out: the round stops
+    assert (shop.sent, outbox.acked) == ([101], [1])
+    assert run_once(shop, done) == 2
+    assert (shop.sent, outbox.acked) == ([101, 102, 103], [1, 2, 3])
+
+
+def test_a_delivered_notification_whose_acknowledgement_failed_is_not_sent_again():
+    from bot.notifier import run_once
+
+    outbox = _Outbox([101, 102])
+    shop = _Shop(outbox)
+    outbox.ack_failures = 1
+    done: set[int] = set()
+    assert run_once(shop, done) == 2  # 101's ack failed, then went with 102's
+    outbox.ack_failures = 1
+    outbox.notes.append(outbox.note(3, 103))
+    assert run_once(shop, done) == 0 and done == {3}  # delivered; the API did not take the ack
+    assert run_once(shop, done) == 1  # acknowledged first thing, not delivered again
+    assert shop.sent == [101, 102, 103] and outbox.acked == [1, 2, 3]
+
+
+def test_a_notification_the_bot_cannot_render_does_not_block_the_others():
+    from bot.notifier import run_once
+
+    outbox = _Outbox([101, 102])
+    outbox.notes[0]["kind"] = "from_a_newer_api"
+    shop = _Shop(outbox)
+    assert run_once(shop, set()) == 1
+    assert shop.sent == [102] and outbox.acked == [2]  # the unknown one stays in the outbox

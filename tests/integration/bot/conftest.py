@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +21,8 @@ from bot.config import BotSettings
 from bot.context import Shop
 from bot.notifier import Notifier
 from bot.state import RedisStore
-from control_api.models import Node, Payment, UserConfig
+from control_api.models import Node, Notification, Payment, UserConfig
+from control_api.services.lifecycle import run_lifecycle
 from tests.conftest import create_admin, create_bot, create_node
 from tests.fixtures.fake_telegram import FakeTelegram
 
@@ -103,6 +106,12 @@ class ApiServer:
 
 
 @pytest.fixture
+def settings(settings):
+    """The API as shipped: one payment in review per customer (the suite's default allows many)."""
+    return replace(settings, max_pending_payments_per_user=1)
+
+
+@pytest.fixture
 def telegram() -> Iterator[FakeTelegram]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     fake = FakeTelegram().start()
@@ -182,6 +191,31 @@ class Harness:
 
     def configs(self) -> int:
         return self.count(UserConfig)
+
+    @contextmanager
+    def db(self):
+        """A database session of the API's (what an operator or another process changes meanwhile)."""
+        with self.app.app_context():
+            yield self.app.extensions["rayfleet.db"].session()
+
+    def set_nodes(self, **fields) -> None:
+        """Change every node, e.g. capacity_score=0: no server has room for anything."""
+        with self.db() as session:
+            for node in session.scalars(select(Node)):
+                for name, value in fields.items():
+                    setattr(node, name, value)
+            session.commit()
+
+    def sweep(self, now: datetime | None = None) -> dict[str, int]:
+        """The 5-minute sales sweep, in process (node syncs are only recorded, not run)."""
+        with self.db() as session:
+            return run_lifecycle(session, lambda node_id: None, now=now)
+
+    def undelivered(self) -> int:
+        with self.db() as session:
+            return session.scalar(
+                select(func.count()).select_from(Notification).where(Notification.delivered_at.is_(None))
+            )
 
 
 @pytest.fixture
