@@ -75,6 +75,8 @@ def start_purchase(shop: Shop, message: Message) -> None:
     if profile.get("is_banned"):
         shop.say(message.chat.id, t(language, "banned", reason=profile.get("ban_reason") or ""))
         return
+    if _in_review(shop, message.chat.id, language, profile):
+        return
     state = {"flow": "buy", "step": "cat"}
     _show_step(shop, message.chat.id, language, state, message.from_user)
 
@@ -145,7 +147,21 @@ def _typed_choice(step: str, text: str, options: list[tuple[str, str]]) -> str |
     return None
 
 
+def _in_review(shop: Shop, chat_id: int, language: str, profile: dict) -> bool:
+    """The customer may not order now (payments in review up to the shop's limit): say so, before any
+    payment details are shown. True when refused."""
+    if profile.get("can_order", True):
+        return False
+    ids = profile.get("pending_payment_ids") or []
+    shop.say(chat_id, t(language, "payment_in_review", ids=id_list(ids)), reply_markup=keyboards.main_menu(language))
+    return True
+
+
 def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> None:
+    # Checked again here: a payment may have been sent from another device since /buy.
+    if _in_review(shop, chat_id, language, shop.profile(user, fresh=True)):
+        shop.store.clear(user.id)
+        return
     plan = shop.api.get_plan(state["plan_id"])
     if not plan["is_active"] or plan["price_cents"] != state["price"]:
         shop.store.clear(user.id)

@@ -21,8 +21,10 @@ bp = APIBlueprint("users", __name__, url_prefix=f"{API_PREFIX}/users", tag="User
 @bp.output(UserOut, description="The user was updated (or unchanged)")
 @bp.doc(summary="Create or update a Telegram user", security=BEARER, responses={201: "The user was created"})
 def upsert_telegram_user(telegram_id: int, data: dict):
-    user, created = user_service.upsert_telegram_user(db_session(), current_principal(), telegram_id, data)
-    return user, 201 if created else 200
+    view, created = user_service.upsert_telegram_user(
+        db_session(), current_principal(), telegram_id, data, _max_pending()
+    )
+    return view, 201 if created else 200
 
 
 @bp.get("/telegram/<int:telegram_id>")
@@ -30,7 +32,7 @@ def upsert_telegram_user(telegram_id: int, data: dict):
 @bp.output(UserOut)
 @bp.doc(summary="A user by Telegram id", security=BEARER)
 def get_telegram_user(telegram_id: int):
-    return user_service.get_by_telegram_id(db_session(), telegram_id)
+    return user_service.get_by_telegram_id(db_session(), telegram_id, _max_pending())
 
 
 @bp.get("/<int:user_id>")
@@ -38,7 +40,7 @@ def get_telegram_user(telegram_id: int):
 @bp.output(UserOut)
 @bp.doc(summary="One user", security=BEARER)
 def get_user(user_id: int):
-    return user_service.get_user(db_session(), user_id)
+    return user_service.get_user_view(db_session(), user_id, _max_pending())
 
 
 @bp.post("/<int:user_id>/ban")
@@ -51,7 +53,7 @@ def get_user(user_id: int):
 )
 def ban_user(user_id: int, data: dict):
     return user_service.ban_user(
-        db_session(), current_principal(), user_id, data["reason"], job_queue().enqueue_node_sync
+        db_session(), current_principal(), user_id, data["reason"], job_queue().enqueue_node_sync, _max_pending()
     )
 
 
@@ -66,7 +68,12 @@ def ban_user(user_id: int, data: dict):
 )
 def unban_user(user_id: int, data: dict):
     return user_service.unban_user(
-        db_session(), current_principal(), user_id, data["resume_config_ids"], job_queue().enqueue_node_sync
+        db_session(),
+        current_principal(),
+        user_id,
+        data["resume_config_ids"],
+        job_queue().enqueue_node_sync,
+        _max_pending(),
     )
 
 
@@ -76,7 +83,7 @@ def unban_user(user_id: int, data: dict):
 @bp.output(UserList)
 @bp.doc(summary="List users", security=BEARER)
 def list_users(filters: dict) -> dict:
-    return user_service.list_users(db_session(), filters)
+    return user_service.list_users(db_session(), filters, _max_pending())
 
 
 @bp.post("/<int:user_id>/trial")
@@ -108,4 +115,8 @@ def list_user_configs(user_id: int) -> dict:
 @bp.output(UserOut)
 @bp.doc(summary="Make a Telegram user a shop admin in the bot (or stop)", security=BEARER)
 def set_admin(user_id: int, data: dict):
-    return user_service.set_admin(db_session(), current_principal(), user_id, data["is_admin"])
+    return user_service.set_admin(db_session(), current_principal(), user_id, data["is_admin"], _max_pending())
+
+
+def _max_pending() -> int:
+    return settings().max_pending_payments_per_user

@@ -43,6 +43,16 @@ class UserOut(Schema):
     banned_at = fields.DateTime(allow_none=True)
     trial_used_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
+    pending_payment_ids = fields.List(
+        fields.Integer(), required=True, metadata={"description": "The user's payments waiting for review."}
+    )
+    can_order = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Not banned and under MAX_PENDING_PAYMENTS_PER_USER: a new payment would be accepted. "
+            "The bot checks it before showing payment details."
+        },
+    )
 
 
 class UserQuery(PageQuery):

@@ -142,24 +142,20 @@ def test_a_receipt_outside_an_order_always_reaches_the_admins(harness):
     posted = tg.reply(ADMIN_CHAT, mark, extra_id, method="sendDocument")
     assert posted.text == "🧾 Another receipt for payment #1 from @alice (7001)"
 
-    # Mid-purchase, before this order's payment details: not this order's proof, so it goes the same way.
-    mark = tg.send_text(ALICE, "/buy")
-    step = tg.reply(ALICE["id"], mark, "Step 1/5")
-    mark, early_id = tg.send_photo(ALICE)
-    tg.reply(ALICE["id"], mark, "with your payment <b>#1</b>")
-    tg.reply(ADMIN_CHAT, mark, early_id, method="sendPhoto")
-    mark = tg.press(ALICE, step, step.button("Dynamic IP"))
-    tg.reply(ALICE["id"], mark, "Step 2/5", method="editMessageText")  # the purchase goes on
-
-    # In Persian, with no order.
+    # Mid-purchase, before this order's payment details: not this order's proof, so it goes the same way
+    # (Dariush, in Persian, with no order in review; Alice may not start another order while #1 is reviewed).
     choose_language(tg, DARIUSH, "فارسی")
+    mark = tg.send_text(DARIUSH, "/buy")
+    step = tg.reply(DARIUSH["id"], mark, "مرحله ۱ از ۵")
     mark, fa_id = tg.send_document(DARIUSH)
     told = tg.reply(DARIUSH["id"], mark, "سفارشی در انتظار بررسی ندارید")
     assert "برای مدیران فرستادم" in told.text
     assert "@dariush (7003)" in tg.reply(ADMIN_CHAT, mark, fa_id, method="sendDocument").text
+    mark = tg.press(DARIUSH, step, "buy:cat:d")
+    tg.reply(DARIUSH["id"], mark, "مرحله ۲ از ۵", method="editMessageText")  # the purchase goes on
 
     # A flood of files does not bury the admin channel: five an hour, then she is told to wait.
-    for _ in range(2):
+    for _ in range(3):  # her third, fourth and fifth
         mark, _ = tg.send_photo(ALICE)
         tg.reply(ALICE["id"], mark, "with your payment")
     mark, flood_id = tg.send_photo(ALICE)
@@ -171,33 +167,39 @@ def test_a_receipt_outside_an_order_always_reaches_the_admins(harness):
 # Item 2: proofs must not mint unlimited temporary service; each refusal explained.
 
 
-def test_a_second_order_while_one_is_in_review_is_refused_and_its_receipt_goes_to_the_admins(harness):
+def test_a_second_order_while_one_is_in_review_is_refused_before_any_payment_details(harness):
     tg = harness.telegram
     choose_language(tg, ALICE, "English")
     to_proof_step(tg, ALICE)
     mark, _ = tg.send_photo(ALICE)
     tg.reply(ALICE["id"], mark, "TEMPORARY")
 
-    to_proof_step(tg, ALICE)
-    mark, second_id = tg.send_photo(ALICE)
+    # The API says she cannot order now (payment #1 in review, the shop's limit is one): /buy says so at
+    # once, and no payment details are ever shown.
+    mark = tg.send_text(ALICE, "/buy")
     refused = tg.reply(ALICE["id"], mark, "still being reviewed")
     assert "Your payment <b>#1</b> is still being reviewed. You can order again once it is decided." in refused.text
-    assert "passed to the admins" in refused.text
-    posted = tg.reply(ADMIN_CHAT, mark, second_id, method="sendPhoto")
-    assert posted.text == "🧾 Another receipt for payment #1 from @alice (7001)"
-    assert harness.payments() == 1 and harness.configs() == 1
-    assert harness.shop.store.get(ALICE["id"]) == {}  # the order is closed; she orders again once #1 is decided
+    assert not [event for event in tg.bot_events(ALICE["id"], since=mark) if "Step 1/5" in (event.text or "")]
+    assert harness.payments() == 1 and harness.shop.store.get(ALICE["id"]) == {}
 
-    # In Persian, the payment id keeps its direction.
+
+def test_a_payment_from_another_device_meanwhile_is_caught_and_the_receipt_goes_to_the_admins(harness):
+    """The race: Dariush reached the payment details with nothing in review, then paid from his other
+    phone; the receipt he sends here is refused by the API, told in Persian, and passed to the admins."""
+    tg = harness.telegram
     choose_language(tg, DARIUSH, "فارسی")
     to_proof_step_fa(tg, DARIUSH)
-    mark, _ = tg.send_photo(DARIUSH)
-    tg.reply(DARIUSH["id"], mark, "موقت")
-    to_proof_step_fa(tg, DARIUSH)
-    mark, _ = tg.send_photo(DARIUSH)
+    profile = harness.shop.api.get_user_by_telegram(DARIUSH["id"])
+    plan = harness.shop.api.plans()[0]
+    other, _created = harness.shop.api.create_payment(
+        profile["id"], plan["id"], plan["price_cents"], "file-other-phone", "unique-other-phone", "vless"
+    )
+    mark, second_id = tg.send_photo(DARIUSH)
     refused = tg.reply(DARIUSH["id"], mark, "هنوز در حال بررسی است")
-    assert f"#{LRM}2{LRM}" in refused.text
-    assert harness.payments() == 2
+    assert f"#{LRM}{other['id']}{LRM}" in refused.text
+    posted = tg.reply(ADMIN_CHAT, mark, second_id, method="sendPhoto")
+    assert posted.text == f"🧾 Another receipt for payment #{other['id']} from @dariush ({DARIUSH['id']})"
+    assert harness.payments() == 1 and harness.shop.store.get(DARIUSH["id"]) == {}
 
 
 def test_someone_elses_receipt_is_refused_and_the_order_waits_for_their_own(harness):
