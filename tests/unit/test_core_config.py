@@ -1,12 +1,14 @@
 """The core config the xray role renders: golden files, readable refusals, our own schema check.
 
-The filter plugin (roles/xray/filter_plugins/rayfleet_core.py) is loaded by path, fed the role's own
-settings (vars/main.yml templated over defaults/main.yml by Ansible's Templar) and two representative
-inventories; the result must equal tests/unit/golden/xray/*.json byte for byte, in the format the
-role writes (to_nice_json(indent=2)). `UPDATE_GOLDEN=1` rewrites the files; review the diff.
+The config filter (plugins/filter/core_config.py, imported through Ansible's collection loader as the
+role runs it) is fed the role's own settings (vars/main.yml templated over defaults/main.yml by
+Ansible's Templar) and two representative inventories; the result must equal
+tests/unit/golden/xray/*.json byte for byte, in the format the role writes (to_nice_json(indent=2)).
+`UPDATE_GOLDEN=1` rewrites the files; review the diff.
 
 V2Ray's `-test` silently accepts Xray-only keys (REALITY, flow), so it is no validator for Xray
-configs: `xray_config_problems` is ours, and every broken variant below must be caught by it.
+configs: `xray_config_problems` (in the same filter file) is ours, and every broken variant
+below must be caught by it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ from ansible.template import Templar, trust_as_template
 
 from control_api import links
 from control_api.reality import decode_key, encode_key, public_key_from_private
-from tests.fixtures.xray_role import FILTER_PATH, ROLE, core_filter, self_signed_certificate, v2ray_test
+from tests.fixtures.xray_role import (
+    MODULE_UTILS_DIR,
+    PLUGINS_DIR,
+    ROLE,
+    collection_loader,
+    core_filter,
+    self_signed_certificate,
+    v2ray_test,
+)
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "xray"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -351,17 +361,55 @@ def test_schema_check_fills_in_desired_users_first():
     ]
 
 
-def test_the_filter_is_exposed_to_ansible():
-    flt = core_filter()
-    assert flt.FilterModule().filters()["rayfleet_core_config_problems"] is flt.xray_config_problems
+@pytest.mark.parametrize(
+    ("name", "function"),
+    [
+        ("core_shape", lambda: core_filter().core_shape),
+        ("core_inbound_meta", lambda: core_filter().core_inbound_meta),
+        ("core_ports", lambda: core_filter().core_ports),
+        ("core_unsupported", lambda: core_filter().unsupported_pairs),
+        ("core_desired_users", lambda: core_filter().core_desired_users),
+        ("core_config_problems", lambda: core_filter().xray_config_problems),
+    ],
+)
+def test_the_filters_are_exposed_to_ansible(name: str, function: Callable[[], Any]):
+    from ansible.plugins.loader import filter_loader
+
+    collection_loader()
+    plugin = filter_loader.get(f"rayfleet.fleet.{name}")
+    assert plugin is not None, f"Ansible finds no filter rayfleet.fleet.{name}"
+    assert plugin.j2_function is function()
 
 
-def test_the_filter_plugin_needs_nothing_beyond_the_standard_library():
-    tree = ast.parse(FILTER_PATH.read_text())
+COLLECTION_IMPORT = "ansible_collections.rayfleet.fleet.plugins.module_utils."
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert modules, "no imports found: the test is broken"
-    assert {name.split(".")[0] for name in modules} <= sys.stdlib_module_names, modules
+    return modules | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+@pytest.mark.parametrize("path", sorted((PLUGINS_DIR / "filter").glob("*.py")), ids=lambda path: path.name)
+def test_the_filter_plugins_need_nothing_beyond_the_standard_library(path: Path):
+    """Each filter file imports the standard library and the collection's module_utils (by FQCN), and those
+    import only the standard library: nothing to install on the controller beyond ansible-core."""
+    modules = _imports(path)
+    assert modules, f"no imports found in {path}: the test is broken"
+    own = {name for name in modules if name.startswith(COLLECTION_IMPORT)}
+    assert own, f"{path.name} imports no module_utils by their collection name"
+    assert {name.split(".")[0] for name in modules - own} <= sys.stdlib_module_names, modules
+    for name in own:
+        used = _imports(MODULE_UTILS_DIR / f"{name.removeprefix(COLLECTION_IMPORT)}.py")
+        assert {item.split(".")[0] for item in used} <= sys.stdlib_module_names | {"__future__"}, (name, used)
+
+
+def test_no_plugin_loads_code_by_file_path():
+    """Real imports only: no importlib.util, spec_from_file_location, exec or sys.path games in plugins/."""
+    for path in sorted(PLUGINS_DIR.rglob("*.py")):
+        text = path.read_text()
+        for banned in ("importlib", "spec_from_file_location", "sys.path", "exec(", "__file__"):
+            assert banned not in text, f"{path.relative_to(PLUGINS_DIR)} uses {banned}"
 
 
 Mutation = Callable[[dict[str, Any]], Any]

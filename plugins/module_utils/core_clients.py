@@ -1,5 +1,9 @@
-"""Users -> the clients each inbound serves. Shared by the users module (on the node) and the role's
-filter plugin (on the controller, loaded by path), so both expand users the same way."""
+"""Users -> the clients each inbound serves.
+
+Shared by the users module (rayfleet.fleet.core_users, on the node) and the config filter (on the
+controller), so both expand users the same way. Standard library only: it travels to the node inside
+the module.
+"""
 
 
 def client_list(meta, users):

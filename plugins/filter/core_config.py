@@ -1,7 +1,7 @@
 """Builds the VPN core's config as data (rendered with to_nice_json), from inbound profiles.
 
-The "shape" is the whole config with empty client lists: the role renders it, and a change to it
-(and only to it) restarts the core. Users are filled in by the rayfleet_core_users module.
+The "shape" is the whole config with empty client lists: the xray role renders it, and a change to it
+(and only to it) restarts the core. Users are filled in by the module rayfleet.fleet.core_users.
 """
 
 import base64
@@ -10,19 +10,8 @@ import copy
 import ipaddress
 import json
 import re
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
 
-
-def _load_sibling(name):
-    """A module_utils file of this role; filter plugins cannot import role module_utils by name."""
-    spec = spec_from_file_location(name, Path(__file__).resolve().parent.parent / "module_utils" / f"{name}.py")
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_clients = _load_sibling("rayfleet_core_clients")
+from ansible_collections.rayfleet.fleet.plugins.module_utils.core_clients import desired_inbounds
 
 # Profile -> what it is made of and which cores can serve it.
 PROFILES = {
@@ -185,10 +174,7 @@ def core_ports(inbounds):
 
 def core_desired_users(meta, users):
     """For every inbound, its protocol and the clients it must serve (what the users module computes)."""
-    return _clients.desired_inbounds(meta, users)
-
-
-client_list = _clients.client_list
+    return desired_inbounds(meta, users)
 
 
 def with_users(shape, desired):
@@ -534,12 +520,15 @@ def xray_config_problems(config, desired_users=None, core=None):
 
 
 class FilterModule:
+    """rayfleet.fleet.core_shape, core_inbound_meta, core_ports, core_unsupported, core_desired_users and
+    core_config_problems."""
+
     def filters(self):
         return {
-            "rayfleet_core_shape": core_shape,
-            "rayfleet_core_inbound_meta": core_inbound_meta,
-            "rayfleet_core_ports": core_ports,
-            "rayfleet_core_unsupported": unsupported_pairs,
-            "rayfleet_core_desired_users": core_desired_users,
-            "rayfleet_core_config_problems": xray_config_problems,
+            "core_shape": core_shape,
+            "core_inbound_meta": core_inbound_meta,
+            "core_ports": core_ports,
+            "core_unsupported": unsupported_pairs,
+            "core_desired_users": core_desired_users,
+            "core_config_problems": xray_config_problems,
         }
