@@ -1,7 +1,9 @@
 """Builds the VPN core's config as data (rendered with to_nice_json), from inbound profiles.
 
 The "shape" is the whole config with empty client lists: the xray role renders it, and a change to it
-(and only to it) restarts the core. Users are filled in by the module rayfleet.fleet.core_users.
+(and only to it) restarts the core. Users are filled in by the module rayfleet.fleet.core_users. The
+profiles come from the one table (module_utils/inbound_profiles.py) that the control API's share links
+read too.
 """
 
 import base64
@@ -12,24 +14,11 @@ import json
 import re
 
 from ansible_collections.rayfleet.fleet.plugins.module_utils.core_clients import desired_inbounds
-
-# Profile -> what it is made of and which cores can serve it.
-PROFILES = {
-    "vless-tcp-tls": {"protocol": "vless", "network": "tcp", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
-    "vless-ws-tls": {"protocol": "vless", "network": "ws", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
-    # Xray dropped the HTTP/2 transport (it migrated to XHTTP), so h2 is V2Ray-only.
-    "vless-h2-tls": {"protocol": "vless", "network": "h2", "security": "tls", "flow": "", "cores": ["v2ray"]},
-    "vmess-ws-tls": {"protocol": "vmess", "network": "ws", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
-    "vless-reality-vision": {
-        "protocol": "vless",
-        "network": "tcp",
-        "security": "reality",
-        "flow": "xtls-rprx-vision",
-        "cores": ["xray"],
-    },
-}
-ALPN = {"tcp": ["http/1.1"], "ws": ["http/1.1"], "h2": ["h2"]}
-PATH_NETWORKS = ("ws", "h2")
+from ansible_collections.rayfleet.fleet.plugins.module_utils.inbound_profiles import (
+    PATH_NETWORKS,
+    PROFILES,
+    VISION_FLOW,
+)
 
 
 class ProfileError(ValueError):
@@ -37,6 +26,7 @@ class ProfileError(ValueError):
 
 
 def _profile(inbound):
+    """The inbound's profile (inbound_profiles.Profile), or a ProfileError naming the known ones."""
     name = inbound.get("profile")
     if name not in PROFILES:
         raise ProfileError("unknown inbound profile {!r}; known profiles: {}".format(name, ", ".join(sorted(PROFILES))))
@@ -56,28 +46,28 @@ def unsupported_pairs(inbounds, core):
         except ProfileError as exc:
             problems.append(str(exc))
             continue
-        if core not in profile["cores"]:
+        if core not in profile.cores:
             problems.append(
                 "profile {} needs the {} core, but this node runs {}".format(
-                    inbound["profile"], " or ".join(profile["cores"]), core
+                    inbound["profile"], " or ".join(sorted(profile.cores)), core
                 )
             )
     return problems
 
 
 def _stream_settings(inbound, profile, settings):
-    network = profile["network"]
-    stream = {"network": "http" if network == "h2" and settings["core"] == "v2ray" else network}
+    network = profile.network
+    stream = {"network": network}
     if network == "ws":
         stream["wsSettings"] = {"path": inbound["path"]}
-    elif network == "h2":
+    elif network == "http":
         stream["httpSettings"] = {"path": inbound["path"]}
         if settings.get("tls_server_name"):
             stream["httpSettings"]["host"] = [settings["tls_server_name"]]
-    if profile["security"] == "tls":
+    if profile.security == "tls":
         stream["security"] = "tls"
         tls = {
-            "alpn": ALPN[network],
+            "alpn": profile.alpn_list,
             "certificates": [{"certificateFile": settings["tls_cert_path"], "keyFile": settings["tls_key_path"]}],
         }
         if settings.get("tls_server_name"):
@@ -102,18 +92,18 @@ def _stream_settings(inbound, profile, settings):
 
 def _user_inbound(inbound, settings):
     profile = _profile(inbound)
-    if profile["network"] in PATH_NETWORKS and not str(inbound.get("path", "")).startswith("/"):
+    if profile.network in PATH_NETWORKS and not str(inbound.get("path", "")).startswith("/"):
         raise ProfileError(
             "inbound {} ({}) needs a path starting with '/'".format(inbound_tag(inbound), inbound["profile"])
         )
     protocol_settings = {"clients": []}
-    if profile["protocol"] == "vless":
+    if profile.protocol == "vless":
         protocol_settings["decryption"] = "none"
     return {
         "tag": inbound_tag(inbound),
         "listen": inbound.get("listen", settings.get("listen", "0.0.0.0")),  # noqa: S104 - an inbound serves the world
         "port": int(inbound["port"]),
-        "protocol": profile["protocol"],
+        "protocol": profile.protocol,
         "settings": protocol_settings,
         "streamSettings": _stream_settings(inbound, profile, settings),
         "sniffing": {"enabled": True, "destOverride": ["http", "tls"]},
@@ -163,7 +153,7 @@ def core_shape(inbounds, settings):
 def core_inbound_meta(inbounds):
     """What the users module needs per inbound: tag, protocol, flow."""
     return [
-        {"tag": inbound_tag(inbound), "protocol": _profile(inbound)["protocol"], "flow": _profile(inbound)["flow"]}
+        {"tag": inbound_tag(inbound), "protocol": _profile(inbound).protocol, "flow": _profile(inbound).flow}
         for inbound in inbounds
     ]
 
@@ -197,7 +187,6 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _X25519_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, URL-safe base64 without padding
 _SHORT_ID_RE = re.compile(r"^(?:[0-9a-fA-F]{2}){0,8}$")  # hex of even length 0-16
 _HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-VISION_FLOW = "xtls-rprx-vision"
 USER_PROTOCOLS = ("vless", "vmess")
 TCP_NETWORKS = ("tcp", "raw")  # Xray renamed tcp to raw; both spellings load
 PATH_SETTINGS = {"ws": "wsSettings", "websocket": "wsSettings", "h2": "httpSettings", "http": "httpSettings"}

@@ -130,6 +130,7 @@ def test_the_collection_builds_with_its_content_only(built: list[str]):
         "plugins/filter/core_config.py",
         "plugins/module_utils/core_api.py",
         "plugins/module_utils/core_clients.py",
+        "plugins/module_utils/inbound_profiles.py",
         "roles/node_agent/tasks/main.yml",
         "agent/__main__.py",
     ):

@@ -32,6 +32,7 @@ from ansible.template import Templar, trust_as_template
 
 from control_api import links
 from control_api.reality import decode_key, encode_key, public_key_from_private
+from plugins.module_utils import inbound_profiles
 from tests.fixtures.xray_role import (
     MODULE_UTILS_DIR,
     PLUGINS_DIR,
@@ -759,21 +760,80 @@ def test_a_correct_vision_over_tls_client_is_accepted():
     assert problems(config) == []
 
 
-# --- control_api.links and the filter describe the same profiles ----------------------------------------
+# --- one inbound-profile table for the config builder and the share links -------------------------------
 
 
-def test_links_and_filter_profiles_agree():
+def test_links_and_the_config_builder_read_the_one_profile_table():
+    """control_api.links and the builder (as Ansible loads it) read plugins/module_utils/inbound_profiles.py."""
+    assert links.PROFILES is inbound_profiles.PROFILES
+    assert links.Profile is inbound_profiles.Profile
+    core_filter()
+    builder_table = sys.modules[f"{COLLECTION_IMPORT}inbound_profiles"]
+    assert Path(builder_table.__file__).resolve() == Path(inbound_profiles.__file__).resolve()
+    assert core_filter().PROFILES == inbound_profiles.PROFILES
+    assert set(inbound_profiles.PROFILES) == {
+        "vless-tcp-tls",
+        "vless-ws-tls",
+        "vless-h2-tls",
+        "vmess-ws-tls",
+        "vless-reality-vision",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(inbound_profiles.PROFILES))
+@pytest.mark.parametrize("core", sorted(inbound_profiles.CORES))
+def test_the_builder_and_the_links_refuse_the_same_profile_core_pairs(name: str, core: str):
+    served = core in inbound_profiles.PROFILES[name].cores
+    assert (core_filter().unsupported_pairs([{"profile": name, "port": 443}], core) == []) is served
+    if served:
+        links.profile_for(name, core)
+    else:
+        with pytest.raises(ValueError, match="is not supported by core"):
+            links.profile_for(name, core)
+
+
+@pytest.mark.parametrize("name", sorted(inbound_profiles.PROFILES))
+def test_what_the_builder_renders_is_what_the_link_announces(name: str):
+    """For every profile, on a core that serves it, the rendered inbound has the table's protocol, network
+    (the link's `type`), security and flow, and accepts exactly the ALPN the link's client offers."""
+    profile = links.PROFILES[name]
+    core = "v2ray" if "v2ray" in profile.cores else "xray"
+    entry = {"profile": name, "port": 8443}
+    if profile.network in inbound_profiles.PATH_NETWORKS:
+        entry["path"] = "/p"
     flt = core_filter()
-    assert set(links.PROFILES) == set(flt.PROFILES)
-    network_in_links = {"tcp": "tcp", "ws": "ws", "h2": "http"}  # links speaks the share links' `type`
-    for name, profile in flt.PROFILES.items():
-        link_profile = links.PROFILES[name]
-        assert link_profile.protocol == profile["protocol"], name
-        assert link_profile.security == profile["security"], name
-        assert link_profile.flow == profile["flow"], name
-        assert link_profile.cores == frozenset(profile["cores"]), name
-        assert link_profile.network == network_in_links[profile["network"]], name
-        if profile["security"] == "tls":  # the client offers exactly what the server accepts
-            assert link_profile.alpn == ",".join(flt.ALPN[profile["network"]]), name
-        else:
-            assert link_profile.alpn == ""
+    config = flt.core_shape([entry], _settings(core))
+    (rendered,) = [item for item in config["inbounds"] if item["tag"] == flt.inbound_tag(entry)]
+    stream = rendered["streamSettings"]
+    assert rendered["protocol"] == profile.protocol, name
+    assert stream["network"] == profile.network, name
+    assert stream["security"] == profile.security, name
+    (meta,) = flt.core_inbound_meta([entry])
+    assert meta["flow"] == profile.flow, name
+    link = links.parse_link(
+        links.build_link(
+            links.Inbound(
+                name, 8443, path=entry.get("path", ""), server_name=TLS_NAME, **_reality_link_fields(profile)
+            ),
+            links.Client("11111111-1111-4111-8111-111111111111", "n"),
+            "198.51.100.7",
+            core,
+        )
+    )
+    assert link["network"] == stream["network"], name
+    assert link["security"] == stream["security"] and link["flow"] == profile.flow, name
+    if profile.security == "tls":  # the client offers exactly what the server accepts
+        assert link["alpn"] == stream["tlsSettings"]["alpn"] == profile.alpn.split(","), name
+    else:
+        assert link["alpn"] == [] and profile.alpn == ""
+    assert problems(config, core=core) == [], name
+
+
+def _reality_link_fields(profile: Any) -> dict[str, str]:
+    return {"public_key": REALITY_PUBLIC_KEY, "short_id": ""} if profile.security == "reality" else {}
+
+
+def test_h2_is_spelled_one_way():
+    """The one spelling of HTTP/2's network, "http", from the table to the rendered config and the link."""
+    assert links.PROFILES["vless-h2-tls"].network == "http"
+    assert inbound(golden("v2ray-shape"), "vless-h2-tls")["streamSettings"]["network"] == "http"
