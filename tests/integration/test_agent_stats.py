@@ -25,6 +25,7 @@ from tests.fixtures.xray_role import (
     MODULE_UTILS_DIR,
     V2RayProcess,
     core_api,
+    core_check,
     core_filter,
     free_ports,
     self_signed_certificate,
@@ -53,7 +54,7 @@ def node(tmp_path: Path) -> Iterator[dict]:
     }
     flt = core_filter()
     shape = flt.core_shape(inbounds, settings)
-    assert core_filter().xray_config_problems(shape, core="v2ray") == []
+    assert core_check().xray_config_problems(shape, core="v2ray") == []
     config = tmp_path / "config.json"
     config.write_text(json.dumps(flt.with_users(shape, []), indent=2))
     core = V2RayProcess(config, [tcp_port, api_port], tmp_path / "v2ray.log")

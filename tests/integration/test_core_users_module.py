@@ -33,6 +33,7 @@ from tests.fixtures.xray_role import (
     V2RayProcess,
     collections_dir,
     core_api,
+    core_check,
     core_filter,
     free_ports,
     self_signed_certificate,
@@ -202,7 +203,7 @@ def make_node(tmp_path: Path, origin: tuple[str, str]) -> Iterator[Callable[...,
         }
         flt = core_filter()
         shape = flt.core_shape(inbounds, settings)
-        assert core_filter().xray_config_problems(shape, core="v2ray") == []
+        assert core_check().xray_config_problems(shape, core="v2ray") == []
         core = V2RayProcess(workdir / "config.json", [tcp_port, ws_port, api_port], workdir / "v2ray.log")
         node = Node(workdir, inbounds, shape, core, api_port, served_origin)
         node.shape_path.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
@@ -239,7 +240,7 @@ def test_adding_two_users_goes_live_without_restart_and_the_same_again_changes_n
 
     written = json.loads(node.config_path.read_text())
     assert written == core_filter().with_users(node.shape, node.desired([alice, bob]))  # the filter's view too
-    assert core_filter().xray_config_problems(written, core="v2ray") == []
+    assert core_check().xray_config_problems(written, core="v2ray") == []
     assert oct(node.config_path.stat().st_mode & 0o777) == "0o640"
     assert node.core.running() and node.core.pid == pid, "the core was restarted"
     assert node.serves(alice)

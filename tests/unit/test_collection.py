@@ -128,6 +128,7 @@ def test_the_collection_builds_with_its_content_only(built: list[str]):
     for needed in (
         "plugins/modules/core_users.py",
         "plugins/filter/core_config.py",
+        "plugins/filter/core_config_check.py",
         "plugins/module_utils/core_api.py",
         "plugins/module_utils/core_clients.py",
         "plugins/module_utils/inbound_profiles.py",

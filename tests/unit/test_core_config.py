@@ -1,13 +1,13 @@
 """The core config the xray role renders: golden files, readable refusals, our own schema check.
 
-The config filter (plugins/filter/core_config.py, imported through Ansible's collection loader as the
+The config builder (plugins/filter/core_config.py, imported through Ansible's collection loader as the
 role runs it) is fed the role's own settings (vars/main.yml templated over defaults/main.yml by
 Ansible's Templar) and two representative inventories; the result must equal
 tests/unit/golden/xray/*.json byte for byte, in the format the role writes (to_nice_json(indent=2)).
 `UPDATE_GOLDEN=1` rewrites the files; review the diff.
 
 V2Ray's `-test` silently accepts Xray-only keys (REALITY, flow), so it is no validator for Xray
-configs: `xray_config_problems` (in the same filter file) is ours, and every broken variant
+configs: `xray_config_problems` (plugins/filter/core_config_check.py) is ours, and every broken variant
 below must be caught by it.
 """
 
@@ -38,6 +38,7 @@ from tests.fixtures.xray_role import (
     PLUGINS_DIR,
     ROLE,
     collection_loader,
+    core_check,
     core_filter,
     self_signed_certificate,
     v2ray_test,
@@ -137,7 +138,7 @@ def golden(name: str) -> dict[str, Any]:
 
 
 def problems(config: Any, *args: Any, **kwargs: Any) -> list[str]:
-    return core_filter().xray_config_problems(config, *args, **kwargs)
+    return core_check().xray_config_problems(config, *args, **kwargs)
 
 
 def inbound(config: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -370,7 +371,7 @@ def test_schema_check_fills_in_desired_users_first():
         ("core_ports", lambda: core_filter().core_ports),
         ("core_unsupported", lambda: core_filter().unsupported_pairs),
         ("core_desired_users", lambda: core_filter().core_desired_users),
-        ("core_config_problems", lambda: core_filter().xray_config_problems),
+        ("core_config_problems", lambda: core_check().xray_config_problems),
     ],
 )
 def test_the_filters_are_exposed_to_ansible(name: str, function: Callable[[], Any]):
