@@ -87,3 +87,16 @@ def test_registers_are_internal(role: str):
         if "register" in task and not str(task["register"]).startswith(f"__{role}_")
     ]
     assert not wrong, f"{role}: registers must be named __{role}_...:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_has_its_default_scenario_on_a_network_of_its_own(role: str):
+    """roles/<role>/molecule/default (DESIGN.md §6), run by tests/e2e/test_molecule.py."""
+    scenario = ROLES_DIR / role / "molecule" / "default" / "molecule.yml"
+    assert scenario.is_file(), f"{role}: molecule/default is missing"
+    config = yaml.safe_load(scenario.read_text())
+    (platform,) = config["platforms"]
+    assert platform["network"] == f"rayfleet-molecule-{role.replace('_', '-')}", platform["network"]
+    assert f"--label=io.rayfleet.molecule={role}-default" in platform["extra_opts"]
+    assert config["prerun"] is False and config["dependency"]["enabled"] is False
+    assert ".ansible/collections" in config["ansible"]["env"]["ANSIBLE_COLLECTIONS_PATH"]
