@@ -1,15 +1,13 @@
-"""Per-user traffic from the core's StatsService, through the xray role's own gRPC client.
+"""Per-user traffic from the core's StatsService, through the collection's own gRPC client.
 
-The client is not copied: this module loads `rayfleet_core_api.py` (hand-encoded messages, needs only
-grpcio) from the first of these places that has it:
+The client is not copied into the agent: it is plugins/module_utils/core_api.py (hand-encoded
+messages, needs only grpcio), imported as the plain package `plugins.module_utils.core_api`. That
+works in both places the agent runs from:
 
-1. next to the agent package — the node layout: the node_agent role installs
-   `<prefix>/agent/` and copies roles/xray/module_utils/rayfleet_core_api.py to
-   `<prefix>/rayfleet_core_api.py`, beside it;
-2. the repo: `roles/xray/module_utils/rayfleet_core_api.py` (running from a checkout, tests).
-
-If a module named `rayfleet_core_api` is already loaded (e.g. by Ansible-style test helpers), it is
-reused, so its CoreAPIError class stays one class.
+1. the node: the node_agent role installs `<prefix>/agent/` and, beside it, exactly
+   `<prefix>/plugins/__init__.py`, `<prefix>/plugins/module_utils/__init__.py` and
+   `<prefix>/plugins/module_utils/core_api.py` (tests/unit/test_agent_node_layout.py);
+2. the repository (a checkout, tests): its root is the collection's root, so `plugins/` is there.
 
 Counter names: `user>>>EMAIL>>>traffic>>>uplink|downlink`. Reading with reset=True makes the read and
 the reset one step in the core, so each byte is reported once; the caller must journal the result
@@ -18,52 +16,22 @@ before anything else (agent.journal).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from collections.abc import Mapping
-from functools import cache
-from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from plugins.module_utils import core_api as client
 
 log = logging.getLogger(__name__)
 
-MODULE_NAME = "rayfleet_core_api"
-_PACKAGE_DIR = Path(__file__).resolve().parent
-CANDIDATES = (
-    _PACKAGE_DIR.parent / f"{MODULE_NAME}.py",
-    _PACKAGE_DIR.parent / "roles" / "xray" / "module_utils" / f"{MODULE_NAME}.py",
-)
 USER_PATTERN = "user>>>"
 _SEP = ">>>"
 _DIRECTIONS = ("uplink", "downlink")
 
 
-@cache
-def client_module() -> ModuleType:
-    """The rayfleet_core_api module (CoreAPI, CoreAPIError), loaded from the first CANDIDATES path."""
-    if MODULE_NAME in sys.modules:
-        return sys.modules[MODULE_NAME]
-    for path in CANDIDATES:
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-            if spec is None or spec.loader is None:
-                continue
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[MODULE_NAME] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[MODULE_NAME]
-                raise
-            return module
-    raise ImportError(f"{MODULE_NAME}.py not found; looked in: " + ", ".join(str(path) for path in CANDIDATES))
-
-
-def connect(address: str, core: str, timeout: float = 10.0) -> Any:
+def connect(address: str, core: str, timeout: float = 10.0) -> client.CoreAPI:
     """A CoreAPI for the core's API at ADDRESS (127.0.0.1:PORT); CORE is xray or v2ray. Close it after use."""
-    return client_module().CoreAPI(address, core, timeout=timeout)
+    return client.CoreAPI(address, core, timeout=timeout)
 
 
 def parse_user_stats(stats: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from control_api.runners.ansible import link_collection  # noqa: E402
 from harness.podman_node import build_node_image, molecule_lock, start_node  # noqa: E402
 
 VENV_BIN = Path(sys.prefix) / "bin"
@@ -83,7 +84,7 @@ def sync(workdir: Path, inventory: Path, user_list: list[dict[str, str]]) -> tup
     if result.returncode != 0:
         raise SystemExit(f"sync failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     tasks = json.loads(result.stdout)["plays"][0]["tasks"]
-    module = next(task for task in tasks if task["hosts"].get(NODE, {}).get("action") == "rayfleet_core_users")
+    module = next(task for task in tasks if task["hosts"].get(NODE, {}).get("action") == "rayfleet.fleet.core_users")
     duration = module["task"]["duration"]
     seconds = datetime.fromisoformat(duration["end"].rstrip("Z")) - datetime.fromisoformat(
         duration["start"].rstrip("Z")
@@ -102,6 +103,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     build_node_image()
+    # The playbooks use the collection rayfleet.fleet: ansible.cfg looks for it in .ansible/collections.
+    link_collection(REPO / ".ansible" / "collections")
     # The node on a network of its own (start_node), under the lock every podman test takes.
     with (
         molecule_lock(),
@@ -119,7 +122,7 @@ def main() -> None:
         }
         inventory.write_text(json.dumps({"vpn_nodes": {"hosts": {NODE: host}}}))
         playbook = workdir / "provision.yml"
-        playbook.write_text("- hosts: vpn_nodes\n  become: true\n  roles: [{role: xray}]\n")
+        playbook.write_text("- hosts: vpn_nodes\n  become: true\n  roles: [{role: rayfleet.fleet.xray}]\n")
         print("provisioning the bench node (real V2Ray core) ...", flush=True)
         provision = subprocess.run(
             [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],

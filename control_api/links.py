@@ -5,8 +5,9 @@ VLESS follows the Xray share-link standard (XTLS/Xray-core discussion #716, as v
         &host=…&alpn=…&fp=…&pbk=…&sid=…&flow=…&allowInsecure=1&insecure=1&pcs=…#NAME
 every value escaped like JavaScript's encodeURIComponent. VMess uses v2rayN's
 `vmess://` + base64(JSON) with the fields of its wiki ("v": "2", ps, add, port, id, aid, scy, net,
-type, host, path, tls, sni, alpn, fp, insecure). Inbound profiles are data (PROFILES); each names
-the cores that run it, and an unsupported profile is refused with a ValueError.
+type, host, path, tls, sni, alpn, fp, insecure). Inbound profiles are data (PROFILES, the table in
+plugins/module_utils/inbound_profiles.py that the node's config builder reads too); each names the
+cores that run it, and an unsupported profile is refused with a ValueError.
 """
 
 from __future__ import annotations
@@ -17,34 +18,16 @@ import ipaddress
 import json
 import uuid as uuid_lib
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+# The one profile table (the collection's module_utils, also read by the config builder); CORES, PROFILES
+# and Profile stay part of this module's API.
+from plugins.module_utils.inbound_profiles import CORES, PATH_NETWORKS, PROFILES, Profile
 
 from .reality import decode_key, is_valid_short_id
 
-CORES = frozenset({"xray", "v2ray"})
 _URI_SAFE = "-_.!~*'()"  # what encodeURIComponent leaves alone
-
-
-class Profile(NamedTuple):
-    """What one inbound profile is made of."""
-
-    protocol: str  # vless | vmess
-    network: str  # tcp | ws | http (HTTP/2), the streamSettings.network and link `type`
-    security: str  # tls | reality
-    flow: str  # "" or xtls-rprx-vision
-    cores: frozenset[str]
-    alpn: str  # comma-separated TLS ALPN the client offers; "" for REALITY
-
-
-PROFILES: dict[str, Profile] = {
-    "vless-tcp-tls": Profile("vless", "tcp", "tls", "", frozenset({"xray", "v2ray"}), "http/1.1"),
-    "vless-ws-tls": Profile("vless", "ws", "tls", "", frozenset({"xray", "v2ray"}), "http/1.1"),
-    # Xray removed the HTTP/2 transport (network "http"/"h2" fails at config load, "migrated to XHTTP").
-    "vless-h2-tls": Profile("vless", "http", "tls", "", frozenset({"v2ray"}), "h2"),
-    "vmess-ws-tls": Profile("vmess", "ws", "tls", "", frozenset({"xray", "v2ray"}), "http/1.1"),
-    "vless-reality-vision": Profile("vless", "tcp", "reality", "xtls-rprx-vision", frozenset({"xray"}), ""),
-}
 
 _VMESS_NET = {"tcp": "tcp", "ws": "ws", "http": "h2"}
 
@@ -113,7 +96,7 @@ def _check(inbound: Inbound, client: Client, profile: Profile) -> str:
         raise ValueError(f"client uuid {client.uuid!r} is not a UUID") from None
     if not 1 <= int(inbound.port) <= 65535:
         raise ValueError(f"port {inbound.port} is outside 1-65535")
-    if profile.network in ("ws", "http"):
+    if profile.network in PATH_NETWORKS:
         if not inbound.path.startswith("/"):
             raise ValueError(f"profile {inbound.profile!r} needs a path starting with '/', got {inbound.path!r}")
     elif inbound.path:
@@ -153,7 +136,7 @@ def _vless_link(inbound: Inbound, client: Client, host: str, profile: Profile, u
     params: list[tuple[str, str]] = [("encryption", "none"), ("type", profile.network)]
     params.append(("security", profile.security))
     params.append(("sni", inbound.server_name))
-    if profile.network in ("ws", "http"):
+    if profile.network in PATH_NETWORKS:
         params += [("path", inbound.path), ("host", inbound.server_name)]
     if profile.alpn:
         params.append(("alpn", profile.alpn))
@@ -185,7 +168,7 @@ def _vmess_link(inbound: Inbound, client: Client, address: str, profile: Profile
         "scy": "auto",
         "net": _VMESS_NET[profile.network],
         "type": "none",
-        "host": inbound.server_name if profile.network in ("ws", "http") else "",
+        "host": inbound.server_name if profile.network in PATH_NETWORKS else "",
         "path": inbound.path,
         "tls": "tls",
         "sni": inbound.server_name,

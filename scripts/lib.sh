@@ -43,6 +43,15 @@ ensure_venv() {
   fi
 }
 
+# ensure_collection_link : the repository is the Ansible collection rayfleet.fleet (galaxy.yml). Link it
+# as .ansible/collections/ansible_collections/rayfleet/fleet (git-ignored), the directory ansible.cfg,
+# ansible-lint and the molecule scenarios look in, with the function the control API's runner uses for
+# its own runs (link_collection in control_api/runners/ansible.py). Needs the venv (ensure_venv first).
+ensure_collection_link() {
+  .venv/bin/python -c 'import sys; from control_api.runners.ansible import link_collection; link_collection(sys.argv[1])' \
+    .ansible/collections >/dev/null
+}
+
 # ensure_postgres_binaries : initdb/pg_ctl for the test cluster (Debian's postgresql package).
 ensure_postgres_binaries() {
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_venv requirements.txt
+ensure_collection_link
 
 data_dir="${RAYFLEET_DATA_DIR:-$HOME/.local/share/rayfleet}"
 mkdir -p "$data_dir"

@@ -11,6 +11,7 @@ ensure_apt ca-certificates redis-server v2ray nftables
 ensure_postgres_binaries
 ensure_podman
 ensure_venv requirements-dev.txt
+ensure_collection_link
 ensure_checkov
 
 echo "==> ruff"

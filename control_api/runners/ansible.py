@@ -2,9 +2,14 @@
 
     result = run_playbook("sync_users.yml", inventory, {"xray_users": [...]}, limit="node-a", timeout=120)
 
-- project_dir is the repo's playbooks/ (an absolute playbook path works too), roles from roles/,
-  ANSIBLE_CONFIG the repo's ansible.cfg; the venv's bin first on PATH (RQ workers and systemd units
-  have no activated venv; ansible-runner's `binary=` breaks runs).
+- project_dir is the repo's playbooks/ (an absolute playbook path works too), ANSIBLE_CONFIG the repo's
+  ansible.cfg; the venv's bin first on PATH (RQ workers and systemd units have no activated venv;
+  ansible-runner's `binary=` breaks runs).
+- The repository is the collection rayfleet.fleet (galaxy.yml at its root): each run links it as
+  <private_data_dir>/collections/ansible_collections/rayfleet/fleet (link_collection) and puts that
+  directory first on ANSIBLE_COLLECTIONS_PATH, so playbooks use its roles, module and filters by FQCN.
+  The collections of the PyPI `ansible` package (ansible.posix, community.general, ...) are still
+  found on sys.path.
 - suppress_env_files=True: extravars (UUIDs) are passed on the command line of the child, never
   written to env/extravars; suppress_output_file=True: no artifacts/stdout. The event handler returns
   False, so no job_events/*.json is written either. What remains is ansible-runner's own
@@ -12,11 +17,12 @@
   (0700) is therefore made on tmpfs (/dev/shm) when there is one, and deleted when the run ends.
 - Everything the caller learns comes from events, never from parsing stdout: per-host stats
   (`playbook_on_stats`), the users module's `added`/`removed` (`runner_on_ok` of the
-  `rayfleet_core_users` task) and failure messages (`runner_on_failed` / `runner_on_unreachable`).
+  `rayfleet.fleet.core_users` task) and failure messages (`runner_on_failed` / `runner_on_unreachable`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -31,9 +37,11 @@ import ansible_runner
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS_DIR = REPO / "playbooks"
-ROLES_DIR = REPO / "roles"
 ANSIBLE_CFG = REPO / "ansible.cfg"
-USERS_MODULE = "rayfleet_core_users"
+# The collection the repository is (galaxy.yml), and where Ansible looks for collections by default.
+COLLECTION_NAMESPACE, COLLECTION_NAME = "rayfleet", "fleet"
+DEFAULT_COLLECTIONS_PATHS = ("~/.ansible/collections", "/usr/share/ansible/collections")
+USERS_MODULE = f"{COLLECTION_NAMESPACE}.{COLLECTION_NAME}.core_users"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _MAX_ERROR_CHARS = 2000
 # Only ever the parent of mkdtemp(): a fresh directory with a random name and mode 0700.
@@ -123,7 +131,7 @@ class EventAccounting:
     @staticmethod
     def _is_users_task(data: dict[str, Any]) -> bool:
         actions = (data.get("task_action"), data.get("resolved_action"))
-        return any(isinstance(a, str) and a.split(".")[-1] == USERS_MODULE for a in actions)
+        return USERS_MODULE in actions
 
     def _count(self, kind: str, host: str, res: dict[str, Any]) -> None:
         stats = self.hosts.setdefault(host, HostStats())
@@ -160,6 +168,48 @@ def _message(res: dict[str, Any]) -> str:
     return " ".join(str(message).split())
 
 
+def link_collection(collections_dir: str | os.PathLike[str]) -> Path:
+    """Make COLLECTIONS_DIR/ansible_collections/rayfleet/fleet a link to the repository, the collection's
+    root, so that COLLECTIONS_DIR on the collections path finds rayfleet.fleet. Idempotent; safe to race.
+
+    The one place that links the collection: the runner (per run), scripts/lib.sh `ensure_collection_link`
+    (`.ansible/collections`: hand runs, ansible-lint, molecule) and the tests call it. A link inside the
+    repository is relative, so a moved checkout keeps working; the directory holding it must stay out of
+    git (`.ansible/` is ignored), or the repository would contain itself. Returns the link's path.
+    """
+    namespace_dir = Path(collections_dir).absolute() / "ansible_collections" / COLLECTION_NAMESPACE
+    namespace_dir.mkdir(parents=True, exist_ok=True)
+    link = namespace_dir / COLLECTION_NAME
+    inside = namespace_dir.resolve().is_relative_to(REPO)
+    target = os.path.relpath(REPO, namespace_dir.resolve()) if inside else str(REPO)
+    if link.is_symlink() and os.readlink(link) == target:
+        return link
+    if link.is_dir() and not link.is_symlink():
+        # A copy installed there (ansible-lint without --offline builds and installs the collection to
+        # this very path) goes stale at the next edit: replace it, but nothing that is not that copy.
+        if not _is_installed_copy(link):
+            raise FileExistsError(f"{link} is a directory but no installed copy of the collection: remove it")
+        shutil.rmtree(link)
+    staged = namespace_dir / f".{COLLECTION_NAME}-{os.getpid()}-{time.monotonic_ns()}"
+    staged.symlink_to(target, target_is_directory=True)
+    os.replace(staged, link)  # atomic: a concurrent reader sees the old link or the new one
+    return link
+
+
+def _is_installed_copy(path: Path) -> bool:
+    """Whether PATH holds an installed build of this collection (ansible-galaxy writes MANIFEST.json)."""
+    try:
+        info = json.loads((path / "MANIFEST.json").read_text())["collection_info"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (info.get("namespace"), info.get("name")) == (COLLECTION_NAMESPACE, COLLECTION_NAME)
+
+
+def _collections_path(collections_dir: Path) -> str:
+    """ANSIBLE_COLLECTIONS_PATH for a run: the run's own link first, then Ansible's defaults."""
+    return os.pathsep.join([str(collections_dir), *DEFAULT_COLLECTIONS_PATHS])
+
+
 def _memory_tmp() -> str | None:
     """The RAM-backed tmpfs when it is a usable directory, else None (the default temporary directory)."""
     shm = _MEMORY_TMP
@@ -175,17 +225,20 @@ def run_playbook(
 ) -> PlaybookResult:
     """Run PLAYBOOK (relative to playbooks/, or absolute) against INVENTORY limited to LIMIT."""
     private_data_dir = tempfile.mkdtemp(prefix="rayfleet-ansible-", dir=_memory_tmp())
+    collections_dir = Path(private_data_dir) / "collections"
     accounting = EventAccounting()
     envvars = {
         "PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
         "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
-        "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
+        "ANSIBLE_COLLECTIONS_PATH": _collections_path(collections_dir),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
     }
     started = time.monotonic()
     try:
+        # rmtree below removes the link, never what it points at (it does not follow symlinks).
+        link_collection(collections_dir)
         runner = ansible_runner.run(
             private_data_dir=private_data_dir,
             project_dir=str(PLAYBOOKS_DIR),

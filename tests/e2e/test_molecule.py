@@ -22,10 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from control_api.runners.ansible import link_collection
 from harness.netguard import interface_addresses, podman_network
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "molecule" / "containers.conf"
+# Where every scenario's ansible.env looks for the collection rayfleet.fleet (the repository, linked).
+COLLECTIONS_DIR = REPO / ".ansible" / "collections"
 VENV_BIN = Path(sys.prefix) / "bin"
 # One molecule run at a time on the machine: two cores, and scenarios may share container names.
 LOCK_FILE = Path("/var/tmp/rayfleet-molecule.lock")
@@ -54,7 +57,6 @@ def molecule_env(ephemeral: Path | None = None) -> dict[str, str]:
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
         # Project-local podman settings (runc, explicit ulimits, cgroupfs); /etc stays untouched.
         CONTAINERS_CONF=str(CONTAINERS_CONF),
-        ANSIBLE_ROLES_PATH=str(REPO / "roles"),
         # Plain logs: they end up in a file and in the failure message.
         PY_COLORS="0",
         NO_COLOR="1",
@@ -174,6 +176,9 @@ def test_molecule_scenario(directory, scenario, node_image, machine_lock, tmp_pa
     log = tmp_path / f"molecule-{scenario}.log"
     print(f"molecule test -s {scenario} in {cwd}, log: {log}")
 
+    # The scenarios use the repository as the collection rayfleet.fleet (from `syntax` on, before any
+    # playbook of theirs runs): link it where their ansible.env looks, as scripts/lib.sh does.
+    link_collection(COLLECTIONS_DIR)
     env = molecule_env(ephemeral=tmp_path / "ephemeral")
     started = time.monotonic()
     run = MoleculeRun(cwd, ["test", "-s", scenario], log, env)

@@ -24,6 +24,8 @@ from harness.singbox import fetch_via_link
 from tests.fixtures.xray_role import (
     MODULE_UTILS_DIR,
     V2RayProcess,
+    core_api,
+    core_check,
     core_filter,
     free_ports,
     self_signed_certificate,
@@ -52,7 +54,7 @@ def node(tmp_path: Path) -> Iterator[dict]:
     }
     flt = core_filter()
     shape = flt.core_shape(inbounds, settings)
-    assert flt.xray_config_problems(shape, core="v2ray") == []
+    assert core_check().xray_config_problems(shape, core="v2ray") == []
     config = tmp_path / "config.json"
     config.write_text(json.dumps(flt.with_users(shape, []), indent=2))
     core = V2RayProcess(config, [tcp_port, api_port], tmp_path / "v2ray.log")
@@ -66,9 +68,10 @@ def node(tmp_path: Path) -> Iterator[dict]:
         core.stop()
 
 
-def test_the_agent_uses_the_roles_client_not_a_copy():
-    module = agent_core_api.client_module()
-    assert Path(module.__file__).resolve() == (MODULE_UTILS_DIR / "rayfleet_core_api.py").resolve()
+def test_the_agent_uses_the_collections_client_not_a_copy():
+    module = agent_core_api.client
+    assert Path(module.__file__).resolve() == (MODULE_UTILS_DIR / "core_api.py").resolve()
+    assert module is core_api()  # one module, so one CoreAPIError class
 
 
 def test_a_download_through_the_core_is_counted_once_and_journaled(node: dict, tmp_path: Path):

@@ -62,3 +62,34 @@ def test_a_failing_task_and_an_empty_limit_are_readable_failures(tmp_path):
     nobody = run_playbook(playbook, inventory("n1"), {}, limit="no-such-node", timeout=60)
     assert not nobody.ok and nobody.rc == 1
     assert nobody.error == "ansible-playbook ended with status failed (rc=1) and reported no task error"
+
+
+def test_a_run_finds_the_repository_as_the_collection_and_the_bundled_collections(tmp_path):
+    """The run's own link makes rayfleet.fleet resolvable (its filters, its roles by FQCN); the collections
+    of the PyPI `ansible` package resolve as before; the link goes with the private_data_dir."""
+    before = leftovers()
+    out = tmp_path / "out.json"
+    playbook = write_playbook(
+        tmp_path,
+        [
+            {
+                "name": "uses the collection's filter and a bundled collection's",
+                "ansible.builtin.copy": {
+                    "content": "{{ {'ports': [{'profile': 'vless-tcp-tls', 'port': 443}] | rayfleet.fleet.core_ports,"
+                    " 'bundled': 'node1' | community.general.dict_kv('name')} | to_json }}",
+                    "dest": str(out),
+                    "mode": "0644",
+                },
+            },
+            {
+                "name": "finds the collection's role by its FQCN (a static import: loaded, then skipped)",
+                "ansible.builtin.import_role": {"name": "rayfleet.fleet.xray", "tasks_from": "account"},
+                "when": False,
+            },
+        ],
+    )
+    result = run_playbook(playbook, inventory("n1"), {}, limit="n1", timeout=60)
+    assert result.ok, result.error
+    assert json.loads(out.read_text()) == {"ports": [443], "bundled": {"name": "node1"}}
+    assert leftovers() == before
+    assert (Path(__file__).resolve().parents[2] / "galaxy.yml").is_file()  # removing the link kept its target

@@ -26,6 +26,7 @@ from tests.fixtures.netns import (
     OTHER_V6,
     node_and_client,
 )
+from tests.fixtures.xray_role import collections_dir
 
 pytestmark = pytest.mark.slow  # about 45 s: each ansible-playbook run takes seconds
 
@@ -68,7 +69,8 @@ VALID = [name for name in SCENARIOS if name != "broken_extra_rule"]
 def _ansible_playbook(playbook: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert ANSIBLE_PLAYBOOK.exists(), f"{ANSIBLE_PLAYBOOK} is missing: install requirements-dev.txt"
     env = {key: value for key, value in os.environ.items() if key not in {"SSH_CONNECTION", "SSH_CLIENT"}}
-    env.update(ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+    # The role by its collection name, rayfleet.fleet.base, as the playbooks use it.
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(collections_dir()), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
     return subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", *args, str(playbook)],
         cwd=playbook.parent,  # away from the repo's ansible.cfg: each test says what it needs
@@ -92,7 +94,7 @@ def _nft_check(path: Path) -> subprocess.CompletedProcess[str]:
 def test_a_playbook_applying_the_role_passes_syntax_check(tmp_path):
     playbook = _write_yaml(
         tmp_path / "site.yml",
-        [{"name": "Base", "hosts": "all", "become": True, "roles": [{"role": "base"}]}],
+        [{"name": "Base", "hosts": "all", "become": True, "roles": [{"role": "rayfleet.fleet.base"}]}],
     )
     result = _ansible_playbook(playbook, "--syntax-check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -304,7 +306,7 @@ def preflight(tmp_path_factory) -> dict[str, dict]:
     for name, (task_vars, ssh_connection, _) in PREFLIGHT.items():
         run_preflight = {
             "name": "Run the preflight",
-            "ansible.builtin.include_role": {"name": "base", "tasks_from": "preflight"},
+            "ansible.builtin.include_role": {"name": "rayfleet.fleet.base", "tasks_from": "preflight"},
             "vars": task_vars,  # task vars beat the role's vars/main.yml
         }
         outcome = out / f"{name}.json"

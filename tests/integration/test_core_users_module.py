@@ -1,9 +1,10 @@
-"""The rayfleet_core_users module, run by the real ansible-playbook against a real V2Ray core on loopback.
+"""The module rayfleet.fleet.core_users, run by the real ansible-playbook against a real V2Ray core on loopback.
 
 No containers: each test starts V2Ray 4.34 with the shape the role's filter renders (vless-tcp-tls and
 vmess-ws-tls on free ports, the API on a free port, a self-signed certificate), runs the module from
-roles/xray/library through ansible-playbook (JSON callback), and proves every live change with a real
-client: sing-box driven by the share link control_api.links builds, fetching from a local origin.
+the collection (plugins/modules/core_users.py, by its FQCN, the collection on the collections path)
+through ansible-playbook (JSON callback), and proves every live change with a real client: sing-box
+driven by the share link control_api.links builds, fetching from a local origin.
 A removed user's *new* connection must fail (the API never cuts open ones). No UUID may ever appear in
 Ansible's output, at any verbosity.
 """
@@ -29,10 +30,10 @@ from control_api.links import Client, Inbound, build_link
 from harness.origin import origin_server
 from harness.singbox import ProxyError, fetch_via_link
 from tests.fixtures.xray_role import (
-    LIBRARY_DIR,
-    MODULE_UTILS_DIR,
     V2RayProcess,
+    collections_dir,
     core_api,
+    core_check,
     core_filter,
     free_ports,
     self_signed_certificate,
@@ -127,11 +128,11 @@ class Node:
 def run_playbook(
     node: Node, steps: list[dict[str, Any]], check: bool = False, verbosity: int = 0
 ) -> tuple[list[dict[str, Any]], str]:
-    """ansible-playbook with the role's library and module_utils; returns (results, whole output)."""
+    """ansible-playbook with the collection on its path; returns (results, whole output)."""
     run_dir = node.workdir / f"ansible-{len(list(node.workdir.glob('ansible-*')))}"
     run_dir.mkdir()
     tasks = [
-        {"name": f"step {index}", "rayfleet_core_users": args, "ignore_errors": True}
+        {"name": f"step {index}", "rayfleet.fleet.core_users": args, "ignore_errors": True}
         for index, args in enumerate(steps)
     ]
     playbook = run_dir / "playbook.yml"
@@ -143,8 +144,8 @@ def run_playbook(
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(run_dir / "ansible.cfg"),
-        "ANSIBLE_LIBRARY": str(LIBRARY_DIR),
-        "ANSIBLE_MODULE_UTILS": str(MODULE_UTILS_DIR),
+        # The collection by its name, as the roles use it: no library or module_utils path.
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_dir()),
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
         "ANSIBLE_LOCAL_TEMP": str(run_dir / "local-tmp"),
         "ANSIBLE_REMOTE_TMP": str(run_dir / "remote-tmp"),
@@ -202,7 +203,7 @@ def make_node(tmp_path: Path, origin: tuple[str, str]) -> Iterator[Callable[...,
         }
         flt = core_filter()
         shape = flt.core_shape(inbounds, settings)
-        assert flt.xray_config_problems(shape, core="v2ray") == []
+        assert core_check().xray_config_problems(shape, core="v2ray") == []
         core = V2RayProcess(workdir / "config.json", [tcp_port, ws_port, api_port], workdir / "v2ray.log")
         node = Node(workdir, inbounds, shape, core, api_port, served_origin)
         node.shape_path.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
@@ -239,7 +240,7 @@ def test_adding_two_users_goes_live_without_restart_and_the_same_again_changes_n
 
     written = json.loads(node.config_path.read_text())
     assert written == core_filter().with_users(node.shape, node.desired([alice, bob]))  # the filter's view too
-    assert core_filter().xray_config_problems(written, core="v2ray") == []
+    assert core_check().xray_config_problems(written, core="v2ray") == []
     assert oct(node.config_path.stat().st_mode & 0o777) == "0o640"
     assert node.core.running() and node.core.pid == pid, "the core was restarted"
     assert node.serves(alice)

@@ -74,7 +74,9 @@ def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCon
         with start_node(CONTAINER, "sync_node", NETWORK) as node:
             playbook = tmp_path_factory.mktemp("provision") / "provision.yml"
             playbook.write_text(
-                json.dumps([{"name": "Provision", "hosts": "vpn_nodes", "become": True, "roles": ["xray"]}])
+                json.dumps(
+                    [{"name": "Provision", "hosts": "vpn_nodes", "become": True, "roles": ["rayfleet.fleet.xray"]}]
+                )
             )
             inventory = {"all": {"children": {"vpn_nodes": {"hosts": {NODE_NAME: node_vars(None)}}}}}  # type: ignore[arg-type]
             result = run_playbook(str(playbook), inventory, {"xray_users": []}, limit=NODE_NAME, timeout=240)

@@ -1,12 +1,14 @@
 """The core config the xray role renders: golden files, readable refusals, our own schema check.
 
-The filter plugin (roles/xray/filter_plugins/rayfleet_core.py) is loaded by path, fed the role's own
-settings (vars/main.yml templated over defaults/main.yml by Ansible's Templar) and two representative
-inventories; the result must equal tests/unit/golden/xray/*.json byte for byte, in the format the
-role writes (to_nice_json(indent=2)). `UPDATE_GOLDEN=1` rewrites the files; review the diff.
+The config builder (plugins/filter/core_config.py, imported through Ansible's collection loader as the
+role runs it) is fed the role's own settings (vars/main.yml templated over defaults/main.yml by
+Ansible's Templar) and two representative inventories; the result must equal
+tests/unit/golden/xray/*.json byte for byte, in the format the role writes (to_nice_json(indent=2)).
+`UPDATE_GOLDEN=1` rewrites the files; review the diff.
 
 V2Ray's `-test` silently accepts Xray-only keys (REALITY, flow), so it is no validator for Xray
-configs: `xray_config_problems` is ours, and every broken variant below must be caught by it.
+configs: `xray_config_problems` (plugins/filter/core_config_check.py) is ours, and every broken variant
+below must be caught by it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,17 @@ from ansible.template import Templar, trust_as_template
 
 from control_api import links
 from control_api.reality import decode_key, encode_key, public_key_from_private
-from tests.fixtures.xray_role import FILTER_PATH, ROLE, core_filter, self_signed_certificate, v2ray_test
+from plugins.module_utils import inbound_profiles
+from tests.fixtures.xray_role import (
+    MODULE_UTILS_DIR,
+    PLUGINS_DIR,
+    ROLE,
+    collection_loader,
+    core_check,
+    core_filter,
+    self_signed_certificate,
+    v2ray_test,
+)
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "xray"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -126,7 +138,7 @@ def golden(name: str) -> dict[str, Any]:
 
 
 def problems(config: Any, *args: Any, **kwargs: Any) -> list[str]:
-    return core_filter().xray_config_problems(config, *args, **kwargs)
+    return core_check().xray_config_problems(config, *args, **kwargs)
 
 
 def inbound(config: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -351,17 +363,55 @@ def test_schema_check_fills_in_desired_users_first():
     ]
 
 
-def test_the_filter_is_exposed_to_ansible():
-    flt = core_filter()
-    assert flt.FilterModule().filters()["rayfleet_core_config_problems"] is flt.xray_config_problems
+@pytest.mark.parametrize(
+    ("name", "function"),
+    [
+        ("core_shape", lambda: core_filter().core_shape),
+        ("core_inbound_meta", lambda: core_filter().core_inbound_meta),
+        ("core_ports", lambda: core_filter().core_ports),
+        ("core_unsupported", lambda: core_filter().unsupported_pairs),
+        ("core_desired_users", lambda: core_filter().core_desired_users),
+        ("core_config_problems", lambda: core_check().xray_config_problems),
+    ],
+)
+def test_the_filters_are_exposed_to_ansible(name: str, function: Callable[[], Any]):
+    from ansible.plugins.loader import filter_loader
+
+    collection_loader()
+    plugin = filter_loader.get(f"rayfleet.fleet.{name}")
+    assert plugin is not None, f"Ansible finds no filter rayfleet.fleet.{name}"
+    assert plugin.j2_function is function()
 
 
-def test_the_filter_plugin_needs_nothing_beyond_the_standard_library():
-    tree = ast.parse(FILTER_PATH.read_text())
+COLLECTION_IMPORT = "ansible_collections.rayfleet.fleet.plugins.module_utils."
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert modules, "no imports found: the test is broken"
-    assert {name.split(".")[0] for name in modules} <= sys.stdlib_module_names, modules
+    return modules | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+@pytest.mark.parametrize("path", sorted((PLUGINS_DIR / "filter").glob("*.py")), ids=lambda path: path.name)
+def test_the_filter_plugins_need_nothing_beyond_the_standard_library(path: Path):
+    """Each filter file imports the standard library and the collection's module_utils (by FQCN), and those
+    import only the standard library: nothing to install on the controller beyond ansible-core."""
+    modules = _imports(path)
+    assert modules, f"no imports found in {path}: the test is broken"
+    own = {name for name in modules if name.startswith(COLLECTION_IMPORT)}
+    assert own, f"{path.name} imports no module_utils by their collection name"
+    assert {name.split(".")[0] for name in modules - own} <= sys.stdlib_module_names, modules
+    for name in own:
+        used = _imports(MODULE_UTILS_DIR / f"{name.removeprefix(COLLECTION_IMPORT)}.py")
+        assert {item.split(".")[0] for item in used} <= sys.stdlib_module_names | {"__future__"}, (name, used)
+
+
+def test_no_plugin_loads_code_by_file_path():
+    """Real imports only: no importlib.util, spec_from_file_location, exec or sys.path games in plugins/."""
+    for path in sorted(PLUGINS_DIR.rglob("*.py")):
+        text = path.read_text()
+        for banned in ("importlib", "spec_from_file_location", "sys.path", "exec(", "__file__"):
+            assert banned not in text, f"{path.relative_to(PLUGINS_DIR)} uses {banned}"
 
 
 Mutation = Callable[[dict[str, Any]], Any]
@@ -711,21 +761,80 @@ def test_a_correct_vision_over_tls_client_is_accepted():
     assert problems(config) == []
 
 
-# --- control_api.links and the filter describe the same profiles ----------------------------------------
+# --- one inbound-profile table for the config builder and the share links -------------------------------
 
 
-def test_links_and_filter_profiles_agree():
+def test_links_and_the_config_builder_read_the_one_profile_table():
+    """control_api.links and the builder (as Ansible loads it) read plugins/module_utils/inbound_profiles.py."""
+    assert links.PROFILES is inbound_profiles.PROFILES
+    assert links.Profile is inbound_profiles.Profile
+    core_filter()
+    builder_table = sys.modules[f"{COLLECTION_IMPORT}inbound_profiles"]
+    assert Path(builder_table.__file__).resolve() == Path(inbound_profiles.__file__).resolve()
+    assert core_filter().PROFILES == inbound_profiles.PROFILES
+    assert set(inbound_profiles.PROFILES) == {
+        "vless-tcp-tls",
+        "vless-ws-tls",
+        "vless-h2-tls",
+        "vmess-ws-tls",
+        "vless-reality-vision",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(inbound_profiles.PROFILES))
+@pytest.mark.parametrize("core", sorted(inbound_profiles.CORES))
+def test_the_builder_and_the_links_refuse_the_same_profile_core_pairs(name: str, core: str):
+    served = core in inbound_profiles.PROFILES[name].cores
+    assert (core_filter().unsupported_pairs([{"profile": name, "port": 443}], core) == []) is served
+    if served:
+        links.profile_for(name, core)
+    else:
+        with pytest.raises(ValueError, match="is not supported by core"):
+            links.profile_for(name, core)
+
+
+@pytest.mark.parametrize("name", sorted(inbound_profiles.PROFILES))
+def test_what_the_builder_renders_is_what_the_link_announces(name: str):
+    """For every profile, on a core that serves it, the rendered inbound has the table's protocol, network
+    (the link's `type`), security and flow, and accepts exactly the ALPN the link's client offers."""
+    profile = links.PROFILES[name]
+    core = "v2ray" if "v2ray" in profile.cores else "xray"
+    entry = {"profile": name, "port": 8443}
+    if profile.network in inbound_profiles.PATH_NETWORKS:
+        entry["path"] = "/p"
     flt = core_filter()
-    assert set(links.PROFILES) == set(flt.PROFILES)
-    network_in_links = {"tcp": "tcp", "ws": "ws", "h2": "http"}  # links speaks the share links' `type`
-    for name, profile in flt.PROFILES.items():
-        link_profile = links.PROFILES[name]
-        assert link_profile.protocol == profile["protocol"], name
-        assert link_profile.security == profile["security"], name
-        assert link_profile.flow == profile["flow"], name
-        assert link_profile.cores == frozenset(profile["cores"]), name
-        assert link_profile.network == network_in_links[profile["network"]], name
-        if profile["security"] == "tls":  # the client offers exactly what the server accepts
-            assert link_profile.alpn == ",".join(flt.ALPN[profile["network"]]), name
-        else:
-            assert link_profile.alpn == ""
+    config = flt.core_shape([entry], _settings(core))
+    (rendered,) = [item for item in config["inbounds"] if item["tag"] == flt.inbound_tag(entry)]
+    stream = rendered["streamSettings"]
+    assert rendered["protocol"] == profile.protocol, name
+    assert stream["network"] == profile.network, name
+    assert stream["security"] == profile.security, name
+    (meta,) = flt.core_inbound_meta([entry])
+    assert meta["flow"] == profile.flow, name
+    link = links.parse_link(
+        links.build_link(
+            links.Inbound(
+                name, 8443, path=entry.get("path", ""), server_name=TLS_NAME, **_reality_link_fields(profile)
+            ),
+            links.Client("11111111-1111-4111-8111-111111111111", "n"),
+            "198.51.100.7",
+            core,
+        )
+    )
+    assert link["network"] == stream["network"], name
+    assert link["security"] == stream["security"] and link["flow"] == profile.flow, name
+    if profile.security == "tls":  # the client offers exactly what the server accepts
+        assert link["alpn"] == stream["tlsSettings"]["alpn"] == profile.alpn.split(","), name
+    else:
+        assert link["alpn"] == [] and profile.alpn == ""
+    assert problems(config, core=core) == [], name
+
+
+def _reality_link_fields(profile: Any) -> dict[str, str]:
+    return {"public_key": REALITY_PUBLIC_KEY, "short_id": ""} if profile.security == "reality" else {}
+
+
+def test_h2_is_spelled_one_way():
+    """The one spelling of HTTP/2's network, "http", from the table to the rendered config and the link."""
+    assert links.PROFILES["vless-h2-tls"].network == "http"
+    assert inbound(golden("v2ray-shape"), "vless-h2-tls")["streamSettings"]["network"] == "http"

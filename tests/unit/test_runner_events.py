@@ -19,7 +19,7 @@ def ok(host: str, task: str, action: str, **res: object) -> dict:
 
 
 def users_ok(host: str, added: list[str], removed: list[str]) -> dict:
-    event = ok(host, "Apply the users", "rayfleet_core_users", changed=bool(added or removed))
+    event = ok(host, "Apply the users", "rayfleet.fleet.core_users", changed=bool(added or removed))
     event["event_data"]["res"].update(added=added, removed=removed)
     return event
 
@@ -32,11 +32,14 @@ def test_users_module_results_count_distinct_emails_not_inbounds():
     assert accounting.removed == {"cfg-9"}
 
 
-def test_only_the_users_task_is_read_for_adds_even_under_an_fqcn():
+def test_only_the_users_task_is_read_for_adds_even_under_a_short_name():
     accounting = EventAccounting()
     accounting(ok("n1", "Something else", "ansible.builtin.copy", changed=True, added=["x/cfg-5"]))
+    # Another collection's module of the same short name is not ours.
+    accounting(ok("n1", "Not ours", "other.collection.core_users", changed=True, added=["x/cfg-6"]))
     event = users_ok("n1", ["t/cfg-3"], [])
-    event["event_data"]["task_action"] = event["event_data"]["resolved_action"] = "rayfleet.xray.rayfleet_core_users"
+    # Written as `core_users` inside the collection: Ansible resolves it to the FQCN.
+    event["event_data"]["task_action"] = "core_users"
     accounting(event)
     assert accounting.added == {"cfg-3"}
 

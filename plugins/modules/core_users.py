@@ -3,7 +3,7 @@
 
 DOCUMENTATION = r"""
 ---
-module: rayfleet_core_users
+module: core_users
 short_description: Apply the desired users of each inbound to a running Xray/V2Ray core, as a diff.
 description:
   - Compares the desired clients of every inbound with what the node serves (the persisted config)
@@ -66,6 +66,22 @@ options:
     description: Mode of the written config.
     type: str
     default: "0640"
+author:
+  - rayfleet maintainers
+version_added: 1.0.0
+"""
+
+EXAMPLES = r"""
+- name: Apply the users to the core as a diff (what roles/xray/tasks/users.yml does)
+  rayfleet.fleet.core_users:
+    shape_path: /etc/rayfleet-core/shape.json
+    config_path: /etc/rayfleet-core/config.json
+    inbounds: "{{ xray_inbounds | rayfleet.fleet.core_inbound_meta }}"
+    users: "{{ xray_users | to_json }}"
+    core: v2ray
+    service: rayfleet-core
+    test_command: [/usr/bin/v2ray, -test, -config]
+    group: rayfleet-core
 """
 
 RETURN = r"""
@@ -93,8 +109,8 @@ import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.rayfleet_core_api import CoreAPI, CoreAPIError
-from ansible.module_utils.rayfleet_core_clients import desired_inbounds
+from ansible_collections.rayfleet.fleet.plugins.module_utils.core_api import CoreAPI, CoreAPIError
+from ansible_collections.rayfleet.fleet.plugins.module_utils.core_clients import desired_inbounds
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 UUID_RE = re.compile(f"^{UUID_PATTERN}$")  # validation: the whole value

@@ -1,217 +1,26 @@
-"""Builds the VPN core's config as data (rendered with to_nice_json), from inbound profiles.
+"""The config checker: our own schema check of a rendered core config (filter rayfleet.fleet.core_config_problems).
 
-The "shape" is the whole config with empty client lists: the role renders it, and a change to it
-(and only to it) restarts the core. Users are filled in by the rayfleet_core_users module.
+V2Ray's `-test` silently accepts Xray-only keys (a REALITY inbound then runs as plain VLESS), and on a
+node with Xray the core's own test runs only after the files are on the node. This check runs on the
+controller, on the rendered data (the builder's output, core_config.py). It judges any config, not only
+ours, so it knows every spelling the cores accept (tcp/raw, ws/websocket, h2/http). Its messages name
+inbounds and clients by tag and email only: they never quote a UUID or a private key, so they are safe
+in a fail_msg.
 """
 
 import base64
 import binascii
-import copy
 import ipaddress
 import json
 import re
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
 
-
-def _load_sibling(name):
-    """A module_utils file of this role; filter plugins cannot import role module_utils by name."""
-    spec = spec_from_file_location(name, Path(__file__).resolve().parent.parent / "module_utils" / f"{name}.py")
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_clients = _load_sibling("rayfleet_core_clients")
-
-# Profile -> what it is made of and which cores can serve it.
-PROFILES = {
-    "vless-tcp-tls": {"protocol": "vless", "network": "tcp", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
-    "vless-ws-tls": {"protocol": "vless", "network": "ws", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
-    # Xray dropped the HTTP/2 transport (it migrated to XHTTP), so h2 is V2Ray-only.
-    "vless-h2-tls": {"protocol": "vless", "network": "h2", "security": "tls", "flow": "", "cores": ["v2ray"]},
-    "vmess-ws-tls": {"protocol": "vmess", "network": "ws", "security": "tls", "flow": "", "cores": ["xray", "v2ray"]},
-    "vless-reality-vision": {
-        "protocol": "vless",
-        "network": "tcp",
-        "security": "reality",
-        "flow": "xtls-rprx-vision",
-        "cores": ["xray"],
-    },
-}
-ALPN = {"tcp": ["http/1.1"], "ws": ["http/1.1"], "h2": ["h2"]}
-PATH_NETWORKS = ("ws", "h2")
-
-
-class ProfileError(ValueError):
-    pass
-
-
-def _profile(inbound):
-    name = inbound.get("profile")
-    if name not in PROFILES:
-        raise ProfileError("unknown inbound profile {!r}; known profiles: {}".format(name, ", ".join(sorted(PROFILES))))
-    return PROFILES[name]
-
-
-def inbound_tag(inbound):
-    return inbound.get("tag") or "{}-{}".format(inbound["profile"], inbound["port"])
-
-
-def unsupported_pairs(inbounds, core):
-    """Human-readable problems for profile/core pairs the core cannot serve (empty when all is well)."""
-    problems = []
-    for inbound in inbounds:
-        try:
-            profile = _profile(inbound)
-        except ProfileError as exc:
-            problems.append(str(exc))
-            continue
-        if core not in profile["cores"]:
-            problems.append(
-                "profile {} needs the {} core, but this node runs {}".format(
-                    inbound["profile"], " or ".join(profile["cores"]), core
-                )
-            )
-    return problems
-
-
-def _stream_settings(inbound, profile, settings):
-    network = profile["network"]
-    stream = {"network": "http" if network == "h2" and settings["core"] == "v2ray" else network}
-    if network == "ws":
-        stream["wsSettings"] = {"path": inbound["path"]}
-    elif network == "h2":
-        stream["httpSettings"] = {"path": inbound["path"]}
-        if settings.get("tls_server_name"):
-            stream["httpSettings"]["host"] = [settings["tls_server_name"]]
-    if profile["security"] == "tls":
-        stream["security"] = "tls"
-        tls = {
-            "alpn": ALPN[network],
-            "certificates": [{"certificateFile": settings["tls_cert_path"], "keyFile": settings["tls_key_path"]}],
-        }
-        if settings.get("tls_server_name"):
-            tls["serverName"] = settings["tls_server_name"]
-        stream["tlsSettings"] = tls
-    else:
-        reality = settings.get("reality") or {}
-        missing = [key for key in ("private_key", "dest", "server_names", "short_ids") if not reality.get(key)]
-        if missing:
-            raise ProfileError("profile {} needs reality settings: {}".format(inbound["profile"], ", ".join(missing)))
-        stream["security"] = "reality"
-        stream["realitySettings"] = {
-            "show": False,
-            "dest": reality["dest"],
-            "xver": 0,
-            "serverNames": list(reality["server_names"]),
-            "privateKey": reality["private_key"],
-            "shortIds": list(reality["short_ids"]),
-        }
-    return stream
-
-
-def _user_inbound(inbound, settings):
-    profile = _profile(inbound)
-    if profile["network"] in PATH_NETWORKS and not str(inbound.get("path", "")).startswith("/"):
-        raise ProfileError(
-            "inbound {} ({}) needs a path starting with '/'".format(inbound_tag(inbound), inbound["profile"])
-        )
-    protocol_settings = {"clients": []}
-    if profile["protocol"] == "vless":
-        protocol_settings["decryption"] = "none"
-    return {
-        "tag": inbound_tag(inbound),
-        "listen": inbound.get("listen", settings.get("listen", "0.0.0.0")),  # noqa: S104 - an inbound serves the world
-        "port": int(inbound["port"]),
-        "protocol": profile["protocol"],
-        "settings": protocol_settings,
-        "streamSettings": _stream_settings(inbound, profile, settings),
-        "sniffing": {"enabled": True, "destOverride": ["http", "tls"]},
-    }
-
-
-def core_shape(inbounds, settings):
-    """The core's config without users. SETTINGS: core, api_port, tls_cert_path, tls_key_path,
-    tls_server_name, reality, blocked_cidrs, log_level, listen."""
-    problems = unsupported_pairs(inbounds, settings["core"])
-    if problems:
-        raise ProfileError("; ".join(problems))
-    tags = [inbound_tag(inbound) for inbound in inbounds]
-    duplicates = sorted({tag for tag in tags if tags.count(tag) > 1})
-    if duplicates:
-        raise ProfileError("inbound tags must be unique; repeated: {}".format(", ".join(duplicates)))
-    rules = [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]
-    if settings.get("blocked_cidrs"):
-        # Users must never reach the node itself (its API listens on 127.0.0.1) or private networks.
-        rules.append({"type": "field", "ip": list(settings["blocked_cidrs"]), "outboundTag": "blocked"})
-    return {
-        "log": {"loglevel": settings.get("log_level", "warning"), "access": "none"},
-        "api": {"tag": "api", "services": ["HandlerService", "StatsService"]},
-        "stats": {},
-        "policy": {
-            "levels": {"0": {"statsUserUplink": True, "statsUserDownlink": True}},
-            "system": {"statsInboundUplink": True, "statsInboundDownlink": True},
-        },
-        # V2Ray 4.34 ignores api.listen; a dokodemo-door inbound on loopback is the form both cores accept.
-        "inbounds": [
-            {
-                "tag": "api",
-                "listen": "127.0.0.1",
-                "port": int(settings["api_port"]),
-                "protocol": "dokodemo-door",
-                "settings": {"address": "127.0.0.1"},
-            }
-        ]
-        + [_user_inbound(inbound, settings) for inbound in inbounds],
-        "outbounds": [{"tag": "direct", "protocol": "freedom"}, {"tag": "blocked", "protocol": "blackhole"}],
-        # IPIfNonMatch: a destination given by name is resolved and matched against the blocked IP rules;
-        # with AsIs, "localhost:<api port>" would reach the node's loopback (and its API) past them.
-        "routing": {"domainStrategy": "IPIfNonMatch", "rules": rules},
-    }
-
-
-def core_inbound_meta(inbounds):
-    """What the users module needs per inbound: tag, protocol, flow."""
-    return [
-        {"tag": inbound_tag(inbound), "protocol": _profile(inbound)["protocol"], "flow": _profile(inbound)["flow"]}
-        for inbound in inbounds
-    ]
-
-
-def core_ports(inbounds):
-    return sorted({int(inbound["port"]) for inbound in inbounds})
-
-
-def core_desired_users(meta, users):
-    """For every inbound, its protocol and the clients it must serve (what the users module computes)."""
-    return _clients.desired_inbounds(meta, users)
-
-
-client_list = _clients.client_list
-
-
-def with_users(shape, desired):
-    """SHAPE with every inbound's clients filled in, as the users module persists it."""
-    config = copy.deepcopy(shape)
-    clients = {item["tag"]: item["clients"] for item in desired}
-    for inbound in config["inbounds"]:
-        if inbound["tag"] in clients:
-            inbound["settings"]["clients"] = clients[inbound["tag"]]
-    return config
-
-
-# --- Our own schema check ----------------------------------------------------------------------------
-# V2Ray's `-test` silently accepts Xray-only keys (a REALITY inbound then runs as plain VLESS), and on a
-# node with Xray the core's own test runs only after the files are on the node. This check runs on the
-# controller, on the rendered data. Its messages name inbounds and clients by tag and email only: they
-# never quote a UUID or a private key, so they are safe in a fail_msg.
+from ansible_collections.rayfleet.fleet.plugins.module_utils.core_clients import with_users
+from ansible_collections.rayfleet.fleet.plugins.module_utils.inbound_profiles import VISION_FLOW
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _X25519_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, URL-safe base64 without padding
 _SHORT_ID_RE = re.compile(r"^(?:[0-9a-fA-F]{2}){0,8}$")  # hex of even length 0-16
 _HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-VISION_FLOW = "xtls-rprx-vision"
 USER_PROTOCOLS = ("vless", "vmess")
 TCP_NETWORKS = ("tcp", "raw")  # Xray renamed tcp to raw; both spellings load
 PATH_SETTINGS = {"ws": "wsSettings", "websocket": "wsSettings", "h2": "httpSettings", "http": "httpSettings"}
@@ -534,12 +343,7 @@ def xray_config_problems(config, desired_users=None, core=None):
 
 
 class FilterModule:
+    """rayfleet.fleet.core_config_problems."""
+
     def filters(self):
-        return {
-            "rayfleet_core_shape": core_shape,
-            "rayfleet_core_inbound_meta": core_inbound_meta,
-            "rayfleet_core_ports": core_ports,
-            "rayfleet_core_unsupported": unsupported_pairs,
-            "rayfleet_core_desired_users": core_desired_users,
-            "rayfleet_core_config_problems": xray_config_problems,
-        }
+        return {"core_config_problems": xray_config_problems}

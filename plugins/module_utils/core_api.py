@@ -3,6 +3,11 @@
 The handful of messages are encoded by hand, so the only dependency is grpcio (Debian's
 python3-grpcio on nodes): no generated stubs, no protobuf runtime version to match. Both cores use
 the same wire format; only the proto package prefix differs ("xray." vs "v2ray.core.").
+
+The one client of the core's API: the users module imports it as
+ansible_collections.rayfleet.fleet.plugins.module_utils.core_api, the node agent as
+plugins.module_utils.core_api (the node_agent role installs it beside the agent package).
+Standard library only at import time.
 """
 
 NAMESPACES = {"xray": "xray", "v2ray": "v2ray.core"}
