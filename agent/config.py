@@ -6,7 +6,9 @@ an optional pair of matching single or double quotes around the value (no escape
 Keys are the environment variable names below; an unknown RAYFLEET_AGENT_* key is an error (a typo
 would otherwise silently fall back to a default).
 
-    RAYFLEET_AGENT_API_URL            required  http(s) base URL of the control API
+    RAYFLEET_AGENT_API_URL            required  https base URL of the control API (http only with the flag below)
+    RAYFLEET_AGENT_ALLOW_INSECURE_HTTP  false   true: accept an http:// API URL (the secret then travels in the
+                                                clear; for a test network of one's own only)
     RAYFLEET_AGENT_CLIENT_ID          required  the node's agent credentials (POST /api/v1/nodes)
     RAYFLEET_AGENT_CLIENT_SECRET      required  secret: never logged, never in repr() or error messages
     RAYFLEET_AGENT_CORE               xray      xray | v2ray (the core's gRPC package prefix)
@@ -56,6 +58,7 @@ class AgentConfig:
     interval_seconds: int = 60
     journal_path: Path = Path("/var/lib/rayfleet-agent/journal.jsonl")
     metrics_port: int = 9810
+    allow_insecure_http: bool = False
 
     @property
     def metrics_host(self) -> str:
@@ -115,13 +118,27 @@ def _check_core_api_address(raw: str, name: str, problems: list[str]) -> None:
         problems.append(f"{name} must be a loopback address (the core's API never leaves the node), got {raw!r}")
 
 
-def _check_api_url(raw: str, name: str, problems: list[str]) -> str:
+def _check_api_url(raw: str, name: str, problems: list[str], allow_http: bool) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"{name} must be an http(s) URL such as https://api.example.com, got {raw!r}")
     elif parts.username or parts.password:
         problems.append(f"{name} must not carry credentials (use CLIENT_ID/CLIENT_SECRET)")
+    elif parts.scheme == "http" and not allow_http:
+        problems.append(
+            f"{name} is http://, so the node's secret would cross the network unencrypted: use https, or set "
+            f"{PREFIX}ALLOW_INSECURE_HTTP=true on a network of your own (tests)"
+        )
     return raw.rstrip("/")
+
+
+def _bool(raw: str, name: str, problems: list[str]) -> bool:
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no", ""):
+        return False
+    problems.append(f"{name} must be true or false, got {raw!r}")
+    return False
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> AgentConfig:
@@ -158,8 +175,11 @@ def config_from_values(values: Mapping[str, str]) -> AgentConfig:
             problems.append(f"{PREFIX}{name.upper()} is required")
         else:
             kwargs[name] = raw
+    allow_http = False
+    if (raw := get("allow_insecure_http")) is not None:
+        allow_http = kwargs["allow_insecure_http"] = _bool(raw, PREFIX + "ALLOW_INSECURE_HTTP", problems)
     if "api_url" in kwargs:
-        kwargs["api_url"] = _check_api_url(str(kwargs["api_url"]), PREFIX + "API_URL", problems)
+        kwargs["api_url"] = _check_api_url(str(kwargs["api_url"]), PREFIX + "API_URL", problems, allow_http)
 
     if (raw := get("core")) is not None:
         if raw not in CORES:

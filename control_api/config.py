@@ -48,6 +48,30 @@ def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -
     return value
 
 
+def _parse_bool(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def node_api_url_problem(url: str, allow_insecure_http: bool) -> str | None:
+    """Why provisioning must not hand URL to a node's agent, or None."""
+    if not url:
+        return (
+            "RAYFLEET_NODE_API_URL is not set: the worker needs the API's URL as nodes reach it "
+            "to configure the node agent (see .env.example)"
+        )
+    if url.startswith("http://") and not allow_insecure_http:
+        return (
+            f"RAYFLEET_NODE_API_URL is {url}: over http:// the agent's secret crosses the network unencrypted. "
+            "Use https, or set RAYFLEET_NODE_API_ALLOW_INSECURE_HTTP=true on a network of your own (tests)"
+        )
+    return None
+
+
 def _parse_url(text: str, name: str) -> str:
     url = text.strip().rstrip("/")
     if not url:
@@ -74,6 +98,8 @@ class Settings:
     node_stale_after_seconds: int = 180
     # The control API's URL as node agents reach it; provisioning writes it into each agent's config.
     node_api_url: str = ""
+    # Provisioning refuses an http:// node_api_url (the agent's secret would travel in the clear) unless set.
+    node_api_allow_insecure_http: bool = False
     # The API's URL as customers reach it, for subscription URLs (/sub/<token>); empty = the request's host.
     public_base_url: str = ""
     # Sales rules (issue: the original design's numbers).
@@ -122,6 +148,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             node_stale_after_seconds=_parse_int(env, "NODE_STALE_AFTER_SECONDS", 180, minimum=1),
             node_api_url=_parse_url(env.get("RAYFLEET_NODE_API_URL", ""), "RAYFLEET_NODE_API_URL"),
+            node_api_allow_insecure_http=_parse_bool(env, "RAYFLEET_NODE_API_ALLOW_INSECURE_HTTP"),
             public_base_url=_parse_url(env.get("PUBLIC_BASE_URL", ""), "PUBLIC_BASE_URL"),
             trial_data_mb=_parse_int(env, "TRIAL_DATA_MB", 200, minimum=1),
             trial_days=_parse_int(env, "TRIAL_DAYS", 1, minimum=1),

@@ -59,6 +59,8 @@ def make_settings(database_url: str, redis_url: str = "", **overrides: object) -
         max_pending_payments_per_user=1000,
         # No sweep threads in test apps; the in-process sweep has tests of its own.
         sweep_interval_seconds=0,
+        # Provisioning needs the URL agents reach (an https one: http is refused unless allowed).
+        node_api_url="https://api.rayfleet.test",
         log_level="WARNING",
     )
     return replace(settings, **overrides)

@@ -62,11 +62,15 @@ def register(credentials: dict) -> dict:
     description="Runs playbooks/provision_node.yml through a job. queued is false when a provisioning job "
     "for the node is already waiting (the two are coalesced). Follow the result in GET /nodes/{id} (last_sync).",
     security=BEARER,
-    responses={409: "The node is disabled", 503: "The job queue (Redis) is unavailable; try again"},
+    responses={
+        409: "The node is disabled, or RAYFLEET_NODE_API_URL is unset or http:// without "
+        "RAYFLEET_NODE_API_ALLOW_INSECURE_HTTP",
+        503: "The job queue (Redis) is unavailable; try again",
+    },
 )
 def provision(node_id: int) -> dict:
     queued = node_service.request_provisioning(
-        db_session(), current_principal(), node_id, job_queue().enqueue_provision
+        db_session(), current_principal(), node_id, job_queue().enqueue_provision, settings()
     )
     return {"node_id": node_id, "queued": queued}
 

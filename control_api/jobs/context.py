@@ -76,6 +76,7 @@ class WorkerContext:
     database: Database | None = field(default=None, repr=False)
     # The API's URL as agents reach it (RAYFLEET_NODE_API_URL); provisioning requires it.
     node_api_url: str = ""
+    node_api_allow_insecure_http: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> WorkerContext:
@@ -88,6 +89,7 @@ class WorkerContext:
             node_vars=YamlNodeVars(vars_dir),
             database=database,
             node_api_url=settings.node_api_url,
+            node_api_allow_insecure_http=settings.node_api_allow_insecure_http,
         )
 
 

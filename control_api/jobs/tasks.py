@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..config import node_api_url_problem
 from ..models import Node
 from ..runners.ansible import PlaybookResult, run_playbook
 from .context import Runner, WorkerContext, worker_context
@@ -43,16 +44,15 @@ def provision_node_job(node_id: int, context: WorkerContext | None = None) -> di
     that leaked from an earlier install is useless); on success the node becomes active.
     """
     ctx = context or worker_context()
-    if not ctx.node_api_url:
-        raise SyncFailed(
-            "RAYFLEET_NODE_API_URL is not set: the worker needs the API's URL as nodes reach it "
-            "to configure the node agent (see .env.example)"
-        )
+    problem = node_api_url_problem(ctx.node_api_url, ctx.node_api_allow_insecure_http)
+    if problem:
+        raise SyncFailed(problem)
     client_id, secret = rotate_agent_secret(ctx.session_factory, node_id)
     agent_vars = {
         "node_agent_api_url": ctx.node_api_url,
         "node_agent_client_id": client_id,
         "node_agent_client_secret": secret,
+        "node_agent_allow_insecure_http": ctx.node_api_url.startswith("http://"),
     }
     runner = ctx.runner or run_playbook
 

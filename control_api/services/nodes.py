@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
+from ..config import Settings, node_api_url_problem
 from ..errors import Conflict, Forbidden
 from ..models import Node, NodeMetric, SyncRun, UserConfig, columns_of, utcnow
 from . import audit
@@ -149,11 +150,17 @@ def acknowledge_revision(
     return node_view(session, node, stale_after_seconds)
 
 
-def request_provisioning(session: Session, actor: Principal, node_id: int, enqueue: Callable[[int], bool]) -> bool:
+def request_provisioning(
+    session: Session, actor: Principal, node_id: int, enqueue: Callable[[int], bool], settings: Settings
+) -> bool:
     """Queue provision_node.yml for NODE_ID (base, core, users, agent); False if one is already queued."""
     node = get_or_404(session, Node, node_id, "Node")
     if node.status == "disabled":
         raise Conflict("The node is disabled; enable it before provisioning.", code="node_disabled")
+    # The worker would refuse the job anyway; say why now, before anything is queued.
+    problem = node_api_url_problem(settings.node_api_url, settings.node_api_allow_insecure_http)
+    if problem:
+        raise Conflict(problem, code="node_api_url_unusable")
     queued = enqueue(node.id)  # first: a queue that is down (503) leaves no audit row claiming a request
     audit.record(session, actor, "node.provision_requested", node_id=node.id, queued=queued)
     session.commit()

@@ -76,6 +76,7 @@ def agent_for(live, principals, tmp_path) -> Agent:
     config = config_from_values(
         {
             "RAYFLEET_AGENT_API_URL": live.url,
+            "RAYFLEET_AGENT_ALLOW_INSECURE_HTTP": "true",  # a loopback test server
             "RAYFLEET_AGENT_CLIENT_ID": principals.node.identifier,
             "RAYFLEET_AGENT_CLIENT_SECRET": principals.node.secret,
             "RAYFLEET_AGENT_JOURNAL_PATH": str(tmp_path / "journal.jsonl"),

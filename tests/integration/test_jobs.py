@@ -287,6 +287,7 @@ def test_provisioning_hands_the_agent_fresh_credentials_and_activates_the_node(e
     assert runner.calls == [("provision_node.yml", "node-p")]
     sent = runner.extravars[0]
     assert sent["node_agent_api_url"] == NODE_API_URL
+    assert sent["node_agent_allow_insecure_http"] is False  # https: nothing to allow
     with sessionmaker(engine)() as session:
         node = session.get(Node, node_id)
         assert node.status == "active" and node.applied_revision == 1
@@ -303,6 +304,24 @@ def test_provisioning_hands_the_agent_fresh_credentials_and_activates_the_node(e
     assert runner.extravars[1]["node_agent_client_secret"] != sent["node_agent_client_secret"]
     with sessionmaker(engine)() as session:
         assert session.get(Node, node_id).status == "draining"
+
+
+def test_provisioning_refuses_an_http_node_api_url_unless_allowed(engine, make_context):
+    """Issue 13, item 13: the agent's fresh secret never goes to a node that would send it in the clear."""
+    runner = FakeRunner()
+    context = make_context(runner)
+    context.node_api_url = "http://api.rayfleet.test"
+    node_id = add_node(engine, "node-h", status="provisioning")
+    with sessionmaker(engine)() as session:
+        before = session.get(Node, node_id).secret_hash
+    with pytest.raises(SyncFailed, match="http:// the agent's secret crosses the network unencrypted"):
+        tasks.provision_node_job(node_id, context=context)
+    assert runner.calls == []
+    with sessionmaker(engine)() as session:
+        assert session.get(Node, node_id).secret_hash == before
+    context.node_api_allow_insecure_http = True
+    tasks.provision_node_job(node_id, context=context)
+    assert runner.extravars[0]["node_agent_allow_insecure_http"] is True
 
 
 def test_provisioning_without_the_node_api_url_fails_readably_and_changes_nothing(engine, make_context):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import redis
 from rq import Queue
 from sqlalchemy import select
 
+from control_api import create_app
 from control_api.jobs.sync import node_inventory
 from control_api.models import AuditLog, Node, SyncRun
 
@@ -224,3 +226,22 @@ def test_the_bot_lists_nodes_only_for_a_telegram_admin(client, principals):
     assert client.get("/api/v1/nodes", headers=bot).status_code == 422
     assert client.get("/api/v1/nodes?acting_telegram_id=6001", headers=admin).status_code == 422
     assert client.get("/api/v1/nodes", headers=principals.node.headers).status_code == 403
+
+
+def test_provisioning_is_refused_at_once_without_a_safe_node_api_url(settings, principals):
+    """Issue 13, item 13: said before anything is queued, not found later in a failed job."""
+    for url, allow, expected in (
+        ("", False, "RAYFLEET_NODE_API_URL is not set"),
+        ("http://api.rayfleet.test", False, "unencrypted"),
+        ("http://api.rayfleet.test", True, None),
+    ):
+        app = create_app(replace(settings, node_api_url=url, node_api_allow_insecure_http=allow))
+        response = app.test_client().post(
+            f"/api/v1/nodes/{principals.node.principal_id}/provision", headers=principals.admin.headers
+        )
+        app.extensions["rayfleet.db"].engine.dispose()
+        if expected is None:
+            assert response.status_code == 202, response.json
+        else:
+            assert response.status_code == 409 and response.json["error"] == "node_api_url_unusable"
+            assert expected in response.json["message"]

@@ -44,6 +44,7 @@ def test_a_file_with_comments_and_quotes_and_the_environment_overriding_it(tmp_p
         f"""
         # rayfleet agent
         RAYFLEET_AGENT_API_URL=http://10.0.0.1:8080
+        RAYFLEET_AGENT_ALLOW_INSECURE_HTTP=true
         RAYFLEET_AGENT_CLIENT_ID = "node-1"
         RAYFLEET_AGENT_CLIENT_SECRET='{SECRET}'
         RAYFLEET_AGENT_CORE=v2ray
@@ -148,3 +149,20 @@ def test_malformed_files_are_refused_with_line_numbers(tmp_path: Path):
 def test_credentials_in_the_api_url_are_refused():
     with pytest.raises(ConfigError, match="must not carry credentials"):
         load_config(environ={**REQUIRED, "RAYFLEET_AGENT_API_URL": "https://node:pw@api.test"})
+
+
+def test_an_http_api_url_needs_the_explicit_insecure_flag():
+    """Issue 13, item 13: the node's secret never crosses the network in the clear by accident."""
+    with pytest.raises(ConfigError, match="RAYFLEET_AGENT_API_URL is http://") as refused:
+        load_config(environ={**REQUIRED, "RAYFLEET_AGENT_API_URL": "http://api.rayfleet.test"})
+    assert "ALLOW_INSECURE_HTTP=true" in str(refused.value)
+    allowed = load_config(
+        environ={
+            **REQUIRED,
+            "RAYFLEET_AGENT_API_URL": "http://192.0.2.1:8080",
+            "RAYFLEET_AGENT_ALLOW_INSECURE_HTTP": "true",
+        }
+    )
+    assert allowed.allow_insecure_http is True and allowed.api_url == "http://192.0.2.1:8080"
+    with pytest.raises(ConfigError, match="must be true or false"):
+        load_config(environ={**REQUIRED, "RAYFLEET_AGENT_ALLOW_INSECURE_HTTP": "maybe"})

@@ -114,6 +114,7 @@ def make_agent(tmp_path: Path, metrics: AgentMetrics) -> tuple[Agent, FakeReport
     config = config_from_values(
         {
             "RAYFLEET_AGENT_API_URL": "http://127.0.0.1:9",
+            "RAYFLEET_AGENT_ALLOW_INSECURE_HTTP": "true",
             "RAYFLEET_AGENT_CLIENT_ID": "node-1",
             "RAYFLEET_AGENT_CLIENT_SECRET": "s3cret-value",
             "RAYFLEET_AGENT_JOURNAL_PATH": str(tmp_path / "journal.jsonl"),
@@ -224,7 +225,8 @@ def test_main_serves_metrics_unless_the_port_is_zero_or_once(monkeypatch, tmp_pa
         monkeypatch.delenv(key)
     config = tmp_path / "agent.env"
     base = (
-        "RAYFLEET_AGENT_API_URL=http://127.0.0.1:9\nRAYFLEET_AGENT_CLIENT_ID=n\nRAYFLEET_AGENT_CLIENT_SECRET=s\n"
+        "RAYFLEET_AGENT_API_URL=http://127.0.0.1:9\nRAYFLEET_AGENT_ALLOW_INSECURE_HTTP=true\n"
+        "RAYFLEET_AGENT_CLIENT_ID=n\nRAYFLEET_AGENT_CLIENT_SECRET=s\n"
         f"RAYFLEET_AGENT_JOURNAL_PATH={tmp_path / 'journal.jsonl'}\n"
     )
     config.write_text(base + "RAYFLEET_AGENT_METRICS_PORT=9911\n")
