@@ -1,7 +1,9 @@
-"""Spec post-processing: document the statuses every operation can return, in one place."""
+"""Spec building and post-processing: what marshmallow cannot say (oneOf bodies, cross-field rules, path
+parameter ranges) and the statuses every operation can return, each in one place."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from apiflask import APIFlask
@@ -9,7 +11,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_instance
 
+from .schemas.common import MAX_ID, OneOfSchema
 from .security import SECURITY_SCHEME
+from .services.subscriptions import TOKEN_PATTERN
 
 _ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
 _GENERIC = {
@@ -19,6 +23,14 @@ _GENERIC = {
     404: "No such resource",
     413: "The body is too large",
     415: "The body is not labelled Content-Type: application/json",
+}
+# Path parameters: `<int:...>` matches ASCII digits up to BIGINT (BoundedIntConverter), else 404;
+# a Telegram user id is positive (PUT refuses 0 with 422 invalid_telegram_id, GET finds nobody);
+# a subscription token has the shape the server makes (any other is a 404, like an unknown one).
+_PATH_INTEGER = {"minimum": 0, "maximum": MAX_ID}
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "telegram_id": {"minimum": 1, "maximum": MAX_ID, "description": "A Telegram user id (positive)."},
+    "token": {"pattern": TOKEN_PATTERN, "description": "The subscription's secret token."},
 }
 
 
@@ -41,6 +53,56 @@ class RayfleetAPIFlask(APIFlask):
                 return {"$ref": f"#/components/schemas/{name}"}
         return super()._register_schema_and_get_ref(spec, registered, schema_obj)
 
+    def _generate_spec(self) -> APISpec:
+        spec = super()._generate_spec()
+        plugin = next((p for p in spec.plugins if isinstance(p, MarshmallowPlugin)), None)
+        if plugin is not None and plugin.converter is not None:
+            _complete_components(spec, plugin)
+        return spec
+
+
+def _component_name(spec: APISpec, plugin: MarshmallowPlugin, schema_class: type) -> str:
+    """The component of SCHEMA_CLASS, registered now if no route has named it yet."""
+    name = plugin.converter.refs.get(make_schema_key(schema_class()))  # type: ignore[union-attr]
+    if name is None:
+        name = schema_class.__name__
+        spec.components.schema(name, schema=schema_class)
+    return name
+
+
+def _complete_components(spec: APISpec, plugin: MarshmallowPlugin) -> None:
+    """OneOfSchema bodies become `oneOf` (with a `discriminator` when they have one), and every schema's
+    `openapi_extra` (a rule across fields, such as "with ban, a reason") joins its component."""
+    refs = plugin.converter.refs  # type: ignore[union-attr]
+    for key, name in list(refs.items()):
+        schema_class = key[0]
+        if not issubclass(schema_class, OneOfSchema):
+            continue
+        choices = {choice: _component_name(spec, plugin, choice) for choice in schema_class.one_of}
+        one_of: dict[str, Any] = {
+            "description": (schema_class.__doc__ or "").strip(),
+            "oneOf": [{"$ref": f"#/components/schemas/{choice}"} for choice in choices.values()],
+        }
+        if schema_class.discriminator:
+            mapping = {value: choices[choice] for value, choice in schema_class.mapping().items()}
+            one_of["discriminator"] = {
+                "propertyName": schema_class.discriminator,
+                "mapping": {value: f"#/components/schemas/{name}" for value, name in mapping.items()},
+            }
+        spec.components.schemas[name] = one_of
+    for key, name in refs.items():
+        extra = getattr(key[0], "openapi_extra", None)
+        if extra:
+            spec.components.schemas[name].update(copy.deepcopy(extra))
+
+
+def _describe_path_parameter(parameter: dict[str, Any]) -> None:
+    schema = parameter.setdefault("schema", {})
+    detail = _PATH_PARAMETERS.get(parameter["name"], _PATH_INTEGER if schema.get("type") == "integer" else {})
+    schema.update({key: value for key, value in detail.items() if key != "description"})
+    if "description" in detail:
+        parameter.setdefault("description", detail["description"])
+
 
 def init_openapi(app: APIFlask) -> None:
     app.security_schemes = {SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
@@ -60,6 +122,9 @@ def init_openapi(app: APIFlask) -> None:
                     wanted += [401, 403]
                 if "{" in path:
                     wanted.append(404)
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "path":
+                        _describe_path_parameter(parameter)
                 for status in wanted:
                     operation["responses"].setdefault(str(status), {"description": _GENERIC[status], **_ERROR_REF})
         # Partial (PATCH) schemas apply no defaults, so they should not advertise any.

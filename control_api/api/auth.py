@@ -21,7 +21,7 @@ bp = APIBlueprint("auth", __name__, url_prefix=f"{API_PREFIX}/auth", tag="Auth")
     summary="Log in",
     description="Admins send username + password; node agents and bot services send client_id + client_secret. "
     "Attempts are rate-limited per client address and per account.",
-    responses={401: "Invalid credentials", 429: "Too many attempts; see Retry-After"},
+    responses={401: "Invalid credentials", 429: "Too many attempts (rate_limited); see Retry-After"},
 )
 def issue_token(credentials: dict) -> dict:
     principal = auth_service.log_in(db_session(), kv_store(), settings(), credentials, client_ip())

@@ -9,6 +9,12 @@ from ..security import SECURITY_SCHEME
 
 BEARER = SECURITY_SCHEME
 API_PREFIX = "/api/v1"
+# The 422 of an operation that takes acting_telegram_id: one schema serves the bot and admins, so the
+# rule about who sends it is written here (and in the field's description), not in the schema.
+ACTING_ADMIN_422 = (
+    "The request does not match the schema (validation_error); or acting_telegram_id breaks the rule: "
+    "the bot must send it (acting_admin_required), an admin must not (not_for_admins)"
+)
 
 
 def settings() -> Settings:

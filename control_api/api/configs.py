@@ -19,7 +19,11 @@ bp = APIBlueprint("configs", __name__, url_prefix=API_PREFIX, tag="Configs")
 @bp.doc(
     summary="Give a user a config on a node (placement by location and spare capacity), or move one",
     security=BEARER,
-    responses={409: "No node available, a constant-IP config without a named node, or a banned user"},
+    responses={
+        409: "No active node of the plan's location has room (no_node_available), a constant-IP config moved "
+        "without a named node (constant_ip_pinned), a config without a plan moved without one (node_required), "
+        "or a banned user (user_banned)",
+    },
 )
 def assign_config(user_id: int, data: dict):
     return config_service.assign(db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync)
@@ -29,7 +33,9 @@ def assign_config(user_id: int, data: dict):
 @require("admin")
 @bp.output(ConfigOut)
 @bp.doc(
-    summary="Suspend a config; the next sync removes it from its node", security=BEARER, responses={409: "Not live"}
+    summary="Suspend a config; the next sync removes it from its node",
+    security=BEARER,
+    responses={409: "Not live (invalid_transition)"},
 )
 def suspend_config(config_id: int):
     return config_service.set_suspended(
@@ -40,7 +46,11 @@ def suspend_config(config_id: int):
 @bp.post("/configs/<int:config_id>/resume")
 @require("admin")
 @bp.output(ConfigOut)
-@bp.doc(summary="Resume a suspended config", security=BEARER, responses={409: "Not suspended"})
+@bp.doc(
+    summary="Resume a suspended config",
+    security=BEARER,
+    responses={409: "Not suspended (invalid_transition), or the user is banned (user_banned)"},
+)
 def resume_config(config_id: int):
     return config_service.set_suspended(
         db_session(), current_principal(), config_id, False, job_queue().enqueue_node_sync

@@ -22,7 +22,7 @@ from ..security import access_token, current_principal, require
 from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
-from .common import API_PREFIX, BEARER, client_ip, settings
+from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, client_ip, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
 
@@ -35,7 +35,11 @@ bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Node
     summary="Create a node and its agent credentials",
     description="The response carries client_secret once; store it in the node's agent config.",
     security=BEARER,
-    responses={409: "A node with that name exists"},
+    responses={
+        409: "A node with that name exists (node_name_taken)",
+        422: "The body does not match the schema (validation_error), or two inbounds share a port (details on "
+        "inbounds: JSON Schema cannot say that a property is unique across array items)",
+    },
 )
 def create_node(data: dict):
     return node_service.create_node(db_session(), current_principal(), data, settings().node_stale_after_seconds)
@@ -47,7 +51,7 @@ def create_node(data: dict):
 @bp.doc(
     summary="A node agent logs in: client id + secret for a JWT",
     description="The same rules as POST /auth/token with kind=node (rate limits per address and per account).",
-    responses={401: "Invalid credentials", 429: "Too many attempts; see Retry-After"},
+    responses={401: "Invalid credentials", 429: "Too many attempts (rate_limited); see Retry-After"},
 )
 def register(credentials: dict) -> dict:
     principal = auth_service.log_in(db_session(), kv_store(), settings(), {"kind": "node", **credentials}, client_ip())
@@ -63,8 +67,8 @@ def register(credentials: dict) -> dict:
     "for the node is already waiting (the two are coalesced). Follow the result in GET /nodes/{id} (last_sync).",
     security=BEARER,
     responses={
-        409: "The node is disabled, or RAYFLEET_NODE_API_URL is unset or http:// without "
-        "RAYFLEET_NODE_API_ALLOW_INSECURE_HTTP",
+        409: "The node is disabled (node_disabled), or RAYFLEET_NODE_API_URL is unset or http:// without "
+        "RAYFLEET_NODE_API_ALLOW_INSECURE_HTTP (node_api_url_unusable)",
         503: "The job queue (Redis) is unavailable; try again",
     },
 )
@@ -105,7 +109,7 @@ def get_node(node_id: int):
     summary="List nodes with health, the last heartbeat and the last sync",
     description="The bot may list them for a Telegram admin (is_admin) named by acting_telegram_id.",
     security=BEARER,
-    responses={403: "The bot acted for someone who is not an admin"},
+    responses={403: "The bot acted for someone who is not an admin (not_an_admin)", 422: ACTING_ADMIN_422},
 )
 def list_nodes(query: dict) -> dict:
     items = node_service.list_nodes(
@@ -129,7 +133,7 @@ def served_configs(node_id: int) -> dict:
 @bp.doc(
     summary="A node acknowledges the revision it now serves",
     security=BEARER,
-    responses={409: "The revision is ahead of the desired one"},
+    responses={409: "The revision is ahead of the desired one (revision_ahead)"},
 )
 def acknowledge_revision(node_id: int, data: dict):
     return node_service.acknowledge_revision(

@@ -7,7 +7,7 @@ from ..jobs.dispatch import job_queue
 from ..schemas.payments import PaymentCreatedOut, PaymentIn, PaymentList, PaymentOut, PaymentQuery, RejectIn, ReviewIn
 from ..security import current_principal, require
 from ..services import payments as payment_service
-from .common import API_PREFIX, BEARER, settings
+from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag="Payments")
 
@@ -24,9 +24,13 @@ bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag
     security=BEARER,
     responses={
         200: "The same proof was sent before: the first payment",
-        403: "The user is banned",
+        403: "The user is banned (user_banned)",
         404: "The user or the plan does not exist",
-        409: "The plan is not sold, no node is available, or the proof belongs to another payment",
+        409: "The plan is not sold (plan_not_for_sale), the customer has as many payments waiting for review as "
+        "MAX_PENDING_PAYMENTS_PER_USER allows (too_many_pending_payments), or the proof paid for another "
+        "customer's order (evidence_used_elsewhere) or is another payment's (evidence_reused)",
+        422: "The body does not match the schema (validation_error), or amount_cents is not the plan's price "
+        "(amount_mismatch: a rule about the plan's stored price, which a schema cannot state)",
     },
 )
 def create_payment(data: dict):
@@ -60,7 +64,11 @@ def get_payment(payment_id: int) -> dict:
 @bp.doc(
     summary="Approve a pending payment: its temporary config becomes the full plan, same link",
     security=BEARER,
-    responses={403: "The bot acted for someone who is not an admin", 409: "Not pending (says who decided)"},
+    responses={
+        403: "The bot acted for someone who is not an admin (not_an_admin)",
+        409: "Not pending (already_reviewed; says who decided)",
+        422: ACTING_ADMIN_422,
+    },
 )
 def approve(payment_id: int, data: dict) -> dict:
     return payment_service.approve_payment(
@@ -75,7 +83,11 @@ def approve(payment_id: int, data: dict) -> dict:
 @bp.doc(
     summary="Reject a pending payment: its temporary config is revoked; optionally ban the user",
     security=BEARER,
-    responses={403: "The bot acted for someone who is not an admin", 409: "Not pending (says who decided)"},
+    responses={
+        403: "The bot acted for someone who is not an admin (not_an_admin)",
+        409: "Not pending (already_reviewed; says who decided)",
+        422: ACTING_ADMIN_422,
+    },
 )
 def reject(payment_id: int, data: dict) -> dict:
     return payment_service.reject_payment(

@@ -20,7 +20,7 @@ class PlanListQuery(PlanQuery, PageQuery):
 @require("admin")
 @bp.input(PlanIn, arg_name="data")
 @bp.output(PlanOut, status_code=201)
-@bp.doc(summary="Create a plan", security=BEARER, responses={409: "A plan with that name exists"})
+@bp.doc(summary="Create a plan", security=BEARER, responses={409: "A plan with that name exists (plan_name_taken)"})
 def create_plan(data: dict):
     return plan_service.create_plan(db_session(), current_principal(), data)
 
@@ -37,7 +37,7 @@ def get_plan(plan_id: int):
 @require("admin")
 @bp.input(PlanPatch, arg_name="changes")
 @bp.output(PlanOut)
-@bp.doc(summary="Change a plan", security=BEARER, responses={409: "A plan with that name exists"})
+@bp.doc(summary="Change a plan", security=BEARER, responses={409: "A plan with that name exists (plan_name_taken)"})
 def update_plan(plan_id: int, changes: dict):
     return plan_service.update_plan(db_session(), current_principal(), plan_id, changes)
 
@@ -45,7 +45,9 @@ def update_plan(plan_id: int, changes: dict):
 @bp.delete("/<int:plan_id>")
 @require("admin")
 @bp.output({}, status_code=204)
-@bp.doc(summary="Delete an unused plan", security=BEARER, responses={409: "The plan is in use; archive it"})
+@bp.doc(
+    summary="Delete an unused plan", security=BEARER, responses={409: "The plan is in use; archive it (plan_in_use)"}
+)
 def delete_plan(plan_id: int) -> tuple[str, int]:
     plan_service.delete_plan(db_session(), current_principal(), plan_id)
     return "", 204

@@ -44,7 +44,9 @@ def _routes(collection: str, id_name: str, label: str) -> None:
         PrincipalOut,
         f"Disable a {label}: its tokens stop working on their next request",
         lambda pid: principal_service.set_enabled(db_session(), current_principal(), collection, False, pid),
-        {409: "An admin's own account, or the last enabled admin"} if collection == "admins" else {},
+        {409: "An admin's own account (cannot_disable_self), or the last enabled admin (last_admin)"}
+        if collection == "admins"
+        else {},
     )
     action(
         "enable",

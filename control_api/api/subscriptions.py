@@ -6,7 +6,14 @@ from apiflask import APIBlueprint
 from flask import Response, request
 
 from ..extensions import db_session
-from ..schemas.subscriptions import QrQuery, SubscriptionOut, SubscriptionQuery, SubscriptionRotated
+from ..schemas.subscriptions import (
+    DOCUMENTS,
+    SUBSCRIPTION_HEADERS,
+    QrQuery,
+    SubscriptionOut,
+    SubscriptionQuery,
+    SubscriptionRotated,
+)
 from ..security import current_principal, require
 from ..services import subscriptions as subscription_service
 from ..subscription_documents import MEDIA_TYPES
@@ -14,12 +21,11 @@ from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("subscriptions", __name__, tag="Subscriptions")
 
-_TEXT = {"schema": {"type": "string"}}
 _DOCUMENTS = {
-    "description": "The links of the user's active configs (none for a banned user: an empty document). "
-    "Headers: subscription-userinfo (upload, download, total bytes; expire as unix time), "
-    "profile-update-interval (hours), content-disposition.",
-    "content": {media.split(";")[0]: _TEXT for media in MEDIA_TYPES.values()},
+    "description": "The user's active configs as a document of the chosen format (none for a banned user: "
+    "an empty document)",
+    "headers": SUBSCRIPTION_HEADERS,
+    "content": {MEDIA_TYPES[name].split(";")[0]: {"schema": schema} for name, schema in DOCUMENTS.items()},
 }
 _PNG = {
     "description": "A PNG QR code of the share link",

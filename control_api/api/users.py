@@ -19,7 +19,15 @@ bp = APIBlueprint("users", __name__, url_prefix=f"{API_PREFIX}/users", tag="User
 @require("bot", "admin")
 @bp.input(TelegramUserIn, arg_name="data")
 @bp.output(UserOut, description="The user was updated (or unchanged)")
-@bp.doc(summary="Create or update a Telegram user", security=BEARER, responses={201: "The user was created"})
+@bp.doc(
+    summary="Create or update a Telegram user",
+    security=BEARER,
+    responses={
+        201: "The user was created",
+        409: "Another request changed the same user at the same moment (concurrent_update); retry",
+        422: "The body does not match the schema (validation_error), or the Telegram id is 0 (invalid_telegram_id)",
+    },
+)
 def upsert_telegram_user(telegram_id: int, data: dict):
     view, created = user_service.upsert_telegram_user(
         db_session(), current_principal(), telegram_id, data, _max_pending()
@@ -64,7 +72,11 @@ def ban_user(user_id: int, data: dict):
 @bp.doc(
     summary="Lift a ban; bring back only the configs named",
     security=BEARER,
-    responses={409: "The user is not banned", 422: "A named config is not one the ban suspended"},
+    responses={
+        409: "The user is not banned (not_banned)",
+        422: "The body does not match the schema (validation_error), or a named config is not one the ban "
+        "suspended or has expired since (not_resumable: a rule about stored state, which a schema cannot state)",
+    },
 )
 def unban_user(user_id: int, data: dict):
     return user_service.unban_user(
@@ -93,7 +105,10 @@ def list_users(filters: dict) -> dict:
 @bp.doc(
     summary="Give the user their one free trial (TRIAL_DATA_MB for TRIAL_DAYS)",
     security=BEARER,
-    responses={403: "The user is banned", 409: "The trial was used already, or no node is available"},
+    responses={
+        403: "The user is banned (user_banned)",
+        409: "The trial was used already (trial_used), or no node is available (no_node_available)",
+    },
 )
 def start_trial(user_id: int, data: dict):
     return trial_service.start_trial(

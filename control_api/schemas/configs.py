@@ -4,16 +4,32 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..models import PROTOCOLS
-from .common import db_integer
+from .common import OneOfSchema, db_integer
 
 
-class AssignIn(Schema):
-    plan_id = db_integer(1, metadata={"description": "Required for a new config."})
-    config_id = db_integer(1, allow_none=True, load_default=None, metadata={"description": "Move this config."})
+class NewConfigIn(Schema):
+    plan_id = db_integer(1, required=True, metadata={"description": "The plan the new config serves."})
     node_id = db_integer(
         1, allow_none=True, load_default=None, metadata={"description": "The node; placement picks one when absent."}
     )
     protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
+
+
+class MoveConfigIn(Schema):
+    config_id = db_integer(1, required=True, metadata={"description": "The user's config to move."})
+    node_id = db_integer(
+        1,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "The new node; placement picks another node of the plan's location when absent."},
+    )
+
+
+class AssignIn(OneOfSchema):
+    """plan_id for a new config, or config_id to move one of the user's configs (never both)."""
+
+    one_of = (NewConfigIn, MoveConfigIn)
+    no_choice = "Send plan_id for a new config, or config_id to move one (not both)."
 
 
 class ConfigOut(Schema):

@@ -1,29 +1,52 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from apiflask import Schema, fields
-from apiflask.validators import Length, OneOf, Range, Regexp
+from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 from ..links import PROFILES
 from ..models import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES
-from .common import HostIP, StrictBoolean, Text, db_integer, slug, text
+from .common import (
+    ACTING_TELEGRAM_ID,
+    IP_ADDRESS_FORMATS,
+    HostIP,
+    Pattern,
+    StrictBoolean,
+    Text,
+    db_integer,
+    query_integer,
+    slug,
+    text,
+)
 
 # Inbounds whose links need nothing but the node's TLS name; REALITY keys stay in host vars.
 TLS_PROFILES = sorted(name for name, profile in PROFILES.items() if profile.security == "tls")
+_PATH_PROFILES = [name for name in TLS_PROFILES if PROFILES[name].network in ("ws", "http")]
+_TCP_PROFILES = [name for name in TLS_PROFILES if PROFILES[name].network == "tcp"]
+DEFAULT_CORE = "xray"
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# \Z, not $: "$" would also accept a trailing newline.
-HOSTNAME = rf"^(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\Z"
+# Valid as ECMA-262 (the spec) and Python alike; Pattern matches the whole value, so "$" cannot end
+# before a trailing newline.
+HOSTNAME = rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$"
 
 
 class InboundIn(Schema):
     profile = fields.String(required=True, validate=OneOf(TLS_PROFILES))
     port = db_integer(1, 65535, required=True)
     path = Text(
-        validate=[Length(max=128), Regexp(r"^/[A-Za-z0-9._~/-]*\Z", error="A URL path such as /ws.")],
-        metadata={"description": "WebSocket / HTTP/2 profiles only."},
+        validate=[Length(max=128), Pattern(r"^/[A-Za-z0-9._~/-]*$", error="A URL path such as /ws.")],
+        metadata={"description": "WebSocket / HTTP/2 profiles only, and required there."},
     )
+
+    # The spec says it too: a ws/h2 profile needs a path, a tcp one takes none.
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            {"if": {"properties": {"profile": {"enum": _PATH_PROFILES}}}, "then": {"required": ["path"]}},
+            {"if": {"properties": {"profile": {"enum": _TCP_PROFILES}}}, "then": {"not": {"required": ["path"]}}},
+        ]
+    }
 
     @validates_schema
     def _path_matches_profile(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -32,6 +55,16 @@ class InboundIn(Schema):
             raise ValidationError({"path": [f"Profile {data['profile']} needs a path."]})
         if network == "tcp" and data.get("path"):
             raise ValidationError({"path": [f"Profile {data['profile']} takes no path."]})
+
+
+def _core_serves(core: str) -> dict[str, Any]:
+    """JSON Schema: if the node runs CORE (xray when not given), its inbounds use profiles CORE serves."""
+    condition: dict[str, Any] = {"properties": {"core": {"const": core}}}
+    if core != DEFAULT_CORE:
+        condition["required"] = ["core"]
+    served = [name for name in TLS_PROFILES if core in PROFILES[name].cores]
+    inbound = {"properties": {"profile": {"enum": served}}}
+    return {"if": condition, "then": {"properties": {"inbounds": {"items": inbound}}}}
 
 
 class InboundOut(Schema):
@@ -45,7 +78,7 @@ class NodeIn(Schema):
     public_ip = HostIP(allow_none=True, load_default=None)
     region = slug(required=True)
     location_tag = slug(required=True)
-    core = fields.String(load_default="xray", validate=OneOf(CORES))
+    core = fields.String(load_default=DEFAULT_CORE, validate=OneOf(CORES))
     capacity_score = db_integer(0, 10**6, load_default=100)
     inbounds = fields.List(
         fields.Nested(InboundIn),
@@ -56,12 +89,16 @@ class NodeIn(Schema):
     tls_server_name = Text(
         allow_none=True,
         load_default=None,
-        validate=Regexp(HOSTNAME, error="A DNS name such as node1.example.com."),
+        validate=Pattern(HOSTNAME, error="A DNS name such as node1.example.com."),
         metadata={"description": "The TLS certificate's name (the links' SNI); defaults to the node name."},
     )
     tls_self_signed = StrictBoolean(
         load_default=False, metadata={"description": "Labs and tests only: links tell clients to skip verification."}
     )
+
+    # The spec says which profiles each core serves. That two inbounds need two ports it cannot say
+    # (JSON Schema has no "unique by property"): that is a 422 with details on inbounds.
+    openapi_extra: ClassVar[dict[str, Any]] = {"allOf": [_core_serves(core) for core in CORES]}
 
     @validates_schema
     def _inbounds_fit_the_core(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -69,7 +106,7 @@ class NodeIn(Schema):
         if len(ports) != len(set(ports)):
             raise ValidationError({"inbounds": ["Each inbound needs its own port."]})
         for inbound in data.get("inbounds", []):
-            if data.get("core", "xray") not in PROFILES[inbound["profile"]].cores:
+            if data.get("core", DEFAULT_CORE) not in PROFILES[inbound["profile"]].cores:
                 raise ValidationError({"inbounds": [f"Core {data.get('core')} cannot serve {inbound['profile']}."]})
 
 
@@ -104,7 +141,7 @@ class SyncRunOut(Schema):
 class NodeOut(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
-    public_ip = fields.String(allow_none=True)
+    public_ip = fields.String(allow_none=True, metadata={"anyOf": IP_ADDRESS_FORMATS})
     region = fields.String(required=True)
     location_tag = fields.String(required=True)
     status = fields.String(required=True, validate=OneOf(NODE_STATUSES))
@@ -147,9 +184,7 @@ class ProvisionOut(Schema):
 
 class NodeQuery(Schema):
     # Query strings are text, so not db_integer (strict); the range still fits a BIGINT.
-    acting_telegram_id = fields.Integer(
-        validate=Range(min=1, max=2**63 - 1), metadata={"description": "The bot only: the Telegram admin it acts for."}
-    )
+    acting_telegram_id = query_integer(1, metadata={"description": ACTING_TELEGRAM_ID})
 
 
 class NodeList(Schema):
@@ -163,7 +198,7 @@ class IncidentIn(Schema):
 
 
 class UserTrafficIn(Schema):
-    email = Text(required=True, validate=Regexp(r"^cfg-[0-9]{1,18}$", error="Expected cfg-<config id>."))
+    email = Text(required=True, validate=Pattern(r"^cfg-[0-9]{1,18}$", error="Expected cfg-<config id>."))
     uplink = db_integer(0, 10**15, required=True, metadata={"description": "Bytes from the client."})
     downlink = db_integer(0, 10**15, required=True, metadata={"description": "Bytes to the client."})
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from apiflask import Schema, fields
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import Length, OneOf
 
 from ..models import NOTIFICATION_KINDS
-from .common import db_integer
+from .common import db_integer, query_integer
 
 
 class NotificationOut(Schema):
@@ -18,7 +18,7 @@ class NotificationOut(Schema):
 
 
 class NotificationQuery(Schema):
-    limit = fields.Integer(load_default=50, validate=Range(min=1, max=500))
+    limit = query_integer(1, 500, load_default=50)
 
 
 class NotificationList(Schema):

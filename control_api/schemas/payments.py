@@ -1,17 +1,24 @@
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from apiflask import Schema, fields
-from apiflask.validators import OneOf, Range
+from apiflask.validators import OneOf
 
 from ..models import PAYMENT_STATUSES, PROTOCOLS
-from .common import PageQuery, StrictBoolean, db_integer, text
+from .common import ACTING_TELEGRAM_ID, PageQuery, StrictBoolean, db_integer, query_integer, text
 from .configs import ConfigOut
 
 
 class PaymentIn(Schema):
     user_id = db_integer(1, required=True, metadata={"description": "The customer (PUT /users/telegram/{id})."})
     plan_id = db_integer(1, required=True)
-    amount_cents = db_integer(0, 10**12, required=True, metadata={"description": "Must equal the plan's price."})
+    amount_cents = db_integer(
+        0,
+        10**12,
+        required=True,
+        metadata={"description": "Must equal the plan's price_cents (else 422 amount_mismatch)."},
+    )
     evidence_file_id = text(255, required=True, metadata={"description": "Telegram file id of the proof."})
     evidence_unique_id = text(
         255,
@@ -25,14 +32,18 @@ class PaymentIn(Schema):
 
 
 class ReviewIn(Schema):
-    acting_telegram_id = db_integer(
-        1, metadata={"description": "The bot only: the Telegram admin (is_admin) it acts for."}
-    )
+    acting_telegram_id = db_integer(1, metadata={"description": ACTING_TELEGRAM_ID})
 
 
 class RejectIn(ReviewIn):
     reason = text(500, metadata={"description": "Told to the customer; required with ban."})
     ban = StrictBoolean(load_default=False)
+
+    # The spec says it too: with ban true, reason is required.
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"ban": {"const": True}}, "required": ["ban"]},
+        "then": {"required": ["reason"]},
+    }
 
 
 class PaymentUserOut(Schema):
@@ -70,7 +81,7 @@ class PaymentCreatedOut(PaymentOut):
 
 class PaymentQuery(PageQuery):
     status = fields.String(validate=OneOf(PAYMENT_STATUSES))
-    user_id = fields.Integer(validate=Range(min=1, max=2**63 - 1))
+    user_id = query_integer(1)
 
 
 class PaymentList(Schema):

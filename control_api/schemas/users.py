@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from apiflask import Schema, fields
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import Length, OneOf
 
 from ..models import LANGUAGES
-from .common import PageMeta, PageQuery, StrictBoolean, text
+from .common import PageMeta, PageQuery, StrictBoolean, db_integer, text
 
 
 class TelegramUserIn(Schema):
@@ -18,7 +18,7 @@ class BanIn(Schema):
 
 class UnbanIn(Schema):
     resume_config_ids = fields.List(
-        fields.Integer(strict=True, validate=Range(min=1, max=2**63 - 1)),
+        db_integer(1),
         load_default=list,
         validate=Length(max=100),
         metadata={

@@ -68,7 +68,9 @@ def acting_admin(session: Session, caller: Principal, acting_telegram_id: int | 
             raise InvalidInput("acting_telegram_id is for the bot only.", code="not_for_admins")
         return caller
     if acting_telegram_id is None:
-        raise InvalidInput("The bot must send acting_telegram_id, the Telegram admin it acts for.")
+        raise InvalidInput(
+            "The bot must send acting_telegram_id, the Telegram admin it acts for.", code="acting_admin_required"
+        )
     user = session.scalar(select(User).where(User.telegram_id == acting_telegram_id))
     if user is None or not user.is_admin or user.is_banned:
         raise Forbidden("That Telegram user is not an admin.", code="not_an_admin")

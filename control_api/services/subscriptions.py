@@ -23,7 +23,8 @@ from .lookup import get_or_404
 from .users import new_subscription_token
 
 # What new_subscription_token() makes (token_urlsafe: base64url) fits this; anything else cannot be a token.
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+TOKEN_PATTERN = "^[A-Za-z0-9_-]{16,64}$"  # noqa: S105 - a shape, not a secret; the spec says it of /sub/{token}
+_TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 # Looked up instead of a malformed token, so every unknown token costs the same query.
 _NEVER_A_TOKEN = "!"  # noqa: S105 - a placeholder no token can equal, not a secret
 BYTES_PER_MB = 1024 * 1024
