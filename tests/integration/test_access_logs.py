@@ -86,9 +86,13 @@ def test_gunicorn_access_log_never_holds_a_subscription_token(tmp_path):
     assert token not in text
 
 
-def test_no_log_holds_a_subscription_token_even_when_the_request_fails(tmp_path, caplog):
+def test_no_log_holds_a_subscription_token_even_when_the_request_fails(tmp_path, caplog, monkeypatch):
     """werkzeug's development server; first on a database without tables (a 500 and its logged
     exception), then migrated (the ordinary 404)."""
+    # Other tests quiet or disable these loggers (the bot's fake Telegram, logging.config users): this one
+    # needs their records.
+    for name in ("werkzeug", "control_api.http_errors"):
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     app = create_app(make_settings(f"sqlite:///{tmp_path}/db.sqlite3"))
     server = make_server("127.0.0.1", free_port(), app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
