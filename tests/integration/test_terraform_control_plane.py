@@ -49,6 +49,13 @@ variable "deletion_protection" {
   default = false
 }
 
+# null in the applied shape: with an explicit CA the provider modifies the new RDS instance and waits
+# for it a second time (about 80 s more against moto). The checkov scan plans with the module's default.
+variable "db_ca_cert_identifier" {
+  type    = string
+  default = null
+}
+
 module "control_plane" {
   source = "%(module)s"
 
@@ -62,6 +69,7 @@ module "control_plane" {
   lb_deletion_protection  = var.deletion_protection
   create_managed_postgres = true
   db_deletion_protection  = var.deletion_protection
+  db_ca_cert_identifier   = var.db_ca_cert_identifier
   db_skip_final_snapshot  = true
   tags                    = { project = "rayfleet", managed_by = "terraform" }
 }
@@ -121,9 +129,9 @@ def deployment(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                  "lb_certificate_arn": certificate["CertificateArn"]}  # fmt: skip
     (root / "test.auto.tfvars.json").write_text(json.dumps(variables))
 
-    terraform = Terraform(root, plugin_mirror=PLUGIN_MIRROR, env=aws_env(moto_url), progress=print)
+    terraform = Terraform(root, plugin_mirror=PLUGIN_MIRROR, env=aws_env(moto_url), progress=None)
     terraform.init(lockfile_readonly=False)  # a scratch root: no committed lock file
-    (root / "protected.tfvars").write_text("deletion_protection = true\n")
+    (root / "protected.tfvars").write_text('deletion_protection = true\ndb_ca_cert_identifier = "rds-ca-rsa2048-g1"\n')
     terraform.plan("tfplan-protected", var_files=["protected.tfvars"])  # for checkov: the production shape
     protected_plan = terraform.show_json("tfplan-protected")
     summary = terraform.plan("tfplan")
@@ -284,7 +292,8 @@ def test_replan_shows_no_drift_beyond_emulator_gaps(deployment: Deployment) -> N
 
 @pytest.mark.slow
 def test_checkov_plan_scan(deployment: Deployment, tmp_path: Path) -> None:
-    # The production shape, planned before the apply: deletion protection on (the module's default).
+    # The production shape, planned before the apply: deletion protection on and a current RDS CA
+    # (the module's defaults).
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(deployment.protected_plan))
     report = _checkov(

@@ -323,13 +323,13 @@ variable "db_password" {
 }
 
 variable "db_ca_cert_identifier" {
-  description = "Certificate authority of the database's TLS certificate (clients verify it with the matching RDS CA bundle)."
+  description = "Certificate authority of the database's TLS certificate (clients verify it with the matching RDS CA bundle). null leaves the choice to RDS (rds-ca-rsa2048-g1 for new instances since 2024)."
   type        = string
   default     = "rds-ca-rsa2048-g1"
 
   validation {
-    condition     = contains(["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"], var.db_ca_cert_identifier)
-    error_message = "db_ca_cert_identifier must be a current RDS CA: rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 or rds-ca-ecc384-g1."
+    condition     = var.db_ca_cert_identifier == null || contains(["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"], coalesce(var.db_ca_cert_identifier, "-"))
+    error_message = "db_ca_cert_identifier must be null or a current RDS CA: rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 or rds-ca-ecc384-g1."
   }
 }
 
