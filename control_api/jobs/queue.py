@@ -142,10 +142,22 @@ class RedisJobQueue(JobQueue):
     def reap_abandoned(self) -> None:
         """A worker killed mid-job (SIGKILL, OOM, a lost host) leaves its job STARTED, and RQ's
         uniqueness would refuse that id for good. Once the job's heartbeat has lapsed (RQ's TTL: the
-        job monitoring interval, 30 s, plus 60 s), StartedJobRegistry.cleanup() retries it (retries
-        left) or fails it (replaceable): the sweep and the fleet check call this before they queue."""
+        job monitoring interval, 30 s, plus 60 s), the job is deleted, so its id can be queued again
+        at once: the sweep re-finds lagging nodes and the fleet check unfinished migrations. (Not
+        RQ's own cleanup: its retry waits for a scheduler, and a killed worker's scheduler lock keeps
+        the restarted one from scheduling for up to 10 minutes.) A lost provisioning is logged: an
+        admin asks again."""
+        registry = StartedJobRegistry(self.queue.name, connection=self.connection)
         try:
-            StartedJobRegistry(self.queue.name, connection=self.connection).cleanup()
+            for job_id in registry.get_expired_job_ids():
+                try:
+                    job = Job.fetch(job_id, connection=self.connection)
+                except NoSuchJobError:
+                    continue
+                if job.get_status(refresh=True) == JobStatus.STARTED:
+                    log.warning("job %s was abandoned by a worker that died; dropped so it can run again", job_id)
+                    job.delete()
+            registry.cleanup()  # the expired entries left (none of them STARTED now)
         except redis.RedisError as exc:
             log.warning("could not reap abandoned jobs (%s)", type(exc).__name__)
 
@@ -158,6 +170,8 @@ class RedisJobQueue(JobQueue):
             return True  # gone meanwhile: try again
         if job.get_status(refresh=True) == JobStatus.STARTED:
             self.reap_abandoned()
+            # Gone: it was abandoned, queue it again. Still there: its worker's heartbeat is fresh.
+            return not Job.exists(job_id, connection=self.connection)
         if job.get_status(refresh=True) in _REPLACEABLE:
             job.delete()
             return True
