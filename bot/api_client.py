@@ -168,3 +168,8 @@ class ApiClient:
     def nodes(self, acting_telegram_id: int) -> list[dict]:
         params = {"acting_telegram_id": acting_telegram_id}
         return self.json("GET", "/api/v1/nodes", params=params)["items"]
+
+    def node_alerts(self, acting_telegram_id: int) -> list[dict]:
+        """Nodes over a health threshold, or draining: what crossed, what is moved, what needs an admin."""
+        params = {"acting_telegram_id": acting_telegram_id}
+        return self.json("GET", "/api/v1/nodes/alerts", params=params)["items"]

@@ -7,6 +7,13 @@ a round repeats none of the earlier ones. An acknowledgement the API did not tak
 first next round, and its notification is not sent again meanwhile. Telegram unreachable (a timeout, a
 refused connection) ends the round; the one in flight is sent again next round (it may have arrived:
 at least once, never lost).
+
+Notifications for the admins ("audience": "admins": node_alert, node_alert_cleared) go to the admin chat
+(TELEGRAM_ADMIN_CHAT_ID) in BOT_ADMIN_LANGUAGE, under the same rules. Without an admin chat they are
+acknowledged unsent (a warning is logged once per process): nobody could ever receive them. So is a
+notification of an audience or kind this bot does not know (from a newer API), with a warning: it can never be
+delivered by this bot and would otherwise stay first in the outbox. One the bot knows but fails to render is
+kept in the outbox, and the others go on.
 """
 
 from __future__ import annotations
@@ -20,16 +27,33 @@ from telebot.apihelper import ApiException, ApiTelegramException
 
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
+from .fleet import alert_notification
 from .i18n import language_of, t
 
 log = logging.getLogger(__name__)
 UNDELIVERABLE = (400, 403)
+USER_KINDS = frozenset(
+    ("approved", "rejected", "migrated", "config_ready", "expiring", "quota_80", "quota_100", "expired")
+)
+ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared"))
+_no_admin_chat_logged = threading.Event()
+
+
+class Undeliverable(Exception):
+    """This bot can never deliver the notification: an audience or a kind it does not know."""
 
 
 def deliver(shop: Shop, note: dict[str, Any]) -> None:
-    """Send one notification; raises when it was not delivered."""
+    """Send one notification; raises when it was not delivered (Undeliverable: it never can be)."""
+    audience, kind = note.get("audience") or "user", note.get("kind")
+    if audience == "admins":
+        _deliver_to_admins(shop, note)
+        return
+    if audience != "user":
+        raise Undeliverable(f"audience {audience!r}")
+    if kind not in USER_KINDS:
+        raise Undeliverable(f"kind {kind!r} for a user")
     language, chat_id, payload = language_of(note["language"]), note["telegram_id"], note["payload"]
-    kind = note["kind"]
     values = {key: payload.get(key, "") for key in ("payment_id", "config_id", "plan")}
     if kind == "approved":
         shop.say(chat_id, t(language, "notify_approved", **values))
@@ -56,6 +80,20 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
             shop.send_qr(chat_id, language, payload["config_id"])
     else:  # expiring, quota_80, quota_100, expired
         shop.say(chat_id, t(language, f"notify_{kind}", **values))
+
+
+def _deliver_to_admins(shop: Shop, note: dict[str, Any]) -> None:
+    kind = note.get("kind")
+    if kind not in ADMIN_KINDS:
+        raise Undeliverable(f"kind {kind!r} for the admins")
+    chat_id = shop.settings.admin_chat_id
+    if chat_id is None:
+        if not _no_admin_chat_logged.is_set():
+            _no_admin_chat_logged.set()
+            log.warning("No admin chat (TELEGRAM_ADMIN_CHAT_ID): notifications for the admins are dropped")
+        return  # acknowledged unsent: nobody could ever receive it
+    language = language_of(shop.settings.admin_language)
+    shop.say(chat_id, alert_notification(language, kind, note.get("payload") or {}))
 
 
 def _escape(text: str) -> str:
@@ -87,6 +125,8 @@ def run_once(shop: Shop, done: set[int] | None = None) -> int:
             continue  # delivered already; only its acknowledgement is missing
         try:
             deliver(shop, note)
+        except Undeliverable as exc:
+            log.warning("Notification %s can never be delivered by this bot: %s", note["id"], exc)
         except ApiTelegramException as exc:
             if exc.error_code not in UNDELIVERABLE:
                 log.warning("Notification %s not delivered yet: %s", note["id"], exc.description)
@@ -100,7 +140,7 @@ def run_once(shop: Shop, done: set[int] | None = None) -> int:
             name = type(exc).__name__
             log.warning("Telegram not reachable (%s); notification %s is sent again next round", name, note["id"])
             break
-        except Exception:  # e.g. a kind this bot does not know yet: kept for a newer bot, the others go on
+        except Exception:  # a bug rendering a known kind: kept (a fixed bot sends it), the others go on
             log.exception("Notification %s (%s) could not be rendered", note["id"], note.get("kind"))
             continue
         done.add(note["id"])

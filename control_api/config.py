@@ -113,6 +113,18 @@ class Settings:
     max_pending_payments_per_user: int = 1
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
+    # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
+    health_latency_ms: int = 200
+    health_cpu_percent: int = 85
+    health_bandwidth_percent: int = 90
+    health_dark_after_seconds: int = 180  # no heartbeat for this long = dark (default: NODE_STALE_AFTER_SECONDS)
+    # A limit counts as breached after this many consecutive heartbeats over it, cleared after as many under.
+    health_window_heartbeats: int = 3
+    # Migration (services/migration.py): configs moved onto one target node per run, and how long the
+    # source keeps serving a moved config once the target serves it.
+    migration_batch_per_node: int = 50
+    migration_grace_seconds: int = 6 * 3600
+    node_metrics_retention_days: int = 14
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -158,4 +170,17 @@ class Settings:
             auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
             max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
+            health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
+            health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),
+            health_bandwidth_percent=_parse_int(env, "HEALTH_BANDWIDTH_PERCENT", 90, minimum=1),
+            health_dark_after_seconds=_parse_int(
+                env,
+                "HEALTH_DARK_AFTER_SECONDS",
+                _parse_int(env, "NODE_STALE_AFTER_SECONDS", 180, minimum=1),
+                minimum=1,
+            ),
+            health_window_heartbeats=_parse_int(env, "HEALTH_WINDOW_HEARTBEATS", 3, minimum=1),
+            migration_batch_per_node=_parse_int(env, "MIGRATION_BATCH_PER_NODE", 50, minimum=1),
+            migration_grace_seconds=_parse_int(env, "MIGRATION_GRACE_SECONDS", 6 * 3600),
+            node_metrics_retention_days=_parse_int(env, "NODE_METRICS_RETENTION_DAYS", 14, minimum=1),
         )

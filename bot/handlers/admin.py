@@ -16,7 +16,7 @@ import requests
 from telebot.apihelper import ApiException, ApiTelegramException
 from telebot.types import CallbackQuery, Message
 
-from .. import keyboards
+from .. import fleet, keyboards
 from ..api_client import ApiError
 from ..context import Shop, guarded
 from ..i18n import money, normalize_digits, parse_int, t
@@ -168,26 +168,23 @@ def register(shop: Shop) -> None:
 
 
 def _nodes(shop: Shop, message: Message, language: str) -> None:
-    """GET /nodes for the pressing Telegram admin (acting_telegram_id); nothing is shown that the API refused."""
+    """GET /nodes and GET /nodes/alerts for the pressing Telegram admin (acting_telegram_id), joined on the node.
+
+    Nothing is shown that the API refused. An API without /nodes/alerts (404: older than the bot) still gets
+    its list, with the alerts the node views carry (none on such an API)."""
     try:
         nodes = shop.api.nodes(message.from_user.id)
+        try:
+            alerts = {alert["node_id"]: alert for alert in shop.api.node_alerts(message.from_user.id)}
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            log.warning("The API has no node alerts (%s); /nodes shows the nodes only", exc)
+            alerts = {node.get("id"): node["alert"] for node in nodes if node.get("alert")}
     except ApiError as exc:
         if exc.status in (401, 403, 422):
             shop.say(message.chat.id, t(language, "admin_nodes_unavailable"))
             return
         raise
-    lines = [t(language, "admin_nodes_header")]
-    for node in nodes:
-        metrics = node.get("last_metrics") or {}
-        load = None if metrics.get("cpu") is None else f"CPU {metrics['cpu']:.0f}%, RAM {metrics['mem']:.0f}%"
-        lines.append(
-            t(
-                language,
-                "admin_node_line",
-                name=node.get("name"),
-                status=f"{node.get('status')}/{node.get('health')}",
-                load="—" if load is None else load,
-                heartbeat=str(node.get("last_seen_at") or "—")[:16].replace("T", " "),
-            )
-        )
-    shop.say(message.chat.id, "\n".join(lines))
+    for text in fleet.nodes_messages(language, nodes, alerts):
+        shop.say(message.chat.id, text)

@@ -6,6 +6,7 @@ from flask import current_app, request
 
 from ..config import Settings
 from ..security import SECURITY_SCHEME
+from ..services.node_health import HealthPolicy
 
 BEARER = SECURITY_SCHEME
 API_PREFIX = "/api/v1"
@@ -19,6 +20,10 @@ ACTING_ADMIN_422 = (
 
 def settings() -> Settings:
     return current_app.extensions["rayfleet.settings"]
+
+
+def health_policy() -> HealthPolicy:
+    return HealthPolicy.from_settings(settings())
 
 
 def client_ip() -> str:

@@ -6,12 +6,15 @@ from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
 from ..schemas.auth import TokenOut
 from ..schemas.nodes import (
+    DrainIn,
     HeartbeatIn,
     HeartbeatOut,
+    NodeAlertList,
     NodeCreatedOut,
     NodeIn,
     NodeList,
     NodeOut,
+    NodePatchIn,
     NodeQuery,
     NodeRegisterIn,
     ProvisionOut,
@@ -19,10 +22,11 @@ from ..schemas.nodes import (
     ServedConfigsOut,
 )
 from ..security import access_token, current_principal, require
+from ..services import alerts as alert_service
 from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
-from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, client_ip, settings
+from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, client_ip, health_policy, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
 
@@ -90,7 +94,77 @@ def provision(node_id: int) -> dict:
     security=BEARER,
 )
 def heartbeat(data: dict) -> dict:
-    return heartbeat_service.record_heartbeat(db_session(), current_principal(), data)
+    return heartbeat_service.record_heartbeat(
+        db_session(), current_principal(), data, health_policy(), job_queue().enqueue_migration
+    )
+
+
+@bp.get("/alerts")
+@require("admin", "bot")
+@bp.input(NodeQuery, location="query", arg_name="query")
+@bp.output(NodeAlertList)
+@bp.doc(
+    summary="Alerting and draining nodes: breached thresholds, configs served, and the action taken",
+    description="A threshold is breached after HEALTH_WINDOW_HEARTBEATS heartbeats over its limit and clears after "
+    "as many under it; dark = no heartbeat for HEALTH_DARK_AFTER_SECONDS. Actions: migrating (dynamic configs "
+    "moving or about to), no_healthy_node (none of their tier can take them now), constant_ip_pinned (they stay; "
+    "an admin decides). The bot may read them for a Telegram admin named by acting_telegram_id.",
+    security=BEARER,
+    responses={403: "The bot acted for someone who is not an admin (not_an_admin)", 422: ACTING_ADMIN_422},
+)
+def alerts(query: dict) -> dict:
+    items = alert_service.list_alerts(
+        db_session(), current_principal(), query.get("acting_telegram_id"), health_policy()
+    )
+    return {"items": items}
+
+
+@bp.patch("/<int:node_id>")
+@require("admin")
+@bp.input(NodePatchIn, arg_name="data")
+@bp.output(NodeOut)
+@bp.doc(
+    summary="Change a node's capacity, uplink size (bandwidth_capacity_mbps) or threshold overrides",
+    security=BEARER,
+)
+def update_node(node_id: int, data: dict):
+    return node_service.update_node(
+        db_session(), current_principal(), node_id, data, settings().node_stale_after_seconds
+    )
+
+
+@bp.post("/<int:node_id>/drain")
+@require("admin")
+@bp.input(DrainIn, arg_name="data")
+@bp.output(NodeOut)
+@bp.doc(
+    summary="Drain a node: no new sales on it, and its dynamic configs move away (make-before-break)",
+    description="Each config is added to a healthy node of its tier first and its customer told the new links; "
+    "the node keeps serving it for MIGRATION_GRACE_SECONDS (none with now=true). Constant-IP configs stay.",
+    security=BEARER,
+    responses={409: "The node is provisioning or disabled (node_not_drainable)"},
+)
+def drain(node_id: int, data: dict):
+    return node_service.drain_node(
+        db_session(),
+        current_principal(),
+        node_id,
+        data["now"],
+        job_queue().enqueue_migration,
+        settings().node_stale_after_seconds,
+    )
+
+
+@bp.post("/<int:node_id>/undrain")
+@require("admin")
+@bp.output(NodeOut)
+@bp.doc(
+    summary="Take a drained node back into sales (configs already moved stay where they are)",
+    security=BEARER,
+    responses={409: "The node is not draining (node_not_draining)"},
+)
+def undrain(node_id: int):
+    return node_service.undrain_node(db_session(), current_principal(), node_id, settings().node_stale_after_seconds)
 
 
 @bp.get("/<int:node_id>")

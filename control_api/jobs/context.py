@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..config import Settings
 from ..database import Database
 from ..models import Node
+from ..services.node_health import HealthPolicy
 
 NODE_GROUP = "vpn_nodes"
 DEFAULT_NODE_VARS_DIR = "inventory/host_vars"
@@ -77,6 +78,11 @@ class WorkerContext:
     # The API's URL as agents reach it (RAYFLEET_NODE_API_URL); provisioning requires it.
     node_api_url: str = ""
     node_api_allow_insecure_http: bool = False
+    # Health limits and migration knobs (HEALTH_*, MIGRATION_*): what the migration job and the fleet check use.
+    policy: HealthPolicy = field(default_factory=HealthPolicy)
+    # Where jobs queue follow-up jobs: the in-process queue sets itself; a worker builds RQ's from REDIS_URL.
+    queue: Any = field(default=None, repr=False)
+    redis_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> WorkerContext:
@@ -90,6 +96,8 @@ class WorkerContext:
             database=database,
             node_api_url=settings.node_api_url,
             node_api_allow_insecure_http=settings.node_api_allow_insecure_http,
+            policy=HealthPolicy.from_settings(settings),
+            redis_url=settings.redis_url,
         )
 
 

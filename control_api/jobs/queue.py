@@ -51,6 +51,7 @@ FAILURE_TTL_SECONDS = 24 * 3600
 _REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED}
 SYNC_JOB = "control_api.jobs.tasks.sync_node_job"
 PROVISION_JOB = "control_api.jobs.tasks.provision_node_job"
+MIGRATE_JOB = "control_api.jobs.tasks.migrate_node_job"
 
 
 def job_function(name: str) -> Callable[..., Any]:
@@ -67,6 +68,10 @@ def provision_job_id(node_id: int) -> str:
     return f"provision-node-{int(node_id)}"
 
 
+def migrate_job_id(node_id: int) -> str:
+    return f"migrate-node-{int(node_id)}"
+
+
 class JobQueue(ABC):
     """The interface; `from_settings` picks RQ when REDIS_URL is set, threads otherwise."""
 
@@ -79,6 +84,10 @@ class JobQueue(ABC):
 
     def enqueue_node_sync(self, node_id: int) -> bool:
         return self._enqueue(SYNC_JOB, sync_job_id(node_id), node_id)
+
+    def enqueue_migration(self, node_id: int) -> bool:
+        """Move dynamic configs off an alerting or draining node; a lost one is queued again by the fleet check."""
+        return self._enqueue(MIGRATE_JOB, migrate_job_id(node_id), node_id)
 
     def enqueue_provision(self, node_id: int) -> bool:
         """Like a sync, but nothing re-enqueues a lost provisioning: raises QueueUnavailable instead."""
@@ -143,6 +152,8 @@ class InProcessJobQueue(JobQueue):
 
     def __init__(self, context: WorkerContext, max_workers: int = 2) -> None:
         self.context = context
+        # Jobs that queue further jobs (a sync that finishes a migration step) use this same queue.
+        context.queue = self
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rayfleet-job")
         self._lock = threading.Lock()
         self._waiting: set[str] = set()

@@ -1,5 +1,7 @@
 """The 5-minute sweep: the sales rules (services/lifecycle.py: auto-accept, expiry, quotas, warnings),
-then reconciliation: re-enqueue every node whose applied revision lags (DESIGN.md §2, step 5).
+the fleet check (services/fleet_watch.py: dark nodes, migration steps, metric retention; also run
+every minute on its own by run_fleet_check), then reconciliation: re-enqueue every node whose
+applied revision lags (DESIGN.md §2, step 5).
 
 `rq cron control_api.jobs.cron` enqueues `run_sweep` every 5 minutes; a worker runs it. `rq cron`
 has no lock between processes, so run_sweep takes one: a Redis key set with NX and a TTL, holding a
@@ -32,7 +34,9 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..models import Node, utcnow
+from ..services.fleet_watch import FleetCheck, check_fleet
 from ..services.lifecycle import run_lifecycle
+from ..services.node_health import HealthPolicy
 from .context import WorkerContext, worker_context
 from .queue import JobQueue
 
@@ -136,7 +140,30 @@ def run_sweep(
         with context.session_factory() as session:
             # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
             run_lifecycle(session, queue.enqueue_node_sync)
+            fleet_check(session, queue, context.policy)
             return reconcile(session, queue)
+
+
+def fleet_check(session: Session, queue: JobQueue, policy: HealthPolicy) -> FleetCheck:
+    """services/fleet_watch.check_fleet, committed, then its syncs and migrations queued."""
+    result = check_fleet(session, policy, utcnow())
+    session.commit()
+    for node_id in result.touched:
+        queue.enqueue_node_sync(node_id)
+    for node_id in result.migrate:
+        queue.enqueue_migration(node_id)
+    return result
+
+
+def run_fleet_check(settings: Settings | None = None, context: WorkerContext | None = None) -> dict[str, object]:
+    """The every-minute cron entry point: dark nodes, migration steps, retention (no lock needed:
+    each step locks the rows it changes and is idempotent)."""
+    settings = settings or Settings.from_env()
+    context = context or worker_context()
+    queue = JobQueue.from_settings(settings, context=context)
+    with context.session_factory() as session:
+        result = fleet_check(session, queue, context.policy)
+    return {"synced": result.touched, "migrating": result.migrate, "metrics_dropped": result.metrics_dropped}
 
 
 class EmbeddedSweeper:

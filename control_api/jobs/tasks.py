@@ -1,4 +1,5 @@
-"""The job functions a worker runs: `sync_node_job(node_id)` and `provision_node_job(node_id)`.
+"""The job functions a worker runs: `sync_node_job(node_id)`, `provision_node_job(node_id)` and
+`migrate_node_job(node_id)`.
 
 Jobs take ids and reload state (DESIGN.md §2); their context (sessions, runner, node vars) comes
 from context.py. A failed SyncRun RAISES SyncFailed, so RQ's Retry (see queue.py) schedules the
@@ -13,11 +14,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..config import node_api_url_problem
-from ..models import Node
+from ..config import Settings, node_api_url_problem
+from ..models import Node, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook
+from ..services import migration
 from .context import Runner, WorkerContext, worker_context
 from .provisioning import mark_provisioned, rotate_agent_secret
+from .queue import JobQueue
 from .sync import sync_node
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,50 @@ class SyncFailed(RuntimeError):
 
 def sync_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
     """RQ job `sync-node-<id>`: bring the node to its desired revision; raise SyncFailed on failure."""
-    return _run(node_id, context or worker_context(), runner_override=None)
+    ctx = context or worker_context()
+    outcome = _run(node_id, ctx, runner_override=None)
+    after_sync(ctx)
+    return outcome
+
+
+def migrate_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
+    """RQ job `migrate-node-<id>`: step every move on, then move the next batch of NODE_ID's dynamic
+    configs (services/migration.py) and queue the syncs that carry them."""
+    ctx = context or worker_context()
+    now = utcnow()
+    with ctx.session_factory() as session:
+        touched = set(migration.advance(session, ctx.policy, now))
+        run = migration.migrate_off(session, node_id, ctx.policy, now)
+        session.commit()
+    touched |= set(run.touched)
+    _follow_up(ctx, sync=sorted(touched), migrate=[])
+    return {"node_id": node_id, "moved": len(run.moved), "stranded": run.stranded, "pinned": run.pinned}
+
+
+def after_sync(ctx: WorkerContext) -> None:
+    """A node applied a revision: moves it completes go live (customers told) or end (their sources
+    synced); migrations with configs left queue their next batch."""
+    with ctx.session_factory() as session:
+        touched = migration.advance(session, ctx.policy, utcnow())
+        work = migration.nodes_with_work(session)
+        session.commit()
+    _follow_up(ctx, sync=touched, migrate=work)
+
+
+def _follow_up(ctx: WorkerContext, sync: list[int], migrate: list[int]) -> None:
+    """Queue the jobs a job's outcome calls for (nothing is lost without a queue: the sweep re-finds it)."""
+    if not (sync or migrate):
+        return
+    if ctx.queue is None and not ctx.redis_url:
+        log.info("no job queue in this context; the sweep will sync %s and migrate off %s", sync, migrate)
+        return
+    if ctx.queue is None:
+        ctx.queue = JobQueue.from_settings(Settings(database_url="", redis_url=ctx.redis_url, jwt_secret_key=""))
+    queue = ctx.queue
+    for node_id in sync:
+        queue.enqueue_node_sync(node_id)
+    for node_id in migrate:
+        queue.enqueue_migration(node_id)
 
 
 def provision_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
@@ -61,6 +107,7 @@ def provision_node_job(node_id: int, context: WorkerContext | None = None) -> di
 
     outcome = _run(node_id, ctx, runner_override=provision)
     mark_provisioned(ctx.session_factory, node_id)
+    after_sync(ctx)
     return outcome
 
 

@@ -2,8 +2,19 @@
 
 from .audit import ACTOR_TYPES, AuditLog
 from .base import Base, columns_of, utcnow
-from .node import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES, Node, NodeMetric, SyncRun
-from .notification import NOTIFICATION_KINDS, Notification
+from .node import (
+    CORES,
+    NODE_HEALTH,
+    NODE_STATUSES,
+    SYNC_STATES,
+    SYNC_STATUSES,
+    THRESHOLD_KEYS,
+    THRESHOLDS,
+    Node,
+    NodeMetric,
+    SyncRun,
+)
+from .notification import AUDIENCES, NOTIFICATION_KINDS, Notification
 from .plan import Plan
 from .principal import Admin, BotClient
 from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, SUSPEND_REASONS, Payment, UserConfig
@@ -12,6 +23,7 @@ from .user import LANGUAGES, User
 
 __all__ = [
     "ACTOR_TYPES",
+    "AUDIENCES",
     "CONFIG_KINDS",
     "CONFIG_STATUSES",
     "CORES",
@@ -24,6 +36,8 @@ __all__ = [
     "SUSPEND_REASONS",
     "SYNC_STATES",
     "SYNC_STATUSES",
+    "THRESHOLDS",
+    "THRESHOLD_KEYS",
     "Admin",
     "AuditLog",
     "Base",

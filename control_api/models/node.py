@@ -28,6 +28,14 @@ SYNC_STATUSES = ("running", "succeeded", "failed")
 # Derived for admins (services/nodes.py), not stored.
 NODE_HEALTH = ("never_seen", "healthy", "stale")
 SYNC_STATES = ("in_sync", "syncing", "failing")
+# What a node's health is judged on; Node.thresholds may override the fleet's limit of each.
+THRESHOLDS = ("latency", "cpu", "bandwidth", "dark")
+THRESHOLD_KEYS = {
+    "latency": "latency_ms",
+    "cpu": "cpu_percent",
+    "bandwidth": "bandwidth_percent",
+    "dark": "dark_after_seconds",
+}
 
 
 class Node(Base):
@@ -36,6 +44,9 @@ class Node(Base):
         CheckConstraint(enum_check("status", NODE_STATUSES), name="status"),
         CheckConstraint(enum_check("core", CORES), name="core"),
         CheckConstraint("capacity_score >= 0", name="capacity_not_negative"),
+        CheckConstraint(
+            "bandwidth_capacity_mbps IS NULL OR bandwidth_capacity_mbps > 0", name="bandwidth_capacity_positive"
+        ),
         CheckConstraint("applied_revision <= desired_revision", name="applied_not_ahead"),
         Index(None, "status", "location_tag"),
     )
@@ -66,11 +77,22 @@ class Node(Base):
     tls_server_name: Mapped[str | None] = mapped_column(String(253))
     # A self-signed certificate (labs and tests): links then ask clients to skip verification.
     tls_self_signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Health (services/node_health.py): the uplink's size for the bandwidth ratio (no bandwidth
+    # threshold without it), and per-node overrides of the fleet's thresholds (THRESHOLD_KEYS).
+    bandwidth_capacity_mbps: Mapped[int | None] = mapped_column(Integer)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default=text("'{}'"))
+    # The open alert: {threshold: {"value", "limit", "since"}} for every breached threshold ({} = none),
+    # and since when the node has been alerting.
+    alert_breached: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict, server_default=text("'{}'"))
+    alert_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Drained with "now": configs moved off it get no grace window on it.
+    drain_immediate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class NodeMetric(Base):
     __tablename__ = "node_metrics"
-    __table_args__ = (Index(None, "node_id", "timestamp"),)
+    # (node_id, timestamp): the health window's "last N heartbeats of a node"; timestamp: retention.
+    __table_args__ = (Index(None, "node_id", "timestamp"), Index(None, "timestamp"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))

@@ -34,6 +34,7 @@ class UserConfig(Base):
         Index(None, "node_id", "status"),
         Index(None, "user_id", "status"),
         Index(None, "status", "expires_at"),
+        Index(None, "previous_node_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,6 +55,22 @@ class UserConfig(Base):
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # Set with status "suspended" (one of SUSPEND_REASONS), cleared when the config comes back.
     suspend_reason: Mapped[str | None] = mapped_column(String(16))
+    # Migration (services/migration.py), make-before-break: node_id is the target, previous_node_id
+    # the source, which keeps serving the config until the target is live (the target's applied
+    # revision reached moved_at_revision, recorded in migration_live_at) and then for
+    # migration_grace_seconds more (previous_until). All NULL when the config is not moving.
+    previous_node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
+    moved_at_revision: Mapped[int | None] = mapped_column(BigInteger)
+    migration_grace_seconds: Mapped[int | None] = mapped_column(Integer)
+    migration_live_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def link_node_id(self) -> int | None:
+        """The node customers are told to use: the source while a move is not live on the target yet."""
+        if self.previous_node_id is not None and self.migration_live_at is None:
+            return self.previous_node_id
+        return self.node_id
 
     @property
     def email(self) -> str:

@@ -32,6 +32,19 @@ class AssignIn(OneOfSchema):
     no_choice = "Send plan_id for a new config, or config_id to move one (not both)."
 
 
+class MigrationOut(Schema):
+    from_node_id = fields.Integer(
+        required=True, metadata={"description": "The source, serving it until the grace ends."}
+    )
+    to_node_id = fields.Integer(required=True)
+    live_on_target = fields.Boolean(
+        required=True, metadata={"description": "The target serves it; links and /sub name the target."}
+    )
+    source_until = fields.DateTime(
+        allow_none=True, metadata={"description": "When the source stops serving it (set once live on the target)."}
+    )
+
+
 class ConfigOut(Schema):
     id = fields.Integer(required=True)
     user_id = fields.Integer(required=True)
@@ -56,8 +69,12 @@ class ConfigOut(Schema):
         fields.String(),
         required=True,
         metadata={
-            "description": "Share links (vless:// or vmess://), one per inbound of the node that speaks the protocol."
+            "description": "Share links (vless:// or vmess://), one per inbound of the node that speaks the protocol "
+            "(while the config moves, of the source until the target serves it)."
         },
+    )
+    migration = fields.Nested(
+        MigrationOut, allow_none=True, metadata={"description": "Set while the config moves to another node."}
     )
 
 

@@ -7,7 +7,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 from ..links import PROFILES
-from ..models import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES
+from ..models import CORES, NODE_HEALTH, NODE_STATUSES, SYNC_STATES, SYNC_STATUSES, THRESHOLDS
 from .common import (
     ACTING_TELEGRAM_ID,
     IP_ADDRESS_FORMATS,
@@ -73,6 +73,19 @@ class InboundOut(Schema):
     path = fields.String()
 
 
+class ThresholdsIn(Schema):
+    """Per-node limits; a missing or null one means the fleet's (HEALTH_* settings)."""
+
+    latency_ms = fields.Float(
+        allow_none=True, validate=Range(min=0, max=600_000), metadata={"description": "Median probe connect time."}
+    )
+    cpu_percent = fields.Float(allow_none=True, validate=Range(min=0, max=100))
+    bandwidth_percent = fields.Float(
+        allow_none=True, validate=Range(min=0, max=1000), metadata={"description": "Of bandwidth_capacity_mbps."}
+    )
+    dark_after_seconds = db_integer(1, 7 * 86400, allow_none=True, metadata={"description": "No heartbeat this long."})
+
+
 class NodeIn(Schema):
     name = slug(64, required=True)
     public_ip = HostIP(allow_none=True, load_default=None)
@@ -80,6 +93,10 @@ class NodeIn(Schema):
     location_tag = slug(required=True)
     core = fields.String(load_default=DEFAULT_CORE, validate=OneOf(CORES))
     capacity_score = db_integer(0, 10**6, load_default=100)
+    bandwidth_capacity_mbps = db_integer(
+        1, 10**7, allow_none=True, load_default=None, metadata={"description": "The uplink, for the bandwidth ratio."}
+    )
+    thresholds = fields.Nested(ThresholdsIn, load_default=dict)
     inbounds = fields.List(
         fields.Nested(InboundIn),
         load_default=list,
@@ -110,6 +127,21 @@ class NodeIn(Schema):
                 raise ValidationError({"inbounds": [f"Core {data.get('core')} cannot serve {inbound['profile']}."]})
 
 
+class NodePatchIn(Schema):
+    capacity_score = db_integer(0, 10**6)
+    bandwidth_capacity_mbps = db_integer(1, 10**7, allow_none=True)
+    thresholds = fields.Nested(
+        ThresholdsIn, metadata={"description": "Merged into the node's overrides; a null value removes one."}
+    )
+
+
+class DrainIn(Schema):
+    now = StrictBoolean(
+        load_default=False,
+        metadata={"description": "true: no grace window; the node stops serving each config once its target does."},
+    )
+
+
 class NodeRegisterIn(Schema):
     client_id = text(64, required=True, metadata={"description": "From POST /nodes (or the provision job)."})
     client_secret = text(256, required=True)
@@ -138,6 +170,42 @@ class SyncRunOut(Schema):
     finished_at = fields.DateTime(allow_none=True)
 
 
+class BreachOut(Schema):
+    threshold = fields.String(required=True, validate=OneOf(THRESHOLDS))
+    value = fields.Float(allow_none=True, metadata={"description": "The latest value (dark: seconds silent)."})
+    limit = fields.Float(required=True)
+    since = fields.String(required=True, metadata={"description": "ISO 8601: when it was raised."})
+
+
+class AlertActionOut(Schema):
+    code = fields.String(required=True, validate=OneOf(("migrating", "no_healthy_node", "constant_ip_pinned")))
+    count = fields.Integer(required=True)
+
+
+class AlertConfigsOut(Schema):
+    dynamic = fields.Integer(required=True, metadata={"description": "Dynamic configs still on the node."})
+    constant_ip = fields.Integer(required=True)
+    migrating_away = fields.Integer(required=True, metadata={"description": "Moving; the node serves them meanwhile."})
+
+
+class NodeAlertOut(Schema):
+    node_id = fields.Integer(required=True)
+    node_name = fields.String(required=True)
+    location_tag = fields.String(required=True)
+    region = fields.String(required=True)
+    status = fields.String(required=True, validate=OneOf(NODE_STATUSES))
+    since = fields.DateTime(allow_none=True, metadata={"description": "Alerting since (null: only draining)."})
+    breached = fields.List(fields.Nested(BreachOut), required=True)
+    draining = fields.Boolean(required=True)
+    configs = fields.Nested(AlertConfigsOut, required=True)
+    constant_ip_config_ids = fields.List(fields.Integer(), required=True)
+    actions = fields.List(fields.Nested(AlertActionOut), required=True)
+
+
+class NodeAlertList(Schema):
+    items = fields.List(fields.Nested(NodeAlertOut), required=True)
+
+
 class NodeOut(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -155,6 +223,13 @@ class NodeOut(Schema):
     inbounds = fields.List(fields.Nested(InboundOut), required=True)
     tls_server_name = fields.String(allow_none=True)
     tls_self_signed = fields.Boolean(required=True)
+    bandwidth_capacity_mbps = fields.Integer(allow_none=True)
+    thresholds = fields.Dict(required=True, metadata={"description": "This node's overrides of the fleet limits."})
+    alert_since = fields.DateTime(allow_none=True, metadata={"description": "Alerting since; null when healthy."})
+    alert_breached = fields.Dict(
+        required=True, metadata={"description": "{threshold: {value, limit, since}}; see GET /nodes/alerts."}
+    )
+    drain_immediate = fields.Boolean(required=True)
     health = fields.String(
         required=True,
         validate=OneOf(NODE_HEALTH),

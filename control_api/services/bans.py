@@ -25,7 +25,7 @@ from ..actors import Principal, TelegramAdmin
 from ..errors import Forbidden
 from ..models import Payment, User, UserConfig
 from . import audit, notifications
-from .revisions import SERVED_STATUSES, bump
+from .revisions import SERVED_STATUSES, bump, serving_nodes
 
 
 def ensure_not_banned(user: User) -> None:
@@ -71,7 +71,7 @@ def apply_ban(session: Session, actor: Principal, user: User, reason: str, now: 
         .where(UserConfig.user_id == user.id, UserConfig.status.in_(SERVED_STATUSES))
         .with_for_update()
     ).all()
-    touched = [config.node_id for config in configs]
+    touched = serving_nodes(configs)
     suspended = 0
     for config in configs:
         if config.id in revoked_config_ids:

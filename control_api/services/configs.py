@@ -20,7 +20,7 @@ from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
 from . import audit, notifications
 from .lookup import get_or_404
 from .placement import place
-from .revisions import Dispatch, bump, commit_and_dispatch
+from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
 
 
 def new_config(
@@ -95,10 +95,14 @@ def _reassign(session: Session, actor: Principal, user: User, data: dict[str, An
         raise Conflict("This config has no plan to place it by; name the node_id.", code="node_required")
     if target.id == config.node_id:
         return config
+    old_nodes = serving_nodes([config])
     old_node_id, config.node_id = config.node_id, target.id
+    # An admin's move ends any automatic one: the config is served by the named node only.
+    config.previous_node_id = config.moved_at_revision = config.migration_grace_seconds = None
+    config.migration_live_at = config.previous_until = None
     if config.status == "active":
         config.status = "pending"
-    touched = bump(session, [old_node_id, target.id])
+    touched = bump(session, [*old_nodes, target.id])
     audit.record(session, actor, "config.move", config_id=config.id, from_node_id=old_node_id, to_node_id=target.id)
     # The customer's link names the node's address: tell them, with the new links.
     notifications.notify(
@@ -131,7 +135,7 @@ def set_suspended(
         if user.is_banned:
             raise Conflict(f"User {user.id} is banned; unban them first.", code="user_banned")
     config.status, config.suspend_reason = ("suspended", "admin") if suspended else ("pending", None)
-    touched = bump(session, [config.node_id])
+    touched = bump(session, serving_nodes([config]))
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
     commit_and_dispatch(session, touched, dispatch)
     return config_view(session, config)
@@ -147,8 +151,8 @@ def config_details(session: Session, config_id: int) -> dict[str, Any]:
 
 def config_view(session: Session, config: UserConfig, node: Node | None = None) -> dict[str, Any]:
     """CONFIG with what is left of it and its share links (one per inbound of its node with its protocol)."""
-    if node is None and config.node_id is not None:
-        node = session.get(Node, config.node_id)
+    if node is None and config.link_node_id is not None:
+        node = session.get(Node, config.link_node_id)
     view = columns_of(config)
     limit = config.data_limit_mb * 1024 * 1024 if config.data_limit_mb is not None else None
     left = (config.expires_at - utcnow()).total_seconds() if config.expires_at is not None else None
@@ -159,6 +163,14 @@ def config_view(session: Session, config: UserConfig, node: Node | None = None) 
         "node_name": node.name if node is not None else None,
         "location_tag": node.location_tag if node is not None else None,
         "links": share_links(node, config) if node is not None else [],
+        "migration": None
+        if config.previous_node_id is None
+        else {
+            "from_node_id": config.previous_node_id,
+            "to_node_id": config.node_id,
+            "live_on_target": config.migration_live_at is not None,
+            "source_until": config.previous_until,
+        },
     }
 
 
@@ -168,9 +180,9 @@ def list_user_configs(session: Session, user_id: int) -> list[dict[str, Any]]:
     configs = session.scalars(
         select(UserConfig).where(UserConfig.user_id == user_id).order_by(UserConfig.id.desc())
     ).all()
-    node_ids = {config.node_id for config in configs if config.node_id is not None}
+    node_ids = {config.link_node_id for config in configs if config.link_node_id is not None}
     nodes = {node.id: node for node in session.scalars(select(Node).where(Node.id.in_(node_ids)))}
-    return [config_view(session, config, nodes.get(config.node_id)) for config in configs]
+    return [config_view(session, config, nodes.get(config.link_node_id)) for config in configs]
 
 
 def share_links(node: Node, config: UserConfig) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +20,26 @@ from sqlalchemy.orm import Session
 from ..actors import Principal
 from ..models import Node, NodeMetric, Usage, UsageReport, UserConfig, utcnow
 from . import audit
+from .alerts import announce
+from .node_health import HealthPolicy, evaluate
 
 log = logging.getLogger(__name__)
 CONFIG_EMAIL = re.compile(r"^cfg-([0-9]+)$")
 
 
-def record_heartbeat(session: Session, node_principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    node = session.get_one(Node, node_principal.id)
-    node.last_seen_at = utcnow()
+def record_heartbeat(
+    session: Session,
+    node_principal: Principal,
+    data: dict[str, Any],
+    policy: HealthPolicy | None = None,
+    enqueue_migration: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Store the heartbeat, judge the node's health on it (node_health.py) and, when that raises an
+    alert, queue the node's migration job after the commit."""
+    policy = policy or HealthPolicy()
+    node = session.get_one(Node, node_principal.id, with_for_update=True)
+    now = utcnow()
+    node.last_seen_at = now
     if node.status == "offline":
         node.status = "active"
     session.add(
@@ -37,8 +50,11 @@ def record_heartbeat(session: Session, node_principal: Principal, data: dict[str
             bandwidth_in=data["bandwidth_in"],
             bandwidth_out=data["bandwidth_out"],
             latency_ms=data["latency_ms"],
+            timestamp=now,
         )
     )
+    change = evaluate(session, node, policy, now, heartbeat=True)
+    announce(session, node, change, policy, now)
     for incident in data["incidents"]:
         audit.record(
             session,
@@ -49,7 +65,9 @@ def record_heartbeat(session: Session, node_principal: Principal, data: dict[str
             detail=incident["detail"],
             core_active=data["core_active"],
         )
-    accepted, duplicates, unknown, foreign = [], [], 0, set()
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    unknown, foreign = 0, set()
     for report in data["reports"]:
         stored = _store_report(session, node.id, report)
         if stored is None:
@@ -61,6 +79,8 @@ def record_heartbeat(session: Session, node_principal: Principal, data: dict[str
     if foreign:
         audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node.id, config_ids=sorted(foreign))
     session.commit()
+    if change.raised and enqueue_migration is not None:
+        enqueue_migration(node.id)
     if unknown:
         log.info("node %s reported traffic for %d configs that no longer exist", node.id, unknown)
     if foreign:
@@ -87,10 +107,15 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
     unique (node_id, report_id) constraint and is counted as a duplicate, never twice.
     """
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
-    rows = session.execute(select(UserConfig.id, UserConfig.user_id, UserConfig.node_id).where(UserConfig.id.in_(ids)))
+    rows = session.execute(
+        select(UserConfig.id, UserConfig.user_id, UserConfig.node_id, UserConfig.previous_node_id).where(
+            UserConfig.id.in_(ids)
+        )
+    )
     owners, foreign = {}, set()
-    for config_id, user_id, config_node_id in rows:
-        if config_node_id == node_id:
+    for config_id, user_id, config_node_id, previous_node_id in rows:
+        # A moving config is served by its source and its target: both report its traffic.
+        if node_id in (config_node_id, previous_node_id):
             owners[config_id] = user_id
         else:
             foreign.add(config_id)

@@ -22,7 +22,7 @@ from ..models import Payment, Plan, User, UserConfig, utcnow
 from . import audit, notifications, payments
 from .configs import share_links
 from .placement import place_or_none
-from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch
+from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch, serving_nodes
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _expire(session: Session, dispatch: Dispatch, now: datetime) -> int:
         .where(UserConfig.status.in_((*SERVED_STATUSES, "suspended")), UserConfig.expires_at <= now)
         .with_for_update()
     ).all()
-    served = [config.node_id for config in configs if config.status in SERVED_STATUSES]
+    served = serving_nodes(config for config in configs if config.status in SERVED_STATUSES)
     for config in configs:
         config.status, config.suspend_reason = "expired", None
         notifications.notify(
@@ -148,7 +148,7 @@ def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
                 session, config.user_id, "quota_100", f"quota_100:cfg-{config.id}:{config.data_limit_mb}", **facts
             )
             audit.record(session, SYSTEM, "config.quota_suspend", config_id=config.id)
-    commit_and_dispatch(session, bump(session, [config.node_id for config in exhausted]), dispatch)
+    commit_and_dispatch(session, bump(session, serving_nodes(exhausted)), dispatch)
     return len(exhausted)
 
 

@@ -14,7 +14,7 @@ from ..actors import Principal
 from ..config import Settings, node_api_url_problem
 from ..errors import Conflict, Forbidden
 from ..models import Node, NodeMetric, SyncRun, UserConfig, columns_of, utcnow
-from . import audit
+from . import audit, migration
 from .credentials import hash_secret, new_client_id, new_secret
 from .lookup import get_or_404
 from .principals import acting_admin
@@ -27,8 +27,9 @@ def create_node(session: Session, actor: Principal, data: dict[str, Any], stale_
         raise Conflict(f"A node named {data['name']!r} already exists.", code="node_name_taken")
     secret = new_secret()
     public_ip = data.get("public_ip")
+    thresholds = {key: value for key, value in (data.get("thresholds") or {}).items() if value is not None}
     node = Node(
-        **{**data, "public_ip": str(public_ip) if public_ip else None},
+        **{**data, "public_ip": str(public_ip) if public_ip else None, "thresholds": thresholds},
         client_id=new_client_id("node"),
         secret_hash=hash_secret(secret),
     )
@@ -165,3 +166,38 @@ def request_provisioning(
     audit.record(session, actor, "node.provision_requested", node_id=node.id, queued=queued)
     session.commit()
     return queued
+
+
+def update_node(
+    session: Session, actor: Principal, node_id: int, data: dict[str, Any], stale_after_seconds: int
+) -> dict[str, Any]:
+    """Change a node's capacity, uplink size or threshold overrides (merged; a null value removes one).
+    The new limits apply from the next heartbeat, judged over the same window as ever."""
+    node = get_or_404(session, Node, node_id, "Node", with_for_update=True)
+    if "thresholds" in data:
+        merged = {**(node.thresholds or {}), **data["thresholds"]}
+        node.thresholds = {key: value for key, value in merged.items() if value is not None}
+    for key in ("capacity_score", "bandwidth_capacity_mbps"):
+        if key in data:
+            setattr(node, key, data[key])
+    audit.record(session, actor, "node.update", node_id=node.id, fields=sorted(data))
+    session.commit()
+    return node_view(session, node, stale_after_seconds)
+
+
+def drain_node(
+    session: Session,
+    actor: Principal,
+    node_id: int,
+    immediately: bool,
+    enqueue_migration: Callable[[int], Any],
+    stale_after_seconds: int,
+) -> dict[str, Any]:
+    """Keep new sales off the node and queue the move of its dynamic configs (migration.py)."""
+    node = migration.drain(session, actor, node_id, immediately)
+    enqueue_migration(node.id)
+    return node_view(session, node, stale_after_seconds)
+
+
+def undrain_node(session: Session, actor: Principal, node_id: int, stale_after_seconds: int) -> dict[str, Any]:
+    return node_view(session, migration.undrain(session, actor, node_id), stale_after_seconds)

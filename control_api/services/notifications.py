@@ -13,21 +13,32 @@ from ..models import Notification, User, utcnow
 
 def notify(session: Session, user_id: int, kind: str, dedupe_key: str, **payload: Any) -> bool:
     """Add a notification unless one with DEDUPE_KEY exists; True if added. Part of the caller's transaction."""
-    if session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)) is not None:
+    return _add(session, Notification(user_id=user_id, kind=kind, dedupe_key=dedupe_key, payload=payload))
+
+
+def notify_admins(session: Session, kind: str, dedupe_key: str, **payload: Any) -> bool:
+    """Like notify(), for the admin channel (audience "admins": the bot sends it to its admin chat)."""
+    note = Notification(user_id=None, audience="admins", kind=kind, dedupe_key=dedupe_key, payload=payload)
+    return _add(session, note)
+
+
+def _add(session: Session, note: Notification) -> bool:
+    if session.scalar(select(Notification.id).where(Notification.dedupe_key == note.dedupe_key)) is not None:
         return False
     try:
         with session.begin_nested():  # a concurrent writer of the same fact loses on the unique key, quietly
-            session.add(Notification(user_id=user_id, kind=kind, dedupe_key=dedupe_key, payload=payload))
+            session.add(note)
     except IntegrityError:
         return False
     return True
 
 
 def pending(session: Session, limit: int) -> list[dict[str, Any]]:
-    """Undelivered notifications, oldest first, with what the bot needs to address the user."""
+    """Undelivered notifications, oldest first, with what the bot needs to address the user (none for
+    the admins' ones)."""
     rows = session.execute(
         select(Notification, User.telegram_id, User.language)
-        .join(User, User.id == Notification.user_id)
+        .outerjoin(User, User.id == Notification.user_id)
         .where(Notification.delivered_at.is_(None))
         .order_by(Notification.id)
         .limit(limit)
@@ -35,6 +46,7 @@ def pending(session: Session, limit: int) -> list[dict[str, Any]]:
     return [
         {
             "id": note.id,
+            "audience": note.audience,
             "user_id": note.user_id,
             "telegram_id": telegram_id,
             "language": language,

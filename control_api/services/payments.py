@@ -25,7 +25,7 @@ from .configs import config_view, get_config, new_config
 from .lookup import get_or_404
 from .placement import place_or_none
 from .principals import acting_admin
-from .revisions import Dispatch, bump, commit_and_dispatch
+from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
 
 
 def create_payment(
@@ -192,7 +192,7 @@ def approve(
         if config.status in ("suspended", "expired"):
             # It had left its node (temporary quota or time used up): it comes back with the full plan.
             config.status, config.suspend_reason = "pending", None
-            touched = bump(session, [config.node_id])
+            touched = bump(session, serving_nodes([config]))
         config.kind = "full"
         config.data_limit_mb = plan.data_limit_mb
     config.expires_at = now + timedelta(days=plan.duration_days)
@@ -240,7 +240,7 @@ def reject(
         was_served = config.status in ("pending", "active")
         config.status, config.suspend_reason = "revoked", None
         if was_served:
-            touched = bump(session, [config.node_id])
+            touched = bump(session, serving_nodes([config]))
     user = session.scalar(select(User).where(User.id == payment.user_id).with_for_update())
     assert user is not None  # payments.user_id is a foreign key
     if ban:

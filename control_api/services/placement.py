@@ -1,7 +1,8 @@
 """Placement: which node a new config goes to, and which plans can be placed at all right now.
 
 A node's load is every config on it that it serves (pending or active), whatever the kind: trials
-and temporary configs count against capacity_score like paid ones.
+and temporary configs count against capacity_score like paid ones. Only active nodes without an open
+alert take new configs: a draining node (status) or an alerting one (node_health.py) gets no sales.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ def place_or_none(session: Session, plan: Plan) -> Node | None:
 def place_in(
     session: Session, location_tag: str | None, region: str | None = None, exclude_node_id: int | None = None
 ) -> Node:
-    """The active node with the most spare capacity, in LOCATION_TAG (any when None) and REGION if given."""
+    """The active, not alerting node with the most spare capacity, in LOCATION_TAG (any when None) and
+    REGION if given."""
     spare = _spare()
     query = (
         select(Node)
         .outerjoin(_load(), _load().c.node_id == Node.id)
-        .where(Node.status == "active", spare > 0)
+        .where(Node.status == "active", Node.alert_since.is_(None), spare > 0)
         .order_by(spare.desc(), Node.id)
         .limit(1)
     )
@@ -75,7 +77,7 @@ def placeable(session: Session, plans: list[Plan]) -> dict[int, bool]:
     rooms = session.execute(
         select(Node.location_tag, Node.region)
         .outerjoin(_load(), _load().c.node_id == Node.id)
-        .where(Node.status == "active", _spare() > 0)
+        .where(Node.status == "active", Node.alert_since.is_(None), _spare() > 0)
         .distinct()
     ).all()
     return {

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Node, User, UserConfig
@@ -40,6 +40,12 @@ def bump(session: Session, node_ids: Iterable[int | None]) -> list[int]:
     return touched
 
 
+def serving_nodes(configs: Iterable[UserConfig]) -> list[int | None]:
+    """Every node that serves one of CONFIGS: its own, and the source of one still moving. A change
+    to a config bumps them all, so the source drops a suspended config as the target does."""
+    return [node_id for config in configs for node_id in (config.node_id, config.previous_node_id)]
+
+
 def commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
     """Commit the change, then queue a sync of every node it touched."""
     session.commit()
@@ -56,7 +62,12 @@ def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, A
     configs = session.execute(
         select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
         .join(User, User.id == UserConfig.user_id)
-        .where(UserConfig.node_id == node_id, UserConfig.status.in_(SERVED_STATUSES), User.ban_reason.is_(None))
+        .where(
+            # A moving config is served by its target and, until its grace ends, its source (migration.py).
+            or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
+            UserConfig.status.in_(SERVED_STATUSES),
+            User.ban_reason.is_(None),
+        )
         .order_by(UserConfig.id)
     )
     users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]

@@ -79,13 +79,13 @@ def active_configs(session: Session, user: User) -> list[tuple[UserConfig, Node 
     """The user's active configs with their nodes; none for a banned user."""
     if user.is_banned:
         return []
-    rows = session.execute(
-        select(UserConfig, Node)
-        .outerjoin(Node, Node.id == UserConfig.node_id)
-        .where(UserConfig.user_id == user.id, UserConfig.status == "active")
-        .order_by(UserConfig.id)
-    )
-    return [(config, node) for config, node in rows]
+    configs = session.scalars(
+        select(UserConfig).where(UserConfig.user_id == user.id, UserConfig.status == "active").order_by(UserConfig.id)
+    ).all()
+    # A moving config's links name its source until the target serves it (UserConfig.link_node_id).
+    node_ids = {config.link_node_id for config in configs if config.link_node_id is not None}
+    nodes = {node.id: node for node in session.scalars(select(Node).where(Node.id.in_(node_ids)))}
+    return [(config, nodes.get(config.link_node_id) if config.link_node_id else None) for config in configs]
 
 
 def _userinfo(configs: list[UserConfig]) -> str:
@@ -121,7 +121,7 @@ def serve(session: Session, token: str, requested_format: str | None, user_agent
 def config_qr_png(session: Session, config_id: int, index: int) -> bytes:
     """A QR code of the config's INDEXth share link (0: the first)."""
     config = get_config(session, config_id)
-    node = session.get(Node, config.node_id) if config.node_id is not None else None
+    node = session.get(Node, config.link_node_id) if config.link_node_id is not None else None
     links = share_links(node, config) if node is not None else []
     if not links:
         raise NotFound(f"Config {config_id} has no share links yet (its node has no address or inbounds).")

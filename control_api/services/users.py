@@ -15,7 +15,7 @@ from ..models import Payment, User, columns_of, utcnow
 from . import audit
 from .bans import apply_ban, resumable_after_unban
 from .lookup import get_or_404
-from .revisions import Dispatch, bump, commit_and_dispatch
+from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
 
 
 def new_subscription_token() -> str:
@@ -150,7 +150,7 @@ def unban_user(
     user.banned_at = None
     for config in resumable:
         config.status, config.suspend_reason = "pending", None
-    touched = bump(session, [config.node_id for config in resumable])
+    touched = bump(session, serving_nodes(resumable))
     audit.record(session, actor, "user.unban", user_id=user_id, resumed_config_ids=[c.id for c in resumable])
     commit_and_dispatch(session, touched, dispatch)
     return user_view(session, user, max_pending)

@@ -42,6 +42,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/nodes/heartbeat"): frozenset({"node"}),
     ("GET", "/api/v1/nodes/<int:node_id>/configs"): frozenset({"admin", "node"}),
     ("POST", "/api/v1/nodes/<int:node_id>/configs/sync"): frozenset({"node"}),
+    ("GET", "/api/v1/nodes/alerts"): frozenset({"admin", "bot"}),
+    ("PATCH", "/api/v1/nodes/<int:node_id>"): frozenset({"admin"}),
+    ("POST", "/api/v1/nodes/<int:node_id>/drain"): frozenset({"admin"}),
+    ("POST", "/api/v1/nodes/<int:node_id>/undrain"): frozenset({"admin"}),
     ("GET", "/api/v1/dashboard/stats"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/suspend"): frozenset({"admin"}),
@@ -151,6 +155,8 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
             "data_limit_mb": 50_000,
             "price_cents": 500,
         }
+    if method == "PATCH" and rule.startswith("/api/v1/nodes/"):
+        return {"capacity_score": 500, "thresholds": {"cpu_percent": 90}}
     if method == "PATCH":
         return {"price_cents": 900, "name": f"Renamed by {caller}"}
     if method == "PUT" and "/users/telegram/" in rule:

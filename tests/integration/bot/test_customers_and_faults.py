@@ -76,7 +76,7 @@ def test_a_banned_user_is_refused_and_admin_commands_are_silent_for_others(harne
     assert "does not exist" in tg.reply(STAFF["id"], mark).text
     mark = tg.send_text(STAFF, "/nodes")
     nodes = tg.reply(STAFF["id"], mark).text
-    assert "fra-1 — active/never_seen" in nodes and "last heartbeat —" in nodes
+    assert "<b>fra-1</b> — active, never seen, " in nodes and "last heartbeat —" in nodes
 
     mark = tg.send_text(ALICE, "/buy")
     assert "blocked: Forged receipt" in tg.reply(ALICE["id"], mark).text
