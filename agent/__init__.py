@@ -2,7 +2,8 @@
 python3-requests and python3-grpcio only — no pip on nodes, so nothing else may be imported here.
 
 Modules: config (settings), journal (append-only fsync'd traffic reports), core_api (per-user
-counters through the collection's gRPC client), collectors (host metrics, core unit health), backoff.
+counters through the collection's gRPC client), collectors (host metrics, core unit health), probes
+(the latency: median TCP connect time to the probe targets), backoff.
 The reporter (HTTP heartbeat) and __main__ come next.
 
 Node layout (what the node_agent role is to install; tests/unit/test_agent_node_layout.py proves it):

@@ -1,10 +1,12 @@
 """`python3 -m agent`: the node agent's loop.
 
 Every interval: read per-user traffic from the core (with reset) into the journal first, restart a
-dead core, collect host metrics, and send heartbeats carrying the pending reports in batches the API
-accepts (delivery.py) until the journal is drained or the interval is used up; delivered reports
-leave the journal, reports the API can never accept are quarantined beside it. The metrics go out
-even when no report can. Failures back off with full jitter; nothing is lost meanwhile.
+dead core, collect host metrics, measure the latency (probes.py: the median TCP connect time to the
+probe targets, by default the control API), and send heartbeats carrying the pending reports in
+batches the API accepts (delivery.py) until the journal is drained or the interval is used up;
+delivered reports leave the journal, reports the API can never accept are quarantined beside it.
+The metrics go out even when no report can. Failures back off with full jitter; nothing is lost
+meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import core_api
@@ -33,6 +36,7 @@ from .delivery import (
 )
 from .journal import Journal
 from .metrics import AgentMetrics, start_metrics_server
+from .probes import probe_latency_ms
 from .reporter import DeliveryError, Refused, Reporter
 
 log = logging.getLogger("rayfleet.agent")
@@ -51,6 +55,7 @@ class Agent:
         core: Any = None,
         collector: Any = None,
         metrics: AgentMetrics | None = None,
+        probe: Callable[..., float | None] = probe_latency_ms,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -58,9 +63,9 @@ class Agent:
         self.core = core
         self.collector = collector or HostCollector()
         self.metrics = metrics or AgentMetrics()
+        self.probe = probe
         self.period_start = _now()
         self.failures = 0
-        self.last_latency_ms: float | None = None
         self.usage_filter = UsageFilter()
         self.max_batch_bytes = MAX_BATCH_BYTES  # shrinks for good when the API says 413
 
@@ -88,13 +93,16 @@ class Agent:
             reports = next_batch(self._sendable(), self.max_batch_bytes)
         core_active = unit_status(self.config.core_service) == "active"
         self.metrics.observe_core(core_active, [incident] if incident else [])
+        latency_ms = self.probe(self.config.probe_targets, self.config.probe_timeout_seconds)
+        self.metrics.observe_probe(latency_ms)
         return {
             "cpu": min(host["cpu_percent"], 100.0),
             "mem": min(host["mem_percent"], 100.0),
             "bandwidth_in": int(host["bandwidth_in_bps"]),
             "bandwidth_out": int(host["bandwidth_out_bps"]),
-            # The round trip of the previous heartbeat: the control plane's latency as this node sees it.
-            "latency_ms": self.last_latency_ms,
+            # The median TCP connect time from this node to its probe targets (null: none answered);
+            # the network as the node sees it, not a customer's latency to the node.
+            "latency_ms": latency_ms,
             "core_active": core_active,
             "incidents": [bounded_incident(incident)] if incident else [],
             "reports": reports,
@@ -126,7 +134,6 @@ class Agent:
             delivered = True
             latency = time.monotonic() - started
             self.failures = 0
-            self.last_latency_ms = round(latency * 1000, 1)
             done = {*answer["accepted"], *answer["duplicates"]}
             self.journal.acknowledge(done)
             self.metrics.heartbeat_succeeded(time.time(), latency)

@@ -17,6 +17,10 @@ would otherwise silently fall back to a default).
     RAYFLEET_AGENT_INTERVAL_SECONDS   60        heartbeat period, 1..3600
     RAYFLEET_AGENT_JOURNAL_PATH       /var/lib/rayfleet-agent/journal.jsonl  (absolute)
     RAYFLEET_AGENT_METRICS_PORT       9810      Prometheus port, bound to 127.0.0.1 only; 0 disables
+    RAYFLEET_AGENT_PROBE_TARGETS      (the API) comma-separated HOST:PORT ([IPV6]:PORT), at most 8: each heartbeat's
+                                                latency_ms is the median TCP connect time to them (probes.py); empty:
+                                                the API URL's host and port (443 for https, 80 for http)
+    RAYFLEET_AGENT_PROBE_TIMEOUT_SECONDS  2     connect timeout of one probe, 0.1..30
 
 RAYFLEET_AGENT_CONFIG names the file when load_config() is given no path.
 """
@@ -29,7 +33,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+from .probes import Target, parse_target
 
 PREFIX = "RAYFLEET_AGENT_"
 CONFIG_PATH_VAR = PREFIX + "CONFIG"
@@ -37,6 +43,7 @@ METRICS_HOST = "127.0.0.1"
 CORES = ("xray", "v2ray")
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:-]*$")
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+MAX_PROBE_TARGETS = 8
 
 
 class ConfigError(ValueError):
@@ -59,6 +66,8 @@ class AgentConfig:
     journal_path: Path = Path("/var/lib/rayfleet-agent/journal.jsonl")
     metrics_port: int = 9810
     allow_insecure_http: bool = False
+    probe_targets: tuple[Target, ...] = ()  # load_config() fills in the API's host and port when none are set
+    probe_timeout_seconds: float = 2.0
 
     @property
     def metrics_host(self) -> str:
@@ -104,6 +113,38 @@ def _int(raw: str, name: str, low: int, high: int, problems: list[str]) -> int |
     return value
 
 
+def _float(raw: str, name: str, low: float, high: float, problems: list[str]) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number, got {raw!r}")
+        return None
+    if not low <= value <= high:  # also refuses nan
+        problems.append(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+        return None
+    return value
+
+
+def _probe_targets(raw: str, name: str, problems: list[str]) -> tuple[Target, ...]:
+    targets: list[Target] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            targets.append(parse_target(item))
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    if len(targets) > MAX_PROBE_TARGETS:
+        problems.append(f"{name} may list at most {MAX_PROBE_TARGETS} targets, got {len(targets)}")
+    return tuple(targets)
+
+
+def _api_target(api_url: str) -> Target:
+    """The control API's host and port: what the node probes when no targets are set."""
+    parts = urlsplit(api_url)
+    return str(parts.hostname), parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _check_core_api_address(raw: str, name: str, problems: list[str]) -> None:
     host, sep, port = raw.rpartition(":")
     host = host.strip("[]")
@@ -124,12 +165,21 @@ def _check_api_url(raw: str, name: str, problems: list[str], allow_http: bool) -
         problems.append(f"{name} must be an http(s) URL such as https://api.example.com, got {raw!r}")
     elif parts.username or parts.password:
         problems.append(f"{name} must not carry credentials (use CLIENT_ID/CLIENT_SECRET)")
+    elif _port_error(parts):
+        problems.append(f"{name} has a port that is not 1-65535, got {raw!r}")
     elif parts.scheme == "http" and not allow_http:
         problems.append(
             f"{name} is http://, so the node's secret would cross the network unencrypted: use https, or set "
             f"{PREFIX}ALLOW_INSECURE_HTTP=true on a network of your own (tests)"
         )
     return raw.rstrip("/")
+
+
+def _port_error(parts: SplitResult) -> bool:
+    try:
+        return parts.port == 0
+    except ValueError:
+        return True
 
 
 def _bool(raw: str, name: str, problems: list[str]) -> bool:
@@ -200,7 +250,12 @@ def config_from_values(values: Mapping[str, str]) -> AgentConfig:
         kwargs["journal_path"] = Path(raw)
     if (raw := get("metrics_port")) is not None:
         kwargs["metrics_port"] = _int(raw, PREFIX + "METRICS_PORT", 0, 65535, problems)
+    kwargs["probe_targets"] = _probe_targets(get("probe_targets") or "", PREFIX + "PROBE_TARGETS", problems)
+    if (raw := get("probe_timeout_seconds")) is not None:
+        kwargs["probe_timeout_seconds"] = _float(raw, PREFIX + "PROBE_TIMEOUT_SECONDS", 0.1, 30, problems)
 
     if problems:
         raise ConfigError(problems)
+    if not kwargs["probe_targets"]:
+        kwargs["probe_targets"] = (_api_target(str(kwargs["api_url"])),)
     return AgentConfig(**kwargs)  # type: ignore[arg-type]

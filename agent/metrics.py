@@ -10,6 +10,8 @@ scrape by a ThreadingHTTPServer in a daemon thread. Any other path answers 404; 
     rayfleet_agent_journal_pending_reports                   gauge    traffic reports not yet acknowledged
     rayfleet_agent_last_heartbeat_success_timestamp_seconds  gauge    unix time of the last delivery (0: never)
     rayfleet_agent_last_heartbeat_latency_seconds            gauge    round trip of the last delivery
+    rayfleet_agent_probe_latency_seconds                     gauge    median TCP connect time to the probe
+                                                                      targets at the last heartbeat (NaN: none answered)
     rayfleet_agent_core_up                                   gauge    1 when the core's unit is active
     rayfleet_agent_core_restarts_total                       counter  restarts of a dead core by the agent
     rayfleet_agent_traffic_bytes_total{direction}            counter  user bytes read from the core
@@ -18,6 +20,7 @@ scrape by a ThreadingHTTPServer in a daemon thread. Any other path answers 404; 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +43,10 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "journal_pending_reports": ("gauge", "Traffic reports in the journal not yet acknowledged by the API."),
     "last_heartbeat_success_timestamp_seconds": ("gauge", "Unix time of the last delivered heartbeat (0: never)."),
     "last_heartbeat_latency_seconds": ("gauge", "Round trip of the last delivered heartbeat."),
+    "probe_latency_seconds": (
+        "gauge",
+        "Median TCP connect time to the probe targets at the last heartbeat (NaN when none answered or before any).",
+    ),
     "core_up": ("gauge", "1 when the core's systemd unit is active, else 0."),
     "core_restarts_total": ("counter", "Restarts of a dead core by the agent."),
     "traffic_bytes_total": ("counter", "User traffic read from the core, by direction."),
@@ -51,6 +58,8 @@ _FAMILIES: dict[str, tuple[str, str]] = {
 
 
 def _number(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int) or float(value).is_integer():
@@ -69,6 +78,7 @@ class AgentMetrics:
         self.journal_pending = 0
         self.last_success_timestamp = 0.0
         self.last_latency_seconds = 0.0
+        self.probe_latency_seconds = math.nan
         self.core_up = False
         self.core_restarts = 0
         self.traffic = dict.fromkeys(DIRECTIONS, 0)
@@ -80,6 +90,10 @@ class AgentMetrics:
             self.consecutive_failures = 0
             self.last_success_timestamp = at
             self.last_latency_seconds = latency_seconds
+
+    def observe_probe(self, latency_ms: float | None) -> None:
+        with self._lock:
+            self.probe_latency_seconds = math.nan if latency_ms is None else latency_ms / 1000
 
     def heartbeat_failed(self) -> None:
         with self._lock:
@@ -116,6 +130,7 @@ class AgentMetrics:
                 "journal_pending_reports": [("", self.journal_pending)],
                 "last_heartbeat_success_timestamp_seconds": [("", self.last_success_timestamp)],
                 "last_heartbeat_latency_seconds": [("", self.last_latency_seconds)],
+                "probe_latency_seconds": [("", self.probe_latency_seconds)],
                 "core_up": [("", 1 if self.core_up else 0)],
                 "core_restarts_total": [("", self.core_restarts)],
                 "traffic_bytes_total": [(f'{{direction="{d}"}}', self.traffic[d]) for d in DIRECTIONS],

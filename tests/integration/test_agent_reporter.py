@@ -16,7 +16,7 @@ from agent.config import config_from_values
 from agent.journal import Journal
 from agent.reporter import DeliveryError, Reporter
 from control_api import create_app
-from control_api.models import Node, Usage, User, UserConfig
+from control_api.models import Node, NodeMetric, Usage, User, UserConfig
 from harness.services import free_port
 
 
@@ -72,6 +72,12 @@ def usage_rows(app) -> tuple[int, int]:
         return int(count), int(down)
 
 
+def stored_latencies(app) -> list[float | None]:
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        return list(session.scalars(select(NodeMetric.latency_ms)))
+
+
 def agent_for(live, principals, tmp_path) -> Agent:
     config = config_from_values(
         {
@@ -102,7 +108,9 @@ def test_traffic_survives_an_api_outage_and_is_counted_once(app, live, principal
     assert agent.tick() is True
     assert agent.journal.pending() == []
     assert usage_rows(app) == (1, 5000)
-    assert agent.last_latency_ms is not None
+    # The agent probed the API it reached (its default probe target): a real connect time was stored.
+    stored = stored_latencies(app)
+    assert stored and all(latency is not None and 0 <= latency < 3000 for latency in stored)
 
 
 def test_a_lost_answer_redelivers_and_the_api_counts_it_once(app, live, principals, tmp_path):

@@ -34,6 +34,8 @@ def test_defaults_from_the_required_settings_only():
         interval_seconds=60,
         journal_path=Path("/var/lib/rayfleet-agent/journal.jsonl"),
         metrics_port=9810,
+        probe_targets=(("api.rayfleet.test", 443),),  # the control API's host and port
+        probe_timeout_seconds=2.0,
     )
     assert config.metrics_host == "127.0.0.1"
 

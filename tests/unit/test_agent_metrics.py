@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import urllib.error
@@ -128,6 +129,7 @@ def make_agent(tmp_path: Path, metrics: AgentMetrics) -> tuple[Agent, FakeReport
         core=core,
         collector=StaticHost(),
         metrics=metrics,
+        probe=lambda targets, timeout: 4.2,  # ms; probes.py is tested on its own
     )
     return agent, reporter, core
 
@@ -136,6 +138,7 @@ def test_the_server_binds_loopback_only_and_starts_at_zero(served):
     _, base = served
     assert base.startswith("http://127.0.0.1:")
     values = scrape(base)
+    assert math.isnan(values.pop("rayfleet_agent_probe_latency_seconds"))  # nothing measured yet
     assert values == {
         "rayfleet_agent_heartbeats_sent_total": 0,
         "rayfleet_agent_heartbeats_failed_total": 0,
@@ -173,6 +176,7 @@ def test_ticks_move_the_counters(served, tmp_path, unit):
     assert values["rayfleet_agent_journal_pending_reports"] == 0
     assert values["rayfleet_agent_last_heartbeat_success_timestamp_seconds"] > 1_700_000_000
     assert 0 <= values["rayfleet_agent_last_heartbeat_latency_seconds"] < 5
+    assert values["rayfleet_agent_probe_latency_seconds"] == pytest.approx(0.0042)
     delivered_at = values["rayfleet_agent_last_heartbeat_success_timestamp_seconds"]
 
     # The API goes away: two failures, the reports stay in the journal and are counted as pending.
