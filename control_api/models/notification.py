@@ -38,7 +38,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     audience: Mapped[str] = mapped_column(String(8), default="user", server_default=text("'user'"))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24))
     # One row per fact ("quota_80:cfg-12"): a sweep that runs twice cannot notify twice.
     dedupe_key: Mapped[str] = mapped_column(String(96), unique=True)
     # What the bot needs to word the message (ids, names, numbers); never secrets of other users.

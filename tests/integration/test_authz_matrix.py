@@ -341,12 +341,15 @@ def test_matrix(world, path_ids, method, rule):
             target = re.sub(r"/payments/[0-9]+/", f"/payments/{path_ids[f'payment_{verb}_{caller}']}/", path)
             if caller == "bot":
                 body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
-        if rule == "/api/v1/nodes" and method == "GET" and caller == "bot":
+        if rule in ("/api/v1/nodes", "/api/v1/nodes/alerts") and method == "GET" and caller == "bot":
             target = f"{path}?acting_telegram_id={path_ids['telegram_admin_id']}"
         if rule.endswith("/trial"):
             target = re.sub(r"/users/[0-9]+/", f"/users/{path_ids[f'trial_user_{caller}']}/", path)
         return client.open(target, method=method, json=body, headers=headers)
 
+    if rule.endswith("/undrain"):  # only a draining node can be undrained
+        drained = client.post(path.replace("/undrain", "/drain"), json={}, headers=principals.admin.headers)
+        assert drained.status_code == 200, drained.json
     # Refused callers first: they must change nothing (every change writes an audit row).
     audit_before = audit_rows(app)
     assert_error(call("anonymous"), 401, "unauthorized")

@@ -108,6 +108,11 @@ BUSINESS_RULES = {
         (409, 422), f"already_reviewed {ACTING}", f"a payment is reviewed once; {ACTING_WHY}"
     ),
     "GET /api/v1/nodes": rule((422,), ACTING, ACTING_WHY),
+    "GET /api/v1/nodes/alerts": rule((422,), ACTING, ACTING_WHY),
+    "POST /api/v1/nodes/{node_id}/drain": rule(
+        (409,), "node_not_drainable", "only a node in service (active, offline, draining) is drained"
+    ),
+    "POST /api/v1/nodes/{node_id}/undrain": rule((409,), "node_not_draining", "only a draining node is undrained"),
     "POST /api/v1/nodes": rule(
         (409, 422),
         "node_name_taken validation_error",

@@ -54,6 +54,7 @@ def upgrade() -> None:
     with op.batch_alter_table("notifications") as batch:
         batch.add_column(sa.Column("audience", sa.String(length=8), server_default=sa.text("'user'"), nullable=False))
         batch.alter_column("user_id", existing_type=sa.Integer(), nullable=True)
+        batch.alter_column("kind", existing_type=sa.String(length=16), type_=sa.String(length=24))
         batch.drop_constraint(op.f("ck_notifications_kind"), type_="check")
         batch.create_check_constraint(op.f("ck_notifications_kind"), f"kind IN {NEW_KINDS}")
         batch.create_check_constraint(op.f("ck_notifications_audience"), "audience IN ('user', 'admins')")
@@ -74,6 +75,7 @@ def downgrade() -> None:
         batch.drop_constraint(op.f("ck_notifications_kind"), type_="check")
         batch.create_check_constraint(op.f("ck_notifications_kind"), f"kind IN {OLD_KINDS}")
         batch.alter_column("user_id", existing_type=sa.Integer(), nullable=False)
+        batch.alter_column("kind", existing_type=sa.String(length=24), type_=sa.String(length=16))
         batch.drop_column("audience")
     # A config still moving stays where it is being moved to; the source stops serving it.
     with op.batch_alter_table("user_configs") as batch:
