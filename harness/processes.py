@@ -3,6 +3,7 @@ with a log file, a dedicated redis-server, gunicorn serving the control API, and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 
 from harness.podman_node import wait_for
@@ -42,13 +44,32 @@ class ManagedProcess:
         if not self.alive:
             return
         assert self.process is not None
-        # The process group is ours (start_new_session): gunicorn's and rq's children go with it.
+        # The process group is ours (start_new_session): gunicorn's workers go with it; rq's work horse
+        # (its own session) is waited for by the worker on SIGTERM (see kill_tree for a hard kill).
         os.killpg(self.process.pid, sig)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def kill_tree(self) -> list[int]:
+        """SIGKILL the process and every descendant at once, as systemd's KillMode=control-group does to
+        a unit's cgroup: the process group is not enough, since rq's work horse calls setsid() and would
+        finish its job unharmed. Returns the pids killed (all gone on return)."""
+        if not self.alive:
+            return []
+        assert self.process is not None
+        root = psutil.Process(self.process.pid)
+        tree = [root, *root.children(recursive=True)]
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        _gone, alive = psutil.wait_procs(tree, timeout=10)
+        if alive:
+            raise RuntimeError(f"{self.name}: still alive after SIGKILL: {[process.pid for process in alive]}")
+        self.process.wait()
+        return [process.pid for process in tree]
 
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
