@@ -199,7 +199,10 @@ def main() -> None:
                 watcher.join(timeout=max(1.0, deadline - time.time()))
             gaps = [sampler.stop() and sampler.longest_gap() for sampler in samplers]
             failures = sum(len(sampler.failures) for sampler in samplers)
-            old_still = sum(1 for sampler in samplers if sampler.successes and sampler.successes[-1] > since)
+            # Served at the end: the sampler's last successful fetch came less than a second before it stopped.
+            old_still = sum(
+                1 for sampler in samplers if sampler.successes and sampler.stopped - sampler.successes[-1] < 1
+            )
             runs = {node: fleet.sync_runs(since_id=runs_before, node_id=node) for node in (node1, node2)}
             failed = sum(fleet.sync_runs("failed", since_id=runs_before, node_id=node) for node in (node1, node2))
             moved_live = live_on(fleet, ids, node2)
