@@ -2,7 +2,7 @@
 
     python -m terraform_ops plan                 # saves terraform/envs/example/tfplan, prints a summary
     python -m terraform_ops apply                # applies that saved plan (or: apply --auto-approve)
-    python -m terraform_ops inventory            # inventory/terraform.yml from the outputs
+    python -m terraform_ops inventory            # inventory/terraform.yml from the outputs (nodes + control plane)
     RAYFLEET_ADMIN_PASSWORD=… python -m terraform_ops register --api-url https://api.example.com \\
         --admin-user alice --provision
     python -m terraform_ops destroy --yes
@@ -22,7 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from .inventory import OutputError, build_inventory, nodes_from_outputs, write_inventory
+from .inventory import (
+    OutputError,
+    build_inventory,
+    control_plane_from_outputs,
+    nodes_from_outputs,
+    write_inventory,
+)
 from .register import ApiError, ControlApi, NodeDefaults, register_nodes
 from .runner import Terraform, TerraformError
 
@@ -105,18 +111,24 @@ def _dispatch(args: argparse.Namespace, terraform: Terraform) -> int:
             return 2
         terraform.destroy(var_files=args.var_file, parallelism=args.parallelism)
     elif args.command == "inventory":
-        nodes = _nodes(args, terraform)
-        path = write_inventory(args.output, build_inventory(nodes, core=args.core))
-        print(f"Wrote {path} ({len(nodes)} hosts); check it with: ansible-inventory -i {path} --graph")
+        outputs = _outputs(args, terraform)
+        nodes = nodes_from_outputs(outputs)
+        control_plane = control_plane_from_outputs(outputs)
+        path = write_inventory(args.output, build_inventory(nodes, core=args.core, control_plane=control_plane))
+        extra = f", control plane {control_plane.name}" if control_plane else ""
+        print(f"Wrote {path} ({len(nodes)} hosts{extra}); check it with: ansible-inventory -i {path} --graph")
     elif args.command == "register":
         return _register(args, terraform)
     return 0
 
 
-def _nodes(args: argparse.Namespace, terraform: Terraform):
+def _outputs(args: argparse.Namespace, terraform: Terraform):
     source = getattr(args, "outputs_json", None)
-    outputs = json.loads(source.read_text()) if source else terraform.outputs()
-    return nodes_from_outputs(outputs)
+    return json.loads(source.read_text()) if source else terraform.outputs()
+
+
+def _nodes(args: argparse.Namespace, terraform: Terraform):
+    return nodes_from_outputs(_outputs(args, terraform))
 
 
 def _register(args: argparse.Namespace, terraform: Terraform) -> int:

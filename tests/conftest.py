@@ -15,6 +15,7 @@ from control_api import create_app, migrate
 from control_api.config import Settings
 from control_api.database import make_engine
 from control_api.models import Admin, Base, BotClient
+from harness.aws_emulator import moto_server
 from harness.services import postgres_server, redis_server
 
 JWT_TEST_KEY = secrets.token_urlsafe(48)
@@ -37,6 +38,14 @@ def redis_url() -> Iterator[str]:
         yield os.environ["TEST_REDIS_URL"]
         return
     with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One AWS emulator (moto on loopback) for every Terraform test of the session; each test module
+    destroys what it built, and regions keep modules apart."""
+    with moto_server() as url:
         yield url
 
 

@@ -32,6 +32,7 @@ import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from ..config import Settings
 from ..errors import ServiceUnavailable
@@ -93,6 +94,9 @@ class JobQueue(ABC):
         """Like a sync, but nothing re-enqueues a lost provisioning: raises QueueUnavailable instead."""
         return self._enqueue(PROVISION_JOB, provision_job_id(node_id), node_id, required=True)
 
+    def reap_abandoned(self) -> None:  # noqa: B027 - a no-op unless the queue outlives its workers (RQ)
+        """Let go of jobs whose worker died mid-run (RQ only; threads die with their process)."""
+
     @abstractmethod
     def _enqueue(self, func: str, job_id: str, node_id: int, required: bool = False) -> bool:
         """Queue the job function named FUNC, FUNC(node_id), under JOB_ID unless that job is already waiting;
@@ -135,12 +139,25 @@ class RedisJobQueue(JobQueue):
                     return False
         return False
 
+    def reap_abandoned(self) -> None:
+        """A worker killed mid-job (SIGKILL, OOM, a lost host) leaves its job STARTED, and RQ's
+        uniqueness would refuse that id for good. Once the job's heartbeat has lapsed (RQ's TTL: the
+        job monitoring interval, 30 s, plus 60 s), StartedJobRegistry.cleanup() retries it (retries
+        left) or fails it (replaceable): the sweep and the fleet check call this before they queue."""
+        try:
+            StartedJobRegistry(self.queue.name, connection=self.connection).cleanup()
+        except redis.RedisError as exc:
+            log.warning("could not reap abandoned jobs (%s)", type(exc).__name__)
+
     def _drop_if_done(self, job_id: str) -> bool:
-        """Delete JOB_ID if it is only a kept failed/finished record (not queued/scheduled/running)."""
+        """Delete JOB_ID if it is only a kept failed/finished record (not queued/scheduled/running);
+        a STARTED one whose worker died is reaped first (reap_abandoned)."""
         try:
             job = Job.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             return True  # gone meanwhile: try again
+        if job.get_status(refresh=True) == JobStatus.STARTED:
+            self.reap_abandoned()
         if job.get_status(refresh=True) in _REPLACEABLE:
             job.delete()
             return True

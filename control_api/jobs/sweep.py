@@ -137,6 +137,7 @@ def run_sweep(
         if not acquired:
             log.info("another sweep holds the lock; skipping")
             return None
+        queue.reap_abandoned()
         with context.session_factory() as session:
             # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
             run_lifecycle(session, queue.enqueue_node_sync)
@@ -161,6 +162,7 @@ def run_fleet_check(settings: Settings | None = None, context: WorkerContext | N
     settings = settings or Settings.from_env()
     context = context or worker_context()
     queue = JobQueue.from_settings(settings, context=context)
+    queue.reap_abandoned()
     with context.session_factory() as session:
         result = fleet_check(session, queue, context.policy)
     return {"synced": result.touched, "migrating": result.migrate, "metrics_dropped": result.metrics_dropped}

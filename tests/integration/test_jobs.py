@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
@@ -171,6 +172,26 @@ def test_a_kept_failed_job_does_not_block_new_work(settings, engine, conn, make_
 
     assert JobQueue.from_settings(settings).enqueue_node_sync(node_id) is True
     assert nodes.job_ids == [sync_job_id(node_id)]
+
+
+def test_a_job_orphaned_by_a_killed_worker_is_replaced_once_its_heartbeat_lapsed(settings, engine, conn, make_context):
+    """SIGKILL leaves the job STARTED with no worker; uniqueness must not refuse its id for good."""
+    make_context(FakeRunner())
+    node_id = add_node(engine, "node-a")
+    nodes = Queue("nodes", connection=conn)
+    job = nodes.enqueue(tasks.sync_node_job, node_id, job_id=sync_job_id(node_id), failure_ttl=600)
+    nodes.remove(job)  # a worker took it off the queue, then died mid-run
+    job.set_status(JobStatus.STARTED)
+    started = nodes.started_job_registry
+    conn.zadd(started.key, {f"{job.id}:orphan": time.time() + 60})  # its heartbeat is still fresh
+    queue = JobQueue.from_settings(settings)
+    assert queue.enqueue_node_sync(node_id) is False  # maybe still running: coalesced
+
+    conn.zadd(started.key, {f"{job.id}:orphan": time.time() - 1})  # no heartbeat for RQ's TTL: abandoned
+    assert queue.enqueue_node_sync(node_id) is True
+    assert nodes.job_ids == [sync_job_id(node_id)]
+    burst(conn)
+    assert revisions(engine, node_id) == (1, 1)  # the replacement ran the sync
 
 
 def test_a_change_during_the_run_is_synced_by_the_same_job(settings, engine, make_context):

@@ -1,7 +1,7 @@
 """terraform/: static checks, then a real init → plan → apply → re-plan → destroy of envs/example
-against moto on loopback (3 nodes over two regions), the inventory and the control API registration
-built from that apply, and checkov over the module and the plan. Everything goes through the
-operators' wrapper (terraform_ops), so the wrapper is what is proven here."""
+against moto on loopback (3 nodes over two regions and the control plane in a third), the inventory
+and the control API registration built from that apply, and checkov over the modules and the plan.
+Everything goes through the operators' wrapper (terraform_ops), so the wrapper is what is proven here."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from werkzeug.serving import make_server
 
 from harness.aws_emulator import (
     ABROAD_REGION,
+    CONTROL_PLANE_REGION,
     LOCAL_REGION,
     PLUGIN_MIRROR,
     REPO,
     aws_env,
-    moto_server,
     scratch_env,
 )
 from harness.services import free_port
@@ -36,6 +36,9 @@ from terraform_ops.runner import PlanSummary, Terraform
 VENV_BIN = Path(sys.prefix) / "bin"
 CHECKOV = REPO / ".venv" / "tools" / "checkov" / "bin" / "checkov"  # own venv: see scripts/lib.sh
 RESOURCES_PER_3_NODES = 40  # 2 tiers x (network 8 + firewall 8) + 3 x (instance + EIP) + key pairs
+# modules/control_plane with every toggle off: network 9 + firewall 5 (SG, SSH, HTTPS v4 + v6, egress)
+# + key pair, instance, EIP. Every toggle on: tests/integration/test_terraform_control_plane.py.
+RESOURCES_CONTROL_PLANE = 17
 
 
 def _require_tools() -> None:
@@ -80,9 +83,10 @@ def test_terraform_validate(tmp_path: Path) -> None:
     env = Terraform(root, plugin_mirror=PLUGIN_MIRROR, progress=None)
     env.run("init", "-backend=false", "-lockfile=readonly", "-input=false", "-no-color")  # the committed lock
     env.run("validate", "-no-color")
-    module = Terraform(root.parents[1] / "modules" / "vpn_node", plugin_mirror=PLUGIN_MIRROR, progress=None)
-    module.run("init", "-backend=false", "-input=false", "-no-color")
-    module.run("validate", "-no-color")
+    for name in ("vpn_node", "control_plane"):
+        module = Terraform(root.parents[1] / "modules" / name, plugin_mirror=PLUGIN_MIRROR, progress=None)
+        module.run("init", "-backend=false", "-input=false", "-no-color")
+        module.run("validate", "-no-color")
 
 
 def test_checkov_source_scan() -> None:
@@ -108,35 +112,35 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     _require_tools()
-    with moto_server() as url:
-        root = scratch_env(tmp_path_factory.mktemp("tf"), local_nodes=1, abroad_nodes=2)
-        progress: list[str] = []
-        terraform = Terraform(root, plugin_mirror=PLUGIN_MIRROR, env=aws_env(url), progress=progress.append)
-        terraform.init()
-        summary = terraform.plan("tfplan")
-        plan = terraform.show_json("tfplan")
-        started = time.monotonic()
-        terraform.apply("tfplan")
-        timings = {"apply": time.monotonic() - started}
-        fleet = Fleet(terraform, root, plan, summary, terraform.outputs(), url, progress, timings)
-        try:
-            yield fleet
-        finally:
-            if terraform.state_resources():
-                terraform.destroy()
+    root = scratch_env(tmp_path_factory.mktemp("tf"), local_nodes=1, abroad_nodes=2, control_plane=True)
+    progress: list[str] = []
+    terraform = Terraform(root, plugin_mirror=PLUGIN_MIRROR, env=aws_env(moto_url), progress=progress.append)
+    terraform.init()
+    summary = terraform.plan("tfplan")
+    plan = terraform.show_json("tfplan")
+    started = time.monotonic()
+    terraform.apply("tfplan")
+    timings = {"apply": time.monotonic() - started}
+    fleet = Fleet(terraform, root, plan, summary, terraform.outputs(), moto_url, progress, timings)
+    try:
+        yield fleet
+    finally:
+        if terraform.state_resources():
+            terraform.destroy()
 
 
 @pytest.mark.slow
 def test_apply_builds_the_nodes(fleet: Fleet) -> None:
-    assert fleet.summary == PlanSummary(add=RESOURCES_PER_3_NODES, change=0, destroy=0)
+    assert fleet.summary == PlanSummary(add=RESOURCES_PER_3_NODES + RESOURCES_CONTROL_PLANE, change=0, destroy=0)
     nodes = {node["name"]: node for node in fleet.outputs["nodes"]["value"]}
     assert sorted(nodes) == ["rf-abroad-1", "rf-abroad-2", "rf-local-1"]
     assert {node["region"] for node in nodes.values()} == {LOCAL_REGION, ABROAD_REGION}
     # Progress: each command announced, terraform's own lines relayed as they came.
     assert any(line.startswith("==> terraform apply") for line in fleet.progress)
-    assert any(f"Apply complete! Resources: {RESOURCES_PER_3_NODES} added" in line for line in fleet.progress)
+    added = RESOURCES_PER_3_NODES + RESOURCES_CONTROL_PLANE
+    assert any(f"Apply complete! Resources: {added} added" in line for line in fleet.progress)
 
     ec2 = boto3.client("ec2", region_name=ABROAD_REGION, endpoint_url=fleet.moto_url,
                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
@@ -167,6 +171,39 @@ def test_apply_builds_the_nodes(fleet: Fleet) -> None:
 
 
 @pytest.mark.slow
+def test_control_plane_from_the_example(fleet: Fleet) -> None:
+    """The control plane with every toggle off: HTTPS from anywhere, SSH from the admin CIDRs, and
+    nothing else in; an Elastic IP; no database or load balancer in the outputs."""
+    host = fleet.outputs["control_plane"]["value"]
+    assert (host["name"], host["region"]) == ("rf-control", CONTROL_PLANE_REGION)
+    assert host["db_address"] is None and host["lb_dns_name"] is None and host["db_master_user_secret_arn"] is None
+
+    ec2 = boto3.client("ec2", region_name=CONTROL_PLANE_REGION, endpoint_url=fleet.moto_url,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    (instance,) = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert instance["InstanceId"] == host["instance_id"] and instance["PrivateIpAddress"] == host["private_ip"]
+    assert {tag["Key"]: tag["Value"] for tag in instance["Tags"]}["role"] == "control-plane"
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    volume_id = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    assert ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Encrypted"]
+    (address,) = ec2.describe_addresses()["Addresses"]
+    assert address["InstanceId"] == instance["InstanceId"]
+    assert address["PublicIp"] == instance["PublicIpAddress"] == host["ansible_host"]
+
+    (group,) = instance["SecurityGroups"]
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])
+    ingress = {
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("CidrIpv4") or r.get("CidrIpv6"))
+        for r in rules["SecurityGroupRules"]
+        if not r["IsEgress"]
+    }
+    assert ingress == {("tcp", 22, 22, "198.51.100.0/24"), ("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 443, 443, "::/0")}
+    # PostgreSQL and Redis run on the instance and are never reachable from outside it.
+    for _protocol, low, high, _cidr in ingress:
+        assert not (low <= 5432 <= high or low <= 6379 <= high)
+
+
+@pytest.mark.slow
 def test_replan_shows_no_drift(fleet: Fleet) -> None:
     assert fleet.terraform.has_drift() is False
 
@@ -175,7 +212,7 @@ def test_replan_shows_no_drift(fleet: Fleet) -> None:
 def test_inventory_from_the_apply(fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "inventory" / "terraform.yml"
     assert cli.main(["--dir", str(fleet.root), "inventory", "--output", str(path)]) == 0
-    assert "3 hosts" in capsys.readouterr().out
+    assert "3 hosts, control plane rf-control" in capsys.readouterr().out
 
     run = subprocess.run(
         [str(VENV_BIN / "ansible-inventory"), "-i", str(path), "--list"],
@@ -185,6 +222,11 @@ def test_inventory_from_the_apply(fleet: Fleet, tmp_path: Path, capsys: pytest.C
     inventory = json.loads(run.stdout)
     nodes = {node["name"]: node for node in fleet.outputs["nodes"]["value"]}
     assert sorted(inventory["vpn_nodes"]["hosts"]) == sorted(nodes)
+    assert inventory["control_plane"]["hosts"] == ["rf-control"]
+    control_plane = inventory["_meta"]["hostvars"]["rf-control"]
+    assert control_plane["ansible_host"] == fleet.outputs["control_plane"]["value"]["ansible_host"]
+    assert control_plane["rayfleet_control_plane_region"] == CONTROL_PLANE_REGION
+    assert "xray_core" not in control_plane
     assert sorted(inventory["location_abroad"]["hosts"]) == ["rf-abroad-1", "rf-abroad-2"]
     assert inventory["region_me_central_1"]["hosts"] == ["rf-local-1"]
     assert sorted(inventory["tier_abroad"]["hosts"]) == ["rf-abroad-1", "rf-abroad-2"]
@@ -259,7 +301,7 @@ def test_destroy_leaves_nothing(fleet: Fleet) -> None:
     fleet.terraform.destroy()
     fleet.timings["destroy"] = time.monotonic() - started
     assert fleet.terraform.state_resources() == []
-    for region in (LOCAL_REGION, ABROAD_REGION):
+    for region in (LOCAL_REGION, ABROAD_REGION, CONTROL_PLANE_REGION):
         ec2 = boto3.client("ec2", region_name=region, endpoint_url=fleet.moto_url,
                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         states = [i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]

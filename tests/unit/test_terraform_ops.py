@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 
+from terraform_ops import cli
 from terraform_ops.inventory import (
     HEADER,
     OutputError,
     build_inventory,
+    control_plane_from_outputs,
     group_name,
     nodes_from_outputs,
     write_inventory,
@@ -69,6 +72,110 @@ def test_inventory_groups_and_file(tmp_path) -> None:
     text = path.read_text()
     assert text.startswith(HEADER) and yaml.safe_load(text) == inventory
     assert group_name("region", "us-gov-west-1") == "region_us_gov_west_1"
+
+
+CONTROL_PLANE = {
+    "name": "rf-control",
+    "ansible_host": "198.51.100.30",
+    "private_ip": "10.70.0.10",
+    "region": "eu-central-1",
+    "availability_zone": "eu-central-1a",
+    "instance_id": "i-0fedcba9876543210",
+    "db_address": None,
+    "db_port": None,
+    "db_name": None,
+    "db_username": None,
+    "db_master_user_secret_arn": None,
+    "lb_dns_name": None,
+}
+
+
+def test_control_plane_from_every_output_shape() -> None:
+    full = {
+        "nodes": {"sensitive": False, "type": ["list", []], "value": [NODE]},
+        "control_plane": {"sensitive": False, "type": ["object", {}], "value": CONTROL_PLANE},
+    }
+    for outputs in (full, {"nodes": [NODE], "control_plane": CONTROL_PLANE}):
+        spec = control_plane_from_outputs(outputs)
+        assert spec is not None and (spec.name, spec.ansible_host, spec.region) == (
+            "rf-control", "198.51.100.30", "eu-central-1",
+        )  # fmt: skip
+    # No control plane built: the output is null, absent, or the outputs are a bare list of nodes.
+    null = {"nodes": full["nodes"], "control_plane": {"sensitive": False, "type": "dynamic", "value": None}}
+    for outputs in (null, {"nodes": [NODE]}, [NODE]):
+        assert control_plane_from_outputs(outputs) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({**CONTROL_PLANE, "ansible_host": None}, "lacks ansible_host"),
+        ({k: v for k, v in CONTROL_PLANE.items() if k != "instance_id"}, "lacks instance_id"),
+        ({**CONTROL_PLANE, "private_ip": "db.internal"}, "private_ip 'db.internal' is not an IP address"),
+        ({**CONTROL_PLANE, "name": "rf control"}, "not a valid host name"),
+        ("rf-control", "not an object"),
+    ],
+)
+def test_bad_control_plane_outputs_are_refused(raw: Any, message: str) -> None:
+    with pytest.raises(OutputError, match=message):
+        control_plane_from_outputs({"control_plane": raw})
+
+
+def test_inventory_has_a_control_plane_group(tmp_path) -> None:
+    managed = {
+        **CONTROL_PLANE,
+        "db_address": "rf-control-db.abc.eu-central-1.rds.amazonaws.com",
+        "db_port": 5432,
+        "db_name": "rayfleet",
+        "db_username": "rayfleet",
+        "db_master_user_secret_arn": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:rds!db-1",
+        "lb_dns_name": "rf-control-cp-1.eu-central-1.elb.amazonaws.com",
+    }
+    for raw, expected in (
+        (CONTROL_PLANE, {"ansible_host": "198.51.100.30", "rayfleet_control_plane_private_ip": "10.70.0.10",
+                         "rayfleet_control_plane_region": "eu-central-1",
+                         "rayfleet_control_plane_instance_id": "i-0fedcba9876543210"}),
+        (managed, {"rayfleet_control_plane_db_address": managed["db_address"],
+                   "rayfleet_control_plane_db_port": 5432,
+                   "rayfleet_control_plane_lb_dns_name": managed["lb_dns_name"]}),
+    ):  # fmt: skip
+        outputs = {"nodes": [NODE], "control_plane": raw}
+        inventory = build_inventory(nodes_from_outputs(outputs), control_plane=control_plane_from_outputs(outputs))
+        children = inventory["all"]["children"]
+        # The nodes' groups are untouched; the control plane is in its own group only.
+        assert list(children)[:2] == ["vpn_nodes", "control_plane"]
+        assert list(children["vpn_nodes"]["hosts"]) == ["rf-abroad-1"]
+        hostvars = children["control_plane"]["hosts"]["rf-control"]
+        assert expected.items() <= hostvars.items()
+        assert all(value is not None for value in hostvars.values())  # unset parts are left out
+        assert not any("password" in key for key in hostvars)
+        assert all("rf-control" not in group["hosts"] for name, group in children.items() if name != "control_plane")
+    assert (
+        "rayfleet_control_plane_db_address"
+        not in build_inventory([], control_plane=control_plane_from_outputs({"control_plane": CONTROL_PLANE}))["all"][
+            "children"
+        ]["control_plane"]["hosts"]["rf-control"]
+    )
+
+    with pytest.raises(OutputError, match="share the name"):
+        build_inventory(nodes_from_outputs([NODE]), control_plane=control_plane_from_outputs(
+            {"control_plane": {**CONTROL_PLANE, "name": "rf-abroad-1"}}))  # fmt: skip
+
+
+def test_inventory_command_writes_the_control_plane(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "outputs.json"
+    saved.write_text(
+        json.dumps({"nodes": {"value": [NODE]}, "control_plane": {"type": "dynamic", "value": CONTROL_PLANE}})
+    )
+    path = tmp_path / "terraform.yml"
+    assert cli.main(["inventory", "--outputs-json", str(saved), "--output", str(path)]) == 0
+    assert "1 hosts, control plane rf-control" in capsys.readouterr().out
+    children = yaml.safe_load(path.read_text())["all"]["children"]
+    assert children["control_plane"]["hosts"]["rf-control"]["ansible_host"] == "198.51.100.30"
+
+    saved.write_text(json.dumps({"nodes": {"value": [NODE]}, "control_plane": {"type": "dynamic", "value": None}}))
+    assert cli.main(["inventory", "--outputs-json", str(saved), "--output", str(path)]) == 0
+    assert "control_plane" not in yaml.safe_load(path.read_text())["all"]["children"]
 
 
 class FakeApi:

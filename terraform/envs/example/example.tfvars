@@ -19,6 +19,15 @@ public_key_path = "~/.ssh/rayfleet_fleet.pub"
 instance_type       = "t3.small"
 detailed_monitoring = true
 
+# The control plane (API, worker, cron, bot) on one instance with an Elastic IP, in abroad_region
+# unless control_plane_region says otherwise. PostgreSQL and Redis run on it and are never public.
+create_control_plane = true
+# control_plane_region                  = "eu-west-1"
+# control_plane_allow_http_acme         = true   # port 80 for a Let's Encrypt certificate on the instance
+# control_plane_create_load_balancer    = true   # an ALB in front (≈ USD 20/month), with:
+# control_plane_lb_certificate_arn      = "arn:aws:acm:eu-central-1:111122223333:certificate/…"
+# control_plane_create_managed_postgres = true   # RDS PostgreSQL instead of the instance's own
+
 tags = {
   owner = "ops"
 }

@@ -42,3 +42,26 @@ module "abroad_nodes" {
   detailed_monitoring = var.detailed_monitoring
   tags                = local.tags
 }
+
+# The control API, worker, cron and bot on one instance (see modules/control_plane/README.md); only
+# with create_control_plane. Its output feeds the inventory's control_plane group.
+module "control_plane" {
+  source = "../../modules/control_plane"
+  count  = var.create_control_plane ? 1 : 0
+
+  providers = {
+    aws = aws.control_plane
+  }
+
+  name_prefix             = var.name_prefix
+  instance_type           = var.control_plane_instance_type
+  ami_id                  = var.control_plane_ami_id
+  admin_cidrs             = var.admin_cidrs
+  public_key              = local.public_key
+  allow_http_acme         = var.control_plane_allow_http_acme
+  create_load_balancer    = var.control_plane_create_load_balancer
+  lb_certificate_arn      = var.control_plane_lb_certificate_arn
+  create_managed_postgres = var.control_plane_create_managed_postgres
+  detailed_monitoring     = var.detailed_monitoring
+  tags                    = local.tags
+}

@@ -10,3 +10,8 @@ output "security_group_ids" {
     abroad = module.abroad_nodes.security_group_id
   }
 }
+
+output "control_plane" {
+  description = "The control plane host (name, ansible_host, private_ip, region, instance_id, db_address/db_port, lb_dns_name…), or null without create_control_plane. `python -m terraform_ops inventory` puts it in group control_plane."
+  value       = var.create_control_plane ? module.control_plane[0].host : null
+}

@@ -11,3 +11,9 @@ provider "aws" {
   alias  = "abroad"
   region = var.abroad_region
 }
+
+# The control plane's region: control_plane_region, or the abroad tier's region when unset.
+provider "aws" {
+  alias  = "control_plane"
+  region = coalesce(var.control_plane_region, var.abroad_region)
+}

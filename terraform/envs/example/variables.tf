@@ -93,3 +93,58 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# Control plane -------------------------------------------------------------------------------------
+
+variable "create_control_plane" {
+  description = "Build the control plane (modules/control_plane) too: one instance with an Elastic IP for the API, worker, cron and bot."
+  type        = bool
+  default     = false
+}
+
+variable "control_plane_region" {
+  description = "AWS region of the control plane; null puts it in abroad_region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.control_plane_region == null || can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", coalesce(var.control_plane_region, "x")))
+    error_message = "control_plane_region must be null or an AWS region name such as eu-central-1."
+  }
+}
+
+variable "control_plane_instance_type" {
+  description = "EC2 instance type of the control plane."
+  type        = string
+  default     = "t3.medium"
+}
+
+variable "control_plane_ami_id" {
+  description = "AMI of the control plane; null finds the newest Debian 12 image of its region."
+  type        = string
+  default     = null
+}
+
+variable "control_plane_allow_http_acme" {
+  description = "Open port 80 on the control plane for ACME HTTP-01 challenges (a Let's Encrypt certificate on the instance)."
+  type        = bool
+  default     = false
+}
+
+variable "control_plane_create_load_balancer" {
+  description = "Put an Application Load Balancer with an ACM certificate in front of the control plane."
+  type        = bool
+  default     = false
+}
+
+variable "control_plane_lb_certificate_arn" {
+  description = "ACM certificate ARN for the load balancer (required with control_plane_create_load_balancer)."
+  type        = string
+  default     = null
+}
+
+variable "control_plane_create_managed_postgres" {
+  description = "Run the control plane's PostgreSQL on RDS (password generated and kept in Secrets Manager) instead of on the instance."
+  type        = bool
+  default     = false
+}
