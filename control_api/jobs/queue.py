@@ -156,10 +156,25 @@ class RedisJobQueue(JobQueue):
                     continue
                 if job.get_status(refresh=True) == JobStatus.STARTED:
                     log.warning("job %s was abandoned by a worker that died; dropped so it can run again", job_id)
-                    job.delete()
+                    self._forget(job, registry)
             registry.cleanup()  # the expired entries left (none of them STARTED now)
         except redis.RedisError as exc:
             log.warning("could not reap abandoned jobs (%s)", type(exc).__name__)
+
+    def _forget(self, job: Job, registry: StartedJobRegistry) -> None:
+        """Delete an abandoned job. Its execution record may have expired with its heartbeat, which
+        Job.delete() cannot cope with; then its keys and registry entries go by hand."""
+        try:
+            job.delete()
+            return
+        except ValueError:  # "Execution ... not found in Redis"
+            pass
+        mine = [m for m in self.connection.zrange(registry.key, 0, -1) if m.decode().rsplit(":", 1)[0] == job.id]
+        with self.connection.pipeline() as pipeline:
+            if mine:
+                pipeline.zrem(registry.key, *mine)
+            pipeline.delete(job.key, job.dependents_key, job.dependencies_key, job.execution_registry.key)
+            pipeline.execute()
 
     def _drop_if_done(self, job_id: str) -> bool:
         """Delete JOB_ID if it is only a kept failed/finished record (not queued/scheduled/running);

@@ -288,15 +288,6 @@ def running_sync_of(fleet: Fleet, node_id: int, since_id: int) -> int | None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="the killed worker's scheduler held rq's scheduler lock: the sweep reaps the orphaned sync-node-<id> "
-    "job after its heartbeat lapses (≈90 s) and RQ reschedules it (status scheduled, Retry interval 2 s), but the "
-    "restarted worker takes the scheduler lock only at its next maintenance (every 10 min), so the overdue job is "
-    "never enqueued meanwhile and the sweep's enqueue coalesces into it: the migration stays not live for ≈10 min "
-    "(no config is served by neither node meanwhile; asserted before this times out)",
-)
 def test_a_worker_killed_mid_migration_is_completed_by_the_sweep(fleet: Fleet, state):
     node1, node2 = node_ids(fleet)
     address1, address2 = (node.container.address for node in fleet.nodes)

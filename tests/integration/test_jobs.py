@@ -184,6 +184,8 @@ def test_a_job_orphaned_by_a_killed_worker_is_replaced_once_its_heartbeat_lapsed
     job.set_status(JobStatus.STARTED)
     started = nodes.started_job_registry
     conn.zadd(started.key, {f"{job.id}:orphan": time.time() + 60})  # its heartbeat is still fresh
+    # Its execution record expired with the heartbeat while the job still lists it (what SIGKILL leaves).
+    conn.zadd(job.execution_registry.key, {"orphan": time.time() + 600})
     queue = JobQueue.from_settings(settings)
     assert queue.enqueue_node_sync(node_id) is False  # maybe still running: coalesced
 
