@@ -1,11 +1,9 @@
 """Issue 14, the bot's side: /nodes with each node's alert, and admin-audience notifications in the admin chat.
 
 The bot runs for real (polling loop, notifier thread) against the fake Telegram and the real API over HTTP.
-GET /nodes/alerts and the admin-audience notifications (docs: /work/notes/issue14-contract.md) come with
-the API's issue-14 work: until then the first three tests serve the contract's JSON through the bot's own
-API client (the seam every answer passes), next to the real API's answers. The last test needs that API
-and is skipped while the app has no GET /api/v1/nodes/alerts.
-"""
+The first three tests put chosen alert shapes (every action kind, escaping) through the bot's own API client,
+the seam every answer passes, next to the real API's answers; the last one raises and clears a real alert
+through the real API's heartbeats (docs/architecture.md, "Health and migration")."""
 
 from __future__ import annotations
 
@@ -190,12 +188,6 @@ def test_without_an_admin_chat_admin_notifications_are_acknowledged_unsent(harne
     assert len(warnings) == 1
 
 
-@pytest.fixture
-def alerts_api(app):
-    if not any(rule.rule == "/api/v1/nodes/alerts" for rule in app.url_map.iter_rules()):
-        pytest.skip("needs the API's issue-14 work (GET /api/v1/nodes/alerts, node_alert notifications)")
-
-
 def _heartbeats(client, node, cpu: float, count: int = 3) -> None:
     body = {"cpu": cpu, "mem": 30.0, "bandwidth_in": 1000, "bandwidth_out": 1000, "latency_ms": 20.0}
     for _ in range(count):
@@ -203,15 +195,13 @@ def _heartbeats(client, node, cpu: float, count: int = 3) -> None:
         assert response.status_code == 200, response.json
 
 
-def test_a_node_over_its_cpu_limit_alerts_the_admins_and_clears_with_the_real_api(
-    alerts_api, harness, client, store_shop
-):
+def test_a_node_over_its_cpu_limit_alerts_the_admins_and_clears_with_the_real_api(harness, client, store_shop):
     """Contract: 3 heartbeats over HEALTH_CPU_PERCENT=85 raise node_alert, 3 under clear it."""
     tg = harness.telegram
     node = create_node(client, store_shop["admin"], "de-9", public_ip="198.51.100.39")
     mark = len(tg.events)
     _heartbeats(client, node, cpu=97.0)
-    harness.sweep()  # whether the API judges on the heartbeat or in its periodic work
+    harness.sweep()  # the API judges on the heartbeat; the sweep must not undo it
 
     text = tg.reply(ADMIN_CHAT, mark, "crossed its limits", timeout=20).text
     assert "<b>Node de-9</b>" in text and "• CPU 97% (limit 85%)" in text, text
