@@ -40,6 +40,7 @@ from . import audit, notifications
 from .configs import share_links
 from .lookup import get_or_404
 from .node_health import HealthPolicy
+from .placement import load_by_node, spare_capacity
 from .revisions import SERVED_STATUSES, bump
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,7 @@ def needs_migration(node: Node) -> bool:
 def _healthy_targets(session: Session, policy: HealthPolicy, now: datetime, exclude: int) -> list[tuple[Node, int]]:
     """Nodes that may take moved configs, with their spare capacity: active, not alerting, heard from
     recently (not dark in all but name), with room."""
-    load = (
-        select(UserConfig.node_id, func.count().label("load"))
-        .where(UserConfig.status.in_(SERVED_STATUSES))
-        .group_by(UserConfig.node_id)
-        .subquery()
-    )
-    spare = Node.capacity_score - func.coalesce(load.c.load, 0)
+    load, spare = load_by_node(), spare_capacity()
     heard_after = now - timedelta(seconds=policy.limits["dark"])
     rows = session.execute(
         select(Node, spare)

@@ -18,7 +18,8 @@ from .revisions import SERVED_STATUSES
 
 
 @cache
-def _load() -> Subquery:
+def load_by_node() -> Subquery:
+    """(node_id, load): how many configs each node serves (pending or active)."""
     return (
         select(UserConfig.node_id, func.count().label("load"))
         .where(UserConfig.status.in_(SERVED_STATUSES))
@@ -27,8 +28,9 @@ def _load() -> Subquery:
     )
 
 
-def _spare() -> ColumnElement[int]:
-    return Node.capacity_score - func.coalesce(_load().c.load, 0)
+def spare_capacity() -> ColumnElement[int]:
+    """capacity_score minus load, for a query that outer-joins load_by_node() on Node.id."""
+    return Node.capacity_score - func.coalesce(load_by_node().c.load, 0)
 
 
 def place(session: Session, plan: Plan, exclude_node_id: int | None = None) -> Node:
@@ -51,10 +53,10 @@ def place_in(
 ) -> Node:
     """The active, not alerting node with the most spare capacity, in LOCATION_TAG (any when None) and
     REGION if given."""
-    spare = _spare()
+    spare = spare_capacity()
     query = (
         select(Node)
-        .outerjoin(_load(), _load().c.node_id == Node.id)
+        .outerjoin(load_by_node(), load_by_node().c.node_id == Node.id)
         .where(Node.status == "active", Node.alert_since.is_(None), spare > 0)
         .order_by(spare.desc(), Node.id)
         .limit(1)
@@ -76,8 +78,8 @@ def placeable(session: Session, plans: list[Plan]) -> dict[int, bool]:
     """For each plan, whether an active node of its location (and region, if it names one) has room now."""
     rooms = session.execute(
         select(Node.location_tag, Node.region)
-        .outerjoin(_load(), _load().c.node_id == Node.id)
-        .where(Node.status == "active", Node.alert_since.is_(None), _spare() > 0)
+        .outerjoin(load_by_node(), load_by_node().c.node_id == Node.id)
+        .where(Node.status == "active", Node.alert_since.is_(None), spare_capacity() > 0)
         .distinct()
     ).all()
     return {
