@@ -35,8 +35,8 @@ def seed(session: Session) -> None:
         region="test",
         location_tag="any",
         client_id=uuid.uuid4().hex,
-        secret_hash="not-a-real-hash",
-    )  # noqa: S106 - no agent logs in to this node
+        secret_hash="not-a-real-hash",  # noqa: S106 - no agent logs in to this node
+    )
     session.add_all([plan, node])
     session.flush()
     now = utcnow()
