@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean Debian 12 machine: installs what it needs (apt + pip),
 # lints, then runs pytest. The tests start their own PostgreSQL and Redis and stop them after.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k auth
+# Extra arguments go to one pytest run instead, e.g. scripts/test.sh -k auth
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -24,5 +24,32 @@ echo "==> ansible-lint (production profile)"
 echo "==> node image (molecule scenarios)"
 bash scripts/node_image.sh
 
-echo "==> pytest"
-.venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+    echo "==> pytest $*"
+    exec .venv/bin/python -m pytest "$@"
+fi
+
+# The whole suite as two pytest processes side by side: tests/e2e (molecule scenarios and fleets in
+# containers, which take turns on the machine-wide molecule lock and mostly wait on them) and
+# tests/unit + tests/integration. Each starts its own PostgreSQL and Redis. The second one's output
+# is shown after the first's; the run fails if either does.
+for path in tests/*; do
+    case "$path" in
+    tests/unit | tests/integration | tests/e2e | tests/fixtures | tests/__init__.py | tests/conftest.py | tests/__pycache__) ;;
+    *) echo "scripts/test.sh runs tests/unit, tests/integration and tests/e2e only: add $path to it" >&2; exit 1 ;;
+    esac
+done
+rest_log=$(mktemp -t rayfleet-pytest-rest.XXXXXX)
+echo "==> pytest tests/unit tests/integration (in the background, log shown below)"
+.venv/bin/python -m pytest tests/unit tests/integration -p no:cacheprovider --durations=15 >"$rest_log" 2>&1 &
+rest_pid=$!
+echo "==> pytest tests/e2e"
+e2e_rc=0
+.venv/bin/python -m pytest tests/e2e --durations=15 || e2e_rc=$?
+rest_rc=0
+wait "$rest_pid" || rest_rc=$?
+echo "==> pytest tests/unit tests/integration (ran beside tests/e2e): exit $rest_rc"
+cat "$rest_log"
+rm -f "$rest_log"
+echo "==> pytest: tests/e2e exit $e2e_rc, tests/unit + tests/integration exit $rest_rc"
+[ "$e2e_rc" -eq 0 ] && [ "$rest_rc" -eq 0 ]

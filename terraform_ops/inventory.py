@@ -5,7 +5,8 @@ for operators running playbooks by hand. Hosts sit in ``vpn_nodes`` (so ``group_
 and ``host_vars/<node name>.yml`` next to the file apply, as in jobs) and in one group per
 location_tag, region and tier: ``location_abroad``, ``region_eu_central_1``, ``tier_local``. The
 control plane (the root module's ``control_plane`` output, from ``modules/control_plane``), when
-Terraform built one, is the one host of group ``control_plane``.
+Terraform built one, is the one host of group ``control_plane``, and of ``control_plane_redis`` and
+``control_plane_db`` (the latter only without a managed database) for playbooks/control_plane.yml.
 """
 
 from __future__ import annotations
@@ -114,9 +115,21 @@ class ControlPlaneSpec:
             "db_master_user_secret_arn": self.db_master_user_secret_arn,
             "lb_dns_name": self.lb_dns_name,
         }
+        managed_database = (
+            {
+                "control_plane_database_host": self.db_address,
+                "control_plane_database_port": self.db_port,
+                "control_plane_database_name": self.db_name,
+                "control_plane_database_user": self.db_username,
+            }
+            if self.db_address is not None
+            else {}
+        )
         return {
             "ansible_host": self.ansible_host,
             **{f"rayfleet_control_plane_{key}": value for key, value in facts.items() if value is not None},
+            # The app connects to the managed database (its password: from the secret ARN, in the vault).
+            **{key: value for key, value in managed_database.items() if value is not None},
         }
 
 
@@ -183,6 +196,11 @@ def build_inventory(
         if control_plane.name in hosts:
             raise OutputError(f"The control plane and a node share the name {control_plane.name!r}.")
         children["control_plane"] = {"hosts": {control_plane.name: control_plane.hostvars()}}
+        # playbooks/control_plane.yml puts Redis, and PostgreSQL unless Terraform made a managed one,
+        # on the same host.
+        if control_plane.db_address is None:
+            children["control_plane_db"] = {"hosts": {control_plane.name: None}}
+        children["control_plane_redis"] = {"hosts": {control_plane.name: None}}
     return {"all": {"children": {**children, **dict(sorted(groups.items()))}}}
 
 

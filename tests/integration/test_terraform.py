@@ -223,6 +223,8 @@ def test_inventory_from_the_apply(fleet: Fleet, tmp_path: Path, capsys: pytest.C
     nodes = {node["name"]: node for node in fleet.outputs["nodes"]["value"]}
     assert sorted(inventory["vpn_nodes"]["hosts"]) == sorted(nodes)
     assert inventory["control_plane"]["hosts"] == ["rf-control"]
+    # The playbook puts Redis (and PostgreSQL, without a managed database) on the same host.
+    assert inventory["control_plane_redis"]["hosts"] == ["rf-control"]
     control_plane = inventory["_meta"]["hostvars"]["rf-control"]
     assert control_plane["ansible_host"] == fleet.outputs["control_plane"]["value"]["ansible_host"]
     assert control_plane["rayfleet_control_plane_region"] == CONTROL_PLANE_REGION

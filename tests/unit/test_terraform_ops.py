@@ -142,14 +142,23 @@ def test_inventory_has_a_control_plane_group(tmp_path) -> None:
         outputs = {"nodes": [NODE], "control_plane": raw}
         inventory = build_inventory(nodes_from_outputs(outputs), control_plane=control_plane_from_outputs(outputs))
         children = inventory["all"]["children"]
-        # The nodes' groups are untouched; the control plane is in its own group only.
-        assert list(children)[:2] == ["vpn_nodes", "control_plane"]
+        # The nodes' groups are untouched; the control plane is in its own groups only (PostgreSQL's
+        # only without a managed database, whose address the app then connects to).
+        own = (
+            ["control_plane", "control_plane_redis"]
+            if raw is managed
+            else ["control_plane", "control_plane_db", "control_plane_redis"]
+        )
+        assert list(children)[: len(own) + 1] == ["vpn_nodes", *own]
+        assert all(children[name]["hosts"] == {"rf-control": None} for name in own[1:])
         assert list(children["vpn_nodes"]["hosts"]) == ["rf-abroad-1"]
         hostvars = children["control_plane"]["hosts"]["rf-control"]
         assert expected.items() <= hostvars.items()
         assert all(value is not None for value in hostvars.values())  # unset parts are left out
         assert not any("password" in key for key in hostvars)
-        assert all("rf-control" not in group["hosts"] for name, group in children.items() if name != "control_plane")
+        assert all("rf-control" not in group["hosts"] for name, group in children.items() if name not in own)
+        if raw is managed:
+            assert hostvars["control_plane_database_host"] == managed["db_address"]
     assert (
         "rayfleet_control_plane_db_address"
         not in build_inventory([], control_plane=control_plane_from_outputs({"control_plane": CONTROL_PLANE}))["all"][

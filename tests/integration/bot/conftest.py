@@ -178,8 +178,10 @@ class Harness:
     def stop_bot(self) -> None:
         self.notifier.stop()
         self.shop.bot.stop_bot()
-        self.thread.join(timeout=10)
-        self.notifier.join(timeout=10)
+        # Generous: on a busy machine (the e2e tests run beside these) a polling round in flight and
+        # pyTelegramBotAPI's pause after a failed round can take longer than the fake's 0.5 s wait.
+        self.thread.join(timeout=30)
+        self.notifier.join(timeout=30)
         assert not self.thread.is_alive()
 
     def count(self, model) -> int:
