@@ -28,12 +28,22 @@ from telebot.apihelper import ApiException, ApiTelegramException
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
-from .i18n import language_of, t
+from .i18n import language_of, money, t
 
 log = logging.getLogger(__name__)
 UNDELIVERABLE = (400, 403)
 USER_KINDS = frozenset(
-    ("approved", "rejected", "migrated", "config_ready", "expiring", "quota_80", "quota_100", "expired")
+    (
+        "approved",
+        "rejected",
+        "migrated",
+        "config_ready",
+        "expiring",
+        "quota_80",
+        "quota_100",
+        "expired",
+        "wallet_credited",
+    )
 )
 ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared"))
 _no_admin_chat_logged = threading.Event()
@@ -60,6 +70,9 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         config = next((c for c in shop.api.configs(note["user_id"]) if c["id"] == payload.get("config_id")), None)
         if config is not None:
             shop.send_config(chat_id, language, config, note["user_id"])
+    elif kind == "wallet_credited":
+        amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency)
+        shop.say(chat_id, t(language, "notify_wallet_credited", payment_id=values["payment_id"], amount=amount))
     elif kind == "rejected":
         parts = [t(language, "notify_rejected", **values)]
         if payload.get("reason"):

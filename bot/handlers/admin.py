@@ -35,9 +35,12 @@ def _payment_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
         id=payment["id"],
         status=payment["status"],
         customer=f"{customer} ({user['telegram_id']})",
-        plan=payment["plan"]["name"],
+        # A wallet top-up has no plan, and only an admin approves it (no auto-accept time).
+        plan=payment["plan"]["name"] if payment.get("plan") else t(language, "admin_topup"),
         price=money(payment["amount_cents"], shop.settings.currency),
-        auto=str(payment["auto_accept_at"])[:16].replace("T", " "),
+        auto=str(payment["auto_accept_at"])[:16].replace("T", " ")
+        if payment.get("auto_accept_at")
+        else t(language, "admin_no_auto_accept"),
     )
     config = payment.get("config")  # present right after the payment was recorded
     if config is not None and config.get("node_id") is None:

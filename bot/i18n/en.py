@@ -95,6 +95,9 @@ MESSAGES: dict[str, str] = {
     "admin_new_payment": "🧾 <b>Payment #{id}</b> ({status})\nCustomer: {customer}\nPlan: {plan}\nAmount: {price}\n"
     "Auto-accepted at: {auto}",
     "admin_proof_caption": "Proof for payment #{id}",
+    "notify_wallet_credited": "💰 Top-up <b>#{payment_id}</b> is approved: {amount} was added to your balance.",
+    "admin_topup": "wallet top-up",
+    "admin_no_auto_accept": "never (an admin decides)",
     "admin_unplaced": "⚠️ No server had room: its config waits and is sent to the customer when a node has room.",
     "admin_extra_receipt": "🧾 Another receipt for payment #{ids} from {customer}",
     "admin_stray_receipt": "🧾 A receipt outside any order from {customer}. The customer was told an admin will "

@@ -97,6 +97,9 @@ MESSAGES: dict[str, str] = {
     "admin_new_payment": "🧾 <b>پرداخت #{id}</b> ({status})\nمشتری: {customer}\nپلن: {plan}\nمبلغ: {price}\n"
     "تأیید خودکار در: {auto}",
     "admin_proof_caption": "رسید پرداخت #{id}",
+    "notify_wallet_credited": "💰 شارژ کیف پول <b>#{payment_id}</b> تأیید شد: {amount} به موجودی شما اضافه شد.",
+    "admin_topup": "شارژ کیف پول",
+    "admin_no_auto_accept": "هرگز (مدیر تصمیم می‌گیرد)",
     "admin_unplaced": "⚠️ هیچ سروری جا نداشت: کانفیگ آن منتظر می‌ماند و وقتی سروری جا داشت برای مشتری فرستاده می‌شود.",
     "admin_extra_receipt": "🧾 رسید دیگری برای پرداخت #{ids} از {customer}",
     "admin_stray_receipt": "🧾 رسیدی خارج از هر سفارش از {customer}. به مشتری گفته شد که یکی از مدیران آن را بررسی "

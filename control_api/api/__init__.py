@@ -17,6 +17,7 @@ from . import (
     principals,
     subscriptions,
     users,
+    wallet,
 )
 
 
@@ -26,6 +27,7 @@ def register_blueprints(app: APIFlask) -> None:
         auth,
         plans,
         users,
+        wallet,
         configs,
         payments,
         notifications,

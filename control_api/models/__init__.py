@@ -17,9 +17,19 @@ from .node import (
 from .notification import AUDIENCES, NOTIFICATION_KINDS, Notification
 from .plan import Plan
 from .principal import Admin, BotClient
-from .sales import CONFIG_KINDS, CONFIG_STATUSES, PAYMENT_STATUSES, PROTOCOLS, SUSPEND_REASONS, Payment, UserConfig
+from .sales import (
+    CONFIG_KINDS,
+    CONFIG_STATUSES,
+    PAYMENT_PURPOSES,
+    PAYMENT_STATUSES,
+    PROTOCOLS,
+    SUSPEND_REASONS,
+    Payment,
+    UserConfig,
+)
 from .usage import Usage, UsageReport
 from .user import LANGUAGES, User
+from .wallet import CREDIT_REASONS, DEBIT_REASONS, WALLET_REASONS, WalletEntry
 
 __all__ = [
     "ACTOR_TYPES",
@@ -27,10 +37,13 @@ __all__ = [
     "CONFIG_KINDS",
     "CONFIG_STATUSES",
     "CORES",
+    "CREDIT_REASONS",
+    "DEBIT_REASONS",
     "LANGUAGES",
     "NODE_HEALTH",
     "NODE_STATUSES",
     "NOTIFICATION_KINDS",
+    "PAYMENT_PURPOSES",
     "PAYMENT_STATUSES",
     "PROTOCOLS",
     "SUSPEND_REASONS",
@@ -38,6 +51,7 @@ __all__ = [
     "SYNC_STATUSES",
     "THRESHOLDS",
     "THRESHOLD_KEYS",
+    "WALLET_REASONS",
     "Admin",
     "AuditLog",
     "Base",
@@ -52,6 +66,7 @@ __all__ = [
     "UsageReport",
     "User",
     "UserConfig",
+    "WalletEntry",
     "columns_of",
     "utcnow",
 ]

@@ -21,6 +21,7 @@ NOTIFICATION_KINDS = (
     "config_ready",
     "node_alert",
     "node_alert_cleared",
+    "wallet_credited",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base, UTCDateTime, enum_check, utcnow
 
 PAYMENT_STATUSES = ("pending", "approved", "rejected")
+# What a payment pays for: a plan (with a temporary config at once), or money into the wallet (models/wallet.py).
+PAYMENT_PURPOSES = ("purchase", "topup")
 CONFIG_STATUSES = ("pending", "active", "suspended", "expired", "revoked")
 CONFIG_KINDS = ("trial", "temporary", "full")
 # Why a suspended config is suspended: an admin did it, its user was banned, or it used its data.
@@ -83,6 +85,12 @@ class Payment(Base):
     __table_args__ = (
         CheckConstraint(enum_check("status", PAYMENT_STATUSES), name="status"),
         CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        CheckConstraint(enum_check("purpose", PAYMENT_PURPOSES), name="purpose"),
+        # A purchase names its plan and is accepted automatically when nobody decides; a top-up has no plan,
+        # credits a positive amount, and only an admin's approval credits it.
+        CheckConstraint("(purpose = 'purchase') = (plan_id IS NOT NULL)", name="plan_matches_purpose"),
+        CheckConstraint("(purpose = 'purchase') = (auto_accept_at IS NOT NULL)", name="auto_accept_matches_purpose"),
+        CheckConstraint("purpose = 'purchase' OR amount_cents > 0", name="topup_amount_positive"),
         Index(None, "status", "auto_accept_at"),
         Index(None, "user_id"),
         # A retried submission of the same proof is the same payment, never a second one.
@@ -93,20 +101,23 @@ class Payment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    # NULL for a top-up, which buys no plan.
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    purpose: Mapped[str] = mapped_column(String(16), default="purchase", server_default=text("'purchase'"))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     # Telegram file id of the customer's proof; never logged.
     evidence_file_id: Mapped[str] = mapped_column(String(255))
     # Telegram's file_unique_id of the proof: the same file whoever sends it (unique). NULL before 0004.
     evidence_unique_id: Mapped[str | None] = mapped_column(String(255))
-    auto_accept_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # NULL for a top-up: money the customer names is credited by an admin only, never by the sweep.
+    auto_accept_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The admin who decided; NULL while pending or when the sweep auto-accepted.
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))
     # Or the Telegram admin (users.is_admin) who decided through the bot.
     reviewed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_note: Mapped[str | None] = mapped_column(Text)
-    # The temporary config issued with the payment and upgraded in place on approval.
+    # The temporary config issued with the payment and upgraded in place on approval (NULL for a top-up).
     config_id: Mapped[int | None] = mapped_column(ForeignKey("user_configs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

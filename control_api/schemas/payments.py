@@ -4,20 +4,33 @@ from typing import Any, ClassVar
 
 from apiflask import Schema, fields
 from apiflask.validators import OneOf
+from marshmallow import ValidationError, validates_schema
 
-from ..models import PAYMENT_STATUSES, PROTOCOLS
+from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROTOCOLS
 from .common import ACTING_TELEGRAM_ID, PageQuery, StrictBoolean, db_integer, query_integer, text
 from .configs import ConfigOut
 
 
 class PaymentIn(Schema):
     user_id = db_integer(1, required=True, metadata={"description": "The customer (PUT /users/telegram/{id})."})
-    plan_id = db_integer(1, required=True)
+    purpose = fields.String(
+        load_default="purchase",
+        validate=OneOf(PAYMENT_PURPOSES),
+        metadata={
+            "description": "purchase: a plan (plan_id), with a temporary config at once. topup: money into the "
+            "customer's wallet (no plan_id; amount_cents at least 1), credited when an admin approves it; no "
+            "config, and never accepted automatically."
+        },
+    )
+    plan_id = db_integer(1, metadata={"description": "Required for a purchase; not allowed for a top-up."})
     amount_cents = db_integer(
         0,
         10**12,
         required=True,
-        metadata={"description": "Must equal the plan's price_cents (else 422 amount_mismatch)."},
+        metadata={
+            "description": "A purchase: must equal the plan's price_cents (else 422 amount_mismatch). A top-up: "
+            "what the proof pays, at least 1."
+        },
     )
     evidence_file_id = text(255, required=True, metadata={"description": "Telegram file id of the proof."})
     evidence_unique_id = text(
@@ -28,7 +41,27 @@ class PaymentIn(Schema):
             "sends it, so it pays for one order only (409 evidence_used_elsewhere)."
         },
     )
-    protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
+    protocol = fields.String(
+        load_default="vless", validate=OneOf(PROTOCOLS), metadata={"description": "A purchase's config only."}
+    )
+
+    # The spec says it too: a purchase names its plan; a top-up names none and a positive amount.
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"purpose": {"const": "topup"}}, "required": ["purpose"]},
+        "then": {"properties": {"amount_cents": {"minimum": 1}}, "not": {"required": ["plan_id"]}},
+        "else": {"required": ["plan_id"]},
+    }
+
+    @validates_schema
+    def _plan_matches_purpose(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("purpose") != "topup":
+            if data.get("plan_id") is None:
+                raise ValidationError({"plan_id": ["Missing data for required field."]})
+            return
+        if "plan_id" in data:
+            raise ValidationError({"plan_id": ["Not allowed for a top-up."]})
+        if data.get("amount_cents", 1) < 1:
+            raise ValidationError({"amount_cents": ["A top-up is at least 1."]})
 
 
 class ReviewIn(Schema):
@@ -61,26 +94,32 @@ class PaymentPlanOut(Schema):
 class PaymentOut(Schema):
     id = fields.Integer(required=True)
     user_id = fields.Integer(required=True)
-    plan_id = fields.Integer(required=True)
+    purpose = fields.String(required=True, validate=OneOf(PAYMENT_PURPOSES))
+    plan_id = fields.Integer(required=True, allow_none=True, metadata={"description": "None for a top-up."})
     amount_cents = fields.Integer(required=True)
     status = fields.String(required=True, validate=OneOf(PAYMENT_STATUSES))
     evidence_file_id = fields.String(required=True)
-    auto_accept_at = fields.DateTime(required=True)
+    auto_accept_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "None for a top-up: only an admin approves one."}
+    )
     reviewed_at = fields.DateTime(allow_none=True)
     reviewer = fields.String(allow_none=True, metadata={"description": "Who decided, by name."})
     review_note = fields.String(allow_none=True)
     config_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime(required=True)
     user = fields.Nested(PaymentUserOut, required=True)
-    plan = fields.Nested(PaymentPlanOut, required=True)
+    plan = fields.Nested(PaymentPlanOut, required=True, allow_none=True, metadata={"description": "None for a top-up."})
 
 
 class PaymentCreatedOut(PaymentOut):
-    config = fields.Nested(ConfigOut, required=True, metadata={"description": "The temporary config."})
+    config = fields.Nested(
+        ConfigOut, required=True, allow_none=True, metadata={"description": "The temporary config (None for a top-up)."}
+    )
 
 
 class PaymentQuery(PageQuery):
     status = fields.String(validate=OneOf(PAYMENT_STATUSES))
+    purpose = fields.String(validate=OneOf(PAYMENT_PURPOSES))
     user_id = query_integer(1)
 
 

@@ -1,5 +1,9 @@
 """Payments: a temporary config at once, then approval (upgrade in place) or rejection (revoke, maybe ban).
 
+A payment's purpose is "purchase" (a plan, as above) or "topup": money into the customer's wallet
+(wallet.py), with no plan and no temporary config, never auto-accepted; approval books it in the
+ledger once, rejection books nothing.
+
 The state machine is pending -> approved | rejected, nothing else. Each transition is gated by one
 conditional UPDATE (`... WHERE status = 'pending'`), so of two reviewers racing on PostgreSQL or
 SQLite exactly one wins and the other gets 409 naming who decided.
@@ -19,7 +23,7 @@ from ..actors import SYSTEM, Principal
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, notifications
+from . import audit, notifications, wallet
 from .bans import apply_ban, ensure_not_banned, reviewer_columns
 from .configs import config_view, get_config, new_config
 from .lookup import get_or_404
@@ -31,13 +35,14 @@ from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
 def create_payment(
     session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
 ) -> tuple[dict[str, Any], bool]:
-    """Record a pending payment and issue its temporary config. Returns (its view with the config's, created).
+    """Record a pending payment and issue its temporary config (none for a top-up). Returns (its view with
+    the config's, created).
 
     A retry with the same proof (the bot lost our answer) returns the first payment, not a second one.
     """
     payment, created = _create_payment(session, actor, settings, data, dispatch)
-    config = get_config(session, payment.config_id)
-    return {**payment_view(session, payment), "config": config_view(session, config)}, created
+    config = config_view(session, get_config(session, payment.config_id)) if payment.config_id else None
+    return {**payment_view(session, payment), "config": config}, created
 
 
 def _create_payment(
@@ -53,6 +58,8 @@ def _create_payment(
         return _same_submission(existing, data), False
     if session.scalar(select(Payment.id).where(Payment.evidence_unique_id == data["evidence_unique_id"])):
         raise Conflict("This receipt was already sent for another customer's order.", code="evidence_used_elsewhere")
+    if data.get("purpose") == "topup":
+        return _create_topup(session, actor, settings, user, data)
     plan = get_or_404(session, Plan, data["plan_id"], "Plan")
     if not plan.is_active:
         raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
@@ -62,15 +69,7 @@ def _create_payment(
             code="amount_mismatch",
             details={"json": {"amount_cents": [f"Expected {plan.price_cents}."]}},
         )
-    waiting = session.scalars(
-        select(Payment.id).where(Payment.user_id == user.id, Payment.status == "pending").order_by(Payment.id)
-    ).all()
-    if len(waiting) >= settings.max_pending_payments_per_user:
-        raise Conflict(
-            f"{len(waiting)} payment(s) of this customer are waiting for review; wait for the decision first.",
-            code="too_many_pending_payments",
-            details={"pending_payment_ids": list(waiting)},
-        )
+    _ensure_room_in_review(session, settings, user)
     # No node free right now (a race with the catalogue's `available`): the money is recorded anyway
     # and the temporary config waits unplaced; the sweep places it and tells the customer.
     node = place_or_none(session, plan)
@@ -115,6 +114,61 @@ def _create_payment(
     return payment, True
 
 
+def _ensure_room_in_review(session: Session, settings: Settings, user: User) -> None:
+    """The customer's payments in review (purchases and top-ups alike) are capped."""
+    waiting = session.scalars(
+        select(Payment.id).where(Payment.user_id == user.id, Payment.status == "pending").order_by(Payment.id)
+    ).all()
+    if len(waiting) >= settings.max_pending_payments_per_user:
+        raise Conflict(
+            f"{len(waiting)} payment(s) of this customer are waiting for review; wait for the decision first.",
+            code="too_many_pending_payments",
+            details={"pending_payment_ids": list(waiting)},
+        )
+
+
+def _create_topup(
+    session: Session, actor: Principal, settings: Settings, user: User, data: dict[str, Any]
+) -> tuple[Payment, bool]:
+    """A pending top-up: no plan, no config, no auto-acceptance (an admin decides what the proof is worth)."""
+    if data.get("plan_id") is not None:
+        raise InvalidInput("A top-up buys no plan.", details={"json": {"plan_id": ["Not allowed for a top-up."]}})
+    if data["amount_cents"] < 1:
+        raise InvalidInput(
+            "A top-up needs a positive amount.", details={"json": {"amount_cents": ["Must be at least 1."]}}
+        )
+    _ensure_room_in_review(session, settings, user)
+    payment = Payment(
+        user_id=user.id,
+        purpose="topup",
+        amount_cents=data["amount_cents"],
+        evidence_file_id=data["evidence_file_id"],
+        evidence_unique_id=data["evidence_unique_id"],
+    )
+    session.add(payment)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = _by_evidence(session, data["user_id"], data)
+        if existing is None:
+            raise Conflict(
+                "This receipt was already sent for another customer's order.", code="evidence_used_elsewhere"
+            ) from None
+        return _same_submission(existing, data), False
+    audit.record(
+        session,
+        actor,
+        "payment.create",
+        payment_id=payment.id,
+        user_id=user.id,
+        purpose="topup",
+        amount_cents=payment.amount_cents,
+    )
+    session.commit()
+    return payment, True
+
+
 def _by_evidence(session: Session, user_id: int, data: dict[str, Any]) -> Payment | None:
     """This user's earlier payment with the same proof (the same file, or the same Telegram file id)."""
     return session.scalar(
@@ -132,7 +186,12 @@ def _by_evidence(session: Session, user_id: int, data: dict[str, Any]) -> Paymen
 
 
 def _same_submission(payment: Payment, data: dict[str, Any]) -> Payment:
-    if payment.plan_id != data["plan_id"] or payment.amount_cents != data["amount_cents"]:
+    same = (payment.purpose, payment.plan_id, payment.amount_cents) == (
+        data.get("purpose", "purchase"),
+        data.get("plan_id"),
+        data["amount_cents"],
+    )
+    if not same:
         raise Conflict("This proof was already sent with another payment.", code="evidence_reused")
     return payment
 
@@ -177,6 +236,8 @@ def approve(
     """
     now = now or utcnow()
     payment = _claim(session, payment_id, "approved", reviewer, now)
+    if payment.purpose == "topup":
+        return _approve_topup(session, reviewer, payment)
     plan = session.get_one(Plan, payment.plan_id)
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
     touched: list[int] = []
@@ -216,6 +277,26 @@ def approve(
         automatic=reviewer is None,
     )
     commit_and_dispatch(session, touched, dispatch)
+    return payment
+
+
+def _approve_topup(session: Session, reviewer: Principal | None, payment: Payment) -> Payment:
+    """The claimed top-up is booked in the wallet: one ledger row, in the claim's transaction."""
+    assert reviewer is not None  # a top-up has no auto_accept_at (a CHECK), so the sweep never approves one
+    entry = wallet.credit_topup(session, reviewer, payment)
+    notifications.notify(
+        session,
+        payment.user_id,
+        "wallet_credited",
+        f"wallet_credited:payment-{payment.id}",
+        payment_id=payment.id,
+        amount_cents=payment.amount_cents,
+        reason="topup",
+    )
+    audit.record(
+        session, reviewer, "payment.approve", payment_id=payment.id, entry_id=entry.id, amount_cents=entry.amount_cents
+    )
+    session.commit()
     return payment
 
 
@@ -284,6 +365,8 @@ def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
     query = select(Payment)
     if filters.get("status"):
         query = query.where(Payment.status == filters["status"])
+    if filters.get("purpose"):
+        query = query.where(Payment.purpose == filters["purpose"])
     if filters.get("user_id"):
         query = query.where(Payment.user_id == filters["user_id"])
     rows = session.scalars(query.order_by(Payment.id).limit(filters["limit"] + 1).offset(filters["offset"])).all()
@@ -292,7 +375,7 @@ def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
     # One query per related table; payment_view's session.get then finds them in the identity map.
     for model, ids in (
         (User, {p.user_id for p in page} | {p.reviewed_by_user_id for p in page if p.reviewed_by_user_id}),
-        (Plan, {p.plan_id for p in page}),
+        (Plan, {p.plan_id for p in page if p.plan_id}),
         (Admin, {p.reviewed_by for p in page if p.reviewed_by}),
     ):
         session.scalars(select(model).where(model.id.in_(ids))).all()
@@ -301,10 +384,10 @@ def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
 
 def payment_view(session: Session, payment: Payment) -> dict[str, Any]:
     user = session.get_one(User, payment.user_id)
-    plan = session.get_one(Plan, payment.plan_id)
+    plan = session.get_one(Plan, payment.plan_id) if payment.plan_id is not None else None
     return {
         **columns_of(payment),
         "reviewer": reviewer_name(session, payment),
         "user": {"id": user.id, "telegram_id": user.telegram_id, "username": user.username},
-        "plan": {"id": plan.id, "name": plan.name, "price_cents": plan.price_cents},
+        "plan": None if plan is None else {"id": plan.id, "name": plan.name, "price_cents": plan.price_cents},
     }

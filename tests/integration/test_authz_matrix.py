@@ -60,6 +60,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/trial"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin", "bot"}),
     ("PUT", "/api/v1/users/<int:user_id>/admin"): frozenset({"admin"}),
+    ("GET", "/api/v1/users/<int:user_id>/wallet"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/users/<int:user_id>/wallet/adjust"): frozenset({"admin"}),
+    ("POST", "/api/v1/users/<int:user_id>/wallet/purchases"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>"): frozenset({"admin"}),
     ("POST", "/api/v1/nodes/<int:node_id>/provision"): frozenset({"admin"}),
     ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
@@ -167,6 +170,8 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         return {"reason": f"rejected by {caller}"}
     if rule.endswith("/admin"):
         return {"is_admin": True}
+    if rule.endswith("/wallet/adjust"):
+        return {"amount_cents": 100, "reason": f"credited by {caller}"}
     if rule.endswith("/notifications/ack"):
         return {"ids": [1]}
     if rule.endswith("/configs/sync"):
@@ -195,6 +200,9 @@ def path_ids(world) -> dict[str, int]:
     assert banned.status_code == 200, banned.json
     # Configs need an unbanned user: one pending config to suspend and one suspended config to resume.
     buyer = client.put(f"/api/v1/users/telegram/{telegram_id + 1}", json={}, headers=admin).json["id"]
+    # Money to buy with from the balance.
+    credit = {"amount_cents": 10**9, "reason": "matrix purchases"}
+    assert client.post(f"/api/v1/users/{buyer}/wallet/adjust", json=credit, headers=admin).status_code == 201
     node_id = principals.node.principal_id
     # A plan of their own: the path's plan must stay deletable (a plan with configs is not).
     config_plan = client.post("/api/v1/plans", json=body_for("POST", "/api/v1/plans", "configs"), headers=admin).json
@@ -291,6 +299,8 @@ def path_ids(world) -> dict[str, int]:
 # Rules whose ids must name rows in a particular state.
 PATH_ID_OVERRIDES = {
     "/api/v1/users/<int:user_id>/configs": {"user_id": "buyer_id"},
+    # A banned user buys nothing: the buyer, who has a balance.
+    "/api/v1/users/<int:user_id>/wallet/purchases": {"user_id": "buyer_id"},
     "/api/v1/configs/<int:config_id>/suspend": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
     "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
@@ -326,6 +336,8 @@ def test_matrix(world, path_ids, method, rule):
         target = path
         if rule == "/api/v1/users/<int:user_id>/configs" and method == "POST":
             body = {"plan_id": path_ids["config_plan_id"], "node_id": path_ids["node_id"]}
+        if rule.endswith("/wallet/purchases"):
+            body = {"plan_id": path_ids["config_plan_id"]}
         if rule == "/api/v1/payments" and method == "POST":
             body = {
                 "user_id": path_ids["buyer_id"],

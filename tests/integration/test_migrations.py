@@ -90,3 +90,60 @@ def test_the_migrated_schema_enforces_integrity(scratch_engine):
         connection.execute(text(insert_user), {"token": "a"})
     with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
         connection.execute(text(insert_user), {"token": "b"})  # same telegram_id
+
+
+def test_the_wallet_schema_refuses_what_the_ledger_never_holds(scratch_engine):
+    """0007: a credit is positive and a debit is not, a payment credits at most once, and a payment's
+    purpose decides whether it has a plan and an auto-acceptance time."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+                " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO plans (id, name, location_tag, duration_days, max_devices, data_limit_mb,"
+                " is_constant_ip, price_cents, is_active, created_at)"
+                " VALUES (1, 'p', 'x', 1, 1, 1, false, 5, true, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO payments (id, user_id, purpose, amount_cents, status, evidence_file_id, created_at)"
+                " VALUES (1, 1, 'topup', 500, 'approved', 'f', CURRENT_TIMESTAMP)"
+            )
+        )
+    entry = (
+        "INSERT INTO wallet_entries (user_id, amount_cents, reason, actor_type, actor_name, payment_id, created_at)"
+        " VALUES (1, :amount, :reason, 'admin', 'alice', :payment, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(entry), {"amount": 500, "reason": "topup", "payment": 1})
+        connection.execute(text(entry), {"amount": 0, "reason": "purchase", "payment": None})
+    refused = [
+        {"amount": 500, "reason": "topup", "payment": 1},  # the same payment credited twice
+        {"amount": -5, "reason": "topup", "payment": None},  # a credit that takes money
+        {"amount": 5, "reason": "admin_debit", "payment": None},  # a debit that gives money
+        {"amount": 0, "reason": "admin_credit", "payment": None},
+        {"amount": 5, "reason": "gift", "payment": None},
+    ]
+    for values in refused:
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(entry), values)
+    payments = [
+        # a top-up with a plan, a purchase without one, a top-up the sweep would accept, a zero top-up
+        "INSERT INTO payments (user_id, plan_id, purpose, amount_cents, status, evidence_file_id, created_at)"
+        " VALUES (1, 1, 'topup', 5, 'pending', 'g', CURRENT_TIMESTAMP)",
+        "INSERT INTO payments (user_id, purpose, amount_cents, status, evidence_file_id, auto_accept_at, created_at)"
+        " VALUES (1, 'purchase', 5, 'pending', 'h', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        "INSERT INTO payments (user_id, purpose, amount_cents, status, evidence_file_id, auto_accept_at, created_at)"
+        " VALUES (1, 'topup', 5, 'pending', 'i', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        "INSERT INTO payments (user_id, purpose, amount_cents, status, evidence_file_id, created_at)"
+        " VALUES (1, 'topup', 0, 'pending', 'j', CURRENT_TIMESTAMP)",
+    ]
+    for statement in payments:
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(statement))

@@ -92,6 +92,14 @@ BUSINESS_RULES = {
         "no_node_available constant_ip_pinned node_required user_banned",
         "placement needs a node with room, a constant-IP config stays put, a banned user gets nothing",
     ),
+    "POST /api/v1/users/{user_id}/wallet/adjust": rule(
+        (409,), "insufficient_balance", "a debit never takes the stored balance below zero"
+    ),
+    "POST /api/v1/users/{user_id}/wallet/purchases": rule(
+        (409,),
+        "insufficient_balance plan_not_for_sale no_node_available",
+        "the stored balance must cover the plan's price; a plan on sale; placement needs a node with room",
+    ),
     "POST /api/v1/configs/{config_id}/suspend": rule((409,), "invalid_transition", "only a live config is suspended"),
     "POST /api/v1/configs/{config_id}/resume": rule(
         (409,), "invalid_transition user_banned", "only a suspended config of an unbanned user resumes"

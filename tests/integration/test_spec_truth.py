@@ -328,3 +328,42 @@ def test_rules_across_fields_are_in_the_schema(client, principals, spec):
     admin = principals.admin.headers
     assert client.post("/api/v1/nodes", json=h2, headers=admin).status_code == 422
     assert client.post("/api/v1/nodes", json={**h2, "core": "v2ray"}, headers=admin).status_code == 201
+
+
+def test_wallet_rules_agree_with_the_server(client, principals, spec):
+    """A purchase names a plan and a top-up does not (and pays at least 1); an adjustment is never 0."""
+    admin = principals.admin.headers
+    plan_id = plan(client, admin).json["id"]
+    user = client.put("/api/v1/users/telegram/5008", json={}, headers=admin).json["id"]
+    payment_in = component(spec, "PaymentIn")
+    bodies = {
+        "a top-up": ({"purpose": "topup", "amount_cents": 100}, True),
+        "a top-up of 1.0": ({"purpose": "topup", "amount_cents": 1.0}, True),
+        "a top-up of 0": ({"purpose": "topup", "amount_cents": 0}, False),
+        "a top-up with a plan": ({"purpose": "topup", "amount_cents": 100, "plan_id": plan_id}, False),
+        "a purchase without a plan": ({"amount_cents": 300}, False),
+        "a named purchase without a plan": ({"purpose": "purchase", "amount_cents": 300}, False),
+        "a purchase": ({"purpose": "purchase", "amount_cents": 300, "plan_id": plan_id}, True),
+    }
+    for number, (label, (fields, valid)) in enumerate(bodies.items()):
+        body = {"user_id": user, "evidence_file_id": f"f{number}", "evidence_unique_id": f"u{number}", **fields}
+        assert verdict(spec, payment_in, body) is valid, label
+        response = client.post("/api/v1/payments", json=body, headers=admin)
+        assert (response.status_code == 201) is valid and (valid or response.status_code == 422), (label, response.json)
+    adjust_in = component(spec, "AdjustIn")
+    for amount, valid in (
+        (5, True),
+        (-5, True),
+        (0, False),
+        (0.0, False),
+        (-0.0, False),
+        (10**12, True),
+        (-(10**12) - 1, False),
+    ):
+        body = {"amount_cents": amount, "reason": "spec"}
+        assert verdict(spec, adjust_in, body) is valid, amount
+        response = client.post(f"/api/v1/users/{user}/wallet/adjust", json=body, headers=admin)
+        assert (response.status_code == 201) is valid and (valid or response.status_code == 422), (
+            amount,
+            response.json,
+        )

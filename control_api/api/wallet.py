@@ -1,0 +1,67 @@
+"""Wallets: a customer's balance and ledger, an admin's adjustments, and purchases paid from the balance.
+
+Why a purchase from the balance is its own operation (POST /users/{id}/wallet/purchases) rather than
+POST /payments with a method: a payment is a proof under review (evidence, a temporary config, an
+automatic acceptance date, a reviewer), and a balance purchase has none of those. It is decided at once:
+the debit and the full config commit together, and the ledger row is its record. Top-ups, which are
+proofs under review, are payments (POST /payments with purpose "topup").
+"""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+
+from ..extensions import db_session
+from ..jobs.dispatch import job_queue
+from ..schemas.common import PageQuery
+from ..schemas.wallet import AdjustIn, AdjustOut, PurchaseIn, PurchaseOut, WalletOut
+from ..security import current_principal, require
+from ..services import wallet as wallet_service
+from .common import API_PREFIX, BEARER
+
+bp = APIBlueprint("wallet", __name__, url_prefix=f"{API_PREFIX}/users", tag="Wallet")
+
+
+@bp.get("/<int:user_id>/wallet")
+@require("admin", "bot")
+@bp.input(PageQuery, location="query", arg_name="page")
+@bp.output(WalletOut)
+@bp.doc(summary="A user's balance (the sum of their ledger) and their ledger entries, newest first", security=BEARER)
+def get_wallet(user_id: int, page: dict) -> dict:
+    return wallet_service.wallet_view(db_session(), user_id, page)
+
+
+@bp.post("/<int:user_id>/wallet/adjust")
+@require("admin")
+@bp.input(AdjustIn, arg_name="data")
+@bp.output(AdjustOut, status_code=201, description="The entry was booked")
+@bp.doc(
+    summary="Credit (amount > 0) or debit (amount < 0) a user's balance, with a reason; audited",
+    security=BEARER,
+    responses={409: "A debit larger than the balance (insufficient_balance)"},
+)
+def adjust_wallet(user_id: int, data: dict):
+    return wallet_service.adjust(db_session(), current_principal(), user_id, data), 201
+
+
+@bp.post("/<int:user_id>/wallet/purchases")
+@require("bot", "admin")
+@bp.input(PurchaseIn, arg_name="data")
+@bp.output(PurchaseOut, status_code=201, description="Paid: the plan's price debited and its full config created")
+@bp.doc(
+    summary="Buy a plan with the balance: the full config at once, no review",
+    description="The debit and the config are one transaction: when no node has room, nothing is debited. "
+    "Concurrent purchases of one user queue on the user, so the balance never goes below zero.",
+    security=BEARER,
+    responses={
+        403: "The user is banned (user_banned)",
+        404: "The user or the plan does not exist",
+        409: "The balance does not cover the plan's price (insufficient_balance), the plan is not sold "
+        "(plan_not_for_sale), or no active node of the plan's location has room (no_node_available)",
+    },
+)
+def purchase(user_id: int, data: dict):
+    view = wallet_service.pay_from_balance(
+        db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync
+    )
+    return view, 201

@@ -1,0 +1,186 @@
+"""Wallets: a user's balance is the sum of their ledger rows (models/wallet.py), never a number stored alone.
+
+Money comes in through an approved top-up payment (payments.approve books it once: the payment's claim
+is single-shot and wallet_entries.payment_id is unique) or an admin's credit; it goes out through a
+purchase from the balance or an admin's debit. Every debit locks the user first (lock_user), reads the
+balance and refuses to go below zero in the same transaction, so concurrent purchases queue on the
+user and never overdraw. Rows are only ever added; a correction is another row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..actors import Principal
+from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from ..models import Payment, Plan, User, WalletEntry, columns_of
+from . import audit
+from .bans import ensure_not_banned
+from .configs import config_view, new_config
+from .lookup import get_or_404
+from .placement import place
+from .revisions import Dispatch, bump, commit_and_dispatch
+
+
+def lock_user(session: Session, user_id: int) -> User:
+    """USER_ID's row, locked until the transaction ends: every debit of one user queues here.
+
+    A no-op UPDATE rather than SELECT ... FOR UPDATE, because it serialises on both engines: on
+    PostgreSQL it takes the row lock (and, unlike FOR UPDATE, lets inserts that reference the user
+    through a foreign key go on); on SQLite, which ignores FOR UPDATE and whose driver opens a
+    transaction only at the first write, it takes the database's write lock, so the balance read
+    after it cannot be overtaken by another writer."""
+    locked = session.execute(
+        update(User).where(User.id == user_id).values(id=User.id),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    if locked != 1:
+        raise NotFound(f"User {user_id} does not exist.")
+    return session.get_one(User, user_id, populate_existing=True)
+
+
+def balance(session: Session, user_id: int) -> int:
+    """The sum of the user's ledger rows (0 without any)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(WalletEntry.amount_cents), 0)).where(WalletEntry.user_id == user_id)
+    )
+    return int(total or 0)
+
+
+def book(
+    session: Session,
+    actor: Principal,
+    user_id: int,
+    amount_cents: int,
+    reason: str,
+    *,
+    note: str | None = None,
+    payment_id: int | None = None,
+    config_id: int | None = None,
+) -> WalletEntry:
+    """Add one ledger row in the caller's transaction (flushed, so it has an id). A debit's caller must
+    hold lock_user and have checked the balance (ensure_covers)."""
+    entry = WalletEntry(
+        user_id=user_id,
+        amount_cents=amount_cents,
+        reason=reason,
+        note=note,
+        actor_type=actor.kind,
+        actor_id=actor.actor_id,
+        actor_name=actor.name[:100],
+        payment_id=payment_id,
+        config_id=config_id,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def credit_topup(session: Session, reviewer: Principal, payment: Payment) -> WalletEntry:
+    """Book an approved top-up payment (payments.approve calls it once, after claiming the payment)."""
+    return book(session, reviewer, payment.user_id, payment.amount_cents, "topup", payment_id=payment.id)
+
+
+def ensure_covers(session: Session, user_id: int, amount_cents: int) -> int:
+    """The balance, if it covers AMOUNT_CENTS; else 409 insufficient_balance. Call under lock_user."""
+    available = balance(session, user_id)
+    if available < amount_cents:
+        raise Conflict(
+            f"The balance is {available} cents; this needs {amount_cents}.",
+            code="insufficient_balance",
+            details={"balance_cents": available, "needed_cents": amount_cents},
+        )
+    return available
+
+
+def pay_from_balance(
+    session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch
+) -> dict[str, Any]:
+    """Buy DATA's plan with the balance: debit its price and create the full config at once, no review.
+
+    One transaction: the user's lock, the balance check, placement and the config (the same new_config,
+    bump and sync as an approved payment), the debit and the audit row commit together, so a placement
+    that fails (no node has room) debits nothing, and of concurrent purchases only those the balance
+    covers succeed. Returns the config's view, the ledger row and the balance after it.
+    """
+    try:
+        user = lock_user(session, user_id)
+        ensure_not_banned(user)
+        plan = get_or_404(session, Plan, data["plan_id"], "Plan")
+        if not plan.is_active:
+            raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
+        available = ensure_covers(session, user.id, plan.price_cents)
+        node = place(session, plan)
+        config = new_config(
+            session, user, node, "full", plan.data_limit_mb, plan.duration_days, plan=plan, protocol=data["protocol"]
+        )
+        entry = book(session, actor, user.id, -plan.price_cents, "purchase", config_id=config.id)
+        touched = bump(session, [node.id])
+        audit.record(
+            session,
+            actor,
+            "wallet.purchase",
+            user_id=user.id,
+            plan_id=plan.id,
+            config_id=config.id,
+            entry_id=entry.id,
+            amount_cents=-plan.price_cents,
+        )
+    except DomainError:
+        session.rollback()  # release the user's lock now; nothing was written
+        raise
+    commit_and_dispatch(session, touched, dispatch)
+    return {
+        "config": config_view(session, config, node),
+        "entry": entry_view(entry),
+        "balance_cents": available - plan.price_cents,
+    }
+
+
+def adjust(session: Session, actor: Principal, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """An admin's credit (amount > 0) or debit (amount < 0) with their reason, audited; a debit never
+    overdraws (409 insufficient_balance). Returns the ledger row and the balance after it."""
+    if actor.kind != "admin":
+        raise Forbidden("Only an admin adjusts a balance.")
+    amount, note = data["amount_cents"], (data.get("reason") or "").strip()
+    if amount == 0:
+        raise InvalidInput("The amount must not be zero.", details={"json": {"amount_cents": ["Must not be 0."]}})
+    if not note:
+        raise InvalidInput("An adjustment needs a reason.", details={"json": {"reason": ["Required."]}})
+    try:
+        user = lock_user(session, user_id)
+        available = ensure_covers(session, user.id, -amount) if amount < 0 else balance(session, user.id)
+        entry = book(session, actor, user.id, amount, "admin_credit" if amount > 0 else "admin_debit", note=note)
+        audit.record(
+            session, actor, "wallet.adjust", user_id=user.id, entry_id=entry.id, amount_cents=amount, reason=note
+        )
+    except DomainError:
+        session.rollback()
+        raise
+    session.commit()
+    return {"entry": entry_view(entry), "balance_cents": available + amount}
+
+
+def wallet_view(session: Session, user_id: int, page: dict[str, Any]) -> dict[str, Any]:
+    """The balance and a page of the ledger, newest first."""
+    get_or_404(session, User, user_id, "User")
+    where = WalletEntry.user_id == user_id
+    total = session.scalar(select(func.count()).select_from(WalletEntry).where(where))
+    rows = session.scalars(
+        select(WalletEntry).where(where).order_by(WalletEntry.id.desc()).limit(page["limit"]).offset(page["offset"])
+    ).all()
+    return {
+        "user_id": user_id,
+        "balance_cents": balance(session, user_id),
+        "items": [entry_view(row) for row in rows],
+        "total": total,
+        "limit": page["limit"],
+        "offset": page["offset"],
+    }
+
+
+def entry_view(entry: WalletEntry) -> dict[str, Any]:
+    return columns_of(entry)
