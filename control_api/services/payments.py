@@ -48,10 +48,9 @@ def create_payment(
 def _create_payment(
     session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
 ) -> tuple[Payment, bool]:
-    # The user's row lock serialises their submissions: the pending-payment limit holds under races.
-    user = session.scalar(select(User).where(User.id == data["user_id"]).with_for_update())
-    if user is None:
-        raise NotFound(f"User {data['user_id']} does not exist.")
+    # The user's row lock serialises their submissions: the pending-payment limit holds under races, on
+    # PostgreSQL and on the embedded SQLite alike (which ignores FOR UPDATE; see wallet.lock_user).
+    user = wallet.lock_user(session, data["user_id"])
     ensure_not_banned(user)
     existing = _by_evidence(session, user.id, data)
     if existing is not None:
