@@ -56,7 +56,7 @@ def _create_payment(
     if existing is not None:
         return _same_submission(existing, data), False
     if session.scalar(select(Payment.id).where(Payment.evidence_unique_id == data["evidence_unique_id"])):
-        raise Conflict("This receipt was already sent for another customer's order.", code="evidence_used_elsewhere")
+        raise _used_elsewhere()
     if data.get("purpose") == "topup":
         return _create_topup(session, actor, settings, user, data)
     plan = get_or_404(session, Plan, data["plan_id"], "Plan")
@@ -86,18 +86,9 @@ def _create_payment(
         auto_accept_at=now + timedelta(days=settings.auto_accept_days),
         config_id=config.id,
     )
-    session.add(payment)
-    try:
-        session.flush()
-    except IntegrityError:
-        # The same proof arrived twice at once; the other request stored it.
-        session.rollback()
-        existing = _by_evidence(session, data["user_id"], data)
-        if existing is None:
-            raise Conflict(
-                "This receipt was already sent for another customer's order.", code="evidence_used_elsewhere"
-            ) from None
-        return _same_submission(existing, data), False
+    stored_first = _store(session, payment, data)
+    if stored_first is not None:
+        return stored_first, False
     touched = bump(session, [config.node_id])
     audit.record(
         session,
@@ -144,17 +135,9 @@ def _create_topup(
         evidence_file_id=data["evidence_file_id"],
         evidence_unique_id=data["evidence_unique_id"],
     )
-    session.add(payment)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        existing = _by_evidence(session, data["user_id"], data)
-        if existing is None:
-            raise Conflict(
-                "This receipt was already sent for another customer's order.", code="evidence_used_elsewhere"
-            ) from None
-        return _same_submission(existing, data), False
+    stored_first = _store(session, payment, data)
+    if stored_first is not None:
+        return stored_first, False
     audit.record(
         session,
         actor,
@@ -166,6 +149,25 @@ def _create_topup(
     )
     session.commit()
     return payment, True
+
+
+def _used_elsewhere() -> Conflict:
+    return Conflict("This receipt was already sent for another customer's order.", code="evidence_used_elsewhere")
+
+
+def _store(session: Session, payment: Payment, data: dict[str, Any]) -> Payment | None:
+    """Flush the new PAYMENT. When the same proof arrived twice at once and the other request stored it
+    first, roll back and return that payment (a retry); a proof stored for another customer is refused."""
+    session.add(payment)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = _by_evidence(session, data["user_id"], data)
+        if existing is None:
+            raise _used_elsewhere() from None
+        return _same_submission(existing, data)
+    return None
 
 
 def _by_evidence(session: Session, user_id: int, data: dict[str, Any]) -> Payment | None:
