@@ -5,9 +5,13 @@ from apiflask import APIBlueprint
 from ..extensions import db_session
 from ..jobs.dispatch import job_queue
 from ..schemas.configs import AssignIn, ConfigOut
+from ..schemas.payments import PaymentCreatedOut
+from ..schemas.renewals import ExtraDataIn, ExtraDataQuery, ExtraDataQuoteOut, RenewalQuery, RenewalQuoteOut, RenewIn
 from ..security import current_principal, require
 from ..services import configs as config_service
-from .common import API_PREFIX, BEARER
+from ..services import payments as payment_service
+from ..services import renewals as renewal_service
+from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("configs", __name__, url_prefix=API_PREFIX, tag="Configs")
 
@@ -63,3 +67,105 @@ def resume_config(config_id: int):
 @bp.doc(summary="One config, with its status and share links", security=BEARER)
 def get_config(config_id: int):
     return config_service.config_details(db_session(), config_id)
+
+
+# --- renewals and extra data (services/renewals.py) -----------------------------------------------------
+
+_EXTENSION_404 = "The user, the config (or it is another customer's) or the plan does not exist"
+_EXTENSION_409 = (
+    "The config cannot be extended (config_not_renewable: a trial, a temporary config, revoked, suspended "
+    "by an admin, or for extra data expired), or has a renewal or extra data in review (extension_in_review)"
+)
+_PROOF_409 = (
+    "the customer has as many payments waiting for review as MAX_PENDING_PAYMENTS_PER_USER allows "
+    "(too_many_pending_payments), or the proof paid for another customer's order (evidence_used_elsewhere) "
+    "or is another payment's (evidence_reused)"
+)
+
+
+@bp.get("/configs/<int:config_id>/renewal")
+@require("bot", "admin")
+@bp.input(RenewalQuery, location="query", arg_name="query")
+@bp.output(RenewalQuoteOut)
+@bp.doc(
+    summary="What renewing a paid config with a plan costs and gives: shown before paying",
+    description="The new expiry counts from max(now, expires_at); the data follows the plan's renewal_data_rule. "
+    "Any plan on sale of the config's location and constant-IP kind (and its node's region, if the plan names "
+    "one) may renew it.",
+    security=BEARER,
+    responses={
+        404: _EXTENSION_404,
+        409: f"{_EXTENSION_409}; or the plan is not sold (plan_not_for_sale) or may not follow the config's "
+        "(plan_not_allowed: another location, constant-IP kind or region)",
+    },
+)
+def renewal_quote(config_id: int, query: dict):
+    return renewal_service.quote_renewal(db_session(), settings(), config_id, query)
+
+
+@bp.post("/configs/<int:config_id>/renew")
+@require("bot", "admin")
+@bp.input(RenewIn, arg_name="data")
+@bp.output(PaymentCreatedOut, status_code=201, description="Recorded for review, with the config")
+@bp.doc(
+    summary="Renew a paid config with a proof: the same config, id, UUID and links get the new period on approval",
+    description="The same proof rules as POST /payments (a retried proof is the same payment, with 200). While "
+    "it is in review the config keeps being served: an expired one, or one out of data, goes back onto its "
+    "node at once for TEMPORARY_DAYS with TEMPORARY_DATA_PERCENT of the plan's cap. Approval (an admin's, or "
+    "automatic after AUTO_ACCEPT_DAYS) extends the config in place; rejection takes back only that temporary "
+    "part. To pay from the balance: POST /users/{id}/wallet/purchases with extends_config_id.",
+    security=BEARER,
+    responses={
+        200: "The same proof was sent before: the first payment",
+        403: "The user is banned (user_banned)",
+        404: _EXTENSION_404,
+        409: f"{_EXTENSION_409}; the plan is not sold (plan_not_for_sale) or may not follow the config's "
+        f"(plan_not_allowed); {_PROOF_409}",
+        422: "The body does not match the schema (validation_error), or amount_cents is not the plan's price "
+        "(amount_mismatch: a rule about the plan's stored price, which a schema cannot state)",
+    },
+)
+def renew(config_id: int, data: dict):
+    view, created = payment_service.order_extension(
+        db_session(), current_principal(), settings(), config_id, "renewal", data, job_queue().enqueue_node_sync
+    )
+    return view, 201 if created else 200
+
+
+@bp.get("/configs/<int:config_id>/extra-data")
+@require("bot", "admin")
+@bp.input(ExtraDataQuery, location="query", arg_name="query")
+@bp.output(ExtraDataQuoteOut)
+@bp.doc(
+    summary="What extra data for a paid config's current period costs (EXTRA_DATA_PRICE_CENTS_PER_GB)",
+    security=BEARER,
+    responses={404: _EXTENSION_404, 409: _EXTENSION_409},
+)
+def extra_data_quote(config_id: int, query: dict):
+    return renewal_service.quote_extra_data(db_session(), settings(), config_id, query)
+
+
+@bp.post("/configs/<int:config_id>/extra-data")
+@require("bot", "admin")
+@bp.input(ExtraDataIn, arg_name="data")
+@bp.output(PaymentCreatedOut, status_code=201, description="Recorded for review, with the config")
+@bp.doc(
+    summary="Buy extra data for a paid config's current period with a proof; approval adds it to the cap",
+    description="For a full config that has not expired (served, or suspended because its data ran out: it comes "
+    "back when the approved cap covers its usage). The same proof rules as POST /payments. To pay from the "
+    "balance: POST /users/{id}/wallet/purchases with extends_config_id and data_mb.",
+    security=BEARER,
+    responses={
+        200: "The same proof was sent before: the first payment",
+        403: "The user is banned (user_banned)",
+        404: _EXTENSION_404,
+        409: f"{_EXTENSION_409}; {_PROOF_409}",
+        422: "The body does not match the schema (validation_error), or amount_cents is not the data's price "
+        "(amount_mismatch: a rule about EXTRA_DATA_PRICE_CENTS_PER_GB, which a schema cannot state)",
+    },
+)
+def buy_extra_data(config_id: int, data: dict):
+    view, created = payment_service.order_extension(
+        db_session(), current_principal(), settings(), config_id, "extra_data", data, job_queue().enqueue_node_sync
+    )
+    return view, 201 if created else 200

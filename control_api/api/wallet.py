@@ -5,6 +5,12 @@ POST /payments with a method: a payment is a proof under review (evidence, a tem
 automatic acceptance date, a reviewer), and a balance purchase has none of those. It is decided at once:
 the debit and the full config commit together, and the ledger row is its record. Top-ups, which are
 proofs under review, are payments (POST /payments with purpose "topup").
+
+For the same reason a renewal or extra data paid from the balance is a purchase here (extends_config_id,
+with plan_id or data_mb), not POST /configs/{id}/renew with a `pay_with`: that operation records a proof
+for review and answers with the payment, while this one answers with the ledger row, the balance and the
+extended config. One operation per way of paying keeps each request and response to one shape; the rules
+of what may be renewed are the same code (services/renewals.py) either way.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from ..schemas.common import PageQuery
 from ..schemas.wallet import AdjustIn, AdjustOut, PurchaseIn, PurchaseOut, WalletOut
 from ..security import current_principal, require
 from ..services import wallet as wallet_service
-from .common import API_PREFIX, BEARER
+from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("wallet", __name__, url_prefix=f"{API_PREFIX}/users", tag="Wallet")
 
@@ -47,21 +53,26 @@ def adjust_wallet(user_id: int, data: dict):
 @bp.post("/<int:user_id>/wallet/purchases")
 @require("bot", "admin")
 @bp.input(PurchaseIn, arg_name="data")
-@bp.output(PurchaseOut, status_code=201, description="Paid: the plan's price debited and its full config created")
+@bp.output(PurchaseOut, status_code=201, description="Paid: the price debited and the full config created or extended")
 @bp.doc(
-    summary="Buy a plan with the balance: the full config at once, no review",
+    summary="Buy with the balance, no review: a plan's full config at once, or a renewal or extra data in place",
     description="The debit and the config are one transaction: when no node has room, nothing is debited. "
-    "Concurrent purchases of one user queue on the user, so the balance never goes below zero.",
+    "Concurrent purchases of one user queue on the user, so the balance never goes below zero. With "
+    "extends_config_id, one of the customer's paid configs is renewed with plan_id (the rules and figures of "
+    "GET /configs/{id}/renewal) or gets data_mb more for its current period (GET /configs/{id}/extra-data), "
+    "in place: same id, UUID and links.",
     security=BEARER,
     responses={
         403: "The user is banned (user_banned)",
-        404: "The user or the plan does not exist",
-        409: "The balance does not cover the plan's price (insufficient_balance), the plan is not sold "
-        "(plan_not_for_sale), or no active node of the plan's location has room (no_node_available)",
+        404: "The user, the plan or the config (or it is another customer's) does not exist",
+        409: "The balance does not cover the price (insufficient_balance), the plan is not sold "
+        "(plan_not_for_sale), or no active node of the plan's location has room (no_node_available); for an "
+        "existing config: it cannot be extended (config_not_renewable), has a renewal or extra data in review "
+        "(extension_in_review), or the plan may not follow its plan (plan_not_allowed)",
     },
 )
 def purchase(user_id: int, data: dict):
-    view = wallet_service.pay_from_balance(
-        db_session(), current_principal(), user_id, data, job_queue().enqueue_node_sync
+    view = wallet_service.buy(
+        db_session(), current_principal(), settings(), user_id, data, job_queue().enqueue_node_sync
     )
     return view, 201

@@ -15,11 +15,12 @@ from .node import (
     SyncRun,
 )
 from .notification import AUDIENCES, NOTIFICATION_KINDS, Notification
-from .plan import Plan
+from .plan import RENEWAL_DATA_RULES, Plan
 from .principal import Admin, BotClient
 from .sales import (
     CONFIG_KINDS,
     CONFIG_STATUSES,
+    EXTENSION_PURPOSES,
     PAYMENT_PURPOSES,
     PAYMENT_STATUSES,
     PROTOCOLS,
@@ -39,6 +40,7 @@ __all__ = [
     "CORES",
     "CREDIT_REASONS",
     "DEBIT_REASONS",
+    "EXTENSION_PURPOSES",
     "LANGUAGES",
     "NODE_HEALTH",
     "NODE_STATUSES",
@@ -46,6 +48,7 @@ __all__ = [
     "PAYMENT_PURPOSES",
     "PAYMENT_STATUSES",
     "PROTOCOLS",
+    "RENEWAL_DATA_RULES",
     "SUSPEND_REASONS",
     "SYNC_STATES",
     "SYNC_STATUSES",

@@ -22,6 +22,8 @@ NOTIFICATION_KINDS = (
     "node_alert",
     "node_alert_cleared",
     "wallet_credited",
+    "renewed",
+    "data_added",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")

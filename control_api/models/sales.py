@@ -10,8 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base, UTCDateTime, enum_check, utcnow
 
 PAYMENT_STATUSES = ("pending", "approved", "rejected")
-# What a payment pays for: a plan (with a temporary config at once), or money into the wallet (models/wallet.py).
-PAYMENT_PURPOSES = ("purchase", "topup")
+# What a payment pays for: a plan (with a temporary config at once), money into the wallet (models/wallet.py),
+# another period of a paid config (renewal: its plan, the same config), or more data for its current period.
+PAYMENT_PURPOSES = ("purchase", "topup", "renewal", "extra_data")
+# The purposes that extend an existing config in place (services/renewals.py).
+EXTENSION_PURPOSES = ("renewal", "extra_data")
 CONFIG_STATUSES = ("pending", "active", "suspended", "expired", "revoked")
 CONFIG_KINDS = ("trial", "temporary", "full")
 # Why a suspended config is suspended: an admin did it, its user was banned, or it used its data.
@@ -86,11 +89,30 @@ class Payment(Base):
         CheckConstraint(enum_check("status", PAYMENT_STATUSES), name="status"),
         CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
         CheckConstraint(enum_check("purpose", PAYMENT_PURPOSES), name="purpose"),
-        # A purchase names its plan and is accepted automatically when nobody decides; a top-up has no plan,
+        # A purchase or a renewal names its plan; a renewal or extra data names the config it extends, extra
+        # data its megabytes. Everything but a top-up is accepted automatically when nobody decides; a top-up
         # credits a positive amount, and only an admin's approval credits it.
-        CheckConstraint("(purpose = 'purchase') = (plan_id IS NOT NULL)", name="plan_matches_purpose"),
-        CheckConstraint("(purpose = 'purchase') = (auto_accept_at IS NOT NULL)", name="auto_accept_matches_purpose"),
-        CheckConstraint("purpose = 'purchase' OR amount_cents > 0", name="topup_amount_positive"),
+        CheckConstraint("(purpose IN ('purchase', 'renewal')) = (plan_id IS NOT NULL)", name="plan_matches_purpose"),
+        CheckConstraint("(purpose <> 'topup') = (auto_accept_at IS NOT NULL)", name="auto_accept_matches_purpose"),
+        CheckConstraint("purpose <> 'topup' OR amount_cents > 0", name="topup_amount_positive"),
+        CheckConstraint(
+            "(purpose IN ('renewal', 'extra_data')) = (extends_config_id IS NOT NULL)", name="config_matches_purpose"
+        ),
+        CheckConstraint("(purpose = 'extra_data') = (extra_data_mb IS NOT NULL)", name="extra_data_matches_purpose"),
+        CheckConstraint("extra_data_mb IS NULL OR extra_data_mb > 0", name="extra_data_positive"),
+        # What a renewal's temporary extension replaced, so a rejection restores exactly that (all or nothing).
+        CheckConstraint(
+            "previous_status IS NULL OR (purpose = 'renewal' AND previous_expires_at IS NOT NULL)",
+            name="previous_state_of_renewal",
+        ),
+        CheckConstraint(
+            "previous_status IS NULL OR " + enum_check("previous_status", CONFIG_STATUSES), name="previous_status"
+        ),
+        CheckConstraint(
+            "previous_suspend_reason IS NULL OR " + enum_check("previous_suspend_reason", SUSPEND_REASONS),
+            name="previous_suspend_reason",
+        ),
+        Index(None, "extends_config_id", "status"),
         Index(None, "status", "auto_accept_at"),
         Index(None, "user_id"),
         # A retried submission of the same proof is the same payment, never a second one.
@@ -120,4 +142,15 @@ class Payment(Base):
     review_note: Mapped[str | None] = mapped_column(Text)
     # The temporary config issued with the payment and upgraded in place on approval (NULL for a top-up).
     config_id: Mapped[int | None] = mapped_column(ForeignKey("user_configs.id", ondelete="SET NULL"))
+    # A renewal's or extra data's config, extended in place on approval (same id, UUID and links).
+    extends_config_id: Mapped[int | None] = mapped_column(ForeignKey("user_configs.id", ondelete="CASCADE"))
+    # Extra data: how many MB the approval adds to the config's current period.
+    extra_data_mb: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the renewal's proof put a temporary extension on the config (it was expired, out of data, or
+    # would have stopped before a decision): the config's values before it, which a rejection restores and
+    # from which an approval counts (services/renewals.py). NULL otherwise.
+    previous_status: Mapped[str | None] = mapped_column(String(16))
+    previous_suspend_reason: Mapped[str | None] = mapped_column(String(16))
+    previous_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_data_limit_mb: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,7 +12,7 @@ from .base import Base, UTCDateTime, enum_check, utcnow
 
 # Why money came in (amount > 0) or went out (amount <= 0; a free plan's purchase is recorded at 0).
 CREDIT_REASONS = ("topup", "admin_credit", "referral")
-DEBIT_REASONS = ("purchase", "renewal", "admin_debit")
+DEBIT_REASONS = ("purchase", "renewal", "extra_data", "admin_debit")
 WALLET_REASONS = CREDIT_REASONS + DEBIT_REASONS
 
 

@@ -10,16 +10,34 @@ from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROTOCOLS
 from .common import ACTING_TELEGRAM_ID, PageQuery, StrictBoolean, db_integer, query_integer, text
 from .configs import ConfigOut
 
+# What POST /payments orders; renewals and extra data have their own operations (schemas/renewals.py).
+ORDER_PURPOSES = ("purchase", "topup")
 
-class PaymentIn(Schema):
+
+class ProofIn(Schema):
+    """What every payment with a proof carries: the customer and the proof (one proof pays for one order)."""
+
     user_id = db_integer(1, required=True, metadata={"description": "The customer (PUT /users/telegram/{id})."})
+    evidence_file_id = text(255, required=True, metadata={"description": "Telegram file id of the proof."})
+    evidence_unique_id = text(
+        255,
+        required=True,
+        metadata={
+            "description": "Telegram's file_unique_id of the proof: the same file is the same proof whoever "
+            "sends it, so it pays for one order only (409 evidence_used_elsewhere)."
+        },
+    )
+
+
+class PaymentIn(ProofIn):
     purpose = fields.String(
         load_default="purchase",
-        validate=OneOf(PAYMENT_PURPOSES),
+        validate=OneOf(ORDER_PURPOSES),
         metadata={
             "description": "purchase: a plan (plan_id), with a temporary config at once. topup: money into the "
             "customer's wallet (no plan_id; amount_cents at least 1), credited when an admin approves it; no "
-            "config, and never accepted automatically."
+            "config, and never accepted automatically. (Renewals and extra data of a config are ordered at "
+            "POST /configs/{id}/renew and /configs/{id}/extra-data.)"
         },
     )
     plan_id = db_integer(1, metadata={"description": "Required for a purchase; not allowed for a top-up."})
@@ -30,15 +48,6 @@ class PaymentIn(Schema):
         metadata={
             "description": "A purchase: must equal the plan's price_cents (else 422 amount_mismatch). A top-up: "
             "what the proof pays, at least 1."
-        },
-    )
-    evidence_file_id = text(255, required=True, metadata={"description": "Telegram file id of the proof."})
-    evidence_unique_id = text(
-        255,
-        required=True,
-        metadata={
-            "description": "Telegram's file_unique_id of the proof: the same file is the same proof whoever "
-            "sends it, so it pays for one order only (409 evidence_used_elsewhere)."
         },
     )
     protocol = fields.String(
@@ -95,7 +104,9 @@ class PaymentOut(Schema):
     id = fields.Integer(required=True)
     user_id = fields.Integer(required=True)
     purpose = fields.String(required=True, validate=OneOf(PAYMENT_PURPOSES))
-    plan_id = fields.Integer(required=True, allow_none=True, metadata={"description": "None for a top-up."})
+    plan_id = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "None for a top-up or extra data."}
+    )
     amount_cents = fields.Integer(required=True)
     status = fields.String(required=True, validate=OneOf(PAYMENT_STATUSES))
     evidence_file_id = fields.String(required=True)
@@ -105,15 +116,29 @@ class PaymentOut(Schema):
     reviewed_at = fields.DateTime(allow_none=True)
     reviewer = fields.String(allow_none=True, metadata={"description": "Who decided, by name."})
     review_note = fields.String(allow_none=True)
-    config_id = fields.Integer(allow_none=True)
+    config_id = fields.Integer(
+        allow_none=True, metadata={"description": "A purchase's config (temporary until approved)."}
+    )
+    extends_config_id = fields.Integer(
+        allow_none=True, metadata={"description": "A renewal's or extra data's config, extended in place on approval."}
+    )
+    extra_data_mb = fields.Integer(allow_none=True, metadata={"description": "Extra data: the MB approval adds."})
     created_at = fields.DateTime(required=True)
     user = fields.Nested(PaymentUserOut, required=True)
-    plan = fields.Nested(PaymentPlanOut, required=True, allow_none=True, metadata={"description": "None for a top-up."})
+    plan = fields.Nested(
+        PaymentPlanOut, required=True, allow_none=True, metadata={"description": "None for a top-up or extra data."}
+    )
 
 
 class PaymentCreatedOut(PaymentOut):
     config = fields.Nested(
-        ConfigOut, required=True, allow_none=True, metadata={"description": "The temporary config (None for a top-up)."}
+        ConfigOut,
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "A purchase's temporary config, or the config a renewal or extra data extends (with a "
+            "renewal's temporary extension, if it got one). None for a top-up."
+        },
     )
 
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema, fields
+from apiflask.validators import OneOf
 
+from ..models import RENEWAL_DATA_RULES
 from .common import PageMeta, StrictBoolean, db_integer, slug, text
+
+RULE = {
+    "description": "What renewing a config with this plan does with the data of the period it follows: reset "
+    "(the plan's MB from zero) or carry (the plan's MB plus what was left unused, when renewed before expiry)."
+}
 
 
 class PlanIn(Schema):
@@ -19,6 +26,7 @@ class PlanIn(Schema):
     is_constant_ip = StrictBoolean(load_default=False)
     price_cents = db_integer(0, 10**12, required=True)
     is_active = StrictBoolean(load_default=True)
+    renewal_data_rule = fields.String(load_default="reset", validate=OneOf(RENEWAL_DATA_RULES), metadata=RULE)
 
 
 class PlanPatch(PlanIn):
@@ -40,6 +48,7 @@ class PlanOut(Schema):
     is_constant_ip = fields.Boolean(required=True)
     price_cents = fields.Integer(required=True)
     is_active = fields.Boolean(required=True)
+    renewal_data_rule = fields.String(required=True, validate=OneOf(RENEWAL_DATA_RULES), metadata=RULE)
     available = fields.Boolean(
         required=True,
         metadata={"description": "On sale and placeable now: an active node of its location has room."},

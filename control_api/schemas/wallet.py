@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from apiflask import Schema, fields
 from apiflask.validators import OneOf, Range
-from marshmallow import ValidationError
+from marshmallow import ValidationError, post_load, validates_schema
 
 from ..models import ACTOR_TYPES, PROTOCOLS, WALLET_REASONS
 from .common import PageMeta, WholeNumber, db_integer, text
 from .configs import ConfigOut
+from .renewals import MAX_EXTRA_DATA_MB
 
 MAX_ADJUSTMENT = 10**12
 
@@ -32,8 +35,52 @@ class AdjustIn(Schema):
 
 
 class PurchaseIn(Schema):
-    plan_id = db_integer(1, required=True, metadata={"description": "A plan on sale; its price is debited."})
-    protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
+    """A new config (plan_id), or for one of the customer's paid configs (extends_config_id) another period
+    (plan_id: a renewal) or more data (data_mb), extended in place."""
+
+    plan_id = db_integer(
+        1,
+        metadata={
+            "description": "A plan on sale; its price is debited. With extends_config_id: the plan that renews "
+            "it (GET /configs/{id}/renewal quotes it)."
+        },
+    )
+    protocol = fields.String(
+        validate=OneOf(PROTOCOLS),
+        metadata={"description": "A new config's (vless when absent); a renewed config keeps its own."},
+    )
+    extends_config_id = db_integer(
+        1, metadata={"description": "The customer's paid config to renew (with plan_id) or add data to (data_mb)."}
+    )
+    data_mb = db_integer(
+        1,
+        MAX_EXTRA_DATA_MB,
+        metadata={"description": "Extra data for extends_config_id's current period; its price is debited."},
+    )
+
+    # The spec says it too: a plan or extra data, never both; extra data names its config; no protocol for an
+    # existing config.
+    openapi_extra: ClassVar[dict[str, Any]] = {
+        "oneOf": [{"required": ["plan_id"]}, {"required": ["data_mb"]}],
+        "dependentRequired": {"data_mb": ["extends_config_id"]},
+        "if": {"required": ["extends_config_id"]},
+        "then": {"not": {"required": ["protocol"]}},
+    }
+
+    @validates_schema
+    def _one_order(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if ("plan_id" in data) == ("data_mb" in data):
+            raise ValidationError({"plan_id": ["Send plan_id (a plan or a renewal) or data_mb (extra data), one."]})
+        if "data_mb" in data and "extends_config_id" not in data:
+            raise ValidationError({"extends_config_id": ["Required with data_mb."]})
+        if "extends_config_id" in data and "protocol" in data:
+            raise ValidationError({"protocol": ["Not for an existing config: it keeps its own."]})
+
+    @post_load
+    def _default_protocol(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "extends_config_id" not in data:
+            data.setdefault("protocol", "vless")
+        return data
 
 
 class WalletEntryOut(Schema):
@@ -50,7 +97,9 @@ class WalletEntryOut(Schema):
     )
     actor_name = fields.String(required=True)
     payment_id = fields.Integer(allow_none=True, metadata={"description": "The top-up payment it credits."})
-    config_id = fields.Integer(allow_none=True, metadata={"description": "The config a purchase paid for."})
+    config_id = fields.Integer(
+        allow_none=True, metadata={"description": "The config a purchase, renewal or extra data paid for."}
+    )
     created_at = fields.DateTime(required=True)
 
 
@@ -68,4 +117,6 @@ class AdjustOut(Schema):
 
 
 class PurchaseOut(AdjustOut):
-    config = fields.Nested(ConfigOut, required=True, metadata={"description": "The full config, placed and syncing."})
+    config = fields.Nested(
+        ConfigOut, required=True, metadata={"description": "The full config, placed and syncing; or the one extended."}
+    )

@@ -1,8 +1,8 @@
 """Bans: a banned customer loses every service at once and can buy nothing more.
 
 Banning, in the caller's transaction:
-- every pending payment of the user is rejected (their temporary configs revoked), so neither an
-  admin's late click nor the 3-day auto-acceptance turns one into a plan;
+- every pending payment of the user is rejected (their temporary configs revoked, a renewal's temporary
+  extension undone), so neither an admin's late click nor the 3-day auto-acceptance turns one into a plan;
 - every config still served (pending or active: trial, temporary or paid) is suspended with
   reason "ban"; the nodes it was on are returned, bumped, for the caller's commit_and_dispatch.
 revisions.desired_users also leaves out every config of a banned user, whatever its status, so a
@@ -25,6 +25,7 @@ from ..actors import Principal, TelegramAdmin
 from ..errors import Forbidden
 from ..models import Payment, User, UserConfig
 from . import audit, notifications
+from .renewals import undo_temporary
 from .revisions import SERVED_STATUSES, bump, serving_nodes
 
 
@@ -50,12 +51,16 @@ def apply_ban(session: Session, actor: Principal, user: User, reason: str, now: 
         select(Payment).where(Payment.user_id == user.id, Payment.status == "pending").with_for_update()
     ).all()
     revoked_config_ids = set()
+    undone: list[int] = []  # nodes already bumped
     for payment in pending:
         payment.status, payment.reviewed_at, payment.review_note = "rejected", now, f"user banned: {reason}"
         for column, value in reviewer_columns(actor).items():
             setattr(payment, column, value)
         if payment.config_id is not None:
             revoked_config_ids.add(payment.config_id)
+        # A renewal's config is the customer's paid one: its temporary extension goes, the config stays
+        # (suspended below with the rest, so an unban can bring it back).
+        undone += undo_temporary(session, payment, now)
         notifications.notify(
             session,
             user.id,
@@ -93,7 +98,7 @@ def apply_ban(session: Session, actor: Principal, user: User, reason: str, now: 
         payments_rejected=len(pending),
         configs_suspended=suspended,
     )
-    return bump(session, touched)
+    return sorted({*bump(session, touched), *undone})
 
 
 def resumable_after_unban(session: Session, user: User, config_ids: list[int], now: datetime) -> list[UserConfig]:

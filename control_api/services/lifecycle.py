@@ -137,16 +137,14 @@ def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
     for config in rows:
         limit = config.data_limit_mb * MIB
         facts: dict[str, Any] = {"config_id": config.id, "used_bytes": config.used_bytes, "limit_bytes": limit}
+        # One warning per cap and period: a renewal restarts the usage counter, often with the same cap.
+        period = f"{config.data_limit_mb}:{config.expires_at:%Y%m%d%H%M}" if config.expires_at else config.data_limit_mb
         if config.used_bytes < limit:
-            notifications.notify(
-                session, config.user_id, "quota_80", f"quota_80:cfg-{config.id}:{config.data_limit_mb}", **facts
-            )
+            notifications.notify(session, config.user_id, "quota_80", f"quota_80:cfg-{config.id}:{period}", **facts)
         else:
             exhausted.append(config)
             config.status, config.suspend_reason = "suspended", "quota"
-            notifications.notify(
-                session, config.user_id, "quota_100", f"quota_100:cfg-{config.id}:{config.data_limit_mb}", **facts
-            )
+            notifications.notify(session, config.user_id, "quota_100", f"quota_100:cfg-{config.id}:{period}", **facts)
             audit.record(session, SYSTEM, "config.quota_suspend", config_id=config.id)
     commit_and_dispatch(session, bump(session, serving_nodes(exhausted)), dispatch)
     return len(exhausted)

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from ..actors import SYSTEM, Principal
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, notifications, wallet
+from ..models import EXTENSION_PURPOSES, Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
+from . import audit, notifications, renewals, wallet
 from .bans import apply_ban, ensure_not_banned, reviewer_columns
-from .configs import config_view, get_config, new_config
+from .configs import new_config
 from .lookup import get_or_404
 from .placement import place_or_none
 from .principals import acting_admin
@@ -41,8 +41,24 @@ def create_payment(
     A retry with the same proof (the bot lost our answer) returns the first payment, not a second one.
     """
     payment, created = _create_payment(session, actor, settings, data, dispatch)
-    config = config_view(session, get_config(session, payment.config_id)) if payment.config_id else None
-    return {**payment_view(session, payment), "config": config}, created
+    return {**payment_view(session, payment), "config": renewals.extended_config_view(session, payment)}, created
+
+
+def order_extension(
+    session: Session,
+    actor: Principal,
+    settings: Settings,
+    config_id: int,
+    purpose: str,
+    data: dict[str, Any],
+    dispatch: Dispatch,
+) -> tuple[dict[str, Any], bool]:
+    """A renewal (DATA's plan_id) or extra data (data_mb) of CONFIG_ID paid with a proof: create_payment with
+    its proof rules, the purpose's own (renewals.py)."""
+    order = {**data, "purpose": purpose, "extends_config_id": config_id}
+    if purpose == "extra_data":
+        order["extra_data_mb"] = order.pop("data_mb")
+    return create_payment(session, actor, settings, order, dispatch)
 
 
 def _create_payment(
@@ -57,55 +73,79 @@ def _create_payment(
         return _same_submission(existing, data), False
     if session.scalar(select(Payment.id).where(Payment.evidence_unique_id == data["evidence_unique_id"])):
         raise _used_elsewhere()
-    if data.get("purpose") == "topup":
-        return _create_topup(session, actor, settings, user, data)
-    plan = get_or_404(session, Plan, data["plan_id"], "Plan")
-    if not plan.is_active:
-        raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
-    if data["amount_cents"] != plan.price_cents:
-        raise InvalidInput(
-            f"The amount must be the plan's price, {plan.price_cents} cents.",
-            code="amount_mismatch",
-            details={"json": {"amount_cents": [f"Expected {plan.price_cents}."]}},
-        )
-    _ensure_room_in_review(session, settings, user)
-    # No node free right now (a race with the catalogue's `available`): the money is recorded anyway
-    # and the temporary config waits unplaced; the sweep places it and tells the customer.
-    node = place_or_none(session, plan)
     now = utcnow()
-    temporary_mb = max(1, math.ceil(plan.data_limit_mb * settings.temporary_data_percent / 100))
-    config = new_config(
-        session, user, node, "temporary", temporary_mb, settings.temporary_days, plan=plan, protocol=data["protocol"]
-    )
     payment = Payment(
         user_id=user.id,
-        plan_id=plan.id,
+        purpose=data.get("purpose", "purchase"),
         amount_cents=data["amount_cents"],
         evidence_file_id=data["evidence_file_id"],
         evidence_unique_id=data["evidence_unique_id"],
-        auto_accept_at=now + timedelta(days=settings.auto_accept_days),
-        config_id=config.id,
+        # Only an admin decides what a top-up's proof is worth; anything else is accepted when nobody decides.
+        auto_accept_at=None if data.get("purpose") == "topup" else now + timedelta(days=settings.auto_accept_days),
     )
+    issue = {"purchase": _issue_purchase, "topup": _issue_topup}.get(payment.purpose, _issue_extension)
+    touched, facts = issue(session, settings, user, payment, data, now)
     stored_first = _store(session, payment, data)
     if stored_first is not None:
         return stored_first, False
-    touched = bump(session, [config.node_id])
-    audit.record(
-        session,
-        actor,
-        "payment.create",
-        payment_id=payment.id,
-        user_id=user.id,
-        plan_id=plan.id,
-        config_id=config.id,
-        placed=node is not None,
-    )
+    audit.record(session, actor, "payment.create", payment_id=payment.id, user_id=user.id, **facts)
     commit_and_dispatch(session, touched, dispatch)
     return payment, True
 
 
+Issued = tuple[list[int], dict[str, Any]]  # (nodes to sync, bumped; facts for the audit row)
+
+
+def _issue_purchase(
+    session: Session, settings: Settings, user: User, payment: Payment, data: dict[str, Any], now: datetime
+) -> Issued:
+    """A plan's purchase: its temporary config at once (unplaced when no node has room)."""
+    plan = get_or_404(session, Plan, data["plan_id"], "Plan")
+    if not plan.is_active:
+        raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
+    renewals.ensure_amount(data["amount_cents"], plan.price_cents, "the plan's price")
+    _ensure_room_in_review(session, settings, user)
+    # No node free right now (a race with the catalogue's `available`): the money is recorded anyway
+    # and the temporary config waits unplaced; the sweep places it and tells the customer.
+    node = place_or_none(session, plan)
+    temporary_mb = max(1, math.ceil(plan.data_limit_mb * settings.temporary_data_percent / 100))
+    config = new_config(
+        session, user, node, "temporary", temporary_mb, settings.temporary_days, plan=plan, protocol=data["protocol"]
+    )
+    payment.plan_id, payment.config_id = plan.id, config.id
+    return bump(session, [config.node_id]), {"plan_id": plan.id, "config_id": config.id, "placed": node is not None}
+
+
+def _issue_topup(
+    session: Session, settings: Settings, user: User, payment: Payment, data: dict[str, Any], now: datetime
+) -> Issued:
+    """A pending top-up: no plan, no config, no auto-acceptance (an admin decides what the proof is worth)."""
+    if data.get("plan_id") is not None:
+        raise InvalidInput("A top-up buys no plan.", details={"json": {"plan_id": ["Not allowed for a top-up."]}})
+    if data["amount_cents"] < 1:
+        raise InvalidInput(
+            "A top-up needs a positive amount.", details={"json": {"amount_cents": ["Must be at least 1."]}}
+        )
+    _ensure_room_in_review(session, settings, user)
+    return [], {"purpose": "topup", "amount_cents": payment.amount_cents}
+
+
+def _issue_extension(
+    session: Session, settings: Settings, user: User, payment: Payment, data: dict[str, Any], now: datetime
+) -> Issued:
+    """A renewal or extra data for one of the customer's paid configs (renewals.py); a renewal keeps the
+    config served while in review (its temporary extension)."""
+    config, plan, _price = renewals.check_order(session, settings, user, data, now)
+    _ensure_room_in_review(session, settings, user)
+    payment.plan_id, payment.extends_config_id = data.get("plan_id"), config.id
+    payment.extra_data_mb = data.get("extra_data_mb")
+    touched = [] if plan is None else renewals.extend_temporarily(session, settings, payment, config, plan, now)
+    facts = {"purpose": payment.purpose, "extends_config_id": config.id, "temporary": payment.previous_status}
+    return touched, {**facts, "plan_id": payment.plan_id, "extra_data_mb": payment.extra_data_mb}
+
+
 def _ensure_room_in_review(session: Session, settings: Settings, user: User) -> None:
-    """The customer's payments in review (purchases and top-ups alike) are capped."""
+    """The customer's payments in review (of every purpose) are capped."""
     waiting = session.scalars(
         select(Payment.id).where(Payment.user_id == user.id, Payment.status == "pending").order_by(Payment.id)
     ).all()
@@ -115,40 +155,6 @@ def _ensure_room_in_review(session: Session, settings: Settings, user: User) -> 
             code="too_many_pending_payments",
             details={"pending_payment_ids": list(waiting)},
         )
-
-
-def _create_topup(
-    session: Session, actor: Principal, settings: Settings, user: User, data: dict[str, Any]
-) -> tuple[Payment, bool]:
-    """A pending top-up: no plan, no config, no auto-acceptance (an admin decides what the proof is worth)."""
-    if data.get("plan_id") is not None:
-        raise InvalidInput("A top-up buys no plan.", details={"json": {"plan_id": ["Not allowed for a top-up."]}})
-    if data["amount_cents"] < 1:
-        raise InvalidInput(
-            "A top-up needs a positive amount.", details={"json": {"amount_cents": ["Must be at least 1."]}}
-        )
-    _ensure_room_in_review(session, settings, user)
-    payment = Payment(
-        user_id=user.id,
-        purpose="topup",
-        amount_cents=data["amount_cents"],
-        evidence_file_id=data["evidence_file_id"],
-        evidence_unique_id=data["evidence_unique_id"],
-    )
-    stored_first = _store(session, payment, data)
-    if stored_first is not None:
-        return stored_first, False
-    audit.record(
-        session,
-        actor,
-        "payment.create",
-        payment_id=payment.id,
-        user_id=user.id,
-        purpose="topup",
-        amount_cents=payment.amount_cents,
-    )
-    session.commit()
-    return payment, True
 
 
 def _used_elsewhere() -> Conflict:
@@ -187,9 +193,12 @@ def _by_evidence(session: Session, user_id: int, data: dict[str, Any]) -> Paymen
 
 
 def _same_submission(payment: Payment, data: dict[str, Any]) -> Payment:
-    same = (payment.purpose, payment.plan_id, payment.amount_cents) == (
+    stored = (payment.purpose, payment.plan_id, payment.extends_config_id, payment.extra_data_mb, payment.amount_cents)
+    same = stored == (
         data.get("purpose", "purchase"),
         data.get("plan_id"),
+        data.get("extends_config_id"),
+        data.get("extra_data_mb"),
         data["amount_cents"],
     )
     if not same:
@@ -231,7 +240,8 @@ def reviewer_name(session: Session, payment: Payment) -> str | None:
 def approve(
     session: Session, reviewer: Principal | None, payment_id: int, dispatch: Dispatch, now: datetime | None = None
 ) -> Payment:
-    """Approve: the temporary config becomes the full plan in place (same UUID, same link).
+    """Approve: the temporary config becomes the full plan in place (same UUID, same link); a renewal or
+    extra data extends its config in place (renewals.py); a top-up is credited to the wallet.
 
     REVIEWER None is the sweep's auto-acceptance (reviewed_by stays empty).
     """
@@ -239,6 +249,24 @@ def approve(
     payment = _claim(session, payment_id, "approved", reviewer, now)
     if payment.purpose == "topup":
         return _approve_topup(session, reviewer, payment)
+    if payment.purpose in EXTENSION_PURPOSES:
+        config, touched = renewals.approve_extension(session, payment, now)
+    else:
+        config, touched = _upgrade_temporary(session, payment, now)
+    audit.record(
+        session,
+        reviewer or SYSTEM,
+        "payment.approve",
+        payment_id=payment.id,
+        config_id=config.id,
+        automatic=reviewer is None,
+    )
+    commit_and_dispatch(session, touched, dispatch)
+    return payment
+
+
+def _upgrade_temporary(session: Session, payment: Payment, now: datetime) -> tuple[UserConfig, list[int]]:
+    """A purchase's temporary config becomes the full plan; returns it and the nodes to sync (bumped)."""
     plan = session.get_one(Plan, payment.plan_id)
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
     touched: list[int] = []
@@ -269,16 +297,7 @@ def approve(
         data_limit_mb=plan.data_limit_mb,
         expires_at=config.expires_at.isoformat(),
     )
-    audit.record(
-        session,
-        reviewer or SYSTEM,
-        "payment.approve",
-        payment_id=payment.id,
-        config_id=config.id,
-        automatic=reviewer is None,
-    )
-    commit_and_dispatch(session, touched, dispatch)
-    return payment
+    return config, touched
 
 
 def _approve_topup(session: Session, reviewer: Principal | None, payment: Payment) -> Payment:
@@ -309,20 +328,21 @@ def reject(
     ban: bool,
     dispatch: Dispatch,
 ) -> Payment:
-    """Reject: the temporary config is revoked (the next sync removes it); optionally ban the user, which
-    takes away everything else they are served too (bans.apply_ban)."""
+    """Reject: the temporary config is revoked (the next sync removes it), or a renewal's temporary extension
+    undone (renewals.undo_temporary); optionally ban the user, which takes away everything else they are
+    served too (bans.apply_ban)."""
     if ban and not reason:
         raise InvalidInput("A ban needs a reason.", details={"json": {"reason": ["Required when ban is true."]}})
     now = utcnow()
     payment = _claim(session, payment_id, "rejected", reviewer, now)
     payment.review_note = reason
-    touched: list[int] = []
+    touched = renewals.undo_temporary(session, payment, now)
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
     if config is not None and config.status != "revoked":
         was_served = config.status in ("pending", "active")
         config.status, config.suspend_reason = "revoked", None
         if was_served:
-            touched = bump(session, serving_nodes([config]))
+            touched += bump(session, serving_nodes([config]))
     user = session.scalar(select(User).where(User.id == payment.user_id).with_for_update())
     assert user is not None  # payments.user_id is a foreign key
     if ban:

@@ -2,7 +2,8 @@
 
 Money comes in through an approved top-up payment (payments.approve books it once: the payment's claim
 is single-shot and wallet_entries.payment_id is unique) or an admin's credit; it goes out through a
-purchase from the balance or an admin's debit. Every debit locks the user first (lock_user), reads the
+purchase from the balance (a new config, or a renewal or extra data for one, renewals.py) or an admin's
+debit. Every debit locks the user first (lock_user), reads the
 balance and refuses to go below zero in the same transaction, so concurrent purchases queue on the
 user and never overdraw. Rows are only ever added; a correction is another row.
 """
@@ -15,9 +16,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
+from ..config import Settings
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from ..models import Payment, Plan, User, WalletEntry, columns_of
-from . import audit
+from ..models import Payment, Plan, User, WalletEntry, columns_of, utcnow
+from . import audit, renewals
 from .bans import ensure_not_banned
 from .configs import config_view, new_config
 from .lookup import get_or_404
@@ -138,6 +140,59 @@ def pay_from_balance(
         "entry": entry_view(entry),
         "balance_cents": available - plan.price_cents,
     }
+
+
+def buy(
+    session: Session, actor: Principal, settings: Settings, user_id: int, data: dict[str, Any], dispatch: Dispatch
+) -> dict[str, Any]:
+    """A purchase from the balance: a new config of DATA's plan, or, with extends_config_id, another period
+    (with plan_id) or more data (with data_mb) for one of the user's paid configs, in place."""
+    if data.get("extends_config_id") is None:
+        return pay_from_balance(session, actor, user_id, data, dispatch)
+    return extend_from_balance(session, actor, settings, user_id, data, dispatch)
+
+
+def extend_from_balance(
+    session: Session, actor: Principal, settings: Settings, user_id: int, data: dict[str, Any], dispatch: Dispatch
+) -> dict[str, Any]:
+    """Renew (plan_id) or add data (data_mb) to one of the user's paid configs with the balance, at once.
+
+    The same rules as a proof's order (renewals.py: the customer's own renewable config, an allowed plan,
+    nothing else in review for it), the same single transaction as pay_from_balance: the user's lock, the
+    balance check, the extension in place and the debit (ledger reason renewal or extra_data) commit
+    together. No review, so no temporary extension and no notification: the caller has the answer.
+    """
+    now = utcnow()
+    purpose = "renewal" if data.get("plan_id") is not None else "extra_data"
+    order = {"purpose": purpose, "extends_config_id": data["extends_config_id"], "plan_id": data.get("plan_id")}
+    order["extra_data_mb"] = data.get("data_mb")
+    try:
+        user = lock_user(session, user_id)
+        ensure_not_banned(user)
+        config, plan, price = renewals.check_order(session, settings, user, order, now)
+        available = ensure_covers(session, user.id, price)
+        if plan is not None:
+            terms = renewals.renewal_terms(config, plan, now, now, None)
+            touched = renewals.renew_in_place(session, config, plan, terms)
+        else:
+            touched = renewals.add_data(session, config, order["extra_data_mb"])
+        entry = book(session, actor, user.id, -price, purpose, config_id=config.id)
+        audit.record(
+            session,
+            actor,
+            f"wallet.{purpose}",
+            user_id=user.id,
+            config_id=config.id,
+            plan_id=order["plan_id"],
+            extra_data_mb=order["extra_data_mb"],
+            entry_id=entry.id,
+            amount_cents=-price,
+        )
+    except DomainError:
+        session.rollback()
+        raise
+    commit_and_dispatch(session, touched, dispatch)
+    return {"config": config_view(session, config), "entry": entry_view(entry), "balance_cents": available - price}
 
 
 def adjust(session: Session, actor: Principal, user_id: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -64,6 +64,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/wallet/adjust"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/wallet/purchases"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>"): frozenset({"admin"}),
+    ("GET", "/api/v1/configs/<int:config_id>/renewal"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/configs/<int:config_id>/renew"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/configs/<int:config_id>/extra-data"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/configs/<int:config_id>/extra-data"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/nodes/<int:node_id>/provision"): frozenset({"admin"}),
     ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/subscription/rotate"): frozenset({"admin", "bot"}),
@@ -240,6 +244,13 @@ def path_ids(world) -> dict[str, int]:
             )
             assert payment.status_code == 201, payment.json
             ids[f"payment_{verb}_{caller}"] = payment.json["id"]
+    for caller in CALLERS:
+        # One renewal or extra data in review per config: a paid config per caller.
+        extended = client.post(
+            f"/api/v1/users/{buyer}/configs", json={"plan_id": config_plan["id"], "node_id": node_id}, headers=admin
+        )
+        assert extended.status_code == 201, extended.json
+        ids[f"extension_config_{caller}"] = extended.json["id"]
     for number, caller in enumerate(CALLERS):
         # A trial works once per user: one user per caller.
         trial_user = client.put(f"/api/v1/users/telegram/{telegram_id + 10 + number}", json={}, headers=admin)
@@ -305,6 +316,11 @@ PATH_ID_OVERRIDES = {
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
     "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/qr.png": {"config_id": "linked_config_id"},
+    # The buyer's paid configs (call() gives each caller its own).
+    **{
+        f"/api/v1/configs/<int:config_id>/{action}": {"config_id": "pending_config_id"}
+        for action in ("renewal", "renew", "extra-data")
+    },
     # Disabling or rotating acts on spare principals, never on the ones the matrix logs in with.
     **{
         f"/api/v1/principals/nodes/<int:node_id>/{verb}": {"node_id": "spare_node_id"}
@@ -355,6 +371,25 @@ def test_matrix(world, path_ids, method, rule):
                 body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
         if rule in ("/api/v1/nodes", "/api/v1/nodes/alerts") and method == "GET" and caller == "bot":
             target = f"{path}?acting_telegram_id={path_ids['telegram_admin_id']}"
+        if rule.endswith(("/renewal", "/renew", "/extra-data")):
+            config_id = path_ids[f"extension_config_{caller}"]
+            target = re.sub(r"/configs/[0-9]+/", f"/configs/{config_id}/", path)
+            order = (
+                {"plan_id": path_ids["config_plan_id"], "amount_cents": path_ids["config_plan_price"]}
+                if "renew" in rule
+                else {"data_mb": 1024, "amount_cents": 100}  # EXTRA_DATA_PRICE_CENTS_PER_GB's default
+            )
+            if method == "GET":
+                target += f"?user_id={path_ids['buyer_id']}&" + "&".join(
+                    f"{name}={value}" for name, value in order.items() if name != "amount_cents"
+                )
+            else:
+                body = {
+                    "user_id": path_ids["buyer_id"],
+                    **order,
+                    "evidence_file_id": f"proof-{caller}-{next(UNIQUE)}",
+                    "evidence_unique_id": f"unique-{caller}-{next(UNIQUE)}",
+                }
         if rule.endswith("/trial"):
             target = re.sub(r"/users/[0-9]+/", f"/users/{path_ids[f'trial_user_{caller}']}/", path)
         return client.open(target, method=method, json=body, headers=headers)

@@ -147,3 +147,102 @@ def test_the_wallet_schema_refuses_what_the_ledger_never_holds(scratch_engine):
     for statement in payments:
         with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
             connection.execute(text(statement))
+
+
+def test_the_renewal_schema_ties_each_purpose_to_its_columns(scratch_engine):
+    """0008: a renewal names its plan and config, extra data its config and MB, only a renewal keeps the
+    config's previous state, and a plan's renewal data rule is reset (the default) or carry."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+                " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO plans (id, name, location_tag, duration_days, max_devices, data_limit_mb,"
+                " is_constant_ip, price_cents, is_active, created_at)"
+                " VALUES (1, 'p', 'x', 1, 1, 1, false, 5, true, CURRENT_TIMESTAMP)"
+            )
+        )
+        assert connection.execute(text("SELECT renewal_data_rule FROM plans")).scalar() == "reset"
+        connection.execute(
+            text(
+                "INSERT INTO user_configs (id, user_id, plan_id, uuid, alter_id, protocol, status, kind, created_at)"
+                " VALUES (1, 1, 1, 'u', 0, 'vless', 'active', 'full', CURRENT_TIMESTAMP)"
+            )
+        )
+    insert = (
+        "INSERT INTO payments (user_id, plan_id, purpose, amount_cents, status, evidence_file_id, auto_accept_at,"
+        " extends_config_id, extra_data_mb, previous_status, previous_expires_at, created_at)"
+        " VALUES (1, :plan, :purpose, 5, 'pending', :evidence, :auto, :config, :mb, :previous, :previous_at,"
+        " CURRENT_TIMESTAMP)"
+    )
+    now = "2026-12-06 00:00:00+00:00"
+    renewal = {"plan": 1, "purpose": "renewal", "auto": now, "config": 1, "mb": None, "previous": None}
+    extra = {"plan": None, "purpose": "extra_data", "auto": now, "config": 1, "mb": 1024, "previous": None}
+    with scratch_engine.begin() as connection:
+        for number, values in enumerate(
+            [renewal, extra, {**renewal, "previous": "expired", "previous_at": now}], start=1
+        ):
+            connection.execute(text(insert), {"previous_at": None, **values, "evidence": f"ok-{number}"})
+    refused = [
+        {**renewal, "config": None},  # a renewal of no config
+        {**renewal, "plan": None},  # a renewal without a plan
+        {**renewal, "auto": None},  # a renewal the sweep would never accept
+        {**renewal, "mb": 5},  # megabytes on a renewal
+        {**renewal, "previous": "gone", "previous_at": now},  # not a config status
+        {**renewal, "previous": "expired"},  # a previous state without its expiry
+        {**extra, "mb": None},
+        {**extra, "mb": 0},
+        {**extra, "plan": 1},
+        {**extra, "previous": "expired", "previous_at": now},  # only a renewal extends temporarily
+        {**renewal, "purpose": "purchase"},  # a purchase extends no config
+    ]
+    for number, values in enumerate(refused):
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(insert), {"previous_at": None, **values, "evidence": f"bad-{number}"})
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text("UPDATE plans SET renewal_data_rule = 'keep'"))
+    with scratch_engine.begin() as connection:
+        connection.execute(text("UPDATE plans SET renewal_data_rule = 'carry'"))
+        connection.execute(
+            text(
+                "INSERT INTO wallet_entries (user_id, amount_cents, reason, actor_type, actor_name, created_at)"
+                " VALUES (1, -5, 'extra_data', 'bot', 'shopbot', CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate.downgrade(scratch_engine, "0007")  # renewal rows go; the extra_data debit stays, as a purchase
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM payments")).scalar() == 0
+        assert connection.execute(text("SELECT reason, amount_cents FROM wallet_entries")).all() == [("purchase", -5)]
+
+
+def test_upgrading_a_database_with_sales_keeps_every_row(scratch_engine):
+    """Rebuilding a referenced table (SQLite's batch mode) neither fails on RESTRICT nor cascades: the
+    plans, configs, payments and ledger rows of a 0007 database are all there after 0008 and back."""
+    migrate.upgrade(scratch_engine, "0007")
+    rows = [
+        "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+        " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)",
+        "INSERT INTO plans (id, name, location_tag, duration_days, max_devices, data_limit_mb, is_constant_ip,"
+        " price_cents, is_active, created_at) VALUES (1, 'p', 'x', 1, 1, 1, false, 5, true, CURRENT_TIMESTAMP)",
+        "INSERT INTO user_configs (id, user_id, plan_id, uuid, alter_id, protocol, status, kind, created_at)"
+        " VALUES (1, 1, 1, 'u', 0, 'vless', 'active', 'full', CURRENT_TIMESTAMP)",
+        "INSERT INTO payments (id, user_id, plan_id, purpose, amount_cents, status, evidence_file_id,"
+        " auto_accept_at, config_id, created_at)"
+        " VALUES (1, 1, 1, 'purchase', 5, 'approved', 'f', CURRENT_TIMESTAMP, 1, CURRENT_TIMESTAMP)",
+        "INSERT INTO wallet_entries (user_id, amount_cents, reason, actor_type, actor_name, payment_id, config_id,"
+        " created_at) VALUES (1, -5, 'purchase', 'bot', 'shopbot', 1, 1, CURRENT_TIMESTAMP)",
+    ]
+    with scratch_engine.begin() as connection:
+        for statement in rows:
+            connection.execute(text(statement))
+    check = "SELECT p.plan_id, p.config_id, w.payment_id, w.config_id FROM payments p, wallet_entries w"
+    for step in (lambda: migrate.upgrade(scratch_engine), lambda: migrate.downgrade(scratch_engine, "0007")):
+        step()
+        with scratch_engine.connect() as connection:
+            assert connection.execute(text(check)).all() == [(1, 1, 1, 1)]
+            assert connection.execute(text("SELECT count(*) FROM user_configs")).scalar() == 1

@@ -71,6 +71,12 @@ def rule(statuses: tuple[int, ...], codes: str, why: str, fields: str = "") -> R
 
 ACTING = "acting_admin_required not_for_admins"
 ACTING_WHY = "acting_telegram_id: the bot must send it, an admin must not; one schema serves both callers"
+EXTENDABLE = "config_not_renewable extension_in_review"
+EXTENDABLE_WHY = (
+    "only a paid config in a state to extend, one extension in review at a time, with a plan that may follow"
+)
+PROOF = "too_many_pending_payments evidence_used_elsewhere evidence_reused"
+PROOF_WHY = "a proof pays once; pending payments are capped"
 # Everywhere: accepted, or refused for the caller's kind (401/403), or an id that matches no row (404).
 ACCEPTED = ["2xx", "401", "403", "404"]
 # Every other refusal of a schema-valid request, by operation; each is documented in the operation's responses.
@@ -97,8 +103,23 @@ BUSINESS_RULES = {
     ),
     "POST /api/v1/users/{user_id}/wallet/purchases": rule(
         (409,),
-        "insufficient_balance plan_not_for_sale no_node_available",
-        "the stored balance must cover the plan's price; a plan on sale; placement needs a node with room",
+        f"insufficient_balance plan_not_for_sale no_node_available {EXTENDABLE} plan_not_allowed",
+        "the stored balance must cover the plan's price; a plan on sale; placement needs a node with room; "
+        f"{EXTENDABLE_WHY}",
+    ),
+    "GET /api/v1/configs/{config_id}/renewal": rule(
+        (409,), f"{EXTENDABLE} plan_not_for_sale plan_not_allowed", f"{EXTENDABLE_WHY}; a plan on sale"
+    ),
+    "POST /api/v1/configs/{config_id}/renew": rule(
+        (409, 422),
+        f"{EXTENDABLE} plan_not_for_sale plan_not_allowed {PROOF} amount_mismatch",
+        f"{EXTENDABLE_WHY}; a plan on sale; {PROOF_WHY}; the amount must equal the plan's stored price",
+    ),
+    "GET /api/v1/configs/{config_id}/extra-data": rule((409,), EXTENDABLE, EXTENDABLE_WHY),
+    "POST /api/v1/configs/{config_id}/extra-data": rule(
+        (409, 422),
+        f"{EXTENDABLE} {PROOF} amount_mismatch",
+        f"{EXTENDABLE_WHY}; {PROOF_WHY}; the amount must equal the data's price (a setting)",
     ),
     "POST /api/v1/configs/{config_id}/suspend": rule((409,), "invalid_transition", "only a live config is suspended"),
     "POST /api/v1/configs/{config_id}/resume": rule(

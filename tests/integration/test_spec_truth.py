@@ -367,3 +367,52 @@ def test_wallet_rules_agree_with_the_server(client, principals, spec):
             amount,
             response.json,
         )
+
+
+def test_renewal_and_balance_purchase_rules_agree_with_the_server(client, principals, spec):
+    """A balance purchase is a plan or extra data (for a named config), never both, and an existing config keeps
+    its protocol; the renewals' refusals of valid data are documented where they apply."""
+    for method, path, codes in [
+        ("GET", "/api/v1/configs/{config_id}/renewal", "config_not_renewable extension_in_review plan_not_allowed"),
+        ("POST", "/api/v1/configs/{config_id}/renew", "plan_not_allowed extension_in_review evidence_used_elsewhere"),
+        ("GET", "/api/v1/configs/{config_id}/extra-data", "config_not_renewable extension_in_review"),
+        ("POST", "/api/v1/configs/{config_id}/extra-data", "config_not_renewable too_many_pending_payments"),
+        ("POST", "/api/v1/users/{user_id}/wallet/purchases", "config_not_renewable plan_not_allowed"),
+    ]:
+        described = operation(spec, method, path)["responses"]["409"]["description"]
+        assert all(code in described for code in codes.split()), (path, described)
+    for path in ("/api/v1/configs/{config_id}/renew", "/api/v1/configs/{config_id}/extra-data"):
+        assert "amount_mismatch" in operation(spec, "POST", path)["responses"]["422"]["description"]
+    quote = {p["name"]: p for p in operation(spec, "GET", "/api/v1/configs/{config_id}/renewal")["parameters"]}
+    assert quote["user_id"]["required"] and quote["plan_id"]["required"]
+
+    admin = principals.admin.headers
+    plan_id = plan(client, admin).json["id"]
+    user = client.put("/api/v1/users/telegram/5009", json={}, headers=admin).json["id"]
+    purchase_in = component(spec, "PurchaseIn")
+    bodies = {
+        "a plan": ({"plan_id": plan_id}, True),
+        "a plan and a protocol": ({"plan_id": plan_id, "protocol": "vmess"}, True),
+        "a renewal": ({"plan_id": plan_id, "extends_config_id": 999_999}, True),
+        "extra data": ({"extends_config_id": 999_999, "data_mb": 1024}, True),
+        "extra data for no config": ({"data_mb": 1024}, False),
+        "a plan and extra data": ({"plan_id": plan_id, "data_mb": 1024, "extends_config_id": 999_999}, False),
+        "nothing": ({}, False),
+        "a config alone": ({"extends_config_id": 999_999}, False),
+        "a renewal with a protocol": ({"plan_id": plan_id, "extends_config_id": 999_999, "protocol": "vless"}, False),
+        "no data": ({"extends_config_id": 999_999, "data_mb": 0}, False),
+    }
+    for label, (body, valid) in bodies.items():
+        assert verdict(spec, purchase_in, body) is valid, label
+        response = client.post(f"/api/v1/users/{user}/wallet/purchases", json=body, headers=admin)
+        # Valid bodies meet a business rule here (no balance, no such config); invalid ones the schema.
+        assert (response.status_code != 422) is valid, (label, response.status_code, response.json)
+    renew_in = component(spec, "RenewIn")
+    proof = {"evidence_file_id": "f", "evidence_unique_id": "u"}
+    body = {"user_id": user, "plan_id": plan_id, "amount_cents": 300, **proof}
+    assert verdict(spec, renew_in, body)
+    for missing in ("user_id", "plan_id", "amount_cents", "evidence_unique_id"):
+        partial = {name: value for name, value in body.items() if name != missing}
+        assert not verdict(spec, renew_in, partial), missing
+        assert client.post("/api/v1/configs/999999/renew", json=partial, headers=admin).status_code == 422, missing
+    assert client.post("/api/v1/configs/999999/renew", json=body, headers=admin).status_code == 404
