@@ -87,9 +87,19 @@ class ApiClient:
         return self.request(method, path, **kwargs).json()
 
     # The calls the bot makes, one per endpoint.
-    def upsert_user(self, telegram_id: int, username: str | None, language: str | None = None) -> dict:
-        body = {"username": username[:64] if username else None, "language": language}
+    def upsert_user(
+        self, telegram_id: int, username: str | None, language: str | None = None, referral_code: str | None = None
+    ) -> dict:
+        """Create or refresh the user; REFERRAL_CODE (from /start ref_<code>) refers a user this creates (the API
+        decides, and ignores it otherwise)."""
+        body: dict[str, Any] = {"username": username[:64] if username else None, "language": language}
+        if referral_code is not None:
+            body["referral_code"] = referral_code
         return self.json("PUT", f"/api/v1/users/telegram/{telegram_id}", json=body)
+
+    def referral(self, user_id: int) -> dict:
+        """The user's invite code, the link's start parameter, the reward percent and the counts."""
+        return self.json("GET", f"/api/v1/users/{user_id}/referral")
 
     def get_user_by_telegram(self, telegram_id: int) -> dict | None:
         try:

@@ -18,6 +18,7 @@ COMMANDS = {
         ("buy", "Buy a config"),
         ("trial", "Free trial"),
         ("configs", "My configs"),
+        ("invite", "Invite friends"),
         ("cancel", "Cancel the purchase"),
     ],
     "fa": [
@@ -25,6 +26,7 @@ COMMANDS = {
         ("buy", "خرید کانفیگ"),
         ("trial", "تست رایگان"),
         ("configs", "کانفیگ‌های من"),
+        ("invite", "دعوت از دوستان"),
         ("cancel", "لغو خرید"),
     ],
 }

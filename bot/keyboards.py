@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import urlencode
 
 from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 
@@ -37,6 +38,7 @@ def main_menu(language: str) -> ReplyKeyboardMarkup:
     markup = ReplyKeyboardMarkup(resize_keyboard=True)
     markup.row(KeyboardButton(t(language, "menu_buy")), KeyboardButton(t(language, "menu_trial")))
     markup.row(KeyboardButton(t(language, "menu_configs")), KeyboardButton(t(language, "menu_language")))
+    markup.row(KeyboardButton(t(language, "menu_invite")))
     return markup
 
 
@@ -69,4 +71,12 @@ def review(payment_id: int, language: str) -> InlineKeyboardMarkup:
         InlineKeyboardButton(t(language, "admin_approve"), callback_data=f"adm:ok:{payment_id}"),
         InlineKeyboardButton(t(language, "admin_reject"), callback_data=f"adm:no:{payment_id}"),
     )
+    return markup
+
+
+def share(link: str, language: str) -> InlineKeyboardMarkup:
+    """One button that opens Telegram's "share to a chat" with LINK and a line of invitation."""
+    markup = InlineKeyboardMarkup()
+    query = urlencode({"url": link, "text": t(language, "invite_share_text")})
+    markup.row(InlineKeyboardButton(t(language, "invite_share"), url=f"https://t.me/share/url?{query}"))
     return markup

@@ -43,6 +43,7 @@ USER_KINDS = frozenset(
         "quota_100",
         "expired",
         "wallet_credited",
+        "referral_credited",
     )
 )
 ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared"))
@@ -73,6 +74,10 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
     elif kind == "wallet_credited":
         amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency)
         shop.say(chat_id, t(language, "notify_wallet_credited", payment_id=values["payment_id"], amount=amount))
+    elif kind == "referral_credited":  # a customer this user invited made their first paid purchase
+        amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency)
+        balance = money(int(payload.get("balance_cents") or 0), shop.settings.currency)
+        shop.say(chat_id, t(language, "notify_referral_credited", amount=amount, balance=balance))
     elif kind == "rejected":
         parts = [t(language, "notify_rejected", **values)]
         if payload.get("reason"):

@@ -48,6 +48,13 @@ def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -
     return value
 
 
+def _parse_percent(env: dict[str, str], name: str, default: int) -> int:
+    value = _parse_int(env, name, default)
+    if value > 100:
+        raise SettingsError(f"{name} is a percent, at most 100, got {value}")
+    return value
+
+
 def _parse_bool(env: dict[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no"):
@@ -113,6 +120,9 @@ class Settings:
     max_pending_payments_per_user: int = 1
     # The price of extra data for a paid config's current period (services/renewals.py), per GB (1024 MB).
     extra_data_price_cents_per_gb: int = 100
+    # Referrals (services/referrals.py): the referrer's wallet gets this percent of a referred customer's first
+    # paid purchase, rounded down to the currency's smallest unit; 0 turns the reward off.
+    referral_percent: int = 10
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
     # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
@@ -172,6 +182,7 @@ class Settings:
             auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
             max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
             extra_data_price_cents_per_gb=_parse_int(env, "EXTRA_DATA_PRICE_CENTS_PER_GB", 100, minimum=1),
+            referral_percent=_parse_percent(env, "REFERRAL_PERCENT", 10),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
             health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
             health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),

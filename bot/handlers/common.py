@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+from telebot import util
 from telebot.types import CallbackQuery, Message
 
 from .. import keyboards
 from ..context import Shop, guarded
 from ..i18n import all_texts, t
 from .purchase import cancelled_key
+
+# Telegram's start parameters are at most 64 of A-Z a-z 0-9 _ -.
+_REFERRAL = re.compile(r"ref_(?P<code>[A-Za-z0-9_-]{1,60})")
 
 
 def register(shop: Shop) -> None:
@@ -16,7 +22,11 @@ def register(shop: Shop) -> None:
     @bot.message_handler(commands=["start"], chat_types=["private"])
     @guarded(shop)
     def start(message: Message) -> None:
-        user = shop.api.upsert_user(message.from_user.id, message.from_user.username)
+        # An invite link opens the chat with /start ref_<code>: the API refers the customer if this is their first
+        # contact, and ignores the code otherwise (a bad one too): the customer sees the usual /start either way.
+        payload = _REFERRAL.fullmatch(util.extract_arguments(message.text or "") or "")
+        code = payload["code"] if payload else None
+        user = shop.api.upsert_user(message.from_user.id, message.from_user.username, referral_code=code)
         shop.store.cache_set(f"user:{message.from_user.id}", user, 120)
         shop.say(message.chat.id, t("en", "choose_language"), reply_markup=keyboards.language_choice())
 

@@ -1,4 +1,4 @@
-"""/trial and /configs (also as menu buttons)."""
+"""/trial, /configs and /invite (also as menu buttons)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from telebot.types import Message
 from .. import keyboards
 from ..api_client import ApiError
 from ..context import Shop, guarded
-from ..i18n import all_texts, t
+from ..i18n import all_texts, money, t
 
 
 def register(shop: Shop) -> None:
@@ -49,3 +49,25 @@ def register(shop: Shop) -> None:
             return
         for config in items[:10]:
             shop.send_config(message.chat.id, language, config, profile["id"])
+
+    @bot.message_handler(commands=["invite"], chat_types=["private"])
+    @bot.message_handler(
+        func=lambda m: m.text in all_texts("menu_invite"), content_types=["text"], chat_types=["private"]
+    )
+    @guarded(shop)
+    def invite(message: Message) -> None:
+        """The customer's personal invite link (t.me/<this bot>?start=ref_<code>) and how many came and paid."""
+        profile = shop.profile(message.from_user)
+        language = profile.get("language", "en")
+        referral = shop.api.referral(profile["id"])
+        link = f"https://t.me/{shop.bot.user.username}?start={referral['start_parameter']}"
+        text = t(
+            language,
+            "invite" if referral["percent"] > 0 else "invite_no_reward",
+            link=link,
+            percent=referral["percent"],
+            invited=referral["invited_count"],
+            credited=referral["credited_count"],
+            amount=money(referral["credited_cents"], shop.settings.currency),
+        )
+        shop.say(message.chat.id, text, reply_markup=keyboards.share(link, language))

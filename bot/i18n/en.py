@@ -5,11 +5,12 @@ MESSAGES: dict[str, str] = {
     "lang_en": "English",
     "lang_fa": "فارسی",
     "welcome": "Welcome to the shop! Buy a VPN config, try one for free, or see the ones you have.",
-    "help": "Commands: /start (menu and language), /buy, /trial, /configs, /cancel.",
+    "help": "Commands: /start (menu and language), /buy, /trial, /configs, /invite, /cancel.",
     "menu_buy": "🛒 Buy",
     "menu_trial": "🎁 Free trial",
     "menu_configs": "📄 My configs",
     "menu_language": "🌐 Language",
+    "menu_invite": "👥 Invite friends",
     "unlimited": "unlimited",
     "days_hours": "{days} days {hours} h",
     "buy_category": "Step 1/5 — what kind of service?",
@@ -97,6 +98,15 @@ MESSAGES: dict[str, str] = {
     "admin_proof_caption": "Proof for payment #{id}",
     "notify_wallet_credited": "💰 Top-up <b>#{payment_id}</b> is approved: {amount} was added to your balance.",
     "admin_topup": "wallet top-up",
+    "invite": "👥 <b>Invite friends</b>\n\nShare your personal link. When a friend who opens the shop through it makes "
+    "their first paid purchase, {percent}% of its price goes to your balance.\n\n{link}\n\nInvited: {invited}\n"
+    "Rewarded purchases: {credited} ({amount})",
+    "invite_no_reward": "👥 <b>Invite friends</b>\n\nShare your personal link with your friends:\n\n{link}\n\n"
+    "Invited: {invited}",
+    "invite_share": "📤 Share the link",
+    "invite_share_text": "A VPN shop I use: have a look.",
+    "notify_referral_credited": "🎉 A friend you invited made their first purchase: {amount} was added to your "
+    "balance.\nYour balance: {balance}",
     "admin_no_auto_accept": "never (an admin decides)",
     "admin_unplaced": "⚠️ No server had room: its config waits and is sent to the customer when a node has room.",
     "admin_extra_receipt": "🧾 Another receipt for payment #{ids} from {customer}",

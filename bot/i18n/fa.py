@@ -8,11 +8,12 @@ MESSAGES: dict[str, str] = {
     "lang_en": "English",
     "lang_fa": "فارسی",
     "welcome": "به فروشگاه خوش آمدید! کانفیگ VPN بخرید، یک بار رایگان امتحان کنید یا کانفیگ‌هایتان را ببینید.",
-    "help": "دستورها: /start (منو و زبان)، /buy، /trial، /configs، /cancel",
+    "help": "دستورها: /start (منو و زبان)، /buy، /trial، /configs، /invite، /cancel",
     "menu_buy": "🛒 خرید",
     "menu_trial": "🎁 تست رایگان",
     "menu_configs": "📄 کانفیگ‌های من",
     "menu_language": "🌐 زبان",
+    "menu_invite": "👥 دعوت از دوستان",
     "unlimited": "نامحدود",
     "days_hours": "{days} روز و {hours} ساعت",
     "buy_category": "مرحله ۱ از ۵ — چه نوع سرویسی؟",
@@ -99,6 +100,15 @@ MESSAGES: dict[str, str] = {
     "admin_proof_caption": "رسید پرداخت #{id}",
     "notify_wallet_credited": "💰 شارژ کیف پول <b>#{payment_id}</b> تأیید شد: {amount} به موجودی شما اضافه شد.",
     "admin_topup": "شارژ کیف پول",
+    "invite": "👥 <b>دعوت از دوستان</b>\n\nلینک اختصاصی خود را برای دوستانتان بفرستید. وقتی دوستی که با این لینک وارد "
+    "فروشگاه شده اولین خرید خود را انجام دهد، {percent}٪ مبلغ آن به موجودی شما اضافه می‌شود.\n\n{link}\n\n"
+    "دعوت‌شدگان: {invited}\nخریدهای پاداش‌دار: {credited} ({amount})",
+    "invite_no_reward": "👥 <b>دعوت از دوستان</b>\n\nلینک اختصاصی خود را برای دوستانتان بفرستید:\n\n{link}\n\n"
+    "دعوت‌شدگان: {invited}",
+    "invite_share": "📤 ارسال لینک برای دوستان",
+    "invite_share_text": "فروشگاه VPN که از آن استفاده می‌کنم؛ نگاهی بینداز.",
+    "notify_referral_credited": "🎉 یکی از دوستانی که دعوت کرده بودید اولین خرید خود را انجام داد: {amount} به موجودی "
+    "شما اضافه شد.\nموجودی شما: {balance}",
     "admin_no_auto_accept": "هرگز (مدیر تصمیم می‌گیرد)",
     "admin_unplaced": "⚠️ هیچ سروری جا نداشت: کانفیگ آن منتظر می‌ماند و وقتی سروری جا داشت برای مشتری فرستاده می‌شود.",
     "admin_extra_receipt": "🧾 رسید دیگری برای پرداخت #{ids} از {customer}",

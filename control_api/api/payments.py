@@ -72,7 +72,12 @@ def get_payment(payment_id: int) -> dict:
 )
 def approve(payment_id: int, data: dict) -> dict:
     return payment_service.approve_payment(
-        db_session(), current_principal(), payment_id, data.get("acting_telegram_id"), job_queue().enqueue_node_sync
+        db_session(),
+        current_principal(),
+        settings(),
+        payment_id,
+        data.get("acting_telegram_id"),
+        job_queue().enqueue_node_sync,
     )
 
 

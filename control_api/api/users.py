@@ -5,9 +5,11 @@ from apiflask import APIBlueprint
 from ..extensions import db_session
 from ..jobs.dispatch import job_queue
 from ..schemas.configs import ConfigList, ConfigOut, TrialIn
+from ..schemas.referrals import ReferralOut
 from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UnbanIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
 from ..services import configs as config_service
+from ..services import referrals as referral_service
 from ..services import trials as trial_service
 from ..services import users as user_service
 from .common import API_PREFIX, BEARER, settings
@@ -122,6 +124,17 @@ def start_trial(user_id: int, data: dict):
 @bp.doc(summary="A user's configs, newest first, with remaining data and time and share links", security=BEARER)
 def list_user_configs(user_id: int) -> dict:
     return {"items": config_service.list_user_configs(db_session(), user_id)}
+
+
+@bp.get("/<int:user_id>/referral")
+@require("bot", "admin")
+@bp.output(ReferralOut)
+@bp.doc(
+    summary="A user's invite link parts (made the first time they are asked for) and how many came and paid",
+    security=BEARER,
+)
+def get_referral(user_id: int) -> dict:
+    return referral_service.invite_view(db_session(), user_id, settings().referral_percent)
 
 
 @bp.put("/<int:user_id>/admin")

@@ -17,6 +17,7 @@ from .node import (
 from .notification import AUDIENCES, NOTIFICATION_KINDS, Notification
 from .plan import RENEWAL_DATA_RULES, Plan
 from .principal import Admin, BotClient
+from .referral import REFERRAL_OUTCOMES, Referral
 from .sales import (
     CONFIG_KINDS,
     CONFIG_STATUSES,
@@ -48,6 +49,7 @@ __all__ = [
     "PAYMENT_PURPOSES",
     "PAYMENT_STATUSES",
     "PROTOCOLS",
+    "REFERRAL_OUTCOMES",
     "RENEWAL_DATA_RULES",
     "SUSPEND_REASONS",
     "SYNC_STATES",
@@ -64,6 +66,7 @@ __all__ = [
     "Notification",
     "Payment",
     "Plan",
+    "Referral",
     "SyncRun",
     "Usage",
     "UsageReport",

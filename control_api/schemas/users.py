@@ -10,6 +10,17 @@ from .common import PageMeta, PageQuery, StrictBoolean, db_integer, text
 class TelegramUserIn(Schema):
     username = text(64, allow_none=True, load_default=None, metadata={"description": "Telegram @username, without @."})
     language = fields.String(load_default=None, allow_none=True, validate=OneOf(LANGUAGES))
+    referral_code = text(
+        64,
+        min_length=0,
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The code of the invite link the customer came through (/start ref_<code>). It refers "
+            "a customer this request creates, once; for a customer who exists, a malformed or unknown code, or "
+            "the customer's own, it is ignored (never an error)."
+        },
+    )
 
 
 class BanIn(Schema):

@@ -31,11 +31,15 @@ EXPIRING_WITHIN = timedelta(hours=24)
 QUOTA_WARNING_PERCENT = 80
 
 
-def run_lifecycle(session: Session, dispatch: Dispatch, now: datetime | None = None) -> dict[str, int]:
+def run_lifecycle(
+    session: Session, dispatch: Dispatch, now: datetime | None = None, *, referral_percent: int
+) -> dict[str, int]:
+    """One sweep of the sales rules; REFERRAL_PERCENT is the setting an auto-accepted first purchase credits
+    the customer's referrer with (payments.approve)."""
     now = now or utcnow()
     summary = {
         "placed": _place_waiting(session, dispatch),
-        "auto_accepted": _auto_accept(session, dispatch, now),
+        "auto_accepted": _auto_accept(session, dispatch, now, referral_percent),
         "expired": _expire(session, dispatch, now),
         "quota_suspended": _enforce_quotas(session, dispatch),
         "expiring_warned": _warn_expiring(session, now),
@@ -83,7 +87,7 @@ def _place_waiting(session: Session, dispatch: Dispatch) -> int:
     return len(placed)
 
 
-def _auto_accept(session: Session, dispatch: Dispatch, now: datetime) -> int:
+def _auto_accept(session: Session, dispatch: Dispatch, now: datetime, referral_percent: int) -> int:
     # Never a banned user's: banning rejects their pending payments, and this keeps it so whatever races.
     due = session.scalars(
         select(Payment.id)
@@ -94,7 +98,7 @@ def _auto_accept(session: Session, dispatch: Dispatch, now: datetime) -> int:
     accepted = 0
     for payment_id in due:
         try:
-            payments.approve(session, None, payment_id, dispatch, now=now)
+            payments.approve(session, None, payment_id, dispatch, now=now, referral_percent=referral_percent)
             accepted += 1
         except Conflict:
             session.rollback()  # an admin decided meanwhile

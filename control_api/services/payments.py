@@ -238,10 +238,18 @@ def reviewer_name(session: Session, payment: Payment) -> str | None:
 
 
 def approve(
-    session: Session, reviewer: Principal | None, payment_id: int, dispatch: Dispatch, now: datetime | None = None
+    session: Session,
+    reviewer: Principal | None,
+    payment_id: int,
+    dispatch: Dispatch,
+    now: datetime | None = None,
+    *,
+    referral_percent: int,
 ) -> Payment:
     """Approve: the temporary config becomes the full plan in place (same UUID, same link); a renewal or
-    extra data extends its config in place (renewals.py); a top-up is credited to the wallet.
+    extra data extends its config in place (renewals.py); a top-up is credited to the wallet. A purchase
+    that is the customer's first paid one credits their referrer REFERRAL_PERCENT of it, in this
+    transaction (wallet.credit_referrer; a renewal or extra data never does: it is not a first purchase).
 
     REVIEWER None is the sweep's auto-acceptance (reviewed_by stays empty).
     """
@@ -253,6 +261,16 @@ def approve(
         config, touched = renewals.approve_extension(session, payment, now)
     else:
         config, touched = _upgrade_temporary(session, payment, now)
+        wallet.credit_referrer(
+            session,
+            reviewer or SYSTEM,
+            referral_percent,
+            payment.user_id,
+            payment.amount_cents,
+            payment_id=payment.id,
+            config_id=config.id,
+            now=now,
+        )
     audit.record(
         session,
         reviewer or SYSTEM,
@@ -362,11 +380,17 @@ def reject(
 
 
 def approve_payment(
-    session: Session, caller: Principal, payment_id: int, acting_telegram_id: int | None, dispatch: Dispatch
+    session: Session,
+    caller: Principal,
+    settings: Settings,
+    payment_id: int,
+    acting_telegram_id: int | None,
+    dispatch: Dispatch,
 ) -> dict[str, Any]:
     """An admin's (or the bot's, for a Telegram admin) approval; returns the payment's view."""
     reviewer = acting_admin(session, caller, acting_telegram_id)
-    return payment_view(session, approve(session, reviewer, payment_id, dispatch))
+    payment = approve(session, reviewer, payment_id, dispatch, referral_percent=settings.referral_percent)
+    return payment_view(session, payment)
 
 
 def reject_payment(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ..actors import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Payment, User, columns_of, utcnow
-from . import audit
+from . import audit, referrals
 from .bans import apply_ban, resumable_after_unban
 from .lookup import get_or_404
 from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -66,10 +66,14 @@ def get_by_telegram_id(session: Session, telegram_id: int, max_pending: int) -> 
 def upsert_telegram_user(
     session: Session, actor: Principal, telegram_id: int, data: dict[str, Any], max_pending: int
 ) -> tuple[dict[str, Any], bool]:
-    """Create the user or refresh username/language. Returns (its view, created)."""
+    """Create the user or refresh username/language. Returns (its view, created).
+
+    DATA's referral_code (from /start ref_<code>) refers a customer created here, never one who exists
+    (referrals.attach; anything else about the code is ignored, never an error)."""
     if telegram_id < 1:
         raise InvalidInput("Telegram user ids are positive integers.", code="invalid_telegram_id")
-    changes = {key: value for key, value in data.items() if value is not None}
+    referral_code = data.get("referral_code")
+    changes = {key: value for key, value in data.items() if value is not None and key != "referral_code"}
     for _attempt in range(2):
         user = session.scalar(select(User).where(User.telegram_id == telegram_id))
         created = user is None
@@ -77,6 +81,7 @@ def upsert_telegram_user(
             user = User(telegram_id=telegram_id, subscription_token=new_subscription_token(), **changes)
             session.add(user)
         else:
+            referrals.ignore_late(user.id, referral_code)
             changes = {key: value for key, value in changes.items() if getattr(user, key) != value}
             if not changes:
                 return user_view(session, user, max_pending), False
@@ -89,6 +94,8 @@ def upsert_telegram_user(
             session.rollback()
             continue
         audit.record(session, actor, "user.create" if created else "user.update", user_id=user.id, fields=changes)
+        if created:
+            referrals.attach(session, actor, user, referral_code)
         session.commit()
         return user_view(session, user, max_pending), created
     raise Conflict("The user changed concurrently; retry.", code="concurrent_update")

@@ -1,15 +1,17 @@
 """Wallets: a user's balance is the sum of their ledger rows (models/wallet.py), never a number stored alone.
 
 Money comes in through an approved top-up payment (payments.approve books it once: the payment's claim
-is single-shot and wallet_entries.payment_id is unique) or an admin's credit; it goes out through a
-purchase from the balance (a new config, or a renewal or extra data for one, renewals.py) or an admin's
-debit. Every debit locks the user first (lock_user), reads the
+is single-shot and wallet_entries.payment_id is unique), an admin's credit, or a referral reward (a
+customer the user invited made their first paid purchase: credit_referrer, once per referred customer,
+referrals.py); it goes out through a purchase from the balance (a new config, or a renewal or extra data
+for one, renewals.py) or an admin's debit. Every debit locks the user first (lock_user), reads the
 balance and refuses to go below zero in the same transaction, so concurrent purchases queue on the
 user and never overdraw. Rows are only ever added; a correction is another row.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -19,7 +21,7 @@ from ..actors import Principal
 from ..config import Settings
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from ..models import Payment, Plan, User, WalletEntry, columns_of, utcnow
-from . import audit, renewals
+from . import audit, referrals, renewals
 from .bans import ensure_not_banned
 from .configs import config_view, new_config
 from .lookup import get_or_404
@@ -86,6 +88,30 @@ def credit_topup(session: Session, reviewer: Principal, payment: Payment) -> Wal
     return book(session, reviewer, payment.user_id, payment.amount_cents, "topup", payment_id=payment.id)
 
 
+def credit_referrer(
+    session: Session,
+    actor: Principal,
+    percent: int,
+    user_id: int,
+    price_cents: int,
+    *,
+    payment_id: int | None = None,
+    config_id: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """USER_ID's purchase for PRICE_CENTS was approved (payments.approve) or paid (pay_from_balance), in that
+    transaction: if it is their first paid one and someone invited them, book the inviter's reward (reason
+    "referral"), which referrals.decide_first_purchase lets through once per referred customer."""
+    referral = referrals.decide_first_purchase(
+        session, actor, percent, user_id, price_cents, payment_id=payment_id, config_id=config_id, now=now
+    )
+    if referral is None:
+        return
+    assert referral.amount_cents is not None  # set with the outcome "credited" (a CHECK)
+    entry = book(session, actor, referral.referrer_user_id, referral.amount_cents, "referral")
+    referrals.credited(session, actor, referral, entry, balance(session, referral.referrer_user_id))
+
+
 def ensure_covers(session: Session, user_id: int, amount_cents: int) -> int:
     """The balance, if it covers AMOUNT_CENTS; else 409 insufficient_balance. Call under lock_user."""
     available = balance(session, user_id)
@@ -99,14 +125,21 @@ def ensure_covers(session: Session, user_id: int, amount_cents: int) -> int:
 
 
 def pay_from_balance(
-    session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch
+    session: Session,
+    actor: Principal,
+    user_id: int,
+    data: dict[str, Any],
+    dispatch: Dispatch,
+    *,
+    referral_percent: int,
 ) -> dict[str, Any]:
     """Buy DATA's plan with the balance: debit its price and create the full config at once, no review.
 
     One transaction: the user's lock, the balance check, placement and the config (the same new_config,
     bump and sync as an approved payment), the debit and the audit row commit together, so a placement
     that fails (no node has room) debits nothing, and of concurrent purchases only those the balance
-    covers succeed. Returns the config's view, the ledger row and the balance after it.
+    covers succeed. A first paid purchase credits the customer's referrer in it too (credit_referrer).
+    Returns the config's view, the ledger row and the balance after it.
     """
     try:
         user = lock_user(session, user_id)
@@ -120,6 +153,7 @@ def pay_from_balance(
             session, user, node, "full", plan.data_limit_mb, plan.duration_days, plan=plan, protocol=data["protocol"]
         )
         entry = book(session, actor, user.id, -plan.price_cents, "purchase", config_id=config.id)
+        credit_referrer(session, actor, referral_percent, user.id, plan.price_cents, config_id=config.id)
         touched = bump(session, [node.id])
         audit.record(
             session,
@@ -148,7 +182,7 @@ def buy(
     """A purchase from the balance: a new config of DATA's plan, or, with extends_config_id, another period
     (with plan_id) or more data (with data_mb) for one of the user's paid configs, in place."""
     if data.get("extends_config_id") is None:
-        return pay_from_balance(session, actor, user_id, data, dispatch)
+        return pay_from_balance(session, actor, user_id, data, dispatch, referral_percent=settings.referral_percent)
     return extend_from_balance(session, actor, settings, user_id, data, dispatch)
 
 

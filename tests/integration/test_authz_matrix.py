@@ -63,6 +63,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/users/<int:user_id>/wallet"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/wallet/adjust"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/wallet/purchases"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users/<int:user_id>/referral"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>"): frozenset({"admin"}),
     ("GET", "/api/v1/configs/<int:config_id>/renewal"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/configs/<int:config_id>/renew"): frozenset({"admin", "bot"}),

@@ -246,3 +246,68 @@ def test_upgrading_a_database_with_sales_keeps_every_row(scratch_engine):
         with scratch_engine.connect() as connection:
             assert connection.execute(text(check)).all() == [(1, 1, 1, 1)]
             assert connection.execute(text("SELECT count(*) FROM user_configs")).scalar() == 1
+
+
+def test_the_referral_schema_keeps_one_referral_per_customer_decided_once(scratch_engine):
+    """0010: a code belongs to one user, a customer is referred once and never by themselves, a referral is
+    decided all at once (a credit is positive and only a credited one has a ledger row), the referrers'
+    notifications have their kind; downgrading drops the referrals and the codes but keeps the credits."""
+    migrate.upgrade(scratch_engine)
+    user = (
+        "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, referral_code, created_at)"
+        " VALUES (:id, :id, 'en', false, :token, :code, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        for number, code in ((1, "abcdefghij"), (2, None), (3, None), (4, None)):
+            connection.execute(text(user), {"id": number, "token": f"t{number}", "code": code})
+        connection.execute(
+            text(
+                "INSERT INTO wallet_entries (id, user_id, amount_cents, reason, actor_type, actor_name, created_at)"
+                " VALUES (1, 1, 150, 'referral', 'system', 'system', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO notifications (user_id, audience, kind, dedupe_key, payload, created_at)"
+                " VALUES (1, 'user', 'referral_credited', 'referral_credited:user-2', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text(user), {"id": 5, "token": "t5", "code": "abcdefghij"})  # another user's code
+    referral = (
+        "INSERT INTO referrals (referred_user_id, referrer_user_id, created_at, decided_at, outcome, price_cents,"
+        " percent, amount_cents, entry_id)"
+        " VALUES (:referred, :referrer, CURRENT_TIMESTAMP, :decided, :outcome, :price, :percent, :amount, :entry)"
+    )
+    now = "2026-12-07 00:00:00+00:00"
+    open_ = {"decided": None, "outcome": None, "price": None, "percent": None, "amount": None, "entry": None}
+    credited = {"decided": now, "outcome": "credited", "price": 1500, "percent": 10, "amount": 150, "entry": 1}
+    skipped = {**credited, "outcome": "referrer_banned", "amount": 0, "entry": None}
+    with scratch_engine.begin() as connection:
+        connection.execute(text(referral), {"referred": 2, "referrer": 1, **credited})
+        connection.execute(text(referral), {"referred": 3, "referrer": 1, **skipped})
+        connection.execute(text(referral), {"referred": 4, "referrer": 1, **open_})
+    refused = [
+        {"referred": 2, "referrer": 3, **open_},  # referred twice
+        {"referred": 1, "referrer": 1, **open_},  # by themselves
+        {"referred": 1, "referrer": 99, **open_},  # by nobody
+        {"referred": 1, "referrer": 2, **credited, "entry": 1},  # one ledger row paying two referrals
+        {"referred": 1, "referrer": 2, **credited, "entry": None, "amount": 0},  # credited nothing
+        {"referred": 1, "referrer": 2, **skipped, "entry": 1},  # a ledger row for a skipped referral
+        {"referred": 1, "referrer": 2, **skipped, "amount": 5},  # skipped, yet an amount
+        {"referred": 1, "referrer": 2, **credited, "entry": None, "decided": None},  # decided without a time
+        {"referred": 1, "referrer": 2, **open_, "percent": 10},  # half decided
+        {"referred": 1, "referrer": 2, **skipped, "outcome": "forgotten"},
+    ]
+    for values in refused:
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(referral), values)
+    migrate.downgrade(scratch_engine, "0008")
+    assert "referrals" not in user_tables(scratch_engine)
+    assert "referral_code" not in {column["name"] for column in inspect(scratch_engine).get_columns("users")}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT reason, amount_cents FROM wallet_entries")).all() == [("referral", 150)]
+        assert connection.execute(text("SELECT count(*) FROM notifications")).scalar() == 0
+        assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 4
+    migrate.upgrade(scratch_engine)
+    assert "referrals" in user_tables(scratch_engine)

@@ -250,7 +250,9 @@ def test_a_trial_without_a_node_leaves_the_trial_unused(app, client, principals,
 def run_sweep_at(app, when):
     dispatched = []
     with app.app_context():
-        summary = run_lifecycle(db(app), dispatched.append, now=when)
+        summary = run_lifecycle(
+            db(app), dispatched.append, now=when, referral_percent=app.extensions["rayfleet.settings"].referral_percent
+        )
     return summary, dispatched
 
 

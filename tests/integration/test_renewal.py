@@ -145,7 +145,12 @@ def decide(client, principals, payment_id, verb="approve", **body):
 
 def sweep(app, when):
     with app.app_context():
-        return run_lifecycle(db(app), lambda _node_id: None, now=when)
+        return run_lifecycle(
+            db(app),
+            lambda _node_id: None,
+            now=when,
+            referral_percent=app.extensions["rayfleet.settings"].referral_percent,
+        )
 
 
 def expire(app, config_id):

@@ -416,3 +416,36 @@ def test_renewal_and_balance_purchase_rules_agree_with_the_server(client, princi
         assert not verdict(spec, renew_in, partial), missing
         assert client.post("/api/v1/configs/999999/renew", json=partial, headers=admin).status_code == 422, missing
     assert client.post("/api/v1/configs/999999/renew", json=body, headers=admin).status_code == 404
+
+
+def test_referral_codes_and_the_invite_view_agree_with_the_server(client, principals, spec):
+    """Any text up to 64 characters is a code the server takes (a code that refers nobody is ignored, never
+    refused); the invite view answers as its schema says, for a referred customer and their referrer."""
+    bot = principals.bot.headers
+    user_in = component(spec, "TelegramUserIn")
+    referrer = client.put("/api/v1/users/telegram/5010", json={}, headers=bot).json["id"]
+    code = client.get(f"/api/v1/users/{referrer}/referral", headers=bot).json["code"]
+    for number, (value, valid) in enumerate(
+        [
+            (code, True),
+            ("", True),
+            ("no such code", True),
+            ("x" * 64, True),
+            (None, True),
+            ("x" * 65, False),
+            ("a\x00b", False),
+            (5, False),
+        ]
+    ):
+        body = {"referral_code": value}
+        assert verdict(spec, user_in, body) is valid, value
+        response = client.put(f"/api/v1/users/telegram/{5100 + number}", json=body, headers=bot)
+        assert response.status_code == (201 if valid else 422), (value, response.json)
+    described = spec["components"]["schemas"]["TelegramUserIn"]["properties"]["referral_code"]["description"]
+    assert "ignored" in described and "never an error" in described
+    referral_out = component(spec, "ReferralOut")
+    friend = client.get("/api/v1/users/telegram/5100", headers=bot).json["id"]
+    for user_id in (referrer, friend):
+        view = client.get(f"/api/v1/users/{user_id}/referral", headers=bot).json
+        assert verdict(spec, referral_out, view), view
+    assert client.get(f"/api/v1/users/{friend}/referral", headers=bot).json["referred_by_user_id"] == referrer

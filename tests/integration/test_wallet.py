@@ -151,7 +151,12 @@ def test_reviewers_racing_on_a_top_up_credit_it_once(app, principals, shop):
 def test_a_rejected_top_up_credits_nothing_and_the_sweep_never_accepts_one(app, client, principals, shop):
     payment = topup(client, principals, shop).json
     with app.app_context():
-        summary = run_lifecycle(db(app), lambda _node_id: None, now=utcnow() + timedelta(days=30))
+        summary = run_lifecycle(
+            db(app),
+            lambda _node_id: None,
+            now=utcnow() + timedelta(days=30),
+            referral_percent=app.extensions["rayfleet.settings"].referral_percent,
+        )
     assert summary["auto_accepted"] == 0
     assert client.get(f"/api/v1/payments/{payment['id']}", headers=principals.admin.headers).json["status"] == "pending"
 
@@ -352,7 +357,12 @@ def race(engine, user_id: int, plan_id: int, buyers: int) -> list[str]:
             barrier.wait()
             try:
                 wallet.pay_from_balance(
-                    session, bot, user_id, {"plan_id": plan_id, "protocol": "vless"}, lambda _: None
+                    session,
+                    bot,
+                    user_id,
+                    {"plan_id": plan_id, "protocol": "vless"},
+                    lambda _: None,
+                    referral_percent=10,
                 )
                 outcomes.append("paid")
             except Conflict as exc:

@@ -10,6 +10,8 @@ def test_defaults_are_the_embedded_mode(tmp_path):
     assert settings.database_url == f"sqlite:///{tmp_path / 'rayfleet.sqlite3'}"
     assert settings.embedded and settings.redis_url == ""
     assert settings.login_rate_per_ip == (30, 60)
+    assert settings.referral_percent == 10
+    assert Settings.from_env({"JWT_SECRET_KEY": KEY, "REFERRAL_PERCENT": "0"}).referral_percent == 0  # off
 
 
 def test_every_setting_is_read_from_the_environment(tmp_path):
@@ -47,6 +49,8 @@ def test_secret_may_come_from_a_file(tmp_path):
         ({"JWT_SECRET_KEY": KEY, "LOGIN_RATE_LIMIT_PER_IP": "0/60"}, "positive"),
         ({"JWT_SECRET_KEY": KEY, "ACCESS_TOKEN_TTL_SECONDS": "0"}, "at least 1"),
         ({"JWT_SECRET_KEY": KEY, "TRUSTED_PROXY_COUNT": "x"}, "integer"),
+        ({"JWT_SECRET_KEY": KEY, "REFERRAL_PERCENT": "101"}, "at most 100"),
+        ({"JWT_SECRET_KEY": KEY, "REFERRAL_PERCENT": "-1"}, "at least 0"),
     ],
 )
 def test_bad_settings_fail_with_a_readable_message(env, message):

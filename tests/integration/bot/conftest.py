@@ -211,7 +211,8 @@ class Harness:
     def sweep(self, now: datetime | None = None) -> dict[str, int]:
         """The 5-minute sales sweep, in process (node syncs are only recorded, not run)."""
         with self.db() as session:
-            return run_lifecycle(session, lambda node_id: None, now=now)
+            percent = self.app.extensions["rayfleet.settings"].referral_percent
+            return run_lifecycle(session, lambda node_id: None, now=now, referral_percent=percent)
 
     def undelivered(self) -> int:
         with self.db() as session:
