@@ -24,6 +24,7 @@ NOTIFICATION_KINDS = (
     "wallet_credited",
     "renewed",
     "data_added",
+    "daily_report",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")
