@@ -8,8 +8,8 @@ first next round, and its notification is not sent again meanwhile. Telegram unr
 refused connection) ends the round; the one in flight is sent again next round (it may have arrived:
 at least once, never lost).
 
-Notifications for the admins ("audience": "admins": node_alert, node_alert_cleared) go to the admin chat
-(TELEGRAM_ADMIN_CHAT_ID) in BOT_ADMIN_LANGUAGE, under the same rules. Without an admin chat they are
+Notifications for the admins ("audience": "admins": node_alert, node_alert_cleared, daily_report) go to the
+admin chat (TELEGRAM_ADMIN_CHAT_ID) in BOT_ADMIN_LANGUAGE, under the same rules. Without an admin chat they are
 acknowledged unsent (a warning is logged once per process): nobody could ever receive them. So is a
 notification of an audience or kind this bot does not know (from a newer API), with a warning: it can never be
 delivered by this bot and would otherwise stay first in the outbox. One the bot knows but fails to render is
@@ -29,6 +29,7 @@ from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
 from .i18n import language_of, money, t
+from .reports import daily_report_text
 
 log = logging.getLogger(__name__)
 UNDELIVERABLE = (400, 403)
@@ -46,7 +47,7 @@ USER_KINDS = frozenset(
         "referral_credited",
     )
 )
-ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared"))
+ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared", "daily_report"))
 _no_admin_chat_logged = threading.Event()
 
 
@@ -110,8 +111,11 @@ def _deliver_to_admins(shop: Shop, note: dict[str, Any]) -> None:
             _no_admin_chat_logged.set()
             log.warning("No admin chat (TELEGRAM_ADMIN_CHAT_ID): notifications for the admins are dropped")
         return  # acknowledged unsent: nobody could ever receive it
-    language = language_of(shop.settings.admin_language)
-    shop.say(chat_id, alert_notification(language, kind, note.get("payload") or {}))
+    language, payload = language_of(shop.settings.admin_language), note.get("payload") or {}
+    if kind == "daily_report":
+        shop.say(chat_id, daily_report_text(language, shop.settings.currency, payload))
+    else:
+        shop.say(chat_id, alert_notification(language, kind, payload))
 
 
 def _escape(text: str) -> str:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(RuntimeError):
@@ -52,6 +53,21 @@ def _parse_percent(env: dict[str, str], name: str, default: int) -> int:
     value = _parse_int(env, name, default)
     if value > 100:
         raise SettingsError(f"{name} is a percent, at most 100, got {value}")
+    return value
+
+
+def _parse_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"SHOP_TIMEZONE must be an IANA time zone such as Asia/Tehran, got {name!r}") from exc
+    return name
+
+
+def _parse_hour(env: dict[str, str], name: str, default: int) -> int:
+    value = _parse_int(env, name, default, minimum=-1)
+    if value > 23:
+        raise SettingsError(f"{name} must be an hour from 0 to 23 (or -1 for never), got {value}")
     return value
 
 
@@ -137,6 +153,10 @@ class Settings:
     migration_batch_per_node: int = 50
     migration_grace_seconds: int = 6 * 3600
     node_metrics_retention_days: int = 14
+    # The shop's time zone (IANA name): the daily report's day, and times shown to admins.
+    shop_timezone: str = "UTC"
+    # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
+    daily_report_hour: int = 9
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -197,4 +217,6 @@ class Settings:
             migration_batch_per_node=_parse_int(env, "MIGRATION_BATCH_PER_NODE", 50, minimum=1),
             migration_grace_seconds=_parse_int(env, "MIGRATION_GRACE_SECONDS", 6 * 3600),
             node_metrics_retention_days=_parse_int(env, "NODE_METRICS_RETENTION_DAYS", 14, minimum=1),
+            shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
+            daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
         )

@@ -25,6 +25,7 @@ NOTIFICATION_KINDS = (
     "renewed",
     "data_added",
     "referral_credited",
+    "daily_report",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")

@@ -47,6 +47,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/nodes/<int:node_id>/drain"): frozenset({"admin"}),
     ("POST", "/api/v1/nodes/<int:node_id>/undrain"): frozenset({"admin"}),
     ("GET", "/api/v1/dashboard/stats"): frozenset({"admin"}),
+    ("GET", "/api/v1/dashboard/sales"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/suspend"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/resume"): frozenset({"admin"}),

@@ -154,6 +154,9 @@ BUSINESS_RULES = {
         "a disabled node is not provisioned, nor any node while the API's own URL for nodes is unusable",
     ),
     "POST /api/v1/nodes/{node_id}/configs/sync": rule((409,), "revision_ahead", "a node cannot run ahead of desired"),
+    "GET /api/v1/dashboard/sales": rule(
+        (422,), "invalid_window", "a report's window runs forwards and covers at most 366 days"
+    ),
     "POST /api/v1/principals/admins/{admin_id}/disable": rule(
         (409,), "cannot_disable_self last_admin", "an admin keeps their own account, and one admin stays enabled"
     ),

@@ -395,3 +395,31 @@ def test_a_user_notification_without_an_audience_field_still_reaches_its_user():
     outbox.notes[1]["audience"] = "user"
     shop = _Shop(outbox, admin_chat_id=-100500)
     assert run_once(shop, set()) == 2 and shop.sent == [101, 102]
+
+
+def test_the_daily_report_text_in_both_languages():
+    from bot.reports import daily_report_text
+
+    payload = {
+        "day": "2026-12-04",
+        "received_cents": 450000,
+        "received": {"purchase": {"count": 2, "amount_cents": 300000}, "topup": {"count": 1, "amount_cents": 150000}},
+        "plans": [{"plan_id": 1, "name": "<Gold>", "purchases": 2, "renewals": 1, "amount_cents": 450000}],
+        "new_customers": 3,
+        "trials_started": 2,
+        "trials_converted": 1,
+        "pending_payments": 4,
+        "rejected_payments": 1,
+        "nodes_alerting": ["de-1"],
+    }
+    english = daily_report_text("en", "USD", payload).splitlines()
+    assert english[:4] == [
+        "📊 <b>Sales report for 2026-12-04</b>",
+        "Received: <b>4,500 USD</b>",
+        "• purchases: 2 (3,000 USD)",
+        "• wallet top-ups: 1 (1,500 USD)",
+    ]
+    assert "• &lt;Gold&gt;: 2 new, 1 renewed (4,500 USD)" in english  # an admin-typed name is escaped
+    assert english[-1] == "🚨 Nodes alerting now: de-1"
+    persian = daily_report_text("fa", "USD", {**payload, "plans": [], "nodes_alerting": []})
+    assert "گزارش فروش" in persian and "هیچ پلنی فروخته نشد." in persian and "هیچ سروری هشدار ندارد" in persian
