@@ -18,6 +18,8 @@ COMMANDS = {
         ("buy", "Buy a config"),
         ("trial", "Free trial"),
         ("configs", "My configs"),
+        ("support", "Talk to support"),
+        ("howto", "How to connect"),
         ("cancel", "Cancel the purchase"),
     ],
     "fa": [
@@ -25,6 +27,8 @@ COMMANDS = {
         ("buy", "خرید کانفیگ"),
         ("trial", "تست رایگان"),
         ("configs", "کانفیگ‌های من"),
+        ("support", "پشتیبانی"),
+        ("howto", "آموزش اتصال"),
         ("cancel", "لغو خرید"),
     ],
 }
