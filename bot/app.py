@@ -19,6 +19,8 @@ COMMANDS = {
         ("trial", "Free trial"),
         ("configs", "My configs"),
         ("invite", "Invite friends"),
+        ("support", "Talk to support"),
+        ("howto", "How to connect"),
         ("cancel", "Cancel the purchase"),
     ],
     "fa": [
@@ -27,6 +29,8 @@ COMMANDS = {
         ("trial", "تست رایگان"),
         ("configs", "کانفیگ‌های من"),
         ("invite", "دعوت از دوستان"),
+        ("support", "پشتیبانی"),
+        ("howto", "آموزش اتصال"),
         ("cancel", "لغو خرید"),
     ],
 }

@@ -10,10 +10,11 @@ from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 
 from .i18n import t
 
-# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry> | adm:<ok|no>:<payment id>
+# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry> | adm:<ok|no>:<payment id> | howto:<platform> | sup:no
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
-    r"|buy:(?P<action>ok|no|retry)|adm:(?P<verdict>ok|no):(?P<pid>[1-9][0-9]{0,17}))$"
+    r"|buy:(?P<action>ok|no|retry)|adm:(?P<verdict>ok|no):(?P<pid>[1-9][0-9]{0,17})"
+    r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no))$"
 )
 
 
@@ -39,6 +40,24 @@ def main_menu(language: str) -> ReplyKeyboardMarkup:
     markup.row(KeyboardButton(t(language, "menu_buy")), KeyboardButton(t(language, "menu_trial")))
     markup.row(KeyboardButton(t(language, "menu_configs")), KeyboardButton(t(language, "menu_language")))
     markup.row(KeyboardButton(t(language, "menu_invite")))
+    markup.row(KeyboardButton(t(language, "menu_support")), KeyboardButton(t(language, "menu_howto")))
+    return markup
+
+
+def platforms(language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup(row_width=2)
+    markup.add(
+        *(
+            InlineKeyboardButton(t(language, f"platform_{name}"), callback_data=f"howto:{name}")
+            for name in ("android", "ios", "windows", "macos")
+        )
+    )
+    return markup
+
+
+def support_cancel(language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="sup:no"))
     return markup
 
 

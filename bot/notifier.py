@@ -85,6 +85,7 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
             parts.append(t(language, "notify_reason", reason=payload["reason"]))
         if payload.get("banned"):
             parts.append(t(language, "notify_banned"))
+        parts.append(t(language, "rejected_support_hint"))
         shop.say(chat_id, "\n".join(parts))
     elif kind == "migrated":
         links = "\n\n".join(f"<code>{_escape(link)}</code>" for link in payload.get("links") or [])

@@ -5,12 +5,46 @@ MESSAGES: dict[str, str] = {
     "lang_en": "English",
     "lang_fa": "فارسی",
     "welcome": "Welcome to the shop! Buy a VPN config, try one for free, or see the ones you have.",
-    "help": "Commands: /start (menu and language), /buy, /trial, /configs, /invite, /cancel.",
+    "help": "Commands: /start (menu and language), /buy, /trial, /configs, /invite, /support, /howto, /cancel.",
     "menu_buy": "🛒 Buy",
     "menu_trial": "🎁 Free trial",
     "menu_configs": "📄 My configs",
     "menu_language": "🌐 Language",
     "menu_invite": "👥 Invite friends",
+    "menu_support": "🆘 Support",
+    "menu_howto": "📱 How to connect",
+    "support_ask": "Write your question in one message (a screenshot is fine too). It goes to our support team, "
+    "and the answer comes back here.",
+    "support_sent": "✅ Sent to support. You will get the answer here; reply to it to continue.",
+    "support_limit": "You have sent several messages in the last hour. Please wait for the answer before "
+    "writing again.",
+    "support_unavailable": "Support is not reachable through the bot right now. Please try again later.",
+    "support_to_admins": "🆘 <b>Support</b> from {raw}\nUser #{user_id} · Telegram {telegram_id} · "
+    "language {customer_language}\nActive configs: {configs} · payments in review: {pending} · customer since {since}",
+    "support_banned_customer": "⛔ This customer is banned.",
+    "support_attachment": "📎 From the customer {telegram_id}",
+    "support_no_text": "(no text)",
+    "support_reply_hint": "↩️ Reply to this message to answer the customer.",
+    "support_answer": "💬 <b>Support:</b> {text}",
+    "support_answer_sent": "✅ Sent to the customer.",
+    "rejected_support_hint": "If you think this is a mistake, tap 🆘 Support or send /support.",
+    "howto_choose": "Which device do you want to connect?",
+    "platform_android": "Android",
+    "platform_ios": "iPhone / iPad",
+    "platform_windows": "Windows",
+    "platform_macos": "macOS",
+    "howto_android": "<b>Android</b>\n1. Install <b>v2rayNG</b> or <b>Hiddify</b> from Google Play.\n"
+    "2. Copy your subscription link below.\n3. In the app: the + button → Import from clipboard (subscription), then "
+    "update it and connect.",
+    "howto_ios": "<b>iPhone / iPad</b>\n1. Install <b>Streisand</b>, <b>FoXray</b> or <b>Hiddify</b> from the App "
+    "Store.\n2. Copy your subscription link below.\n3. In the app: the + button → add from clipboard, then connect.",
+    "howto_windows": "<b>Windows</b>\n1. Install <b>Hiddify</b> or <b>v2rayN</b>.\n"
+    "2. Copy your subscription link below.\n3. In the app: add a subscription from the clipboard, update it and "
+    "connect (v2rayN: set the system proxy).",
+    "howto_macos": "<b>macOS</b>\n1. Install <b>Hiddify</b> or <b>FoXray</b>.\n2. Copy your subscription link below."
+    "\n3. In the app: add it from the clipboard, then connect.",
+    "howto_subscription": "Your subscription link (it keeps working when we change servers, so use it rather "
+    "than single links):\n<code>{url}</code>",
     "unlimited": "unlimited",
     "days_hours": "{days} days {hours} h",
     "buy_category": "Step 1/5 — what kind of service?",
