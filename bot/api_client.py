@@ -97,6 +97,19 @@ class ApiClient:
             body["referral_code"] = referral_code
         return self.json("PUT", f"/api/v1/users/telegram/{telegram_id}", json=body)
 
+    def start_user(
+        self, telegram_id: int, username: str | None, language: str, referral_code: str | None
+    ) -> tuple[dict, bool]:
+        """/start: create the user or refresh their username; returns (user, created). A user this creates gets
+        LANGUAGE (Telegram's, until they choose); an existing one keeps the language they chose."""
+        body: dict[str, Any] = {"username": username[:64] if username else None}
+        if referral_code is not None:
+            body["referral_code"] = referral_code
+        response = self.request("PUT", f"/api/v1/users/telegram/{telegram_id}", json=body)
+        if response.status_code != 201:
+            return response.json(), False
+        return self.upsert_user(telegram_id, username, language), True
+
     def referral(self, user_id: int) -> dict:
         """The user's invite code, the link's start parameter, the reward percent and the counts."""
         return self.json("GET", f"/api/v1/users/{user_id}/referral")

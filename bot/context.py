@@ -43,7 +43,9 @@ class Shop:
         cached = None if fresh else self.store.cache_get(key)
         if cached:
             return cached
-        found = self.api.get_user_by_telegram(user.id) or self.api.upsert_user(user.id, user.username)
+        found = self.api.get_user_by_telegram(user.id) or self.api.upsert_user(
+            user.id, user.username, language_of((user.language_code or "")[:2])
+        )
         self.store.cache_set(key, found, PROFILE_TTL)
         return found
 

@@ -1,4 +1,4 @@
-"""/start and the language choice, /help, /cancel, and the polite fallbacks."""
+"""/start and the language choice (asked once), /help, /cancel, and the polite fallbacks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from telebot.types import CallbackQuery, Message
 
 from .. import keyboards
 from ..context import Shop, guarded
-from ..i18n import all_texts, t
+from ..i18n import all_texts, language_of, t
 from .purchase import cancelled_key
 
 # Telegram's start parameters are at most 64 of A-Z a-z 0-9 _ -.
@@ -26,9 +26,16 @@ def register(shop: Shop) -> None:
         # contact, and ignores the code otherwise (a bad one too): the customer sees the usual /start either way.
         payload = _REFERRAL.fullmatch(util.extract_arguments(message.text or "") or "")
         code = payload["code"] if payload else None
-        user = shop.api.upsert_user(message.from_user.id, message.from_user.username, referral_code=code)
+        # The language is asked once, on the first /start, with Telegram's language as the default meanwhile;
+        # later a /start is the menu in the chosen language (🌐 Language changes it).
+        telegram_language = language_of((message.from_user.language_code or "")[:2])
+        user, created = shop.api.start_user(message.from_user.id, message.from_user.username, telegram_language, code)
         shop.store.cache_set(f"user:{message.from_user.id}", user, 120)
-        shop.say(message.chat.id, t("en", "choose_language"), reply_markup=keyboards.language_choice())
+        if created:
+            shop.say(message.chat.id, t("en", "choose_language"), reply_markup=keyboards.language_choice())
+            return
+        language = language_of(user.get("language"))
+        shop.say(message.chat.id, t(language, "welcome"), reply_markup=keyboards.main_menu(language))
 
     @bot.message_handler(
         func=lambda m: m.text in all_texts("menu_language"), content_types=["text"], chat_types=["private"]

@@ -14,7 +14,12 @@ pytestmark = pytest.mark.postgres
 
 
 def choose_language(tg, user, label):
+    """/start, and the language LABEL: on the first /start the bot asks; a customer it knows chooses through
+    the 🌐 Language button (the language is asked once)."""
     mark = tg.send_text(user, "/start")
+    first = tg.reply(user["id"], mark)
+    if "Choose your language" not in first.text:
+        mark = tg.send_text(user, "🌐 Language")
     menu = tg.reply(user["id"], mark, "Choose your language")
     mark = tg.press(user, menu, menu.button(label))
     return tg.reply(user["id"], mark, method="sendMessage")
@@ -121,3 +126,17 @@ def test_persian_purchase_with_a_document_and_persian_digits_then_rejection(harn
     told = tg.reply(DARIUSH["id"], mark, "رد شد")
     assert f"#{LRM}1{LRM}" in told.text
     print("\n" + tg.transcript(begin))
+
+
+def test_the_language_is_asked_once_with_telegrams_as_the_default(harness):
+    tg = harness.telegram
+    newcomer = {**DARIUSH, "id": 7311, "username": "newcomer"}
+    mark = tg.send_text(newcomer, "/start")
+    assert "Choose your language" in tg.reply(newcomer["id"], mark).text
+    # Not chosen yet: Telegram's language (fa) is already theirs.
+    mark = tg.send_text(newcomer, "/help")
+    assert tg.reply(newcomer["id"], mark).text.startswith("دستورها")
+    mark = tg.send_text(newcomer, "/start")
+    welcome = tg.reply(newcomer["id"], mark)
+    assert "Choose your language" not in welcome.text and "خوش آمدید" in welcome.text
+    assert [e.text for e in tg.bot_events(newcomer["id"], mark)] == [welcome.text]
