@@ -196,3 +196,36 @@ class ApiClient:
         """Nodes over a health threshold, or draining: what crossed, what is moved, what needs an admin."""
         params = {"acting_telegram_id": acting_telegram_id}
         return self.json("GET", "/api/v1/nodes/alerts", params=params)["items"]
+
+    # Renewals and extra data of a paid config (the API decides what may be extended and what it costs).
+    def renewal_quote(self, config_id: int, user_id: int, plan_id: int) -> dict:
+        params = {"user_id": user_id, "plan_id": plan_id}
+        return self.json("GET", f"/api/v1/configs/{config_id}/renewal", params=params)
+
+    def extra_data_quote(self, config_id: int, user_id: int, data_mb: int) -> dict:
+        params = {"user_id": user_id, "data_mb": data_mb}
+        return self.json("GET", f"/api/v1/configs/{config_id}/extra-data", params=params)
+
+    def extend_with_proof(
+        self, config_id: int, user_id: int, order: dict[str, int], amount_cents: int, file_id: str, file_unique_id: str
+    ) -> tuple[dict, bool]:
+        """A renewal (ORDER {"plan_id": …}) or extra data ({"data_mb": …}) paid with a proof, like
+        create_payment: the payment with its config, and whether it is new."""
+        body = {
+            "user_id": user_id,
+            **order,
+            "amount_cents": amount_cents,
+            "evidence_file_id": file_id,
+            "evidence_unique_id": file_unique_id,
+        }
+        path = "renew" if "plan_id" in order else "extra-data"
+        response = self.request("POST", f"/api/v1/configs/{config_id}/{path}", json=body)
+        return response.json(), response.status_code == 201
+
+    def balance(self, user_id: int) -> int:
+        return int(self.json("GET", f"/api/v1/users/{user_id}/wallet", params={"limit": 1})["balance_cents"])
+
+    def extend_from_balance(self, config_id: int, user_id: int, order: dict[str, int]) -> dict:
+        """A renewal or extra data paid from the balance, at once: the ledger row, the balance, the config."""
+        body = {"extends_config_id": config_id, **order}
+        return self.json("POST", f"/api/v1/users/{user_id}/wallet/purchases", json=body)

@@ -40,6 +40,20 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+def _whole_numbers(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated positive whole numbers ('1,5,10'), ascending, without repeats."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        values = {int(part) for part in raw.split(",") if part.strip()}
+    except ValueError:
+        raise SettingsError(f"{name} must be whole numbers separated by commas, not {raw!r}.") from None
+    if not values or min(values) < 1 or max(values) > 99_999:
+        raise SettingsError(f"{name} must list numbers from 1 to 99999.")
+    return tuple(sorted(values))
+
+
 @dataclass(frozen=True)
 class BotSettings:
     token: str
@@ -61,6 +75,8 @@ class BotSettings:
     payment_instructions: str = ""
     protocol: str = "vless"
     admin_language: str = "en"
+    # The amounts of extra data (GB of 1024 MB) a customer may add to a paid config; the API prices them.
+    extra_data_gb: tuple[int, ...] = (1, 5, 10)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -108,4 +124,5 @@ class BotSettings:
             currency=env.get("BOT_CURRENCY", "USD").strip() or "USD",
             payment_instructions=env.get("BOT_PAYMENT_INSTRUCTIONS", "").strip(),
             protocol=protocol,
+            extra_data_gb=_whole_numbers(env, "BOT_EXTRA_DATA_GB", (1, 5, 10)),
         )

@@ -6,13 +6,13 @@ import functools
 import io
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from telebot import TeleBot
 from telebot.apihelper import ApiException
-from telebot.types import CallbackQuery, InputFile, Message, User
+from telebot.types import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, User
 
 from .api_client import ApiClient, ApiError, ApiUnavailable
 from .config import BotSettings
@@ -68,8 +68,17 @@ class Shop:
     def say(self, chat_id: int, text: str, **kwargs: Any) -> Message:
         return self.bot.send_message(chat_id, text, parse_mode="HTML", disable_web_page_preview=True, **kwargs)
 
-    def send_config(self, chat_id: int, language: str, config: dict[str, Any], user_id: int) -> None:
-        """A config as the customer needs it: status, remaining data and time, links, subscription URL, QR."""
+    def send_config(
+        self,
+        chat_id: int,
+        language: str,
+        config: dict[str, Any],
+        user_id: int,
+        notes: Sequence[str] = (),
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """A config as the customer needs it: status, remaining data and time, NOTES (rendered lines), links,
+        subscription URL, then its QR; MARKUP (its buttons) under the card."""
         kind = t(language, f"kind_{config['kind']}") if config["kind"] in ("temporary", "full", "trial") else ""
         parts = [
             t(
@@ -80,7 +89,8 @@ class Shop:
                 status=t(language, f"status_{config['status']}") if config["status"] in STATUSES else config["status"],
                 data=remaining_bytes(config.get("remaining_bytes"), language),
                 time=remaining_time(config.get("remaining_seconds"), language),
-            )
+            ),
+            *notes,
         ]
         links = config.get("links") or []
         if links:
@@ -89,7 +99,7 @@ class Shop:
         else:
             parts.append(t(language, "no_links"))
         parts.append(t(language, "subscription", url=_escape(self.api.subscription_url(user_id))))
-        self.say(chat_id, "\n\n".join(parts))
+        self.say(chat_id, "\n\n".join(parts), **({"reply_markup": markup} if markup is not None else {}))
         if links:
             self.send_qr(chat_id, language, config["id"])
 

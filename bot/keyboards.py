@@ -11,9 +11,13 @@ from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 from .i18n import t
 
 # lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry> | adm:<ok|no>:<payment id> | howto:<platform> | sup:no
+# | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
+_ID = r"[1-9][0-9]{0,17}"
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
-    r"|buy:(?P<action>ok|no|retry)|adm:(?P<verdict>ok|no):(?P<pid>[1-9][0-9]{0,17})"
+    rf"|buy:(?P<action>ok|no|retry)|adm:(?P<verdict>ok|no):(?P<pid>{_ID})"
+    rf"|ext:(?P<extend>renew|data):(?P<config>{_ID})|ext:plan:(?P<plan>{_ID})|ext:gb:(?P<gb>[1-9][0-9]{{0,4}})"
+    r"|ext:(?P<ext>wallet|proof|back|no|retry)"
     r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no))$"
 )
 
@@ -98,4 +102,56 @@ def share(link: str, language: str) -> InlineKeyboardMarkup:
     markup = InlineKeyboardMarkup()
     query = urlencode({"url": link, "text": t(language, "invite_share_text")})
     markup.row(InlineKeyboardButton(t(language, "invite_share"), url=f"https://t.me/share/url?{query}"))
+    return markup
+
+
+def extension_actions(
+    config_id: int, renew: bool, data: bool, language: str, cancel: bool = False
+) -> InlineKeyboardMarkup:
+    """Renew / Add data for a config (those the API allows), under its card, a notification or the menu step."""
+    markup = InlineKeyboardMarkup()
+    row = []
+    if renew:
+        row.append(InlineKeyboardButton(t(language, "ext_renew"), callback_data=f"ext:renew:{config_id}"))
+    if data:
+        row.append(InlineKeyboardButton(t(language, "ext_add_data"), callback_data=f"ext:data:{config_id}"))
+    if row:
+        markup.row(*row)
+    if cancel:
+        markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="ext:no"))
+    return markup
+
+
+def _back_and_cancel(markup: InlineKeyboardMarkup, language: str) -> InlineKeyboardMarkup:
+    markup.row(
+        InlineKeyboardButton(t(language, "back"), callback_data="ext:back"),
+        InlineKeyboardButton(t(language, "cancel"), callback_data="ext:no"),
+    )
+    return markup
+
+
+def extension_choices(options: Iterable[tuple[str, str]], language: str) -> InlineKeyboardMarkup:
+    """One button a row per (callback data, label): plans or amounts with their prices; then Back, Cancel."""
+    markup = InlineKeyboardMarkup()
+    for data, label in options:
+        markup.row(InlineKeyboardButton(label, callback_data=data))
+    return _back_and_cancel(markup, language)
+
+
+def extension_payment(language: str, from_balance: bool) -> InlineKeyboardMarkup:
+    """How to pay a quoted renewal or extra data: the balance (when it covers the price), a receipt."""
+    markup = InlineKeyboardMarkup()
+    if from_balance:
+        markup.row(InlineKeyboardButton(t(language, "ext_pay_wallet"), callback_data="ext:wallet"))
+    markup.row(InlineKeyboardButton(t(language, "ext_pay_proof"), callback_data="ext:proof"))
+    return _back_and_cancel(markup, language)
+
+
+def extension_back(language: str) -> InlineKeyboardMarkup:
+    return _back_and_cancel(InlineKeyboardMarkup(), language)
+
+
+def extension_retry(language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(InlineKeyboardButton("🔁", callback_data="ext:retry"))
     return markup

@@ -25,10 +25,11 @@ from typing import Any
 import requests
 from telebot.apihelper import ApiException, ApiTelegramException
 
+from . import offers
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
-from .i18n import language_of, money, t
+from .i18n import data_size, day, language_of, money, t
 from .reports import daily_report_text
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,12 @@ USER_KINDS = frozenset(
         "expired",
         "wallet_credited",
         "referral_credited",
+        "renewed",
+        "data_added",
     )
 )
+# Told with the Renew / Add data buttons the API allows for the config (handlers/renewals.py).
+EXTENDABLE_KINDS = frozenset(("expiring", "quota_80", "quota_100", "expired"))
 ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared", "daily_report"))
 _no_admin_chat_logged = threading.Event()
 
@@ -98,8 +103,38 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         shop.say(chat_id, "\n\n".join(parts))
         if links and payload.get("config_id"):
             shop.send_qr(chat_id, language, payload["config_id"])
-    else:  # expiring, quota_80, quota_100, expired
-        shop.say(chat_id, t(language, f"notify_{kind}", **values))
+    elif kind == "renewed":
+        parts = [
+            t(
+                language,
+                "notify_renewed",
+                **values,
+                date=day(payload.get("expires_at")),
+                data=data_size(payload.get("data_limit_mb"), language),
+            )
+        ]
+        if payload.get("carried_mb"):
+            parts.append(t(language, "notify_renewed_carried", carried=data_size(payload["carried_mb"], language)))
+        shop.say(chat_id, "\n".join(parts))
+    elif kind == "data_added":
+        data, cap = data_size(payload.get("extra_data_mb"), language), data_size(payload.get("data_limit_mb"), language)
+        shop.say(
+            chat_id, t(language, "notify_data_added", **values, data=data, cap=cap, date=day(payload.get("expires_at")))
+        )
+    else:  # expiring, quota_80, quota_100, expired: with the buttons to go on
+        _extendable(shop, note, language, values)
+
+
+def _extendable(shop: Shop, note: dict[str, Any], language: str, values: dict[str, Any]) -> None:
+    kind, payload = note["kind"], note["payload"]
+    key = f"notify_{kind}"
+    if kind == "expiring":
+        values = {**values, "date": day(payload.get("expires_at")), "days": payload.get("days_left") or 1}
+        key = "notify_expiring" if values["days"] <= 1 else "notify_expiring_days"
+    markup = None
+    if isinstance(payload.get("config_id"), int):
+        markup = offers.actions_for(shop, note["user_id"], payload["config_id"], language)
+    shop.say(note["telegram_id"], t(language, key, **values), **({"reply_markup": markup} if markup else {}))
 
 
 def _deliver_to_admins(shop: Shop, note: dict[str, Any]) -> None:

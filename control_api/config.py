@@ -71,6 +71,20 @@ def _parse_hour(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _parse_days(env: dict[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A comma-separated list of whole days ('3,1'), largest first, without repeats; empty: none."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        days = {int(part) for part in raw.split(",") if part.strip()}
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be whole days separated by commas (e.g. 3,1), got {raw!r}") from exc
+    if any(day < 1 for day in days):
+        raise SettingsError(f"{name} must list days of at least 1, got {raw!r}")
+    return tuple(sorted(days, reverse=True))
+
+
 def _parse_bool(env: dict[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no"):
@@ -139,6 +153,9 @@ class Settings:
     # Referrals (services/referrals.py): the referrer's wallet gets this percent of a referred customer's first
     # paid purchase, rounded down to the currency's smallest unit; 0 turns the reward off.
     referral_percent: int = 10
+    # Paid configs are warned this many days before they expire, once per threshold per period (the
+    # sweep's "expiring" notification, with the days in days_left); none when empty.
+    expiry_warning_days: tuple[int, ...] = (3, 1)
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
     # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
@@ -203,6 +220,7 @@ class Settings:
             max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
             extra_data_price_cents_per_gb=_parse_int(env, "EXTRA_DATA_PRICE_CENTS_PER_GB", 100, minimum=1),
             referral_percent=_parse_percent(env, "REFERRAL_PERCENT", 10),
+            expiry_warning_days=_parse_days(env, "EXPIRY_WARNING_DAYS", (3, 1)),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
             health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
             health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),

@@ -1,11 +1,12 @@
 """Handlers, registered in order: admin commands (silent for others), customer commands, support and help
 (before the purchase flow and receipts, so a screenshot for support is not taken for a receipt), the purchase flow,
-receipts sent outside an order (passed to the admins), then the fallbacks (unknown commands, stray input)."""
+renewals and extra data, receipts sent outside an order (passed to the admins), then the fallbacks (unknown
+commands, stray input)."""
 
 from __future__ import annotations
 
 from ..context import Shop
-from . import admin, common, customer, purchase, receipts, support
+from . import admin, common, customer, purchase, receipts, renewals, support
 
 
 def register(shop: Shop) -> None:
@@ -14,5 +15,6 @@ def register(shop: Shop) -> None:
     support.register(shop)
     customer.register(shop)
     purchase.register(shop)
+    renewals.register(shop)
     receipts.register(shop)
     common.register_fallbacks(shop)

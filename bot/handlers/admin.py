@@ -19,7 +19,7 @@ from telebot.types import CallbackQuery, Message
 from .. import fleet, keyboards
 from ..api_client import ApiError
 from ..context import Shop, guarded
-from ..i18n import money, normalize_digits, parse_int, t
+from ..i18n import data_size, money, normalize_digits, parse_int, t
 
 log = logging.getLogger(__name__)
 ADMIN_COMMANDS = ["payments", "approve", "reject", "nodes"]
@@ -35,8 +35,7 @@ def _payment_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
         id=payment["id"],
         status=payment["status"],
         customer=f"{customer} ({user['telegram_id']})",
-        # A wallet top-up has no plan, and only an admin approves it (no auto-accept time).
-        plan=payment["plan"]["name"] if payment.get("plan") else t(language, "admin_topup"),
+        plan=_ordered(payment, language),
         price=money(payment["amount_cents"], shop.settings.currency),
         auto=str(payment["auto_accept_at"])[:16].replace("T", " ")
         if payment.get("auto_accept_at")
@@ -46,6 +45,18 @@ def _payment_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
     if config is not None and config.get("node_id") is None:
         text += "\n\n" + t(language, "admin_unplaced")
     return text
+
+
+def _ordered(payment: dict[str, Any], language: str) -> str:
+    """What the payment pays for: a plan, a renewal or extra data of a config, or a wallet top-up (no plan,
+    and only an admin approves it: no auto-accept time)."""
+    purpose, plan = payment.get("purpose"), payment.get("plan") or {}
+    if purpose == "renewal":
+        return t(language, "admin_renewal", id=payment.get("extends_config_id"), plan=plan.get("name", ""))
+    if purpose == "extra_data":
+        data = data_size(payment.get("extra_data_mb"), language)
+        return t(language, "admin_extra_data", id=payment.get("extends_config_id"), data=data)
+    return plan["name"] if plan else t(language, "admin_topup")
 
 
 def send_file(shop: Shop, chat_id: int, file_id: str, kind: str | None, caption: str) -> int | None:

@@ -1,13 +1,14 @@
-"""/trial, /configs and /invite (also as menu buttons)."""
+"""/trial, /configs and /invite (also as menu buttons): each config with the Renew / Add data buttons the API
+allows (renewals.offers), a temporary one said to be temporary."""
 
 from __future__ import annotations
 
 from telebot.types import Message
 
-from .. import keyboards
+from .. import keyboards, offers
 from ..api_client import ApiError
 from ..context import Shop, guarded
-from ..i18n import all_texts, money, t
+from ..i18n import all_texts, id_list, money, t
 
 
 def register(shop: Shop) -> None:
@@ -48,7 +49,12 @@ def register(shop: Shop) -> None:
             shop.say(message.chat.id, t(language, "configs_none"), reply_markup=keyboards.main_menu(language))
             return
         for config in items[:10]:
-            shop.send_config(message.chat.id, language, config, profile["id"])
+            found = offers.offers(shop, profile["id"], config)
+            notes = [t(language, "config_temporary_note")] if config["kind"] == "temporary" else []
+            if found.in_review:
+                notes.append(t(language, "config_in_review_note", ids=id_list(list(found.in_review))))
+            markup = offers.actions(found, config["id"], language)
+            shop.send_config(message.chat.id, language, config, profile["id"], notes=notes, markup=markup)
 
     @bot.message_handler(commands=["invite"], chat_types=["private"])
     @bot.message_handler(

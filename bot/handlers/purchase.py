@@ -15,10 +15,11 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from telebot.apihelper import ApiException
-from telebot.types import CallbackQuery, Message, User
+from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
 from .. import keyboards
 from ..api_client import ApiError, ApiUnavailable
@@ -184,7 +185,7 @@ def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -
     )
 
 
-def _readable(shop: Shop, file_id: str) -> bool:
+def readable(shop: Shop, file_id: str) -> bool:
     """Fetch the proof from Telegram (getFile + download): an empty or oversized file is no proof."""
     try:
         info = shop.bot.get_file(file_id)
@@ -195,39 +196,79 @@ def _readable(shop: Shop, file_id: str) -> bool:
     return 0 < len(content) <= MAX_PROOF_BYTES
 
 
-def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> None:
-    """Create the payment from the stored proof; tell the user; post it for review."""
-    profile = shop.profile(user)
+# What a refusal of a purchase's payment tells the customer (the codes every order shares are in record_proof).
+PURCHASE_REFUSALS = {"plan_not_for_sale": "plan_gone", "amount_mismatch": "plan_gone", "not_found": "plan_gone"}
+CreatePayment = Callable[[str, str], "tuple[dict, bool]"]
+
+
+def record_proof(
+    shop: Shop,
+    chat_id: int,
+    user: User,
+    language: str,
+    state: dict,
+    create: CreatePayment,
+    retry: InlineKeyboardMarkup,
+    stay: InlineKeyboardMarkup,
+    refusals: dict[str, str],
+) -> tuple[dict, bool] | None:
+    """Record an order's payment from the proof stored in STATE with CREATE(file id, unique id): the payment
+    and whether it is new, or None when it was not recorded (the customer was told why).
+
+    Shared by every order paid with a proof (a purchase, a renewal, extra data), so each answers alike: the
+    API unreachable keeps the proof (RETRY re-sends the same one: never paid twice); someone else's receipt
+    keeps the order at its proof step (STAY: its buttons); a customer over the limit of payments in review
+    has the receipt passed to the admins; REFUSALS names the message for the order's own refusal codes."""
     proof = state["proof"]
     try:
         # A proof saved by an older bot has no unique id; its file id stands in (same sender, same file).
-        unique_id = proof.get("unique_id") or proof["file_id"]
-        payment, created = shop.api.create_payment(
-            profile["id"], state["plan_id"], state["price"], proof["file_id"], unique_id, shop.settings.protocol
-        )
+        return create(proof["file_id"], proof.get("unique_id") or proof["file_id"])
     except ApiUnavailable:
-        markup = keyboards.InlineKeyboardMarkup()
-        markup.row(keyboards.InlineKeyboardButton("🔁", callback_data="buy:retry"))
-        shop.say(chat_id, t(language, "api_down_proof"), reply_markup=markup)
-        return
+        shop.say(chat_id, t(language, "api_down_proof"), reply_markup=retry)
+        return None
     except ApiError as exc:
         if exc.code in ("evidence_used_elsewhere", "evidence_reused"):
             # Someone else's receipt (or one of an earlier order): the order stays at its proof step for their own.
             state.pop("proof", None)
             shop.store.set(user.id, state)
-            shop.say(chat_id, t(language, "receipt_used_elsewhere"), reply_markup=keyboards.cancel_only(language))
-            return
+            shop.say(chat_id, t(language, "receipt_used_elsewhere"), reply_markup=stay)
+            return None
         shop.store.clear(user.id)
         if exc.code == "too_many_pending_payments":
             _still_in_review(shop, chat_id, user, language, exc, proof)
         elif exc.code == "user_banned":
             reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
             shop.say(chat_id, t(language, "banned", reason=reason or exc.message))
-        elif exc.code in ("plan_not_for_sale", "amount_mismatch", "not_found"):
-            shop.say(chat_id, t(language, "plan_gone"))
+        elif exc.code in refusals:
+            shop.say(chat_id, t(language, refusals[exc.code], **refusal_values(state, exc)))
         else:
             shop.say(chat_id, t(language, "refused", message=exc.message))
+        return None
+
+
+def refusal_values(state: dict, exc: ApiError) -> dict[str, str]:
+    """The placeholders an order's refusal message may name: its config, the payments in review."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    return {"id": str(state.get("config_id", "")), "ids": id_list(details.get("pending_payment_ids") or [])}
+
+
+def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> None:
+    """Create the payment from the stored proof; tell the user; post it for review."""
+    profile = shop.profile(user)
+
+    def create(file_id: str, unique_id: str) -> tuple[dict, bool]:
+        return shop.api.create_payment(
+            profile["id"], state["plan_id"], state["price"], file_id, unique_id, shop.settings.protocol
+        )
+
+    retry = keyboards.InlineKeyboardMarkup()
+    retry.row(keyboards.InlineKeyboardButton("🔁", callback_data="buy:retry"))
+    stay = keyboards.cancel_only(language)
+    recorded = record_proof(shop, chat_id, user, language, state, create, retry, stay, PURCHASE_REFUSALS)
+    if recorded is None:
         return
+    payment, created = recorded
+    proof = state["proof"]
     shop.store.clear(user.id)
     if payment["config"].get("node_id") is None:
         # Recorded, but no server had room (the plan filled up after it was offered): the truth, and the
@@ -314,7 +355,7 @@ def register(shop: Shop) -> None:
                 return
             if not state.get("proof"):  # an earlier proof whose outcome is unknown wins: same id, same payment
                 proof = receipts.file_of(message)
-                if not _readable(shop, proof["file_id"]):
+                if not readable(shop, proof["file_id"]):
                     shop.say(chat_id, t(language, "proof_wrong"), reply_markup=keyboards.cancel_only(language))
                     return
                 state["proof"] = proof

@@ -93,6 +93,11 @@ def remaining_time(seconds: int | None, language: str) -> str:
     return t(language, "days_hours", days=days, hours=rest // 3600)
 
 
+def day(value: str | None) -> str:
+    """The date of an ISO timestamp from the API (YYYY-MM-DD, UTC), or a dash without one."""
+    return str(value)[:10] if value else "—"
+
+
 def all_texts(key: str) -> set[str]:
     """KEY in every language (to recognise menu buttons whatever the user's language)."""
     return {catalog[key] for catalog in CATALOGS.values() if key in catalog}

@@ -121,7 +121,8 @@ MESSAGES: dict[str, str] = {
     "notify_rejected": "❌ Payment <b>#{payment_id}</b> was rejected.",
     "notify_reason": "Reason: {reason}",
     "notify_banned": "Your account is blocked.",
-    "notify_expiring": "⏳ Config <b>#{config_id}</b> expires within 24 hours. Buy a new plan to stay connected.",
+    "notify_expiring": "⏳ Config <b>#{config_id}</b> expires within 24 hours, on {date}. Renew it to stay connected "
+    "on the same link.",
     "notify_quota_80": "📶 Config <b>#{config_id}</b> has used 80% of its data.",
     "notify_quota_100": "⛔ Config <b>#{config_id}</b> has used all its data and is paused.",
     "notify_expired": "⌛ Config <b>#{config_id}</b> has expired.",
@@ -211,4 +212,58 @@ MESSAGES: dict[str, str] = {
     "status_suspended": "paused",
     "status_expired": "expired",
     "status_revoked": "revoked",
+    # Renewals and extra data (handlers/renewals.py) and their notifications.
+    "ext_renew": "🔄 Renew",
+    "ext_add_data": "📦 Add data",
+    "back": "« Back",
+    "config_temporary_note": "⏳ This is a <b>temporary</b> config: it serves you only while your payment is "
+    "being reviewed. Once the payment is approved, this same link gets the full plan.",
+    "config_in_review_note": "🧾 A renewal or extra data for this config is being reviewed (payment <b>#{ids}</b>).",
+    "ext_menu": "<b>Config #{id}</b>: what would you like to do?",
+    "ext_choose_plan": "<b>Renew config #{id}</b> (same link, more time)\nChoose a plan:",
+    "ext_plan_option": "{name} · {days} days · {data} · {price}",
+    "ext_choose_gb": "<b>Add data to config #{id}</b> for its current period (until {date}).\nHow much?",
+    "ext_gb_option": "{data} · {price}",
+    "ext_quote_renew": "<b>Renew config #{id}</b>\nPlan: {name} ({days} days)\n{until}: {current}\n"
+    "After renewal: until <b>{new}</b>\n{raw}\n<b>Price: {price}</b>\nYour balance: {balance}",
+    "ext_runs_until": "Now runs until",
+    "ext_expired_on": "Expired on",
+    "ext_data_reset": "Data: {data} for the new period, counted from zero",
+    "ext_data_carry": "Data: {plan_data} + {carried} unused, carried over = <b>{data}</b>",
+    "ext_meanwhile": "Paying with a receipt? While it is reviewed, the config works until {date} with {data} left.",
+    "ext_same_link": "Your link stays the same.",
+    "ext_quote_data": "<b>Add data to config #{id}</b>\nExtra: {data}, for this period (until {date})\n"
+    "Data cap after: {cap}\n<b>Price: {price}</b>\nYour balance: {balance}",
+    "ext_pay_wallet": "💰 Pay from my balance",
+    "ext_pay_proof": "🧾 Pay with a receipt",
+    "ext_renew_received": "🧾 Payment <b>#{id}</b> received and waiting for review. Once it is approved, config "
+    "<b>#{config_id}</b> is renewed with {name} ({days} days), on the same link.",
+    "ext_data_received": "🧾 Payment <b>#{id}</b> received and waiting for review. Once it is approved, {data} "
+    "are added to config <b>#{config_id}</b>.",
+    "ext_meanwhile_now": "Meanwhile it works until {date} with {data} left.",
+    "ext_renewed_from_balance": "✅ Paid from your balance: config <b>#{id}</b> now runs until <b>{date}</b> with "
+    "{data} of data. Your link stays the same.\nBalance: {balance}",
+    "ext_data_from_balance": "✅ Paid from your balance: {data} added to config <b>#{id}</b>; its data cap is now "
+    "{cap}.\nBalance: {balance}",
+    "ext_balance_short": "Your balance ({balance}) does not cover {price}. You can pay with a receipt instead.",
+    "ext_price_changed": "The price changed meanwhile; here is the new quote.",
+    "ext_no_plans": "No plan can renew config #{id} right now. Please try again later.",
+    "ext_not_renewable": "Config #{id} cannot be renewed or get more data: it was revoked or paused by the admins.",
+    "ext_not_renewable_trial": "Config #{id} is a free trial: it cannot be renewed. Tap 🛒 Buy for a plan.",
+    "ext_not_renewable_temporary": "Config #{id} is temporary: its payment is still being reviewed. Once it is "
+    "approved you can renew it or add data.",
+    "ext_data_expired": "Config #{id} has expired: extra data is for a period that is still running. Renew it instead.",
+    "ext_in_review": "⏳ A renewal or extra data for config #{id} is already being reviewed (payment <b>#{ids}</b>). "
+    "You can order again once it is decided.",
+    "ext_offer_changed": "This offer changed meanwhile. Please start again from 📄 My configs.",
+    "ext_gone": "That config is no longer available. Tap 📄 My configs to see yours.",
+    "notify_renewed": "✅ Payment <b>#{payment_id}</b> is approved: config <b>#{config_id}</b> is renewed ({plan}) "
+    "until <b>{date}</b>, with {data} of data. Your link stays the same.",
+    "notify_renewed_carried": "{carried} of unused data was carried over.",
+    "notify_data_added": "✅ Payment <b>#{payment_id}</b> is approved: {data} added to config <b>#{config_id}</b>. "
+    "Its data cap for this period (until {date}) is now {cap}.",
+    "notify_expiring_days": "⏳ Config <b>#{config_id}</b> expires within {days} days, on {date}. Renew it to stay "
+    "connected on the same link.",
+    "admin_renewal": "renewal of config #{id}: {plan}",
+    "admin_extra_data": "extra data for config #{id}: {data}",
 }

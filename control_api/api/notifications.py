@@ -17,8 +17,9 @@ bp = APIBlueprint("notifications", __name__, url_prefix=f"{API_PREFIX}/notificat
 @bp.output(NotificationList)
 @bp.doc(
     summary="What the bot must tell users, oldest first, until acknowledged",
-    description="Kinds: approved, rejected, expiring (within 24 h), quota_80, quota_100, expired, migrated. "
-    "Each fact appears once; acknowledge after delivery.",
+    description="Kinds: approved, rejected, expiring (a paid config, EXPIRY_WARNING_DAYS before its expiry: "
+    "payload days_left, once per threshold and period), quota_80, quota_100, expired, migrated, config_ready, "
+    "wallet_credited, renewed, data_added. Each fact appears once; acknowledge after delivery.",
     security=BEARER,
 )
 def list_notifications(query: dict) -> dict:

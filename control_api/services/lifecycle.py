@@ -1,5 +1,6 @@
 """The sales sweep: place configs that wait for a server, auto-accept overdue payments, expire
-configs, enforce quotas, warn users.
+configs, enforce quotas, warn users (a paid config EXPIRY_WARNING_DAYS before its expiry, once per
+threshold and period).
 
 Run by the 5-minute cron job (control_api.jobs.sweep.run_sweep) under its lock, before the node
 reconciliation. NOW is a parameter so tests can move the clock. Every status change bumps the
@@ -10,6 +11,7 @@ notification outbox under a key naming the fact, so a second sweep never repeats
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM
+from ..config import Settings
 from ..errors import Conflict
 from ..models import Payment, Plan, User, UserConfig, utcnow
 from . import audit, notifications, payments
@@ -27,22 +30,28 @@ from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch, ser
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-EXPIRING_WITHIN = timedelta(hours=24)
 QUOTA_WARNING_PERCENT = 80
 
 
 def run_lifecycle(
-    session: Session, dispatch: Dispatch, now: datetime | None = None, *, referral_percent: int
+    session: Session,
+    dispatch: Dispatch,
+    now: datetime | None = None,
+    warning_days: Sequence[int] | None = None,
+    *,
+    referral_percent: int,
 ) -> dict[str, int]:
-    """One sweep of the sales rules; REFERRAL_PERCENT is the setting an auto-accepted first purchase credits
-    the customer's referrer with (payments.approve)."""
+    """One sweep of the sales rules at NOW. WARNING_DAYS are the expiry warnings' thresholds
+    (EXPIRY_WARNING_DAYS; the setting's default when None); REFERRAL_PERCENT is the setting an
+    auto-accepted first purchase credits the customer's referrer with (payments.approve)."""
     now = now or utcnow()
+    warning_days = Settings.expiry_warning_days if warning_days is None else warning_days
     summary = {
         "placed": _place_waiting(session, dispatch),
         "auto_accepted": _auto_accept(session, dispatch, now, referral_percent),
         "expired": _expire(session, dispatch, now),
         "quota_suspended": _enforce_quotas(session, dispatch),
-        "expiring_warned": _warn_expiring(session, now),
+        "expiring_warned": _warn_expiring(session, now, warning_days),
     }
     if any(summary.values()):
         log.info("sales sweep: %s", summary)
@@ -154,26 +163,34 @@ def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
     return len(exhausted)
 
 
-def _warn_expiring(session: Session, now: datetime) -> int:
+def _warn_expiring(session: Session, now: datetime, warning_days: Sequence[int]) -> int:
+    """Warn each paid config's customer when fewer than D days are left, for each D of WARNING_DAYS, once
+    per threshold and period (the key names the expiry: a renewal starts a new period). A config first
+    seen inside several thresholds gets only the nearest one's warning."""
+    if not warning_days:
+        session.commit()
+        return 0
     configs = session.scalars(
         select(UserConfig).where(
             UserConfig.status.in_(SERVED_STATUSES),
             # Trials and temporary configs are short by design; only paid plans get a renewal reminder.
             UserConfig.kind == "full",
             UserConfig.expires_at > now,
-            UserConfig.expires_at <= now + EXPIRING_WITHIN,
+            UserConfig.expires_at <= now + timedelta(days=max(warning_days)),
         )
     ).all()
     warned = 0
     for config in configs:
+        days = min(day for day in warning_days if config.expires_at <= now + timedelta(days=day))
         warned += notifications.notify(
             session,
             config.user_id,
             "expiring",
-            f"expiring:cfg-{config.id}:{config.expires_at:%Y%m%d%H%M}",
+            f"expiring:cfg-{config.id}:{config.expires_at:%Y%m%d%H%M}:{days}d",
             config_id=config.id,
             config_kind=config.kind,
             expires_at=config.expires_at.isoformat(),
+            days_left=days,
         )
     session.commit()
     return warned

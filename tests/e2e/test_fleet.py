@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 import redis
+from sqlalchemy import update
 
+from control_api.models import UserConfig, utcnow
 from harness.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
 from harness.singbox import ProxyError, fetch, free_port, singbox_running
 from tests.conftest import reset_postgres
@@ -126,3 +129,60 @@ def test_a_ban_stops_every_link_of_the_user_on_the_node(fleet: Fleet):
     for link in links:
         with pytest.raises(ProxyError):
             fleet.fetch(link, fleet.small_url, timeout=10)
+
+
+def test_a_renewed_config_keeps_its_link_carrying_bytes_before_and_after_expiry(fleet: Fleet):
+    """Issue 16, item 1: the link from the first purchase carries bytes after a renewal is approved; once the
+    config has expired it carries none, a renewal's proof brings it back at once (the temporary extension,
+    while in review) and the approval keeps it, on the same link."""
+    plan = fleet.create_plan()
+    user = fleet.create_user(7030)
+    bought = fleet.pay(user["id"], plan["id"], "renewal-purchase")
+    fleet.client.call("POST", f"/payments/{bought['id']}/approve", json={}, expect=200)
+    config_id, link = bought["config"]["id"], link_for(bought["config"])
+    fleet.wait_config(config_id, "active")
+
+    def renew(proof: str) -> dict:
+        body = {
+            "user_id": user["id"],
+            "plan_id": plan["id"],
+            "amount_cents": plan["price_cents"],
+            "evidence_file_id": f"file-{proof}",
+            "evidence_unique_id": f"unique-{proof}",
+        }
+        payment = fleet.client.call("POST", f"/configs/{config_id}/renew", json=body, expect=201)
+        assert payment["config"]["id"] == config_id and link_for(payment["config"]) == link
+        return payment
+
+    def expires_at() -> datetime:
+        view = fleet.client.call("GET", f"/configs/{config_id}", expect=200)
+        assert link_for(view) == link
+        return datetime.fromisoformat(view["expires_at"])
+
+    # Before expiry: approved, thirty days more on the same link, which carries bytes.
+    before = expires_at()
+    fleet.client.call("POST", f"/payments/{renew('renewal-1')['id']}/approve", json={}, expect=200)
+    assert expires_at() == before + timedelta(days=30)
+    fleet.wait_node_in_sync()
+    assert fleet.fetch(link, fleet.small_url)["status"] == 200
+
+    # The period ends: the sweep expires it and the node stops serving it.
+    with fleet.engine.begin() as connection:
+        connection.execute(
+            update(UserConfig).where(UserConfig.id == config_id).values(expires_at=utcnow() - timedelta(hours=1))
+        )
+    fleet.sweep()
+    assert fleet.config_status(config_id) == "expired"
+    fleet.wait_node_in_sync()
+    with pytest.raises(ProxyError):
+        fleet.fetch(link, fleet.small_url, timeout=10)
+
+    # Renewed after expiry: served again while the proof is reviewed, and after its approval.
+    payment = renew("renewal-2")
+    fleet.wait_config(config_id, "active")
+    assert fleet.fetch(link, fleet.small_url)["status"] == 200
+    fleet.client.call("POST", f"/payments/{payment['id']}/approve", json={}, expect=200)
+    assert expires_at() > utcnow() + timedelta(days=29)
+    fleet.wait_node_in_sync()
+    assert fleet.config_status(config_id) == "active"
+    assert fleet.fetch(link, fleet.small_url)["status"] == 200

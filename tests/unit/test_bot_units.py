@@ -94,6 +94,10 @@ class _Outbox:
     def notifications(self) -> list[dict]:
         return [note for note in self.notes if note["id"] not in self.acked]
 
+    def configs(self, user_id: int) -> list[dict]:
+        """A user's configs (none here: an expiry warning goes without Renew / Add data buttons)."""
+        return []
+
     def ack(self, ids: list[int]) -> int:
         from bot.api_client import ApiUnavailable
 

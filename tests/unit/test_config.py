@@ -51,6 +51,8 @@ def test_secret_may_come_from_a_file(tmp_path):
         ({"JWT_SECRET_KEY": KEY, "TRUSTED_PROXY_COUNT": "x"}, "integer"),
         ({"JWT_SECRET_KEY": KEY, "REFERRAL_PERCENT": "101"}, "at most 100"),
         ({"JWT_SECRET_KEY": KEY, "REFERRAL_PERCENT": "-1"}, "at least 0"),
+        ({"JWT_SECRET_KEY": KEY, "EXPIRY_WARNING_DAYS": "3,one"}, "separated by commas"),
+        ({"JWT_SECRET_KEY": KEY, "EXPIRY_WARNING_DAYS": "3,0"}, "at least 1"),
     ],
 )
 def test_bad_settings_fail_with_a_readable_message(env, message):
@@ -70,3 +72,10 @@ def test_node_settings(tmp_path):
     for bad in ("ftp://api.example.com", "https://user:pw@api.example.com", "api.example.com"):
         with pytest.raises(SettingsError, match="RAYFLEET_NODE_API_URL must be an http"):
             Settings.from_env({**base, "RAYFLEET_NODE_API_URL": bad}, instance_path=str(tmp_path))
+
+
+def test_expiry_warning_days(tmp_path):
+    base = {"JWT_SECRET_KEY": KEY}
+    assert Settings.from_env(base, instance_path=str(tmp_path)).expiry_warning_days == (3, 1)
+    assert Settings.from_env({**base, "EXPIRY_WARNING_DAYS": " 1, 7,3,3"}).expiry_warning_days == (7, 3, 1)
+    assert Settings.from_env({**base, "EXPIRY_WARNING_DAYS": ""}).expiry_warning_days == ()
