@@ -113,6 +113,9 @@ class Settings:
     max_pending_payments_per_user: int = 1
     # The price of extra data for a paid config's current period (services/renewals.py), per GB (1024 MB).
     extra_data_price_cents_per_gb: int = 100
+    # Auto-renewal (services/auto_renewal.py): an opted-in config is renewed from the balance this many hours
+    # before it expires (keep it within the shortest plan's duration, or a renewed period is due again at once).
+    auto_renew_hours_before: int = 24
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
     # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
@@ -172,6 +175,7 @@ class Settings:
             auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
             max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
             extra_data_price_cents_per_gb=_parse_int(env, "EXTRA_DATA_PRICE_CENTS_PER_GB", 100, minimum=1),
+            auto_renew_hours_before=_parse_int(env, "AUTO_RENEW_HOURS_BEFORE", 24, minimum=1),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
             health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
             health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),

@@ -24,6 +24,8 @@ NOTIFICATION_KINDS = (
     "wallet_credited",
     "renewed",
     "data_added",
+    "auto_renewed",
+    "auto_renew_failed",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")
