@@ -140,7 +140,7 @@ def run_sweep(
         queue.reap_abandoned()
         with context.session_factory() as session:
             # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
-            run_lifecycle(session, queue.enqueue_node_sync)
+            run_lifecycle(session, queue.enqueue_node_sync, settings=settings)
             fleet_check(session, queue, context.policy)
             return reconcile(session, queue)
 

@@ -1,5 +1,5 @@
-"""The sales sweep: place configs that wait for a server, auto-accept overdue payments, expire
-configs, enforce quotas, warn users.
+"""The sales sweep: place configs that wait for a server, auto-accept overdue payments, renew opted-in
+configs from the balance (auto_renewal.py), expire configs, enforce quotas, warn users.
 
 Run by the 5-minute cron job (control_api.jobs.sweep.run_sweep) under its lock, before the node
 reconciliation. NOW is a parameter so tests can move the clock. Every status change bumps the
@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM
+from ..config import Settings
 from ..errors import Conflict
 from ..models import Payment, Plan, User, UserConfig, utcnow
-from . import audit, notifications, payments
+from . import audit, auto_renewal, notifications, payments
 from .configs import share_links
 from .placement import place_or_none
 from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -31,11 +32,20 @@ EXPIRING_WITHIN = timedelta(hours=24)
 QUOTA_WARNING_PERCENT = 80
 
 
-def run_lifecycle(session: Session, dispatch: Dispatch, now: datetime | None = None) -> dict[str, int]:
+def run_lifecycle(
+    session: Session, dispatch: Dispatch, now: datetime | None = None, settings: Settings | None = None
+) -> dict[str, int]:
+    """One sweep at NOW. SETTINGS (the cron's) turn on auto-renewal, which needs the shop's rules and
+    AUTO_RENEW_HOURS_BEFORE; it runs before the expiry step, so a config due now is renewed, not expired."""
     now = now or utcnow()
+    placed = _place_waiting(session, dispatch)
+    auto_accepted = _auto_accept(session, dispatch, now)
+    renewed, refused = auto_renewal.renew_due(session, settings, dispatch, now) if settings else (0, 0)
     summary = {
-        "placed": _place_waiting(session, dispatch),
-        "auto_accepted": _auto_accept(session, dispatch, now),
+        "placed": placed,
+        "auto_accepted": auto_accepted,
+        "auto_renewed": renewed,
+        "auto_renew_failed": refused,
         "expired": _expire(session, dispatch, now),
         "quota_suspended": _enforce_quotas(session, dispatch),
         "expiring_warned": _warn_expiring(session, now),
