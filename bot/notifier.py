@@ -25,6 +25,7 @@ from typing import Any
 import requests
 from telebot.apihelper import ApiException, ApiTelegramException
 
+from . import auto_renew
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
@@ -43,6 +44,8 @@ USER_KINDS = frozenset(
         "quota_100",
         "expired",
         "wallet_credited",
+        "auto_renewed",
+        "auto_renew_failed",
     )
 )
 ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared"))
@@ -91,6 +94,9 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         shop.say(chat_id, "\n\n".join(parts))
         if links and payload.get("config_id"):
             shop.send_qr(chat_id, language, payload["config_id"])
+    elif kind in ("auto_renewed", "auto_renew_failed"):
+        text, markup = auto_renew.notification(language, kind, payload, shop.settings.currency)
+        shop.say(chat_id, text, reply_markup=markup)
     else:  # expiring, quota_80, quota_100, expired
         shop.say(chat_id, t(language, f"notify_{kind}", **values))
 

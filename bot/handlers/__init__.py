@@ -1,10 +1,11 @@
 """Handlers, registered in order: admin commands (silent for others), customer commands, the purchase flow,
-receipts sent outside an order (passed to the admins), then the fallbacks (unknown commands, stray input)."""
+the top-up flow and the auto-renewal button, receipts sent outside an order (passed to the admins), then the
+fallbacks (unknown commands, stray input)."""
 
 from __future__ import annotations
 
 from ..context import Shop
-from . import admin, common, customer, purchase, receipts
+from . import admin, auto_renew, common, customer, purchase, receipts, topup
 
 
 def register(shop: Shop) -> None:
@@ -12,5 +13,7 @@ def register(shop: Shop) -> None:
     common.register(shop)
     customer.register(shop)
     purchase.register(shop)
+    topup.register(shop)
+    auto_renew.register(shop)
     receipts.register(shop)
     common.register_fallbacks(shop)
