@@ -84,7 +84,7 @@ def notification(
     """The message (and buttons) of an auto_renewed or auto_renew_failed notification."""
     values = {
         "config_id": payload.get("config_id", ""),
-        "plan": payload.get("plan", ""),
+        "plan": payload.get("plan") or "",
         "expires": str(payload.get("expires_at") or "")[:10],
         "amount": money(int(payload.get("amount_cents") or 0), currency),
         "balance": money(int(payload.get("balance_cents") or 0), currency),

@@ -141,15 +141,17 @@ def _renew_one(
     if attempt is not None and attempt.outcome == "renewed":
         session.rollback()
         return None
-    plan = session.get_one(Plan, config.auto_renew_plan_id or config.plan_id)
-    order = {"purpose": "renewal", "extends_config_id": config.id, "plan_id": plan.id, "extra_data_mb": None}
-    facts: dict[str, Any] = {"config_id": config.id, "plan": plan.name, "amount_cents": plan.price_cents}
+    plan_id = config.auto_renew_plan_id or config.plan_id
+    plan = session.get(Plan, plan_id) if plan_id is not None else None  # none: renewals.py refuses the config
+    price = plan.price_cents if plan is not None else 0
+    order = {"purpose": "renewal", "extends_config_id": config.id, "plan_id": plan_id, "extra_data_mb": None}
+    facts: dict[str, Any] = {"config_id": config.id, "plan": plan.name if plan else None, "amount_cents": price}
     try:
         with session.begin_nested():
             done = wallet.extend_in_place(session, SYSTEM, settings, user_id, order, now)
     except DomainError as refusal:
         balance = wallet.balance(session, user_id)
-        if not _record(session, attempt, config.id, period, plan.price_cents, reason=refusal.code):
+        if not _record(session, attempt, config.id, period, price, reason=refusal.code):
             return None
         notifications.notify(
             session,
@@ -160,12 +162,12 @@ def _renew_one(
             reason=refusal.code,
             message=refusal.message,
             balance_cents=balance,
-            missing_cents=max(plan.price_cents - balance, 0),
+            missing_cents=max(price - balance, 0),
             expires_at=period.isoformat(),
         )
         session.commit()
         return "failed"
-    if not _record(session, attempt, config.id, period, plan.price_cents, entry_id=done.entry.id):
+    if not _record(session, attempt, config.id, period, price, entry_id=done.entry.id):
         return None
     notifications.notify(
         session,
