@@ -150,6 +150,23 @@ class ApiClient:
         response = self.request("POST", "/api/v1/payments", json=body)
         return response.json(), response.status_code == 201
 
+    def create_topup(self, user_id: int, amount_cents: int, file_id: str, file_unique_id: str) -> tuple[dict, bool]:
+        """A top-up of AMOUNT_CENTS into the wallet, and whether it is new (False: this proof was sent before)."""
+        body = {
+            "user_id": user_id,
+            "purpose": "topup",
+            "amount_cents": amount_cents,
+            "evidence_file_id": file_id,
+            "evidence_unique_id": file_unique_id,
+        }
+        response = self.request("POST", "/api/v1/payments", json=body)
+        return response.json(), response.status_code == 201
+
+    def set_auto_renewal(self, user_id: int, config_id: int, enabled: bool) -> dict:
+        """Opt the customer's config in (with its own plan) or out of auto-renewal; the config's view."""
+        body = {"user_id": user_id, "enabled": enabled}
+        return self.json("PUT", f"/api/v1/configs/{config_id}/auto-renewal", json=body)
+
     def pending_payments(self, limit: int = 20, user_id: int | None = None) -> list[dict]:
         """Payments waiting for review, oldest first: all of them, or USER_ID's."""
         params: dict[str, Any] = {"status": "pending", "limit": limit}

@@ -14,6 +14,7 @@ from telebot import TeleBot
 from telebot.apihelper import ApiException
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, User
 
+from . import auto_renew
 from .api_client import ApiClient, ApiError, ApiUnavailable
 from .config import BotSettings
 from .i18n import language_of, remaining_bytes, remaining_time, t
@@ -99,7 +100,9 @@ class Shop:
         else:
             parts.append(t(language, "no_links"))
         parts.append(t(language, "subscription", url=_escape(self.api.subscription_url(user_id))))
-        self.say(chat_id, "\n\n".join(parts), **({"reply_markup": markup} if markup is not None else {}))
+        # Its Renew / Add data buttons (MARKUP), and the auto-renewal toggle when it has one.
+        markup = auto_renew.with_toggle(markup, config, language)
+        self.say(chat_id, "\n\n".join(parts), **({"reply_markup": markup} if markup.keyboard else {}))
         if links:
             self.send_qr(chat_id, language, config["id"])
 

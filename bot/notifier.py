@@ -25,7 +25,7 @@ from typing import Any
 import requests
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from . import offers
+from . import auto_renew, offers
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
@@ -48,6 +48,8 @@ USER_KINDS = frozenset(
         "referral_credited",
         "renewed",
         "data_added",
+        "auto_renewed",
+        "auto_renew_failed",
     )
 )
 # Told with the Renew / Add data buttons the API allows for the config (handlers/renewals.py).
@@ -121,6 +123,9 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         shop.say(
             chat_id, t(language, "notify_data_added", **values, data=data, cap=cap, date=day(payload.get("expires_at")))
         )
+    elif kind in ("auto_renewed", "auto_renew_failed"):
+        text, markup = auto_renew.notification(language, kind, payload, shop.settings.currency)
+        shop.say(chat_id, text, reply_markup=markup)
     else:  # expiring, quota_80, quota_100, expired: with the buttons to go on
         _extendable(shop, note, language, values)
 

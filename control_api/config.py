@@ -156,6 +156,9 @@ class Settings:
     # Paid configs are warned this many days before they expire, once per threshold per period (the
     # sweep's "expiring" notification, with the days in days_left); none when empty.
     expiry_warning_days: tuple[int, ...] = (3, 1)
+    # Auto-renewal (services/auto_renewal.py): an opted-in config is renewed from the balance this many hours
+    # before it expires (keep it within the shortest plan's duration, or a renewed period is due again at once).
+    auto_renew_hours_before: int = 24
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
     # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
@@ -221,6 +224,7 @@ class Settings:
             extra_data_price_cents_per_gb=_parse_int(env, "EXTRA_DATA_PRICE_CENTS_PER_GB", 100, minimum=1),
             referral_percent=_parse_percent(env, "REFERRAL_PERCENT", 10),
             expiry_warning_days=_parse_days(env, "EXPIRY_WARNING_DAYS", (3, 1)),
+            auto_renew_hours_before=_parse_int(env, "AUTO_RENEW_HOURS_BEFORE", 24, minimum=1),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
             health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
             health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),

@@ -1,12 +1,12 @@
 """Handlers, registered in order: admin commands (silent for others), customer commands, support and help
 (before the purchase flow and receipts, so a screenshot for support is not taken for a receipt), the purchase flow,
-renewals and extra data, receipts sent outside an order (passed to the admins), then the fallbacks (unknown
-commands, stray input)."""
+renewals and extra data, the top-up flow and the auto-renewal button, receipts sent outside an order (passed to
+the admins), then the fallbacks (unknown commands, stray input)."""
 
 from __future__ import annotations
 
 from ..context import Shop
-from . import admin, common, customer, purchase, receipts, renewals, support
+from . import admin, auto_renew, common, customer, purchase, receipts, renewals, support, topup
 
 
 def register(shop: Shop) -> None:
@@ -16,5 +16,7 @@ def register(shop: Shop) -> None:
     customer.register(shop)
     purchase.register(shop)
     renewals.register(shop)
+    topup.register(shop)
+    auto_renew.register(shop)
     receipts.register(shop)
     common.register_fallbacks(shop)

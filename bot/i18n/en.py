@@ -266,4 +266,33 @@ MESSAGES: dict[str, str] = {
     "connected on the same link.",
     "admin_renewal": "renewal of config #{id}: {plan}",
     "admin_extra_data": "extra data for config #{id}: {data}",
+    # Auto-renewal (bot/auto_renew.py) and the top-up it offers (handlers/topup.py).
+    "auto_renew_on": "🔁 Auto-renew: on",
+    "auto_renew_off": "🔁 Auto-renew: off",
+    "auto_renew_enabled": "Auto-renewal is on: config #{id} is renewed from your balance shortly before it expires.",
+    "auto_renew_disabled": "Auto-renewal is off for config #{id}.",
+    "auto_renew_refused_not_renewable": "This config cannot be renewed automatically in its current state.",
+    "auto_renew_refused_plan": "Its plan is no longer sold, so it cannot be renewed automatically.",
+    "auto_renew_refused_banned": "Your account is blocked.",
+    "notify_auto_renewed": "🔁 Config <b>#{config_id}</b> was renewed automatically from your balance: {plan}, now "
+    "until {expires}.\nCharged {amount}; balance left: {balance}.",
+    "notify_auto_renew_failed": "⚠️ Config <b>#{config_id}</b> ({plan}, until {expires}) could not be renewed "
+    "automatically. Nothing was charged.",
+    "auto_renew_why_insufficient_balance": "Your balance is {balance} and the renewal costs {amount}: <b>{missing}</b> "
+    "is missing. Top up before it expires and it is renewed automatically.",
+    "auto_renew_why_plan_not_for_sale": "Its renewal plan is no longer sold. Please renew it with another plan.",
+    "auto_renew_why_plan_not_allowed": "Its renewal plan can no longer renew it. Please renew it with another plan.",
+    "auto_renew_why_user_banned": "Your account is blocked.",
+    "auto_renew_why_extension_in_review": "A renewal of it is already waiting for review.",
+    "auto_renew_why_config_not_renewable": "It cannot be renewed in its current state (for example, paused by an "
+    "admin).",
+    "auto_renew_why_other": "Reason: {message}",
+    "topup_button": "💰 Top up {amount}",
+    "topup_ask": "💰 Top up your balance with <b>{amount}</b>.\n\nPay it, then send the receipt here as a "
+    "<b>photo</b> or a <b>document</b>.",
+    "topup_received": "🧾 Top-up <b>#{id}</b> received and waiting for review. Once an admin approves it, {amount} "
+    "is added to your balance.",
+    "topup_again": "🧾 This receipt was already received as top-up <b>#{id}</b>; it is being reviewed.",
+    "topup_cancelled": "Top-up cancelled. If you already paid, send the receipt here any time: it will reach the "
+    "admins.",
 }

@@ -267,4 +267,32 @@ MESSAGES: dict[str, str] = {
     "قطع نشدن با همان لینک، آن را تمدید کنید.",
     "admin_renewal": "تمدید کانفیگ #{id}: {plan}",
     "admin_extra_data": "حجم اضافه برای کانفیگ #{id}: {data}",
+    # Auto-renewal (bot/auto_renew.py) and the top-up it offers (handlers/topup.py).
+    "auto_renew_on": "🔁 تمدید خودکار: روشن",
+    "auto_renew_off": "🔁 تمدید خودکار: خاموش",
+    "auto_renew_enabled": "تمدید خودکار روشن شد: کانفیگ #{id} کمی پیش از انقضا از موجودی کیف پول شما تمدید می‌شود.",
+    "auto_renew_disabled": "تمدید خودکار کانفیگ #{id} خاموش شد.",
+    "auto_renew_refused_not_renewable": "این کانفیگ در وضعیت فعلی‌اش به طور خودکار تمدید نمی‌شود.",
+    "auto_renew_refused_plan": "پلن آن دیگر فروخته نمی‌شود، پس به طور خودکار تمدید نمی‌شود.",
+    "auto_renew_refused_banned": "حساب شما مسدود است.",
+    "notify_auto_renewed": "🔁 کانفیگ <b>#{config_id}</b> به طور خودکار از موجودی کیف پول شما تمدید شد: {plan}، تا "
+    "{expires}.\nمبلغ کسر شده: {amount}؛ موجودی باقی‌مانده: {balance}.",
+    "notify_auto_renew_failed": "⚠️ کانفیگ <b>#{config_id}</b> ({plan}، تا {expires}) به طور خودکار تمدید نشد. "
+    "مبلغی کسر نشد.",
+    "auto_renew_why_insufficient_balance": "موجودی شما {balance} است و هزینهٔ تمدید {amount}: <b>{missing}</b> کم "
+    "است. پیش از انقضا کیف پول را شارژ کنید تا به طور خودکار تمدید شود.",
+    "auto_renew_why_plan_not_for_sale": "پلن تمدید آن دیگر فروخته نمی‌شود. لطفاً آن را با پلن دیگری تمدید کنید.",
+    "auto_renew_why_plan_not_allowed": "پلن تمدید آن دیگر برای این کانفیگ مجاز نیست. لطفاً آن را با پلن دیگری تمدید "
+    "کنید.",
+    "auto_renew_why_user_banned": "حساب شما مسدود است.",
+    "auto_renew_why_extension_in_review": "یک تمدید برای آن در انتظار بررسی است.",
+    "auto_renew_why_config_not_renewable": "در وضعیت فعلی‌اش تمدید نمی‌شود (مثلاً مدیر آن را متوقف کرده است).",
+    "auto_renew_why_other": "دلیل: {message}",
+    "topup_button": "💰 شارژ {amount}",
+    "topup_ask": "💰 شارژ کیف پول به مبلغ <b>{amount}</b>.\n\nآن را پرداخت کنید، سپس رسید را به صورت <b>عکس</b> یا "
+    "<b>فایل</b> همین‌جا بفرستید.",
+    "topup_received": "🧾 شارژ <b>#{id}</b> دریافت شد و در انتظار بررسی است. پس از تأیید مدیر، {amount} به موجودی "
+    "شما اضافه می‌شود.",
+    "topup_again": "🧾 این رسید قبلاً برای شارژ <b>#{id}</b> دریافت شده است و در حال بررسی است.",
+    "topup_cancelled": "شارژ لغو شد. اگر پرداخت کرده‌اید، هر زمان رسید را همین‌جا بفرستید: به دست مدیران می‌رسد.",
 }

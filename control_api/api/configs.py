@@ -4,10 +4,11 @@ from apiflask import APIBlueprint
 
 from ..extensions import db_session
 from ..jobs.dispatch import job_queue
-from ..schemas.configs import AssignIn, ConfigOut
+from ..schemas.configs import AssignIn, AutoRenewalIn, ConfigOut
 from ..schemas.payments import PaymentCreatedOut
 from ..schemas.renewals import ExtraDataIn, ExtraDataQuery, ExtraDataQuoteOut, RenewalQuery, RenewalQuoteOut, RenewIn
 from ..security import current_principal, require
+from ..services import auto_renewal as auto_renewal_service
 from ..services import configs as config_service
 from ..services import payments as payment_service
 from ..services import renewals as renewal_service
@@ -169,3 +170,28 @@ def buy_extra_data(config_id: int, data: dict):
         db_session(), current_principal(), settings(), config_id, "extra_data", data, job_queue().enqueue_node_sync
     )
     return view, 201 if created else 200
+
+
+@bp.put("/configs/<int:config_id>/auto-renewal")
+@require("bot", "admin")
+@bp.input(AutoRenewalIn, arg_name="data")
+@bp.output(ConfigOut, description="The config, with auto_renew and auto_renew_plan_id")
+@bp.doc(
+    summary="Opt a paid config in or out of auto-renewal from the customer's balance",
+    description="Opted in, the sweep renews the config AUTO_RENEW_HOURS_BEFORE its expiry exactly as "
+    "POST /users/{id}/wallet/purchases with extends_config_id would (the same config, id, UUID and links), "
+    "once per period, and the customer is told (notification auto_renewed). When the balance does not cover "
+    "the plan, or the renewal is refused for another reason, nothing is charged and the customer is told once "
+    "per period (auto_renew_failed, with the reason and the amount missing); the sweep tries again until the "
+    "config expires. Opting out always works.",
+    security=BEARER,
+    responses={
+        403: "Opting in for a banned user (user_banned)",
+        404: _EXTENSION_404,
+        409: "Opting in a config that cannot be renewed (config_not_renewable: a trial, a temporary config, "
+        "revoked, suspended by an admin, or expired), or with a plan that is not sold (plan_not_for_sale) or may "
+        "not follow the config's (plan_not_allowed)",
+    },
+)
+def set_auto_renewal(config_id: int, data: dict):
+    return auto_renewal_service.set_auto_renewal(db_session(), current_principal(), config_id, data)

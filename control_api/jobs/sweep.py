@@ -141,12 +141,7 @@ def run_sweep(
         queue.reap_abandoned()
         with context.session_factory() as session:
             # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
-            run_lifecycle(
-                session,
-                queue.enqueue_node_sync,
-                warning_days=settings.expiry_warning_days,
-                referral_percent=settings.referral_percent,
-            )
+            run_lifecycle(session, queue.enqueue_node_sync, settings=settings)
             if post_daily_report(session, settings, utcnow()):
                 session.commit()
             fleet_check(session, queue, context.policy)

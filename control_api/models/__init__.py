@@ -1,6 +1,7 @@
 """Typed SQLAlchemy 2 models, one module per aggregate; importing this registers them all."""
 
 from .audit import ACTOR_TYPES, AuditLog
+from .auto_renewal import AUTO_RENEWAL_OUTCOMES, AutoRenewal
 from .base import Base, columns_of, utcnow
 from .node import (
     CORES,
@@ -36,6 +37,7 @@ from .wallet import CREDIT_REASONS, DEBIT_REASONS, WALLET_REASONS, WalletEntry
 __all__ = [
     "ACTOR_TYPES",
     "AUDIENCES",
+    "AUTO_RENEWAL_OUTCOMES",
     "CONFIG_KINDS",
     "CONFIG_STATUSES",
     "CORES",
@@ -59,6 +61,7 @@ __all__ = [
     "WALLET_REASONS",
     "Admin",
     "AuditLog",
+    "AutoRenewal",
     "Base",
     "BotClient",
     "Node",

@@ -26,6 +26,8 @@ NOTIFICATION_KINDS = (
     "data_added",
     "referral_credited",
     "daily_report",
+    "auto_renewed",
+    "auto_renew_failed",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, UTCDateTime, enum_check, utcnow
@@ -69,6 +69,10 @@ class UserConfig(Base):
     migration_grace_seconds: Mapped[int | None] = mapped_column(Integer)
     migration_live_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Auto-renewal (services/auto_renewal.py), opted into by the customer: the sweep renews the config from
+    # the balance before it expires, with auto_renew_plan_id, or its plan at the time when that is NULL.
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    auto_renew_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
 
     @property
     def link_node_id(self) -> int | None:

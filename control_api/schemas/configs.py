@@ -4,7 +4,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..models import PROTOCOLS
-from .common import OneOfSchema, db_integer
+from .common import OneOfSchema, StrictBoolean, db_integer
 
 
 class NewConfigIn(Schema):
@@ -76,6 +76,16 @@ class ConfigOut(Schema):
     migration = fields.Nested(
         MigrationOut, allow_none=True, metadata={"description": "Set while the config moves to another node."}
     )
+    auto_renew = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Renewed from the customer's balance AUTO_RENEW_HOURS_BEFORE its expiry "
+            "(PUT /configs/{id}/auto-renewal)."
+        },
+    )
+    auto_renew_plan_id = fields.Integer(
+        allow_none=True, metadata={"description": "The plan auto-renewal renews with; None: the config's plan."}
+    )
 
 
 class ConfigList(Schema):
@@ -84,3 +94,20 @@ class ConfigList(Schema):
 
 class TrialIn(Schema):
     protocol = fields.String(load_default="vless", validate=OneOf(PROTOCOLS))
+
+
+class AutoRenewalIn(Schema):
+    user_id = db_integer(
+        1, required=True, metadata={"description": "The customer whose config it is (another customer's is a 404)."}
+    )
+    enabled = StrictBoolean(required=True, metadata={"description": "Opt in (true) or out (false)."})
+    plan_id = db_integer(
+        1,
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The plan to renew with: one on sale that may follow the config's (as for "
+            "POST /configs/{id}/renew). Absent or null: the config's plan at each renewal. Ignored when "
+            "enabled is false (opting out forgets it)."
+        },
+    )

@@ -1,6 +1,6 @@
-"""The sales sweep: place configs that wait for a server, auto-accept overdue payments, expire
-configs, enforce quotas, warn users (a paid config EXPIRY_WARNING_DAYS before its expiry, once per
-threshold and period).
+"""The sales sweep: place configs that wait for a server, auto-accept overdue payments, renew opted-in
+configs from the balance (auto_renewal.py), expire configs, enforce quotas, warn users (a paid config
+EXPIRY_WARNING_DAYS before its expiry, once per threshold and period).
 
 Run by the 5-minute cron job (control_api.jobs.sweep.run_sweep) under its lock, before the node
 reconciliation. NOW is a parameter so tests can move the clock. Every status change bumps the
@@ -22,7 +22,7 @@ from ..actors import SYSTEM
 from ..config import Settings
 from ..errors import Conflict
 from ..models import Payment, Plan, User, UserConfig, utcnow
-from . import audit, notifications, payments
+from . import audit, auto_renewal, notifications, payments
 from .configs import share_links
 from .placement import place_or_none
 from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -39,16 +39,31 @@ def run_lifecycle(
     now: datetime | None = None,
     warning_days: Sequence[int] | None = None,
     *,
-    referral_percent: int,
+    referral_percent: int | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, int]:
-    """One sweep of the sales rules at NOW. WARNING_DAYS are the expiry warnings' thresholds
-    (EXPIRY_WARNING_DAYS; the setting's default when None); REFERRAL_PERCENT is the setting an
-    auto-accepted first purchase credits the customer's referrer with (payments.approve)."""
+    """One sweep of the sales rules at NOW.
+
+    SETTINGS (the cron's) give the rest when not passed: WARNING_DAYS, the expiry warnings' thresholds
+    (EXPIRY_WARNING_DAYS), and REFERRAL_PERCENT, what an auto-accepted first purchase credits the
+    customer's referrer with (payments.approve); one of SETTINGS or REFERRAL_PERCENT is required. SETTINGS
+    also turn on auto-renewal (AUTO_RENEW_HOURS_BEFORE), which runs before the expiry step, so a config
+    due now is renewed, not expired."""
     now = now or utcnow()
-    warning_days = Settings.expiry_warning_days if warning_days is None else warning_days
+    if referral_percent is None:
+        if settings is None:
+            raise TypeError("run_lifecycle needs settings or referral_percent")
+        referral_percent = settings.referral_percent
+    if warning_days is None:
+        warning_days = (settings or Settings).expiry_warning_days
+    placed = _place_waiting(session, dispatch)
+    auto_accepted = _auto_accept(session, dispatch, now, referral_percent)
+    renewed, refused = auto_renewal.renew_due(session, settings, dispatch, now) if settings else (0, 0)
     summary = {
-        "placed": _place_waiting(session, dispatch),
-        "auto_accepted": _auto_accept(session, dispatch, now, referral_percent),
+        "placed": placed,
+        "auto_accepted": auto_accepted,
+        "auto_renewed": renewed,
+        "auto_renew_failed": refused,
         "expired": _expire(session, dispatch, now),
         "quota_suspended": _enforce_quotas(session, dispatch),
         "expiring_warned": _warn_expiring(session, now, warning_days),

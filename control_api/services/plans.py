@@ -92,7 +92,7 @@ def update_plan(session: Session, actor: Principal, plan_id: int, changes: dict[
 def delete_plan(session: Session, actor: Principal, plan_id: int) -> None:
     plan = get_or_404(session, Plan, plan_id, "Plan")
     in_use = session.scalar(select(exists().where(Payment.plan_id == plan_id))) or session.scalar(
-        select(exists().where(UserConfig.plan_id == plan_id))
+        select(exists().where(or_(UserConfig.plan_id == plan_id, UserConfig.auto_renew_plan_id == plan_id)))
     )
     if in_use:
         raise Conflict(

@@ -11,6 +11,7 @@ user and never overdraw. Rows are only ever added; a correction is another row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from ..actors import Principal
 from ..config import Settings
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from ..models import Payment, Plan, User, WalletEntry, columns_of, utcnow
+from ..models import Payment, Plan, User, UserConfig, WalletEntry, columns_of, utcnow
 from . import audit, referrals, renewals
 from .bans import ensure_not_banned
 from .configs import config_view, new_config
@@ -186,47 +187,73 @@ def buy(
     return extend_from_balance(session, actor, settings, user_id, data, dispatch)
 
 
+@dataclass(frozen=True)
+class Extension:
+    """What an extension from the balance did: the config, the debit, the balance after it, the nodes to sync."""
+
+    config: UserConfig
+    plan: Plan | None
+    entry: WalletEntry
+    balance_cents: int
+    touched: list[int]
+
+
 def extend_from_balance(
     session: Session, actor: Principal, settings: Settings, user_id: int, data: dict[str, Any], dispatch: Dispatch
 ) -> dict[str, Any]:
-    """Renew (plan_id) or add data (data_mb) to one of the user's paid configs with the balance, at once.
-
-    The same rules as a proof's order (renewals.py: the customer's own renewable config, an allowed plan,
-    nothing else in review for it), the same single transaction as pay_from_balance: the user's lock, the
-    balance check, the extension in place and the debit (ledger reason renewal or extra_data) commit
-    together. No review, so no temporary extension and no notification: the caller has the answer.
-    """
-    now = utcnow()
+    """Renew (plan_id) or add data (data_mb) to one of the user's paid configs with the balance, at once
+    (extend_in_place), committed; a refusal rolls back and raises. No review, so no temporary extension
+    and no notification: the caller has the answer."""
     purpose = "renewal" if data.get("plan_id") is not None else "extra_data"
     order = {"purpose": purpose, "extends_config_id": data["extends_config_id"], "plan_id": data.get("plan_id")}
     order["extra_data_mb"] = data.get("data_mb")
     try:
-        user = lock_user(session, user_id)
-        ensure_not_banned(user)
-        config, plan, price = renewals.check_order(session, settings, user, order, now)
-        available = ensure_covers(session, user.id, price)
-        if plan is not None:
-            terms = renewals.renewal_terms(config, plan, now, now, None)
-            touched = renewals.renew_in_place(session, config, plan, terms)
-        else:
-            touched = renewals.add_data(session, config, order["extra_data_mb"])
-        entry = book(session, actor, user.id, -price, purpose, config_id=config.id)
-        audit.record(
-            session,
-            actor,
-            f"wallet.{purpose}",
-            user_id=user.id,
-            config_id=config.id,
-            plan_id=order["plan_id"],
-            extra_data_mb=order["extra_data_mb"],
-            entry_id=entry.id,
-            amount_cents=-price,
-        )
+        done = extend_in_place(session, actor, settings, user_id, order, utcnow())
     except DomainError:
         session.rollback()
         raise
-    commit_and_dispatch(session, touched, dispatch)
-    return {"config": config_view(session, config), "entry": entry_view(entry), "balance_cents": available - price}
+    commit_and_dispatch(session, done.touched, dispatch)
+    return {
+        "config": config_view(session, done.config),
+        "entry": entry_view(done.entry),
+        "balance_cents": done.balance_cents,
+    }
+
+
+def extend_in_place(
+    session: Session, actor: Principal, settings: Settings, user_id: int, order: dict[str, Any], now: datetime
+) -> Extension:
+    """The one way a balance pays for a renewal or extra data (ORDER as renewals.check_order takes it), in
+    the caller's transaction, which the caller commits (the API at once; the sweep's auto-renewal with its
+    attempt row).
+
+    The same rules as a proof's order (renewals.py: the customer's own renewable config, an allowed plan,
+    nothing else in review for it) and the same guard as pay_from_balance: the user's lock, then the
+    balance check, the extension in place and the debit (ledger reason renewal or extra_data) and its audit
+    row. Every refusal is raised before anything is written.
+    """
+    user = lock_user(session, user_id)
+    ensure_not_banned(user)
+    config, plan, price = renewals.check_order(session, settings, user, order, now)
+    available = ensure_covers(session, user.id, price)
+    if plan is not None:
+        terms = renewals.renewal_terms(config, plan, now, now, None)
+        touched = renewals.renew_in_place(session, config, plan, terms)
+    else:
+        touched = renewals.add_data(session, config, order["extra_data_mb"])
+    entry = book(session, actor, user.id, -price, order["purpose"], config_id=config.id)
+    audit.record(
+        session,
+        actor,
+        f"wallet.{order['purpose']}",
+        user_id=user.id,
+        config_id=config.id,
+        plan_id=order["plan_id"],
+        extra_data_mb=order["extra_data_mb"],
+        entry_id=entry.id,
+        amount_cents=-price,
+    )
+    return Extension(config, plan, entry, available - price, touched)
 
 
 def adjust(session: Session, actor: Principal, user_id: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/configs/<int:config_id>/renew"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>/extra-data"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/configs/<int:config_id>/extra-data"): frozenset({"admin", "bot"}),
+    ("PUT", "/api/v1/configs/<int:config_id>/auto-renewal"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/nodes/<int:node_id>/provision"): frozenset({"admin"}),
     ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/subscription/rotate"): frozenset({"admin", "bot"}),
@@ -318,6 +319,8 @@ PATH_ID_OVERRIDES = {
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
     "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/qr.png": {"config_id": "linked_config_id"},
+    # The buyer's paid config: opting in needs one that can be renewed.
+    "/api/v1/configs/<int:config_id>/auto-renewal": {"config_id": "pending_config_id"},
     # The buyer's paid configs (call() gives each caller its own).
     **{
         f"/api/v1/configs/<int:config_id>/{action}": {"config_id": "pending_config_id"}
@@ -392,6 +395,8 @@ def test_matrix(world, path_ids, method, rule):
                     "evidence_file_id": f"proof-{caller}-{next(UNIQUE)}",
                     "evidence_unique_id": f"unique-{caller}-{next(UNIQUE)}",
                 }
+        if rule.endswith("/auto-renewal"):
+            body = {"user_id": path_ids["buyer_id"], "enabled": True}
         if rule.endswith("/trial"):
             target = re.sub(r"/users/[0-9]+/", f"/users/{path_ids[f'trial_user_{caller}']}/", path)
         return client.open(target, method=method, json=body, headers=headers)

@@ -311,3 +311,67 @@ def test_the_referral_schema_keeps_one_referral_per_customer_decided_once(scratc
         assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 4
     migrate.upgrade(scratch_engine)
     assert "referrals" in user_tables(scratch_engine)
+
+
+def test_the_auto_renewal_schema_records_one_attempt_per_config_and_period(scratch_engine):
+    """0011: every existing config is opted out and keeps its rows (user_configs, which payments and ledger rows
+    reference, is rebuilt on SQLite); an attempt is unique per config and period, a failure names its reason and
+    a renewal none; a config's auto-renewal plan is a plan. Down to 0008 and the opt-ins and attempts go."""
+    migrate.upgrade(scratch_engine, "0008")
+    rows = [
+        "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+        " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)",
+        "INSERT INTO plans (id, name, location_tag, duration_days, max_devices, data_limit_mb, is_constant_ip,"
+        " price_cents, is_active, created_at) VALUES (1, 'p', 'x', 1, 1, 1, false, 5, true, CURRENT_TIMESTAMP)",
+        "INSERT INTO user_configs (id, user_id, plan_id, uuid, alter_id, protocol, status, kind, created_at)"
+        " VALUES (1, 1, 1, 'u', 0, 'vless', 'active', 'full', CURRENT_TIMESTAMP)",
+        "INSERT INTO wallet_entries (id, user_id, amount_cents, reason, actor_type, actor_name, config_id, created_at)"
+        " VALUES (1, 1, -5, 'renewal', 'system', 'system', 1, CURRENT_TIMESTAMP)",
+    ]
+    with scratch_engine.begin() as connection:
+        for statement in rows:
+            connection.execute(text(statement))
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        assert connection.execute(text("SELECT auto_renew, auto_renew_plan_id FROM user_configs")).one() == (
+            False,
+            None,
+        )
+        assert connection.execute(text("SELECT config_id FROM wallet_entries")).scalar() == 1
+        connection.execute(text("UPDATE user_configs SET auto_renew = true, auto_renew_plan_id = 1"))
+    insert = (
+        "INSERT INTO auto_renewals (config_id, period_expires_at, outcome, reason, entry_id, attempts, created_at,"
+        " updated_at) VALUES (1, :period, :outcome, :reason, :entry, :attempts, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    first, second = "2026-12-08 00:00:00+00:00", "2027-01-07 00:00:00+00:00"
+    renewed = {"period": first, "outcome": "renewed", "reason": None, "entry": 1, "attempts": 1}
+    failed = {"period": second, "outcome": "failed", "reason": "insufficient_balance", "entry": None, "attempts": 3}
+    with scratch_engine.begin() as connection:
+        connection.execute(text(insert), renewed)
+        connection.execute(text(insert), failed)
+    refused = [
+        {**renewed, "outcome": "failed"},  # the same period twice
+        {**renewed, "period": "2027-02-06 00:00:00+00:00", "reason": "insufficient_balance"},  # renewed, with a reason
+        {**failed, "period": "2027-03-08 00:00:00+00:00", "reason": None},  # a failure without one
+        {**failed, "period": "2027-04-07 00:00:00+00:00", "outcome": "skipped"},
+        {**failed, "period": "2027-05-07 00:00:00+00:00", "attempts": 0},
+    ]
+    for values in refused:
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(insert), values)
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text("UPDATE user_configs SET auto_renew_plan_id = 99"))
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO notifications (user_id, audience, kind, dedupe_key, payload, created_at)"
+                " VALUES (1, 'user', 'auto_renew_failed', 'k', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate.downgrade(scratch_engine, "0008")
+    assert "auto_renewals" not in user_tables(scratch_engine)
+    assert "auto_renew" not in {column["name"] for column in inspect(scratch_engine).get_columns("user_configs")}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM notifications")).scalar() == 0
+        assert connection.execute(text("SELECT id, config_id FROM wallet_entries")).all() == [(1, 1)]
+        assert connection.execute(text("SELECT count(*) FROM user_configs")).scalar() == 1

@@ -115,6 +115,11 @@ BUSINESS_RULES = {
         f"{EXTENDABLE} plan_not_for_sale plan_not_allowed {PROOF} amount_mismatch",
         f"{EXTENDABLE_WHY}; a plan on sale; {PROOF_WHY}; the amount must equal the plan's stored price",
     ),
+    "PUT /api/v1/configs/{config_id}/auto-renewal": rule(
+        (409,),
+        "config_not_renewable plan_not_for_sale plan_not_allowed",
+        "opting in needs a paid config that can be renewed and has not expired, and a plan on sale that may follow it",
+    ),
     "GET /api/v1/configs/{config_id}/extra-data": rule((409,), EXTENDABLE, EXTENDABLE_WHY),
     "POST /api/v1/configs/{config_id}/extra-data": rule(
         (409, 422),

@@ -449,3 +449,34 @@ def test_referral_codes_and_the_invite_view_agree_with_the_server(client, princi
         view = client.get(f"/api/v1/users/{user_id}/referral", headers=bot).json
         assert verdict(spec, referral_out, view), view
     assert client.get(f"/api/v1/users/{friend}/referral", headers=bot).json["referred_by_user_id"] == referrer
+
+
+def test_auto_renewal_rules_agree_with_the_server(client, principals, spec):
+    """An opt-in or opt-out names the customer and says true or false (nothing else is a boolean), with an
+    optional plan; its refusals of valid data are documented; every config view says whether it is opted in."""
+    put = operation(spec, "PUT", "/api/v1/configs/{config_id}/auto-renewal")
+    assert all(code in put["responses"]["409"]["description"] for code in ("config_not_renewable", "plan_not_allowed"))
+    assert "plan_not_for_sale" in put["responses"]["409"]["description"]
+    assert "user_banned" in put["responses"]["403"]["description"]
+    config_out = spec["components"]["schemas"]["ConfigOut"]
+    assert "auto_renew" in config_out["required"] and "auto_renew_plan_id" in config_out["properties"]
+
+    admin = principals.admin.headers
+    plan_id = plan(client, admin).json["id"]
+    user = client.put("/api/v1/users/telegram/5010", json={}, headers=admin).json["id"]
+    auto_renewal_in = component(spec, "AutoRenewalIn")
+    bodies = {
+        "opt in": ({"user_id": user, "enabled": True}, True),
+        "opt in with a plan": ({"user_id": user, "enabled": True, "plan_id": plan_id}, True),
+        "opt out with no plan": ({"user_id": user, "enabled": False, "plan_id": None}, True),
+        "no customer": ({"enabled": True}, False),
+        "no choice": ({"user_id": user}, False),
+        "a string for a boolean": ({"user_id": user, "enabled": "true"}, False),
+        "a number for a boolean": ({"user_id": user, "enabled": 1}, False),
+        "plan 0": ({"user_id": user, "enabled": True, "plan_id": 0}, False),
+    }
+    for label, (body, valid) in bodies.items():
+        assert verdict(spec, auto_renewal_in, body) is valid, label
+        response = client.put("/api/v1/configs/999999/auto-renewal", json=body, headers=admin)
+        # Valid bodies meet a business rule here (no such config); invalid ones the schema.
+        assert response.status_code == (404 if valid else 422), (label, response.status_code, response.json)
