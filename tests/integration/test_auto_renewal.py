@@ -402,9 +402,10 @@ def test_who_may_opt_in_what(app, client, principals, shop):
     theirs = paid_config(client, principals, shop, user_id=shop.second_user_id)
     trial = client.post(f"/api/v1/users/{shop.user_id}/trial", json={}, headers=principals.bot.headers).json
     expired = paid_config(client, principals, shop)
+    created_at = stored(app, expired["id"]).created_at  # its own app context, not inside this one
     with app.app_context():
         session = db(app)
-        session.get(UserConfig, expired["id"]).expires_at = stored(app, expired["id"]).created_at
+        session.get(UserConfig, expired["id"]).expires_at = created_at
         session.commit()
     sweep(app, stored(app, expired["id"]).expires_at + timedelta(seconds=1))
     assert stored(app, expired["id"]).status == "expired"

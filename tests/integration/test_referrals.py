@@ -310,8 +310,10 @@ def test_the_sweeps_auto_acceptance_and_a_balance_purchase_credit_too(app, clien
         summary = run_lifecycle(db(app), lambda _node_id: None, now=utcnow() + timedelta(days=4), referral_percent=10)
     assert summary["auto_accepted"] == 1
     assert referral_of(app, by_sweep).payment_id == payment
+    # referral_of opens an app context of its own: outside this one, whose session its teardown would close.
+    entry_id = referral_of(app, by_sweep).entry_id
     with app.app_context():
-        entry = db(app).get(WalletEntry, referral_of(app, by_sweep).entry_id)
+        entry = db(app).get(WalletEntry, entry_id)
         assert (entry.actor_type, entry.amount_cents) == ("system", 150)
 
     from_balance = customer(client, principals, referral_code=shop.code)
