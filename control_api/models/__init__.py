@@ -2,6 +2,7 @@
 
 from .audit import ACTOR_TYPES, AuditLog
 from .base import Base, columns_of, utcnow
+from .discount import DiscountCode, DiscountRedemption
 from .node import (
     CORES,
     NODE_HEALTH,
@@ -59,6 +60,8 @@ __all__ = [
     "AuditLog",
     "Base",
     "BotClient",
+    "DiscountCode",
+    "DiscountRedemption",
     "Node",
     "NodeMetric",
     "Notification",
