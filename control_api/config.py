@@ -113,6 +113,11 @@ class Settings:
     max_pending_payments_per_user: int = 1
     # The price of extra data for a paid config's current period (services/renewals.py), per GB (1024 MB).
     extra_data_price_cents_per_gb: int = 100
+    # Discount codes (services/discounts.py): refused codes (unknown, expired, used up...) counted per customer
+    # and per caller (a bot token): past either limit, codes are refused with 429 until the window ends, so a
+    # leaked bot token cannot try codes cheaply.
+    discount_code_failures_per_user: tuple[int, int] = (5, 600)
+    discount_code_failures_per_caller: tuple[int, int] = (100, 600)
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
     # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
@@ -172,6 +177,12 @@ class Settings:
             auto_accept_days=_parse_int(env, "AUTO_ACCEPT_DAYS", 3, minimum=1),
             max_pending_payments_per_user=_parse_int(env, "MAX_PENDING_PAYMENTS_PER_USER", 1, minimum=1),
             extra_data_price_cents_per_gb=_parse_int(env, "EXTRA_DATA_PRICE_CENTS_PER_GB", 100, minimum=1),
+            discount_code_failures_per_user=_parse_rate(
+                env.get("DISCOUNT_CODE_FAILURES_PER_USER", "5/600"), "DISCOUNT_CODE_FAILURES_PER_USER"
+            ),
+            discount_code_failures_per_caller=_parse_rate(
+                env.get("DISCOUNT_CODE_FAILURES_PER_CALLER", "100/600"), "DISCOUNT_CODE_FAILURES_PER_CALLER"
+            ),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
             health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
             health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),

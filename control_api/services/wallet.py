@@ -5,7 +5,10 @@ is single-shot and wallet_entries.payment_id is unique) or an admin's credit; it
 purchase from the balance (a new config, or a renewal or extra data for one, renewals.py) or an admin's
 debit. Every debit locks the user first (lock_user), reads the
 balance and refuses to go below zero in the same transaction, so concurrent purchases queue on the
-user and never overdraw. Rows are only ever added; a correction is another row.
+user and never overdraw. Rows are only ever added; a correction is another row. A purchase or renewal
+from the balance may name a discount code (discounts.py): the discounted price is debited and the use
+recorded in the same transaction; a code that makes it free is refused here (nobody reviews a balance
+purchase; a free order goes to an admin as a payment).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from sqlalchemy.orm import Session
 from ..actors import Principal
 from ..config import Settings
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from ..kvstore import KeyValueStore
 from ..models import Payment, Plan, User, WalletEntry, columns_of, utcnow
-from . import audit, renewals
+from . import audit, discounts, renewals
 from .bans import ensure_not_banned
 from .configs import config_view, new_config
 from .lookup import get_or_404
@@ -101,12 +105,14 @@ def ensure_covers(session: Session, user_id: int, amount_cents: int) -> int:
 def pay_from_balance(
     session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch
 ) -> dict[str, Any]:
-    """Buy DATA's plan with the balance: debit its price and create the full config at once, no review.
+    """Buy DATA's plan with the balance: debit its price (less DATA's discount code) and create the full
+    config at once, no review.
 
-    One transaction: the user's lock, the balance check, placement and the config (the same new_config,
-    bump and sync as an approved payment), the debit and the audit row commit together, so a placement
-    that fails (no node has room) debits nothing, and of concurrent purchases only those the balance
-    covers succeed. Returns the config's view, the ledger row and the balance after it.
+    One transaction: the user's lock, the code's lock and use, the balance check, placement and the config
+    (the same new_config, bump and sync as an approved payment), the debit and the audit row commit
+    together, so a placement that fails (no node has room) debits nothing and uses no code, and of
+    concurrent purchases only those the balance covers succeed. Returns the config's view, the ledger row,
+    the balance after it and the code used.
     """
     try:
         user = lock_user(session, user_id)
@@ -114,12 +120,16 @@ def pay_from_balance(
         plan = get_or_404(session, Plan, data["plan_id"], "Plan")
         if not plan.is_active:
             raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
-        available = ensure_covers(session, user.id, plan.price_cents)
+        discount = discounts.claim(session, data.get("discount_code"), user.id, plan, utcnow())
+        discounts.ensure_reviewed_if_free(discount)
+        price = discounts.to_pay(plan.price_cents, discount)
+        available = ensure_covers(session, user.id, price)
         node = place(session, plan)
         config = new_config(
             session, user, node, "full", plan.data_limit_mb, plan.duration_days, plan=plan, protocol=data["protocol"]
         )
-        entry = book(session, actor, user.id, -plan.price_cents, "purchase", config_id=config.id)
+        entry = book(session, actor, user.id, -price, "purchase", config_id=config.id)
+        facts = _redeem(session, discount, user.id, entry)
         touched = bump(session, [node.id])
         audit.record(
             session,
@@ -129,7 +139,8 @@ def pay_from_balance(
             plan_id=plan.id,
             config_id=config.id,
             entry_id=entry.id,
-            amount_cents=-plan.price_cents,
+            amount_cents=-price,
+            **facts,
         )
     except DomainError:
         session.rollback()  # release the user's lock now; nothing was written
@@ -138,18 +149,35 @@ def pay_from_balance(
     return {
         "config": config_view(session, config, node),
         "entry": entry_view(entry),
-        "balance_cents": available - plan.price_cents,
+        "balance_cents": available - price,
+        "discount": discounts.applied_views(session, entry_id=entry.id).get(entry.id),
     }
 
 
+def _redeem(session: Session, discount: discounts.Discount | None, user_id: int, entry: WalletEntry) -> dict[str, Any]:
+    """Record a balance purchase's code use (on its ledger row); the audit row's facts about it."""
+    if discount is None:
+        return {}
+    discounts.redeem(session, discount, user_id, wallet_entry_id=entry.id)
+    return {"discount_code": discount.code.code, "amount_off_cents": discount.amount_off_cents}
+
+
 def buy(
-    session: Session, actor: Principal, settings: Settings, user_id: int, data: dict[str, Any], dispatch: Dispatch
+    session: Session,
+    actor: Principal,
+    settings: Settings,
+    user_id: int,
+    data: dict[str, Any],
+    dispatch: Dispatch,
+    store: KeyValueStore | None = None,
 ) -> dict[str, Any]:
     """A purchase from the balance: a new config of DATA's plan, or, with extends_config_id, another period
-    (with plan_id) or more data (with data_mb) for one of the user's paid configs, in place."""
-    if data.get("extends_config_id") is None:
-        return pay_from_balance(session, actor, user_id, data, dispatch)
-    return extend_from_balance(session, actor, settings, user_id, data, dispatch)
+    (with plan_id) or more data (with data_mb) for one of the user's paid configs, in place. STORE counts
+    refused discount codes (discounts.attempts)."""
+    with discounts.attempts(store, settings, actor, user_id, data.get("discount_code")):
+        if data.get("extends_config_id") is None:
+            return pay_from_balance(session, actor, user_id, data, dispatch)
+        return extend_from_balance(session, actor, settings, user_id, data, dispatch)
 
 
 def extend_from_balance(
@@ -165,11 +193,12 @@ def extend_from_balance(
     now = utcnow()
     purpose = "renewal" if data.get("plan_id") is not None else "extra_data"
     order = {"purpose": purpose, "extends_config_id": data["extends_config_id"], "plan_id": data.get("plan_id")}
-    order["extra_data_mb"] = data.get("data_mb")
+    order.update(extra_data_mb=data.get("data_mb"), discount_code=data.get("discount_code"))
     try:
         user = lock_user(session, user_id)
         ensure_not_banned(user)
-        config, plan, price = renewals.check_order(session, settings, user, order, now)
+        config, plan, price, discount = renewals.check_order(session, settings, user, order, now)
+        discounts.ensure_reviewed_if_free(discount)
         available = ensure_covers(session, user.id, price)
         if plan is not None:
             terms = renewals.renewal_terms(config, plan, now, now, None)
@@ -177,6 +206,7 @@ def extend_from_balance(
         else:
             touched = renewals.add_data(session, config, order["extra_data_mb"])
         entry = book(session, actor, user.id, -price, purpose, config_id=config.id)
+        facts = _redeem(session, discount, user.id, entry)
         audit.record(
             session,
             actor,
@@ -187,12 +217,18 @@ def extend_from_balance(
             extra_data_mb=order["extra_data_mb"],
             entry_id=entry.id,
             amount_cents=-price,
+            **facts,
         )
     except DomainError:
         session.rollback()
         raise
     commit_and_dispatch(session, touched, dispatch)
-    return {"config": config_view(session, config), "entry": entry_view(entry), "balance_cents": available - price}
+    return {
+        "config": config_view(session, config),
+        "entry": entry_view(entry),
+        "balance_cents": available - price,
+        "discount": discounts.applied_views(session, entry_id=entry.id).get(entry.id),
+    }
 
 
 def adjust(session: Session, actor: Principal, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
