@@ -28,7 +28,25 @@ MESSAGES: dict[str, str] = {
     "dev_option": "{count} کاربره",
     "type_hint": "یکی از دکمه‌ها را بزنید (یا عدد را بنویسید).",
     "summary": "<b>سفارش شما</b>\nپلن: {name}\nنوع: {category}\nمکان: {location}\nمدت: {days} روز\n"
-    "حجم: {data}\nتعداد دستگاه: {devices}\n<b>قیمت: {price}</b>\n\nتأیید می‌کنید؟",
+    "حجم: {data}\nتعداد دستگاه: {devices}\n<b>قیمت: {price}</b>{raw}\n\nتأیید می‌کنید؟",
+    "summary_code": "\n🏷 کد <b>{code}</b>: {off} تخفیف\n<b>مبلغ قابل پرداخت: {amount}</b>",
+    "have_code": "🏷 کد تخفیف دارم",
+    "ask_code": "🏷 کد تخفیف خود را در یک پیام بفرستید.",
+    "no_code": "ادامه بدون کد",
+    "code_refused": "⚠️ {reason} کد دیگری بفرستید یا بدون کد ادامه دهید.",
+    "code_reason_discount_unknown": "این کد معتبر نیست.",
+    "code_reason_discount_expired": "مهلت این کد تمام شده است.",
+    "code_reason_discount_not_for_this_plan": "این کد برای این پلن نیست.",
+    "code_reason_discount_already_used_by_you": "شما قبلاً از این کد استفاده کرده‌اید.",
+    "code_reason_discount_used_up": "ظرفیت استفاده از این کد تمام شده است.",
+    "code_rate_limited": "⏳ تعداد کدهای امتحان‌شده زیاد بود. لطفاً {minutes} دقیقه صبر کنید یا بدون کد ادامه دهید.",
+    "code_refused_at_payment": "⚠️ کد تخفیف شما قابل استفاده نبود: {reason}\n\nرسید شما برای مدیران فرستاده شد؛ "
+    "همین‌جا با شما تماس می‌گیرند.",
+    "code_refused_free": "⚠️ کد تخفیف شما قابل استفاده نبود: {reason} مبلغی کسر نشد. لطفاً با 🛒 خرید دوباره شروع کنید.",
+    "code_busy_proof": "⏳ در حال حاضر بررسی کدهای تخفیف ممکن نیست. لطفاً {minutes} دقیقهٔ دیگر همان رسید را دوباره "
+    "بفرستید؛ دو بار پرداخت نخواهید کرد.",
+    "free_order_received": "🎁 سفارش <b>#{id}</b> با کد شما رایگان است و منتظر تأیید مدیر است.\n\nتا آن موقع این "
+    "کانفیگ <b>موقت</b> را دارید: {percent}٪ حجم، به مدت {days} روز. پس از تأیید، همین لینک پلن کامل را می‌گیرد.",
     "confirm": "✅ تأیید",
     "cancel": "✖️ انصراف",
     "ask_proof": "لطفاً مبلغ <b>{price}</b> را پرداخت کنید.\n\nسپس رسید را به صورت <b>عکس</b> یا "
@@ -99,6 +117,10 @@ MESSAGES: dict[str, str] = {
     "admin_proof_caption": "رسید پرداخت #{id}",
     "notify_wallet_credited": "💰 شارژ کیف پول <b>#{payment_id}</b> تأیید شد: {amount} به موجودی شما اضافه شد.",
     "admin_topup": "شارژ کیف پول",
+    "admin_discount": "🏷 کد تخفیف {code}: {off} تخفیف (قیمت {price})",
+    "admin_free_order": "🎁 رایگان با کد تخفیف: رسیدی ندارد و هرگز خودکار تأیید نمی‌شود.",
+    "admin_code_refused_receipt": "🧾 رسیدی از {customer} برای سفارشی که کد تخفیف {code} آن هنگام پرداخت رد شد "
+    "({reason}). به مشتری گفته شد که یکی از مدیران با او تماس می‌گیرد.",
     "admin_no_auto_accept": "هرگز (مدیر تصمیم می‌گیرد)",
     "admin_unplaced": "⚠️ هیچ سروری جا نداشت: کانفیگ آن منتظر می‌ماند و وقتی سروری جا داشت برای مشتری فرستاده می‌شود.",
     "admin_extra_receipt": "🧾 رسید دیگری برای پرداخت #{ids} از {customer}",
