@@ -119,7 +119,12 @@ class PaymentOut(Schema):
     status = fields.String(required=True, validate=OneOf(PAYMENT_STATUSES))
     evidence_file_id = fields.String(required=True)
     auto_accept_at = fields.DateTime(
-        required=True, allow_none=True, metadata={"description": "None for a top-up: only an admin approves one."}
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "None for a top-up, or for an order a discount code made free (amount 0): only an admin "
+            "approves those."
+        },
     )
     reviewed_at = fields.DateTime(allow_none=True)
     reviewer = fields.String(allow_none=True, metadata={"description": "Who decided, by name."})
