@@ -23,6 +23,14 @@ class ApiUnavailable(Exception):
     """The API could not be reached, timed out or failed (5xx): the caller should ask the user to retry."""
 
 
+class ApiRateLimited(ApiUnavailable):
+    """429: the API refuses for a while (RETRY_AFTER seconds), e.g. after too many refused discount codes."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ApiClient:
     def __init__(self, base_url: str, client_id: str, client_secret: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -70,7 +78,10 @@ class ApiClient:
 
     @staticmethod
     def _raise(response: requests.Response) -> None:
-        if response.status_code >= 500 or response.status_code == 429:
+        if response.status_code == 429:
+            retry_after = response.headers.get("Retry-After", "")
+            raise ApiRateLimited("HTTP 429", int(retry_after) if retry_after.isdigit() else 60)
+        if response.status_code >= 500:
             raise ApiUnavailable(f"HTTP {response.status_code}")
         try:
             body = response.json()
@@ -134,11 +145,19 @@ class ApiClient:
         return self.json("GET", f"/api/v1/plans/{plan_id}")
 
     def create_payment(
-        self, user_id: int, plan_id: int, amount_cents: int, file_id: str, file_unique_id: str, protocol: str
+        self,
+        user_id: int,
+        plan_id: int,
+        amount_cents: int,
+        file_id: str,
+        file_unique_id: str,
+        protocol: str,
+        discount_code: str | None = None,
     ) -> tuple[dict, bool]:
         """The payment with its temporary config, and whether it is new (False: this proof was sent before).
 
-        FILE_UNIQUE_ID is Telegram's id of the file itself: the API refuses the same receipt for another order."""
+        FILE_UNIQUE_ID is Telegram's id of the file itself: the API refuses the same receipt for another order.
+        With DISCOUNT_CODE, AMOUNT_CENTS is the discounted price (quote_discount says it)."""
         body = {
             "user_id": user_id,
             "plan_id": plan_id,
@@ -147,6 +166,8 @@ class ApiClient:
             "evidence_unique_id": file_unique_id,
             "protocol": protocol,
         }
+        if discount_code is not None:
+            body["discount_code"] = discount_code
         response = self.request("POST", "/api/v1/payments", json=body)
         return response.json(), response.status_code == 201
 
@@ -166,6 +187,12 @@ class ApiClient:
         """Opt the customer's config in (with its own plan) or out of auto-renewal; the config's view."""
         body = {"user_id": user_id, "enabled": enabled}
         return self.json("PUT", f"/api/v1/configs/{config_id}/auto-renewal", json=body)
+
+    def quote_discount(self, user_id: int, plan_id: int, code: str) -> dict:
+        """What CODE makes of the plan's price for the customer (amount_cents: what to pay), or ApiError with the
+        refusal's code (discount_unknown, discount_expired, ...); ApiRateLimited after too many refusals."""
+        body = {"code": code[:64], "plan_id": plan_id, "user_id": user_id}
+        return self.json("POST", "/api/v1/discount-codes/quote", json=body)
 
     def pending_payments(self, limit: int = 20, user_id: int | None = None) -> list[dict]:
         """Payments waiting for review, oldest first: all of them, or USER_ID's."""

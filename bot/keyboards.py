@@ -10,12 +10,12 @@ from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 
 from .i18n import t
 
-# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry> | adm:<ok|no>:<payment id> | howto:<platform> | sup:no
-# | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
+# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry|code|nocode> | adm:<ok|no>:<payment id> | howto:<platform>
+# | sup:no | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
 _ID = r"[1-9][0-9]{0,17}"
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
-    rf"|buy:(?P<action>ok|no|retry)|adm:(?P<verdict>ok|no):(?P<pid>{_ID})"
+    rf"|buy:(?P<action>ok|no|retry|code|nocode)|adm:(?P<verdict>ok|no):(?P<pid>{_ID})"
     rf"|ext:(?P<extend>renew|data):(?P<config>{_ID})|ext:plan:(?P<plan>{_ID})|ext:gb:(?P<gb>[1-9][0-9]{{0,4}})"
     r"|ext:(?P<ext>wallet|proof|back|no|retry)"
     r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no))$"
@@ -73,12 +73,23 @@ def choices(step: str, options: Iterable[tuple[str, str]], language: str, per_ro
     return markup
 
 
-def confirm(language: str) -> InlineKeyboardMarkup:
+def confirm(language: str, offer_code: bool = False) -> InlineKeyboardMarkup:
+    """Confirm / Cancel; with OFFER_CODE, an "I have a discount code" button above them."""
     markup = InlineKeyboardMarkup()
+    if offer_code:
+        markup.row(InlineKeyboardButton(t(language, "have_code"), callback_data="buy:code"))
     markup.row(
         InlineKeyboardButton(t(language, "confirm"), callback_data="buy:ok"),
         InlineKeyboardButton(t(language, "cancel"), callback_data="buy:no"),
     )
+    return markup
+
+
+def code_entry(language: str) -> InlineKeyboardMarkup:
+    """While the bot waits for a discount code: go on without one, or cancel."""
+    markup = InlineKeyboardMarkup()
+    markup.row(InlineKeyboardButton(t(language, "no_code"), callback_data="buy:nocode"))
+    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="buy:no"))
     return markup
 
 

@@ -159,6 +159,11 @@ class Settings:
     # Auto-renewal (services/auto_renewal.py): an opted-in config is renewed from the balance this many hours
     # before it expires (keep it within the shortest plan's duration, or a renewed period is due again at once).
     auto_renew_hours_before: int = 24
+    # Discount codes (services/discounts.py): refused codes (unknown, expired, used up...) counted per customer
+    # and per caller (a bot token): past either limit, codes are refused with 429 until the window ends, so a
+    # leaked bot token cannot try codes cheaply.
+    discount_code_failures_per_user: tuple[int, int] = (5, 600)
+    discount_code_failures_per_caller: tuple[int, int] = (100, 600)
     # The embedded default's own cron: the sweep runs in the API process this often (0: never).
     sweep_interval_seconds: int = 300
     # Node health (services/node_health.py): fleet-wide limits, each overridable per node.
@@ -225,6 +230,12 @@ class Settings:
             referral_percent=_parse_percent(env, "REFERRAL_PERCENT", 10),
             expiry_warning_days=_parse_days(env, "EXPIRY_WARNING_DAYS", (3, 1)),
             auto_renew_hours_before=_parse_int(env, "AUTO_RENEW_HOURS_BEFORE", 24, minimum=1),
+            discount_code_failures_per_user=_parse_rate(
+                env.get("DISCOUNT_CODE_FAILURES_PER_USER", "5/600"), "DISCOUNT_CODE_FAILURES_PER_USER"
+            ),
+            discount_code_failures_per_caller=_parse_rate(
+                env.get("DISCOUNT_CODE_FAILURES_PER_CALLER", "100/600"), "DISCOUNT_CODE_FAILURES_PER_CALLER"
+            ),
             sweep_interval_seconds=_parse_int(env, "SWEEP_INTERVAL_SECONDS", 300),
             health_latency_ms=_parse_int(env, "HEALTH_LATENCY_MS", 200, minimum=1),
             health_cpu_percent=_parse_int(env, "HEALTH_CPU_PERCENT", 85, minimum=1),

@@ -41,6 +41,18 @@ def _payment_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
         if payment.get("auto_accept_at")
         else t(language, "admin_no_auto_accept"),
     )
+    discount = payment.get("discount")
+    if discount:
+        currency = shop.settings.currency
+        text += "\n" + t(
+            language,
+            "admin_discount",
+            code=discount["code"],
+            off=money(discount["amount_off_cents"], currency),
+            price=money(discount["price_cents"], currency),
+        )
+    if is_free_order(payment):
+        text += "\n" + t(language, "admin_free_order")
     config = payment.get("config")  # present right after the payment was recorded
     if config is not None and config.get("node_id") is None:
         text += "\n\n" + t(language, "admin_unplaced")
@@ -57,6 +69,11 @@ def _ordered(payment: dict[str, Any], language: str) -> str:
         data = data_size(payment.get("extra_data_mb"), language)
         return t(language, "admin_extra_data", id=payment.get("extends_config_id"), data=data)
     return plan["name"] if plan else t(language, "admin_topup")
+
+
+def is_free_order(payment: dict[str, Any]) -> bool:
+    """A discount code took the whole price: there is no receipt to show."""
+    return bool(payment.get("discount")) and payment["amount_cents"] == 0
 
 
 def send_file(shop: Shop, chat_id: int, file_id: str, kind: str | None, caption: str) -> int | None:
@@ -82,7 +99,7 @@ def _send_proof(shop: Shop, chat_id: int, payment: dict[str, Any], kind: str | N
 
 
 def show_for_review(shop: Shop, chat_id: int, payment: dict[str, Any], kind: str | None, language: str) -> None:
-    proof_id = _send_proof(shop, chat_id, payment, kind, language)
+    proof_id = None if is_free_order(payment) else _send_proof(shop, chat_id, payment, kind, language)
     extra = {"reply_to_message_id": proof_id} if proof_id else {}
     shop.say(
         chat_id, _payment_text(shop, payment, language), reply_markup=keyboards.review(payment["id"], language), **extra

@@ -8,6 +8,12 @@ with the same payment, so nothing is paid twice. Every refusal after a receipt k
 receipt used by someone else keeps the order at its proof step; a customer over the limit of payments in
 review has it passed to the admins with the payment in review. A payment recorded while no server had room
 (a race) is told as it is: received, its config follows when a server has room (the notifier's config_ready).
+
+At the summary, "I have a discount code" asks for a code and shows what the API's quote makes of the price
+(or the refusal, in the customer's language); the order then goes on with the code and the discounted amount,
+which the API checks again when the payment is recorded. A code the API refuses at that point (its last use
+taken meanwhile) sends the receipt to the admins. An order a code makes free needs no receipt: it is recorded
+at once, with a reference of the bot's own standing in for the proof, and waits for an admin.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +29,10 @@ from telebot.apihelper import ApiException
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
 from .. import keyboards
-from ..api_client import ApiError, ApiUnavailable
+from ..api_client import ApiError, ApiRateLimited, ApiUnavailable
 from ..context import Shop, guarded
 from ..i18n import all_texts, data_size, id_list, money, parse_int, t
-from . import admin, receipts
+from . import admin, checkout, receipts
 
 STEPS = ("cat", "loc", "dur", "cap", "dev")
 FIELD = {"cat": "category", "loc": "location", "dur": "days", "cap": "cap", "dev": "devices"}
@@ -51,16 +58,14 @@ def _plans(shop: Shop, state: dict[str, Any], step: str) -> list[dict]:
     return plans
 
 
-def _location_label(tag: str, language: str) -> str:
-    return t(language, f"loc_{tag}") if tag in ("local", "abroad") else tag
-
-
 def _options(step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
     if step == "cat":
         kinds = sorted({plan["is_constant_ip"] for plan in plans}, reverse=True)
         return [("c" if k else "d", t(language, "cat_constant" if k else "cat_dynamic")) for k in kinds]
     if step == "loc":
-        return [(tag, _location_label(tag, language)) for tag in sorted({plan["location_tag"] for plan in plans})]
+        return [
+            (tag, checkout.location_label(tag, language)) for tag in sorted({plan["location_tag"] for plan in plans})
+        ]
     key = {"dur": "duration_days", "cap": "data_limit_mb", "dev": "max_devices"}[step]
     values = sorted({plan[key] for plan in plans})
     if step == "dur":
@@ -121,18 +126,9 @@ def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, st
         return True
     plan = min(plans, key=lambda p: (p["price_cents"], p["id"]))
     state.update(step="confirm", plan_id=plan["id"], price=plan["price_cents"])
-    text = t(
-        language,
-        "summary",
-        name=plan["name"],
-        category=t(language, "cat_constant" if plan["is_constant_ip"] else "cat_dynamic"),
-        location=_location_label(plan["location_tag"], language),
-        days=plan["duration_days"],
-        data=data_size(plan["data_limit_mb"], language),
-        devices=plan["max_devices"],
-        price=money(plan["price_cents"], shop.settings.currency),
-    )
-    shop.bot.edit_message_text(text, chat_id, edit, reply_markup=keyboards.confirm(language), parse_mode="HTML")
+    text = checkout.summary(shop, language, plan, state)
+    markup = keyboards.confirm(language, offer_code=True)
+    shop.bot.edit_message_text(text, chat_id, edit, reply_markup=markup, parse_mode="HTML")
     shop.store.set(user.id, state)
     return True
 
@@ -173,9 +169,19 @@ def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -
         shop.say(chat_id, t(language, "plan_unavailable"))
         return
     state["step"] = "proof"
+    amount = state.get("amount", plan["price_cents"])
+    if state.get("code") and amount == 0:
+        # Free with the code: nothing to pay and no receipt. The bot's own reference stands in for the proof
+        # (stored first, so a retry is the same payment); an admin approves the order.
+        reference = f"free-{uuid.uuid4().hex}"
+        state["proof"] = {"file_id": reference, "unique_id": reference, "kind": checkout.FREE}
+        shop.store.set(user.id, state)
+        shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
+        submit(shop, chat_id, user, language, state)
+        return
     shop.store.set(user.id, state)
     shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
-    text = t(language, "ask_proof", price=money(plan["price_cents"], shop.settings.currency))
+    text = t(language, "ask_proof", price=money(amount, shop.settings.currency))
     if shop.settings.payment_instructions:
         text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
     shop.say(
@@ -223,6 +229,9 @@ def record_proof(
     try:
         # A proof saved by an older bot has no unique id; its file id stands in (same sender, same file).
         return create(proof["file_id"], proof.get("unique_id") or proof["file_id"])
+    except ApiRateLimited as exc:  # codes are not checked for a while: the same proof later is the same payment
+        shop.say(chat_id, t(language, "code_busy_proof", minutes=checkout.minutes(exc.retry_after)), reply_markup=retry)
+        return None
     except ApiUnavailable:
         shop.say(chat_id, t(language, "api_down_proof"), reply_markup=retry)
         return None
@@ -234,7 +243,9 @@ def record_proof(
             shop.say(chat_id, t(language, "receipt_used_elsewhere"), reply_markup=stay)
             return None
         shop.store.clear(user.id)
-        if exc.code == "too_many_pending_payments":
+        if exc.code in checkout.CODE_REFUSALS:
+            checkout.refused_at_payment(shop, chat_id, user, language, exc.code, state)
+        elif exc.code == "too_many_pending_payments":
             _still_in_review(shop, chat_id, user, language, exc, proof)
         elif exc.code == "user_banned":
             reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
@@ -257,8 +268,10 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
     profile = shop.profile(user)
 
     def create(file_id: str, unique_id: str) -> tuple[dict, bool]:
+        # The discounted amount and its code when the customer gave one (checkout.py).
+        amount = state.get("amount", state["price"])
         return shop.api.create_payment(
-            profile["id"], state["plan_id"], state["price"], file_id, unique_id, shop.settings.protocol
+            profile["id"], state["plan_id"], amount, file_id, unique_id, shop.settings.protocol, state.get("code")
         )
 
     retry = keyboards.InlineKeyboardMarkup()
@@ -276,6 +289,8 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
         shop.say(chat_id, t(language, "payment_waiting", id=payment["id"]))
     else:
         key = "payment_received" if created else "payment_again"
+        if created and proof.get("kind") == checkout.FREE:
+            key = "free_order_received"
         shop.say(chat_id, t(language, key, id=payment["id"], percent=10, days=3))
         shop.send_config(chat_id, language, payment["config"], profile["id"])
     if created:
@@ -286,6 +301,11 @@ def _still_in_review(shop: Shop, chat_id: int, user: User, language: str, exc: A
     """Refused: the customer already has payments in review. The receipt goes to the admins with them."""
     details = exc.details if isinstance(exc.details, dict) else {}
     ids = [int(i) for i in details.get("pending_payment_ids") or []]
+    if proof.get("kind") == checkout.FREE:  # no receipt to pass on
+        shop.say(
+            chat_id, t(language, "payment_in_review", ids=id_list(ids)), reply_markup=keyboards.main_menu(language)
+        )
+        return
     if not ids:
         shop.say(chat_id, t(language, "refused", message=exc.message))
         return
@@ -327,6 +347,12 @@ def register(shop: Shop) -> None:
         elif action == "ok" and state.get("step") == "confirm":
             bot.answer_callback_query(call.id)
             _confirm(shop, chat_id, user, language, state)
+        elif action == "code" and state.get("step") == "confirm" and not state.get("code"):
+            bot.answer_callback_query(call.id)
+            checkout.ask_code(shop, chat_id, user, language, state)
+        elif action == "nocode" and state.get("step") == "code":
+            bot.answer_callback_query(call.id)
+            checkout.show_summary(shop, chat_id, user, language, state)
         elif action == "retry" and state.get("step") == "proof" and state.get("proof"):
             bot.answer_callback_query(call.id)
             submit(shop, chat_id, user, language, state)
@@ -363,6 +389,8 @@ def register(shop: Shop) -> None:
             submit(shop, chat_id, user, language, state)
         elif message.content_type in PROOF_TYPES:  # a receipt before this order's payment details: not for it
             receipts.stray_receipt(shop, message)
+        elif step == "code" and message.content_type == "text":
+            checkout.apply_code(shop, chat_id, user, language, state, message.text)
         elif step in NUMERIC and message.content_type == "text":
             options = _options(step, _plans(shop, state, step), language)
             value = _typed_choice(step, message.text, options)

@@ -60,7 +60,27 @@ MESSAGES: dict[str, str] = {
     "dev_option": "{count} devices",
     "type_hint": "Tap a button (or type a number).",
     "summary": "<b>Your order</b>\nPlan: {name}\nType: {category}\nLocation: {location}\nDuration: {days} days\n"
-    "Data: {data}\nDevices: {devices}\n<b>Price: {price}</b>\n\nConfirm?",
+    "Data: {data}\nDevices: {devices}\n<b>Price: {price}</b>{raw}\n\nConfirm?",
+    "summary_code": "\n🏷 Code <b>{code}</b>: {off} off\n<b>To pay: {amount}</b>",
+    "have_code": "🏷 I have a discount code",
+    "ask_code": "🏷 Send your discount code as a message.",
+    "no_code": "Continue without a code",
+    "code_refused": "⚠️ {reason} Send another code, or continue without one.",
+    "code_reason_discount_unknown": "This code is not valid.",
+    "code_reason_discount_expired": "This code has expired.",
+    "code_reason_discount_not_for_this_plan": "This code is not for this plan.",
+    "code_reason_discount_already_used_by_you": "You have already used this code.",
+    "code_reason_discount_used_up": "This code has been used up.",
+    "code_rate_limited": "⏳ Too many codes were tried. Please wait {minutes} minutes, or continue without a code.",
+    "code_refused_at_payment": "⚠️ Your discount code could not be used: {reason}\n\nYour receipt was passed to the "
+    "admins; they will contact you here.",
+    "code_refused_free": "⚠️ Your discount code could not be used: {reason} Nothing was charged. Please start again "
+    "with 🛒 Buy.",
+    "code_busy_proof": "⏳ Discount codes cannot be checked right now. Please send the same receipt again in {minutes} "
+    "minutes; you will not pay twice.",
+    "free_order_received": "🎁 Order <b>#{id}</b> is free with your code and waits for an admin's confirmation.\n\n"
+    "Meanwhile here is a <b>TEMPORARY</b> config: {percent}% of the data, for {days} days. Once it is confirmed the "
+    "same link gets the full plan.",
     "confirm": "✅ Confirm",
     "cancel": "✖️ Cancel",
     "ask_proof": "Please pay <b>{price}</b>.\n\nThen send the receipt here as a <b>photo</b> or a <b>document</b>.",
@@ -142,6 +162,10 @@ MESSAGES: dict[str, str] = {
     "invite_share_text": "A VPN shop I use: have a look.",
     "notify_referral_credited": "🎉 A friend you invited made their first purchase: {amount} was added to your "
     "balance.\nYour balance: {balance}",
+    "admin_discount": "🏷 Discount code {code}: {off} off (price {price})",
+    "admin_free_order": "🎁 Free with a discount code: there is no receipt, and it is never accepted automatically.",
+    "admin_code_refused_receipt": "🧾 A receipt from {customer} for an order whose discount code {code} was refused "
+    "when it was paid ({reason}). The customer was told an admin will contact them.",
     "admin_no_auto_accept": "never (an admin decides)",
     "admin_unplaced": "⚠️ No server had room: its config waits and is sent to the customer when a node has room.",
     "admin_extra_receipt": "🧾 Another receipt for payment #{ids} from {customer}",

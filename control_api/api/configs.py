@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session
+from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
 from ..schemas.configs import AssignIn, AutoRenewalIn, ConfigOut
 from ..schemas.payments import PaymentCreatedOut
@@ -13,6 +13,7 @@ from ..services import configs as config_service
 from ..services import payments as payment_service
 from ..services import renewals as renewal_service
 from .common import API_PREFIX, BEARER, settings
+from .discounts import REFUSALS, TOO_MANY
 
 bp = APIBlueprint("configs", __name__, url_prefix=API_PREFIX, tag="Configs")
 
@@ -114,21 +115,31 @@ def renewal_quote(config_id: int, query: dict):
     "it is in review the config keeps being served: an expired one, or one out of data, goes back onto its "
     "node at once for TEMPORARY_DAYS with TEMPORARY_DATA_PERCENT of the plan's cap. Approval (an admin's, or "
     "automatic after AUTO_ACCEPT_DAYS) extends the config in place; rejection takes back only that temporary "
-    "part. To pay from the balance: POST /users/{id}/wallet/purchases with extends_config_id.",
+    "part. To pay from the balance: POST /users/{id}/wallet/purchases with extends_config_id. A discount code "
+    "works as on POST /payments (the renewal's plan is the one it must apply to).",
     security=BEARER,
     responses={
         200: "The same proof was sent before: the first payment",
         403: "The user is banned (user_banned)",
         404: _EXTENSION_404,
         409: f"{_EXTENSION_409}; the plan is not sold (plan_not_for_sale) or may not follow the config's "
-        f"(plan_not_allowed); {_PROOF_409}",
-        422: "The body does not match the schema (validation_error), or amount_cents is not the plan's price "
-        "(amount_mismatch: a rule about the plan's stored price, which a schema cannot state)",
+        f"(plan_not_allowed); {_PROOF_409}; or the discount code does not apply: {REFUSALS}",
+        422: "The body does not match the schema (validation_error), or amount_cents is not the plan's price, "
+        "or with discount_code the discounted price (amount_mismatch: a rule about the plan's stored price, "
+        "which a schema cannot state)",
+        429: TOO_MANY,
     },
 )
 def renew(config_id: int, data: dict):
     view, created = payment_service.order_extension(
-        db_session(), current_principal(), settings(), config_id, "renewal", data, job_queue().enqueue_node_sync
+        db_session(),
+        current_principal(),
+        settings(),
+        config_id,
+        "renewal",
+        data,
+        job_queue().enqueue_node_sync,
+        kv_store(),
     )
     return view, 201 if created else 200
 

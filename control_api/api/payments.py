@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session
+from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
 from ..schemas.payments import PaymentCreatedOut, PaymentIn, PaymentList, PaymentOut, PaymentQuery, RejectIn, ReviewIn
 from ..security import current_principal, require
 from ..services import payments as payment_service
 from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, settings
+from .discounts import REFUSALS, TOO_MANY
 
 bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag="Payments")
 
@@ -20,7 +21,9 @@ bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag
     summary="Record a customer's payment and issue a temporary config at once",
     description="The temporary config has TEMPORARY_DATA_PERCENT of the plan's cap for TEMPORARY_DAYS; approval "
     "upgrades it in place (same UUID, same link). Sending the same evidence_file_id again returns the first "
-    "payment with 200, so a retried request never pays twice.",
+    "payment with 200, so a retried request never pays twice. With discount_code the amount is the discounted "
+    "price and the code's use is taken with the payment; a rejection releases it, an approval keeps it. A "
+    "purchase the code makes free (amount 0) has no auto_accept_at: only an admin approves it.",
     security=BEARER,
     responses={
         200: "The same proof was sent before: the first payment",
@@ -28,14 +31,17 @@ bp = APIBlueprint("payments", __name__, url_prefix=f"{API_PREFIX}/payments", tag
         404: "The user or the plan does not exist",
         409: "The plan is not sold (plan_not_for_sale), the customer has as many payments waiting for review as "
         "MAX_PENDING_PAYMENTS_PER_USER allows (too_many_pending_payments), or the proof paid for another "
-        "customer's order (evidence_used_elsewhere) or is another payment's (evidence_reused)",
-        422: "The body does not match the schema (validation_error), or amount_cents is not the plan's price "
-        "(amount_mismatch: a rule about the plan's stored price, which a schema cannot state)",
+        "customer's order (evidence_used_elsewhere) or is another payment's (evidence_reused); or the discount "
+        f"code does not apply: {REFUSALS}",
+        422: "The body does not match the schema (validation_error), or amount_cents is not the plan's price, "
+        "or with discount_code the discounted price (amount_mismatch: a rule about the plan's stored price, "
+        "which a schema cannot state)",
+        429: TOO_MANY,
     },
 )
 def create_payment(data: dict):
     view, created = payment_service.create_payment(
-        db_session(), current_principal(), settings(), data, job_queue().enqueue_node_sync
+        db_session(), current_principal(), settings(), data, job_queue().enqueue_node_sync, kv_store()
     )
     return view, 201 if created else 200
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from ..extensions import db_session
+from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
 from ..schemas.common import PageQuery
 from ..schemas.wallet import AdjustIn, AdjustOut, PurchaseIn, PurchaseOut, WalletOut
 from ..security import current_principal, require
 from ..services import wallet as wallet_service
 from .common import API_PREFIX, BEARER, settings
+from .discounts import REFUSALS, TOO_MANY
 
 bp = APIBlueprint("wallet", __name__, url_prefix=f"{API_PREFIX}/users", tag="Wallet")
 
@@ -60,7 +61,9 @@ def adjust_wallet(user_id: int, data: dict):
     "Concurrent purchases of one user queue on the user, so the balance never goes below zero. With "
     "extends_config_id, one of the customer's paid configs is renewed with plan_id (the rules and figures of "
     "GET /configs/{id}/renewal) or gets data_mb more for its current period (GET /configs/{id}/extra-data), "
-    "in place: same id, UUID and links.",
+    "in place: same id, UUID and links. With discount_code (a plan only) the discounted price is debited and the "
+    "code's use taken in the same transaction; a code that makes the order free is refused here (nobody reviews "
+    "a balance purchase): a free order is a payment for an admin to approve.",
     security=BEARER,
     responses={
         403: "The user is banned (user_banned)",
@@ -68,11 +71,13 @@ def adjust_wallet(user_id: int, data: dict):
         409: "The balance does not cover the price (insufficient_balance), the plan is not sold "
         "(plan_not_for_sale), or no active node of the plan's location has room (no_node_available); for an "
         "existing config: it cannot be extended (config_not_renewable), has a renewal or extra data in review "
-        "(extension_in_review), or the plan may not follow its plan (plan_not_allowed)",
+        "(extension_in_review), or the plan may not follow its plan (plan_not_allowed); the discount code does "
+        f"not apply: {REFUSALS}, or makes the order free (free_order_needs_review)",
+        429: TOO_MANY,
     },
 )
 def purchase(user_id: int, data: dict):
     view = wallet_service.buy(
-        db_session(), current_principal(), settings(), user_id, data, job_queue().enqueue_node_sync
+        db_session(), current_principal(), settings(), user_id, data, job_queue().enqueue_node_sync, kv_store()
     )
     return view, 201

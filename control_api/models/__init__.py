@@ -3,6 +3,7 @@
 from .audit import ACTOR_TYPES, AuditLog
 from .auto_renewal import AUTO_RENEWAL_OUTCOMES, AutoRenewal
 from .base import Base, columns_of, utcnow
+from .discount import DiscountCode, DiscountRedemption
 from .node import (
     CORES,
     NODE_HEALTH,
@@ -64,6 +65,8 @@ __all__ = [
     "AutoRenewal",
     "Base",
     "BotClient",
+    "DiscountCode",
+    "DiscountRedemption",
     "Node",
     "NodeMetric",
     "Notification",

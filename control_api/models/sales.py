@@ -20,6 +20,12 @@ CONFIG_KINDS = ("trial", "temporary", "full")
 # Why a suspended config is suspended: an admin did it, its user was banned, or it used its data.
 SUSPEND_REASONS = ("admin", "ban", "quota")
 PROTOCOLS = ("vless", "vmess")
+# Which payments the sweep may accept when nobody decides (payments.auto_accept_at set): never a top-up; every
+# other one, but one of amount 0 may wait for an admin (a discount code made it free).
+AUTO_ACCEPT_RULE = (
+    "(purpose = 'topup' AND auto_accept_at IS NULL) "
+    "OR (purpose <> 'topup' AND (auto_accept_at IS NOT NULL OR amount_cents = 0))"
+)
 
 
 class UserConfig(Base):
@@ -94,10 +100,11 @@ class Payment(Base):
         CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
         CheckConstraint(enum_check("purpose", PAYMENT_PURPOSES), name="purpose"),
         # A purchase or a renewal names its plan; a renewal or extra data names the config it extends, extra
-        # data its megabytes. Everything but a top-up is accepted automatically when nobody decides; a top-up
-        # credits a positive amount, and only an admin's approval credits it.
+        # data its megabytes. A top-up credits a positive amount, and only an admin's approval credits it.
+        # Everything else is accepted automatically when nobody decides, except an order a discount code made
+        # free (amount 0, services/discounts.py): nothing was paid, so only an admin approves it.
         CheckConstraint("(purpose IN ('purchase', 'renewal')) = (plan_id IS NOT NULL)", name="plan_matches_purpose"),
-        CheckConstraint("(purpose <> 'topup') = (auto_accept_at IS NOT NULL)", name="auto_accept_matches_purpose"),
+        CheckConstraint(AUTO_ACCEPT_RULE, name="auto_accept_matches_purpose"),
         CheckConstraint("purpose <> 'topup' OR amount_cents > 0", name="topup_amount_positive"),
         CheckConstraint(
             "(purpose IN ('renewal', 'extra_data')) = (extends_config_id IS NOT NULL)", name="config_matches_purpose"
@@ -136,7 +143,8 @@ class Payment(Base):
     evidence_file_id: Mapped[str] = mapped_column(String(255))
     # Telegram's file_unique_id of the proof: the same file whoever sends it (unique). NULL before 0004.
     evidence_unique_id: Mapped[str | None] = mapped_column(String(255))
-    # NULL for a top-up: money the customer names is credited by an admin only, never by the sweep.
+    # NULL for a top-up: money the customer names is credited by an admin only, never by the sweep. NULL too
+    # for an order a discount code made free: only an admin approves it.
     auto_accept_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The admin who decided; NULL while pending or when the sweep auto-accepted.
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id", ondelete="SET NULL"))

@@ -11,6 +11,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -107,6 +108,27 @@ class WholeNumber(fields.Integer):
         if number != number.to_integral_value():
             raise self.make_error("invalid", input=value)
         return int(number)
+
+
+class Instant(fields.AwareDateTime):
+    """A moment as the spec's `format: date-time` (RFC 3339) writes it, with its offset, read as UTC.
+
+    What RFC 3339 admits and Python's parser does not is read too: a lower-case t or z, and a leap second
+    (23:59:60, read as the second before it). A moment a few hours past either end of Python's calendar
+    (0001-01-01T00:00:00+14:00 is in year 0 in UTC) is read as that end.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str):
+            value = _LEAP_SECOND.sub(r"\g<1>59", value.upper())
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+_LEAP_SECOND = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:)60")
 
 
 class StrictBoolean(fields.Boolean):

@@ -9,6 +9,7 @@ from marshmallow import ValidationError, validates_schema
 from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROTOCOLS
 from .common import ACTING_TELEGRAM_ID, PageQuery, StrictBoolean, db_integer, query_integer, text
 from .configs import ConfigOut
+from .discounts import AppliedCodeOut, order_code
 
 # What POST /payments orders; renewals and extra data have their own operations (schemas/renewals.py).
 ORDER_PURPOSES = ("purchase", "topup")
@@ -53,11 +54,16 @@ class PaymentIn(ProofIn):
     protocol = fields.String(
         load_default="vless", validate=OneOf(PROTOCOLS), metadata={"description": "A purchase's config only."}
     )
+    discount_code = order_code()
 
-    # The spec says it too: a purchase names its plan; a top-up names none and a positive amount.
+    # The spec says it too: a purchase names its plan; a top-up names none (nor a discount code) and a
+    # positive amount.
     openapi_extra: ClassVar[dict[str, Any]] = {
         "if": {"properties": {"purpose": {"const": "topup"}}, "required": ["purpose"]},
-        "then": {"properties": {"amount_cents": {"minimum": 1}}, "not": {"required": ["plan_id"]}},
+        "then": {
+            "properties": {"amount_cents": {"minimum": 1}},
+            "not": {"anyOf": [{"required": ["plan_id"]}, {"required": ["discount_code"]}]},
+        },
         "else": {"required": ["plan_id"]},
     }
 
@@ -69,6 +75,8 @@ class PaymentIn(ProofIn):
             return
         if "plan_id" in data:
             raise ValidationError({"plan_id": ["Not allowed for a top-up."]})
+        if "discount_code" in data:
+            raise ValidationError({"discount_code": ["Not allowed for a top-up."]})
         if data.get("amount_cents", 1) < 1:
             raise ValidationError({"amount_cents": ["A top-up is at least 1."]})
 
@@ -111,7 +119,12 @@ class PaymentOut(Schema):
     status = fields.String(required=True, validate=OneOf(PAYMENT_STATUSES))
     evidence_file_id = fields.String(required=True)
     auto_accept_at = fields.DateTime(
-        required=True, allow_none=True, metadata={"description": "None for a top-up: only an admin approves one."}
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "None for a top-up, or for an order a discount code made free (amount 0): only an admin "
+            "approves those."
+        },
     )
     reviewed_at = fields.DateTime(allow_none=True)
     reviewer = fields.String(allow_none=True, metadata={"description": "Who decided, by name."})
@@ -127,6 +140,12 @@ class PaymentOut(Schema):
     user = fields.Nested(PaymentUserOut, required=True)
     plan = fields.Nested(
         PaymentPlanOut, required=True, allow_none=True, metadata={"description": "None for a top-up or extra data."}
+    )
+    discount = fields.Nested(
+        AppliedCodeOut,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The discount code it used (amount_cents is what it left to pay); None without."},
     )
 
 

@@ -7,6 +7,7 @@ from apiflask.validators import OneOf
 
 from ..models import RENEWAL_DATA_RULES
 from .common import db_integer, query_integer
+from .discounts import order_code
 from .payments import ProofIn
 
 MAX_EXTRA_DATA_MB = 10**9
@@ -34,8 +35,15 @@ class RenewIn(ProofIn):
         },
     )
     amount_cents = db_integer(
-        0, 10**12, required=True, metadata={"description": "The plan's price_cents (else 422 amount_mismatch)."}
+        0,
+        10**12,
+        required=True,
+        metadata={
+            "description": "The plan's price_cents, or with discount_code the discounted price (else 422 "
+            "amount_mismatch)."
+        },
     )
+    discount_code = order_code()
 
 
 class ExtraDataIn(ProofIn):

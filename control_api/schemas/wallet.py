@@ -9,6 +9,7 @@ from marshmallow import ValidationError, post_load, validates_schema
 from ..models import ACTOR_TYPES, PROTOCOLS, WALLET_REASONS
 from .common import PageMeta, WholeNumber, db_integer, text
 from .configs import ConfigOut
+from .discounts import AppliedCodeOut, order_code
 from .renewals import MAX_EXTRA_DATA_MB
 
 MAX_ADJUSTMENT = 10**12
@@ -57,12 +58,13 @@ class PurchaseIn(Schema):
         MAX_EXTRA_DATA_MB,
         metadata={"description": "Extra data for extends_config_id's current period; its price is debited."},
     )
+    discount_code = order_code()
 
     # The spec says it too: a plan or extra data, never both; extra data names its config; no protocol for an
-    # existing config.
+    # existing config; a discount code only with a plan.
     openapi_extra: ClassVar[dict[str, Any]] = {
         "oneOf": [{"required": ["plan_id"]}, {"required": ["data_mb"]}],
-        "dependentRequired": {"data_mb": ["extends_config_id"]},
+        "dependentRequired": {"data_mb": ["extends_config_id"], "discount_code": ["plan_id"]},
         "if": {"required": ["extends_config_id"]},
         "then": {"not": {"required": ["protocol"]}},
     }
@@ -75,6 +77,8 @@ class PurchaseIn(Schema):
             raise ValidationError({"extends_config_id": ["Required with data_mb."]})
         if "extends_config_id" in data and "protocol" in data:
             raise ValidationError({"protocol": ["Not for an existing config: it keeps its own."]})
+        if "discount_code" in data and "plan_id" not in data:
+            raise ValidationError({"discount_code": ["Only with plan_id: extra data takes no code."]})
 
     @post_load
     def _default_protocol(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
@@ -119,4 +123,10 @@ class AdjustOut(Schema):
 class PurchaseOut(AdjustOut):
     config = fields.Nested(
         ConfigOut, required=True, metadata={"description": "The full config, placed and syncing; or the one extended."}
+    )
+    discount = fields.Nested(
+        AppliedCodeOut,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The discount code used (the entry debits what it left); None without."},
     )

@@ -2,7 +2,8 @@
 
 Banning, in the caller's transaction:
 - every pending payment of the user is rejected (their temporary configs revoked, a renewal's temporary
-  extension undone), so neither an admin's late click nor the 3-day auto-acceptance turns one into a plan;
+  extension undone, a discount code's use released, as any rejection does), so neither an admin's late
+  click nor the 3-day auto-acceptance turns one into a plan;
 - every config still served (pending or active: trial, temporary or paid) is suspended with
   reason "ban"; the nodes it was on are returned, bumped, for the caller's commit_and_dispatch.
 revisions.desired_users also leaves out every config of a banned user, whatever its status, so a
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from ..actors import Principal, TelegramAdmin
 from ..errors import Forbidden
 from ..models import Payment, User, UserConfig
-from . import audit, notifications
+from . import audit, discounts, notifications
 from .renewals import undo_temporary
 from .revisions import SERVED_STATUSES, bump, serving_nodes
 
@@ -61,6 +62,7 @@ def apply_ban(session: Session, actor: Principal, user: User, reason: str, now: 
         # A renewal's config is the customer's paid one: its temporary extension goes, the config stays
         # (suspended below with the rest, so an unban can bring it back).
         undone += undo_temporary(session, payment, now)
+        discounts.release(session, payment.id, now)
         notifications.notify(
             session,
             user.id,

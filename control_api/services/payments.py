@@ -4,6 +4,10 @@ A payment's purpose is "purchase" (a plan, as above) or "topup": money into the 
 (wallet.py), with no plan and no temporary config, never auto-accepted; approval books it in the
 ledger once, rejection books nothing.
 
+A purchase or a renewal may name a discount code (discounts.py): the amount must then be the discounted
+price, the code's use is recorded with the payment in its transaction (under the code's row lock), a
+rejection releases it and an approval keeps it; an order the code made free is never auto-accepted.
+
 The state machine is pending -> approved | rejected, nothing else. Each transition is gated by one
 conditional UPDATE (`... WHERE status = 'pending'`), so of two reviewers racing on PostgreSQL or
 SQLite exactly one wins and the other gets 409 naming who decided.
@@ -21,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM, Principal
 from ..config import Settings
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, DomainError, InvalidInput, NotFound
+from ..kvstore import KeyValueStore
 from ..models import EXTENSION_PURPOSES, Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, notifications, renewals, wallet
+from . import audit, discounts, notifications, renewals, wallet
 from .bans import apply_ban, ensure_not_banned, reviewer_columns
 from .configs import new_config
 from .lookup import get_or_404
@@ -33,14 +38,25 @@ from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
 
 
 def create_payment(
-    session: Session, actor: Principal, settings: Settings, data: dict[str, Any], dispatch: Dispatch
+    session: Session,
+    actor: Principal,
+    settings: Settings,
+    data: dict[str, Any],
+    dispatch: Dispatch,
+    store: KeyValueStore | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Record a pending payment and issue its temporary config (none for a top-up). Returns (its view with
     the config's, created).
 
     A retry with the same proof (the bot lost our answer) returns the first payment, not a second one.
+    STORE counts refused discount codes (discounts.attempts); without it nothing is limited.
     """
-    payment, created = _create_payment(session, actor, settings, data, dispatch)
+    with discounts.attempts(store, settings, actor, data["user_id"], data.get("discount_code")):
+        try:
+            payment, created = _create_payment(session, actor, settings, data, dispatch)
+        except DomainError:
+            session.rollback()  # release the user's and the code's locks now; nothing was written
+            raise
     return {**payment_view(session, payment), "config": renewals.extended_config_view(session, payment)}, created
 
 
@@ -52,13 +68,14 @@ def order_extension(
     purpose: str,
     data: dict[str, Any],
     dispatch: Dispatch,
+    store: KeyValueStore | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """A renewal (DATA's plan_id) or extra data (data_mb) of CONFIG_ID paid with a proof: create_payment with
     its proof rules, the purpose's own (renewals.py)."""
     order = {**data, "purpose": purpose, "extends_config_id": config_id}
     if purpose == "extra_data":
         order["extra_data_mb"] = order.pop("data_mb")
-    return create_payment(session, actor, settings, order, dispatch)
+    return create_payment(session, actor, settings, order, dispatch, store)
 
 
 def _create_payment(
@@ -70,7 +87,7 @@ def _create_payment(
     ensure_not_banned(user)
     existing = _by_evidence(session, user.id, data)
     if existing is not None:
-        return _same_submission(existing, data), False
+        return _same_submission(session, existing, data), False
     if session.scalar(select(Payment.id).where(Payment.evidence_unique_id == data["evidence_unique_id"])):
         raise _used_elsewhere()
     now = utcnow()
@@ -84,16 +101,22 @@ def _create_payment(
         auto_accept_at=None if data.get("purpose") == "topup" else now + timedelta(days=settings.auto_accept_days),
     )
     issue = {"purchase": _issue_purchase, "topup": _issue_topup}.get(payment.purpose, _issue_extension)
-    touched, facts = issue(session, settings, user, payment, data, now)
+    touched, facts, discount = issue(session, settings, user, payment, data, now)
+    if discount is not None and discount.free:
+        payment.auto_accept_at = None  # nothing was paid: only an admin approves it
     stored_first = _store(session, payment, data)
     if stored_first is not None:
         return stored_first, False
+    if discount is not None:
+        discounts.redeem(session, discount, user.id, payment_id=payment.id)
+        facts.update(discount_code=discount.code.code, amount_off_cents=discount.amount_off_cents)
     audit.record(session, actor, "payment.create", payment_id=payment.id, user_id=user.id, **facts)
     commit_and_dispatch(session, touched, dispatch)
     return payment, True
 
 
-Issued = tuple[list[int], dict[str, Any]]  # (nodes to sync, bumped; facts for the audit row)
+# (nodes to sync, bumped; facts for the audit row; the discount code claimed, if any)
+Issued = tuple[list[int], dict[str, Any], discounts.Discount | None]
 
 
 def _issue_purchase(
@@ -103,7 +126,8 @@ def _issue_purchase(
     plan = get_or_404(session, Plan, data["plan_id"], "Plan")
     if not plan.is_active:
         raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
-    renewals.ensure_amount(data["amount_cents"], plan.price_cents, "the plan's price")
+    discount = discounts.claim(session, data.get("discount_code"), user.id, plan, now)
+    renewals.ensure_amount(data["amount_cents"], plan.price_cents, "the plan's price", discount)
     _ensure_room_in_review(session, settings, user)
     # No node free right now (a race with the catalogue's `available`): the money is recorded anyway
     # and the temporary config waits unplaced; the sweep places it and tells the customer.
@@ -113,7 +137,8 @@ def _issue_purchase(
         session, user, node, "temporary", temporary_mb, settings.temporary_days, plan=plan, protocol=data["protocol"]
     )
     payment.plan_id, payment.config_id = plan.id, config.id
-    return bump(session, [config.node_id]), {"plan_id": plan.id, "config_id": config.id, "placed": node is not None}
+    facts = {"plan_id": plan.id, "config_id": config.id, "placed": node is not None}
+    return bump(session, [config.node_id]), facts, discount
 
 
 def _issue_topup(
@@ -122,12 +147,16 @@ def _issue_topup(
     """A pending top-up: no plan, no config, no auto-acceptance (an admin decides what the proof is worth)."""
     if data.get("plan_id") is not None:
         raise InvalidInput("A top-up buys no plan.", details={"json": {"plan_id": ["Not allowed for a top-up."]}})
+    if data.get("discount_code") is not None:
+        raise InvalidInput(
+            "A top-up takes no discount code.", details={"json": {"discount_code": ["Not allowed for a top-up."]}}
+        )
     if data["amount_cents"] < 1:
         raise InvalidInput(
             "A top-up needs a positive amount.", details={"json": {"amount_cents": ["Must be at least 1."]}}
         )
     _ensure_room_in_review(session, settings, user)
-    return [], {"purpose": "topup", "amount_cents": payment.amount_cents}
+    return [], {"purpose": "topup", "amount_cents": payment.amount_cents}, None
 
 
 def _issue_extension(
@@ -135,13 +164,13 @@ def _issue_extension(
 ) -> Issued:
     """A renewal or extra data for one of the customer's paid configs (renewals.py); a renewal keeps the
     config served while in review (its temporary extension)."""
-    config, plan, _price = renewals.check_order(session, settings, user, data, now)
+    config, plan, _price, discount = renewals.check_order(session, settings, user, data, now)
     _ensure_room_in_review(session, settings, user)
     payment.plan_id, payment.extends_config_id = data.get("plan_id"), config.id
     payment.extra_data_mb = data.get("extra_data_mb")
     touched = [] if plan is None else renewals.extend_temporarily(session, settings, payment, config, plan, now)
     facts = {"purpose": payment.purpose, "extends_config_id": config.id, "temporary": payment.previous_status}
-    return touched, {**facts, "plan_id": payment.plan_id, "extra_data_mb": payment.extra_data_mb}
+    return touched, {**facts, "plan_id": payment.plan_id, "extra_data_mb": payment.extra_data_mb}, discount
 
 
 def _ensure_room_in_review(session: Session, settings: Settings, user: User) -> None:
@@ -172,7 +201,7 @@ def _store(session: Session, payment: Payment, data: dict[str, Any]) -> Payment 
         existing = _by_evidence(session, data["user_id"], data)
         if existing is None:
             raise _used_elsewhere() from None
-        return _same_submission(existing, data)
+        return _same_submission(session, existing, data)
     return None
 
 
@@ -192,14 +221,17 @@ def _by_evidence(session: Session, user_id: int, data: dict[str, Any]) -> Paymen
     )
 
 
-def _same_submission(payment: Payment, data: dict[str, Any]) -> Payment:
+def _same_submission(session: Session, payment: Payment, data: dict[str, Any]) -> Payment:
+    applied = discounts.applied_views(session, [payment.id]).get(payment.id)
     stored = (payment.purpose, payment.plan_id, payment.extends_config_id, payment.extra_data_mb, payment.amount_cents)
-    same = stored == (
+    code = data.get("discount_code")
+    same = (*stored, applied and applied["code"]) == (
         data.get("purpose", "purchase"),
         data.get("plan_id"),
         data.get("extends_config_id"),
         data.get("extra_data_mb"),
         data["amount_cents"],
+        code and discounts.normalize(code),
     )
     if not same:
         raise Conflict("This proof was already sent with another payment.", code="evidence_reused")
@@ -354,6 +386,7 @@ def reject(
     now = utcnow()
     payment = _claim(session, payment_id, "rejected", reviewer, now)
     payment.review_note = reason
+    discounts.release(session, payment.id, now)
     touched = renewals.undo_temporary(session, payment, now)
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
     if config is not None and config.status != "revoked":
@@ -424,10 +457,15 @@ def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
         (Admin, {p.reviewed_by for p in page if p.reviewed_by}),
     ):
         session.scalars(select(model).where(model.id.in_(ids))).all()
-    return {"items": [payment_view(session, p) for p in page], "more": more}
+    applied = discounts.applied_views(session, [p.id for p in page])
+    return {"items": [payment_view(session, p, applied) for p in page], "more": more}
 
 
-def payment_view(session: Session, payment: Payment) -> dict[str, Any]:
+def payment_view(session: Session, payment: Payment, applied: dict[int, Any] | None = None) -> dict[str, Any]:
+    """PAYMENT with its customer, plan and the discount code it used (APPLIED: the codes of a page of
+    payments, looked up at once by list_payments)."""
+    if applied is None:
+        applied = discounts.applied_views(session, [payment.id])
     user = session.get_one(User, payment.user_id)
     plan = session.get_one(Plan, payment.plan_id) if payment.plan_id is not None else None
     return {
@@ -435,4 +473,5 @@ def payment_view(session: Session, payment: Payment) -> dict[str, Any]:
         "reviewer": reviewer_name(session, payment),
         "user": {"id": user.id, "telegram_id": user.telegram_id, "username": user.username},
         "plan": None if plan is None else {"id": plan.id, "name": plan.name, "price_cents": plan.price_cents},
+        "discount": applied.get(payment.id),
     }

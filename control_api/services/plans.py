@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..actors import Principal
 from ..errors import Conflict
-from ..models import Payment, Plan, UserConfig, columns_of
+from ..models import DiscountCode, Payment, Plan, UserConfig, columns_of
 from . import audit
 from .demo import DEMO_PLANS
 from .lookup import get_or_404
@@ -91,12 +91,13 @@ def update_plan(session: Session, actor: Principal, plan_id: int, changes: dict[
 
 def delete_plan(session: Session, actor: Principal, plan_id: int) -> None:
     plan = get_or_404(session, Plan, plan_id, "Plan")
-    in_use = session.scalar(select(exists().where(Payment.plan_id == plan_id))) or session.scalar(
-        select(exists().where(or_(UserConfig.plan_id == plan_id, UserConfig.auto_renew_plan_id == plan_id)))
+    in_use = any(
+        session.scalar(select(exists().where(column == plan_id)))
+        for column in (Payment.plan_id, UserConfig.plan_id, UserConfig.auto_renew_plan_id, DiscountCode.plan_id)
     )
     if in_use:
         raise Conflict(
-            "This plan has payments or configs; archive it with PATCH is_active=false instead.",
+            "This plan has payments, configs or discount codes; archive it with PATCH is_active=false instead.",
             code="plan_in_use",
         )
     session.delete(plan)

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Node, Payment, Plan, User, UserConfig, utcnow
-from . import notifications
+from . import discounts, notifications
 from .configs import config_view, new_config
 from .lookup import get_or_404
 from .placement import place_or_none
@@ -130,7 +130,11 @@ def extra_data_price(settings: Settings, data_mb: int) -> int:
     return math.ceil(data_mb * settings.extra_data_price_cents_per_gb / MB_PER_GB)
 
 
-def ensure_amount(amount_cents: int, expected: int, what: str) -> None:
+def ensure_amount(amount_cents: int, price: int, what: str, discount: discounts.Discount | None = None) -> None:
+    """The amount a proof pays must be PRICE (WHAT it is), or what DISCOUNT leaves of it."""
+    expected = discounts.to_pay(price, discount)
+    if discount is not None:
+        what += f" after the discount code {discount.code.code}"
     if amount_cents != expected:
         raise InvalidInput(
             f"The amount must be {what}, {expected} cents.",
@@ -141,20 +145,26 @@ def ensure_amount(amount_cents: int, expected: int, what: str) -> None:
 
 def check_order(
     session: Session, settings: Settings, user: User, data: dict[str, Any], now: datetime
-) -> tuple[UserConfig, Plan | None, int]:
-    """The config, plan (a renewal's) and price of a renewal or extra-data order in DATA; raises what refuses it."""
+) -> tuple[UserConfig, Plan | None, int, discounts.Discount | None]:
+    """The config, plan (a renewal's), price to pay and discount code (claimed: its use is the caller's to
+    record) of a renewal or extra-data order in DATA; raises what refuses it. Only a renewal takes a code."""
     config = own_config(session, user.id, data["extends_config_id"])
     if data["purpose"] == "renewal":
         ensure_renewable(config)
         plan = allowed_plan(session, config, data["plan_id"])
         price, what = plan.price_cents, "the plan's price"
     else:
+        if data.get("discount_code") is not None:
+            raise InvalidInput(
+                "Extra data takes no discount code.", details={"json": {"discount_code": ["Only with a plan."]}}
+            )
         ensure_in_period(config, now)
         plan, price, what = None, extra_data_price(settings, data["extra_data_mb"]), "the data's price"
     ensure_none_in_review(session, config)
+    discount = None if plan is None else discounts.claim(session, data.get("discount_code"), user.id, plan, now)
     if "amount_cents" in data:
-        ensure_amount(data["amount_cents"], price, what)
-    return config, plan, price
+        ensure_amount(data["amount_cents"], price, what, discount)
+    return config, plan, discounts.to_pay(price, discount), discount
 
 
 # --- what a renewal makes of a config -------------------------------------------------------------------

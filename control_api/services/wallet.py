@@ -6,7 +6,10 @@ customer the user invited made their first paid purchase: credit_referrer, once 
 referrals.py); it goes out through a purchase from the balance (a new config, or a renewal or extra data
 for one, renewals.py) or an admin's debit. Every debit locks the user first (lock_user), reads the
 balance and refuses to go below zero in the same transaction, so concurrent purchases queue on the
-user and never overdraw. Rows are only ever added; a correction is another row.
+user and never overdraw. Rows are only ever added; a correction is another row. A purchase or renewal
+from the balance may name a discount code (discounts.py): the discounted price is debited and the use
+recorded in the same transaction; a code that makes it free is refused here (nobody reviews a balance
+purchase; a free order goes to an admin as a payment).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from sqlalchemy.orm import Session
 from ..actors import Principal
 from ..config import Settings
 from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from ..kvstore import KeyValueStore
 from ..models import Payment, Plan, User, UserConfig, WalletEntry, columns_of, utcnow
-from . import audit, referrals, renewals
+from . import audit, discounts, referrals, renewals
 from .bans import ensure_not_banned
 from .configs import config_view, new_config
 from .lookup import get_or_404
@@ -134,13 +138,15 @@ def pay_from_balance(
     *,
     referral_percent: int,
 ) -> dict[str, Any]:
-    """Buy DATA's plan with the balance: debit its price and create the full config at once, no review.
+    """Buy DATA's plan with the balance: debit its price (less DATA's discount code) and create the full
+    config at once, no review.
 
-    One transaction: the user's lock, the balance check, placement and the config (the same new_config,
-    bump and sync as an approved payment), the debit and the audit row commit together, so a placement
-    that fails (no node has room) debits nothing, and of concurrent purchases only those the balance
-    covers succeed. A first paid purchase credits the customer's referrer in it too (credit_referrer).
-    Returns the config's view, the ledger row and the balance after it.
+    One transaction: the user's lock, the code's lock and use, the balance check, placement and the config
+    (the same new_config, bump and sync as an approved payment), the debit and the audit row commit
+    together, so a placement that fails (no node has room) debits nothing and uses no code, and of
+    concurrent purchases only those the balance covers succeed. A first paid purchase credits the
+    customer's referrer in it too (credit_referrer, a percent of what was paid). Returns the config's view,
+    the ledger row, the balance after it and the code used.
     """
     try:
         user = lock_user(session, user_id)
@@ -148,13 +154,17 @@ def pay_from_balance(
         plan = get_or_404(session, Plan, data["plan_id"], "Plan")
         if not plan.is_active:
             raise Conflict("This plan is no longer sold.", code="plan_not_for_sale")
-        available = ensure_covers(session, user.id, plan.price_cents)
+        discount = discounts.claim(session, data.get("discount_code"), user.id, plan, utcnow())
+        discounts.ensure_reviewed_if_free(discount)
+        price = discounts.to_pay(plan.price_cents, discount)
+        available = ensure_covers(session, user.id, price)
         node = place(session, plan)
         config = new_config(
             session, user, node, "full", plan.data_limit_mb, plan.duration_days, plan=plan, protocol=data["protocol"]
         )
-        entry = book(session, actor, user.id, -plan.price_cents, "purchase", config_id=config.id)
-        credit_referrer(session, actor, referral_percent, user.id, plan.price_cents, config_id=config.id)
+        entry = book(session, actor, user.id, -price, "purchase", config_id=config.id)
+        credit_referrer(session, actor, referral_percent, user.id, price, config_id=config.id)
+        facts = _redeem(session, discount, user.id, entry)
         touched = bump(session, [node.id])
         audit.record(
             session,
@@ -164,7 +174,8 @@ def pay_from_balance(
             plan_id=plan.id,
             config_id=config.id,
             entry_id=entry.id,
-            amount_cents=-plan.price_cents,
+            amount_cents=-price,
+            **facts,
         )
     except DomainError:
         session.rollback()  # release the user's lock now; nothing was written
@@ -173,18 +184,35 @@ def pay_from_balance(
     return {
         "config": config_view(session, config, node),
         "entry": entry_view(entry),
-        "balance_cents": available - plan.price_cents,
+        "balance_cents": available - price,
+        "discount": discounts.applied_views(session, entry_id=entry.id).get(entry.id),
     }
 
 
+def _redeem(session: Session, discount: discounts.Discount | None, user_id: int, entry: WalletEntry) -> dict[str, Any]:
+    """Record a balance purchase's code use (on its ledger row); the audit row's facts about it."""
+    if discount is None:
+        return {}
+    discounts.redeem(session, discount, user_id, wallet_entry_id=entry.id)
+    return {"discount_code": discount.code.code, "amount_off_cents": discount.amount_off_cents}
+
+
 def buy(
-    session: Session, actor: Principal, settings: Settings, user_id: int, data: dict[str, Any], dispatch: Dispatch
+    session: Session,
+    actor: Principal,
+    settings: Settings,
+    user_id: int,
+    data: dict[str, Any],
+    dispatch: Dispatch,
+    store: KeyValueStore | None = None,
 ) -> dict[str, Any]:
     """A purchase from the balance: a new config of DATA's plan, or, with extends_config_id, another period
-    (with plan_id) or more data (with data_mb) for one of the user's paid configs, in place."""
-    if data.get("extends_config_id") is None:
-        return pay_from_balance(session, actor, user_id, data, dispatch, referral_percent=settings.referral_percent)
-    return extend_from_balance(session, actor, settings, user_id, data, dispatch)
+    (with plan_id) or more data (with data_mb) for one of the user's paid configs, in place. STORE counts
+    refused discount codes (discounts.attempts)."""
+    with discounts.attempts(store, settings, actor, user_id, data.get("discount_code")):
+        if data.get("extends_config_id") is None:
+            return pay_from_balance(session, actor, user_id, data, dispatch, referral_percent=settings.referral_percent)
+        return extend_from_balance(session, actor, settings, user_id, data, dispatch)
 
 
 @dataclass(frozen=True)
@@ -206,7 +234,7 @@ def extend_from_balance(
     and no notification: the caller has the answer."""
     purpose = "renewal" if data.get("plan_id") is not None else "extra_data"
     order = {"purpose": purpose, "extends_config_id": data["extends_config_id"], "plan_id": data.get("plan_id")}
-    order["extra_data_mb"] = data.get("data_mb")
+    order.update(extra_data_mb=data.get("data_mb"), discount_code=data.get("discount_code"))
     try:
         done = extend_in_place(session, actor, settings, user_id, order, utcnow())
     except DomainError:
@@ -217,24 +245,26 @@ def extend_from_balance(
         "config": config_view(session, done.config),
         "entry": entry_view(done.entry),
         "balance_cents": done.balance_cents,
+        "discount": discounts.applied_views(session, entry_id=done.entry.id).get(done.entry.id),
     }
 
 
 def extend_in_place(
     session: Session, actor: Principal, settings: Settings, user_id: int, order: dict[str, Any], now: datetime
 ) -> Extension:
-    """The one way a balance pays for a renewal or extra data (ORDER as renewals.check_order takes it), in
-    the caller's transaction, which the caller commits (the API at once; the sweep's auto-renewal with its
-    attempt row).
+    """The one way a balance pays for a renewal or extra data (ORDER as renewals.check_order takes it, with
+    its discount code if any), in the caller's transaction, which the caller commits (the API at once; the
+    sweep's auto-renewal with its attempt row).
 
     The same rules as a proof's order (renewals.py: the customer's own renewable config, an allowed plan,
-    nothing else in review for it) and the same guard as pay_from_balance: the user's lock, then the
-    balance check, the extension in place and the debit (ledger reason renewal or extra_data) and its audit
-    row. Every refusal is raised before anything is written.
+    nothing else in review for it) and the same guard as pay_from_balance: the user's lock, then the code's
+    lock and use, the balance check, the extension in place and the debit (ledger reason renewal or
+    extra_data) and its audit row. Every refusal is raised before anything is written.
     """
     user = lock_user(session, user_id)
     ensure_not_banned(user)
-    config, plan, price = renewals.check_order(session, settings, user, order, now)
+    config, plan, price, discount = renewals.check_order(session, settings, user, order, now)
+    discounts.ensure_reviewed_if_free(discount)
     available = ensure_covers(session, user.id, price)
     if plan is not None:
         terms = renewals.renewal_terms(config, plan, now, now, None)
@@ -242,6 +272,7 @@ def extend_in_place(
     else:
         touched = renewals.add_data(session, config, order["extra_data_mb"])
     entry = book(session, actor, user.id, -price, order["purpose"], config_id=config.id)
+    facts = _redeem(session, discount, user.id, entry)
     audit.record(
         session,
         actor,
@@ -252,6 +283,7 @@ def extend_in_place(
         extra_data_mb=order["extra_data_mb"],
         entry_id=entry.id,
         amount_cents=-price,
+        **facts,
     )
     return Extension(config, plan, entry, available - price, touched)
 

@@ -75,6 +75,12 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/subscription/rotate"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>/qr.png"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/discount-codes"): frozenset({"admin"}),
+    ("GET", "/api/v1/discount-codes"): frozenset({"admin"}),
+    ("GET", "/api/v1/discount-codes/<int:code_id>"): frozenset({"admin"}),
+    ("PATCH", "/api/v1/discount-codes/<int:code_id>"): frozenset({"admin"}),
+    ("DELETE", "/api/v1/discount-codes/<int:code_id>"): frozenset({"admin"}),
+    ("POST", "/api/v1/discount-codes/quote"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/principals/admins"): frozenset({"admin"}),
     ("GET", "/api/v1/principals/bot-clients"): frozenset({"admin"}),
     **{
@@ -167,6 +173,10 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         }
     if method == "PATCH" and rule.startswith("/api/v1/nodes/"):
         return {"capacity_score": 500, "thresholds": {"cpu_percent": 90}}
+    if method == "POST" and rule == "/api/v1/discount-codes":
+        return {"code": f"MATRIX-{caller}", "percent_off": 10}
+    if method == "PATCH" and rule.startswith("/api/v1/discount-codes/"):
+        return {"max_uses": 100, "is_active": True}
     if method == "PATCH":
         return {"price_cents": 900, "name": f"Renamed by {caller}"}
     if method == "PUT" and "/users/telegram/" in rule:
@@ -231,7 +241,10 @@ def path_ids(world) -> dict[str, int]:
     assert (
         client.put(f"/api/v1/users/{telegram_admin}/admin", json={"is_admin": True}, headers=admin).status_code == 200
     )
-    ids = {}
+    # A code that was never used (so it can be deleted), and one for the quotes.
+    code = client.post("/api/v1/discount-codes", json={"code": f"PATH-{next(UNIQUE)}", "percent_off": 5}, headers=admin)
+    assert code.status_code == 201, code.json
+    ids = {"code_id": code.json["id"], "code": code.json["code"]}
     for verb in ("approve", "reject"):
         for caller in CALLERS:
             payment = client.post(
@@ -359,6 +372,8 @@ def test_matrix(world, path_ids, method, rule):
             body = {"plan_id": path_ids["config_plan_id"], "node_id": path_ids["node_id"]}
         if rule.endswith("/wallet/purchases"):
             body = {"plan_id": path_ids["config_plan_id"]}
+        if rule == "/api/v1/discount-codes/quote":
+            body = {"code": path_ids["code"], "plan_id": path_ids["config_plan_id"], "user_id": path_ids["buyer_id"]}
         if rule == "/api/v1/payments" and method == "POST":
             body = {
                 "user_id": path_ids["buyer_id"],

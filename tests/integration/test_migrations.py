@@ -375,3 +375,82 @@ def test_the_auto_renewal_schema_records_one_attempt_per_config_and_period(scrat
         assert connection.execute(text("SELECT count(*) FROM notifications")).scalar() == 0
         assert connection.execute(text("SELECT id, config_id FROM wallet_entries")).all() == [(1, 1)]
         assert connection.execute(text("SELECT count(*) FROM user_configs")).scalar() == 1
+
+
+def test_the_discount_schema_refuses_what_a_code_never_is(scratch_engine):
+    """0009: a code is upper-case and unique, takes a percent (1-100) or an amount off, never both; a use takes
+    off at most its price, belongs to one order, and a used code cannot be deleted; a free order (amount 0)
+    may wait for an admin with no automatic acceptance, a paid one may not."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+                " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO plans (id, name, location_tag, duration_days, max_devices, data_limit_mb,"
+                " is_constant_ip, price_cents, is_active, created_at)"
+                " VALUES (1, 'p', 'x', 1, 1, 1, false, 500, true, CURRENT_TIMESTAMP)"
+            )
+        )
+    code = (
+        "INSERT INTO discount_codes (code, percent_off, amount_off_cents, plan_id, max_uses, max_uses_per_user,"
+        " is_active, created_at) VALUES (:code, :percent, :amount, :plan, :uses, :per_user, true, CURRENT_TIMESTAMP)"
+    )
+    good = {"code": "SAVE10", "percent": 10, "amount": None, "plan": None, "uses": None, "per_user": 1}
+    with scratch_engine.begin() as connection:
+        connection.execute(text(code), good)
+        connection.execute(text(code), {**good, "code": "FIXED", "percent": None, "amount": 100, "plan": 1})
+    refused = [
+        {**good},  # the same code again
+        {**good, "code": "save10b"},  # lower case
+        {**good, "code": "BOTH", "amount": 100},
+        {**good, "code": "NONE", "percent": None},
+        {**good, "code": "ZERO", "percent": 0},
+        {**good, "code": "MORE", "percent": 101},
+        {**good, "code": "NEGATIVE", "percent": None, "amount": -1},
+        {**good, "code": "NOUSES", "uses": 0},
+        {**good, "code": "NOUSER", "per_user": 0},
+        {**good, "code": "NOPLAN", "plan": 99},
+    ]
+    for values in refused:
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(code), values)
+    payment = (
+        "INSERT INTO payments (id, user_id, plan_id, purpose, amount_cents, status, evidence_file_id, auto_accept_at,"
+        " created_at) VALUES (:id, 1, 1, 'purchase', :amount, 'pending', :evidence, :auto, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(payment), {"id": 1, "amount": 0, "evidence": "free", "auto": None})
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text(payment), {"id": 2, "amount": 450, "evidence": "paid", "auto": None})
+    use = (
+        "INSERT INTO discount_redemptions (code_id, user_id, payment_id, wallet_entry_id, price_cents,"
+        " amount_off_cents, created_at) VALUES (1, 1, :payment, :entry, 500, :off, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(use), {"payment": 1, "entry": None, "off": 50})
+        connection.execute(
+            text(
+                "INSERT INTO wallet_entries (id, user_id, amount_cents, reason, actor_type, actor_name, created_at)"
+                " VALUES (1, 1, -450, 'purchase', 'bot', 'shopbot', CURRENT_TIMESTAMP)"
+            )
+        )
+    for values in (
+        {"payment": 1, "entry": None, "off": 50},  # the same payment twice
+        {"payment": None, "entry": 1, "off": 501},  # more than the price
+        {"payment": None, "entry": 1, "off": -1},
+    ):
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(use), values)
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text("DELETE FROM discount_codes WHERE code = 'SAVE10'"))  # it was used
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text("DELETE FROM plans"))  # a code names it
+    migrate.downgrade(scratch_engine, "0008")  # the free order waiting for an admin keeps waiting
+    with scratch_engine.connect() as connection:
+        waiting = connection.execute(text("SELECT auto_accept_at FROM payments")).scalar()
+        assert str(waiting).startswith("9999-12-31")

@@ -77,6 +77,10 @@ EXTENDABLE_WHY = (
 )
 PROOF = "too_many_pending_payments evidence_used_elsewhere evidence_reused"
 PROOF_WHY = "a proof pays once; pending payments are capped"
+CODE = "discount_unknown discount_expired discount_not_for_this_plan discount_already_used_by_you discount_used_up"
+CODE_WHY = (
+    "a discount code must exist, be active, unexpired, for the plan and within its limits; refusals are rate-limited"
+)
 # Everywhere: accepted, or refused for the caller's kind (401/403), or an id that matches no row (404).
 ACCEPTED = ["2xx", "401", "403", "404"]
 # Every other refusal of a schema-valid request, by operation; each is documented in the operation's responses.
@@ -102,18 +106,19 @@ BUSINESS_RULES = {
         (409,), "insufficient_balance", "a debit never takes the stored balance below zero"
     ),
     "POST /api/v1/users/{user_id}/wallet/purchases": rule(
-        (409,),
-        f"insufficient_balance plan_not_for_sale no_node_available {EXTENDABLE} plan_not_allowed",
+        (409, 429),
+        f"insufficient_balance plan_not_for_sale no_node_available {EXTENDABLE} plan_not_allowed {CODE} "
+        "free_order_needs_review rate_limited",
         "the stored balance must cover the plan's price; a plan on sale; placement needs a node with room; "
-        f"{EXTENDABLE_WHY}",
+        f"{EXTENDABLE_WHY}; {CODE_WHY}; a free order needs a review",
     ),
     "GET /api/v1/configs/{config_id}/renewal": rule(
         (409,), f"{EXTENDABLE} plan_not_for_sale plan_not_allowed", f"{EXTENDABLE_WHY}; a plan on sale"
     ),
     "POST /api/v1/configs/{config_id}/renew": rule(
-        (409, 422),
-        f"{EXTENDABLE} plan_not_for_sale plan_not_allowed {PROOF} amount_mismatch",
-        f"{EXTENDABLE_WHY}; a plan on sale; {PROOF_WHY}; the amount must equal the plan's stored price",
+        (409, 422, 429),
+        f"{EXTENDABLE} plan_not_for_sale plan_not_allowed {PROOF} amount_mismatch {CODE} rate_limited",
+        f"{EXTENDABLE_WHY}; a plan on sale; {PROOF_WHY}; the amount must equal the plan's stored price; {CODE_WHY}",
     ),
     "PUT /api/v1/configs/{config_id}/auto-renewal": rule(
         (409,),
@@ -131,9 +136,18 @@ BUSINESS_RULES = {
         (409,), "invalid_transition user_banned", "only a suspended config of an unbanned user resumes"
     ),
     "POST /api/v1/payments": rule(
-        (409, 422),
-        "plan_not_for_sale too_many_pending_payments evidence_used_elsewhere evidence_reused amount_mismatch",
-        "the amount must equal the plan's stored price; a plan on sale; a proof pays once; pending payments are capped",
+        (409, 422, 429),
+        "plan_not_for_sale too_many_pending_payments evidence_used_elsewhere evidence_reused amount_mismatch "
+        f"{CODE} rate_limited",
+        "the amount must equal the plan's stored price; a plan on sale; a proof pays once; pending payments are "
+        f"capped; {CODE_WHY}",
+    ),
+    "POST /api/v1/discount-codes": rule((409,), "discount_code_taken", "codes are unique whatever their case"),
+    "DELETE /api/v1/discount-codes/{code_id}": rule(
+        (409,), "discount_code_in_use", "a code that was used is deactivated, not deleted"
+    ),
+    "POST /api/v1/discount-codes/quote": rule(
+        (409, 429), f"{CODE} plan_not_for_sale rate_limited", f"{CODE_WHY}; a plan on sale"
     ),
     "POST /api/v1/payments/{payment_id}/approve": rule(
         (409, 422), f"already_reviewed {ACTING}", f"a payment is reviewed once; {ACTING_WHY}"
@@ -280,6 +294,9 @@ def _seed(client, admin: Credentials) -> None:
         assert user.status_code == 201
         node = {"name": f"seed-{number}", "region": "eu", "location_tag": "local"}
         assert client.post("/api/v1/nodes", json=node, headers=admin.headers).status_code == 201
+    for number in range(1, 4):
+        code = {"code": f"SEED-{number}", "percent_off": 10 * number, "plan_id": number, "max_uses": 1000}
+        assert client.post("/api/v1/discount-codes", json=code, headers=admin.headers).status_code == 201
     _seed_a_subscription(client, admin)
 
 

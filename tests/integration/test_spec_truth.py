@@ -480,3 +480,61 @@ def test_auto_renewal_rules_agree_with_the_server(client, principals, spec):
         response = client.put("/api/v1/configs/999999/auto-renewal", json=body, headers=admin)
         # Valid bodies meet a business rule here (no such config); invalid ones the schema.
         assert response.status_code == (404 if valid else 422), (label, response.status_code, response.json)
+
+
+def test_discount_code_rules_agree_with_the_server(client, principals, spec):
+    """A code takes a percent or an amount off, one; its expiry is an RFC 3339 date-time with an offset (lower
+    case and leap seconds too); a top-up and extra data take no code; the codes' refusals are documented."""
+    for method, path, status, codes in [
+        ("POST", "/api/v1/discount-codes/quote", "409", "discount_unknown discount_expired discount_used_up"),
+        ("POST", "/api/v1/discount-codes/quote", "429", "rate_limited"),
+        ("POST", "/api/v1/payments", "409", "discount_not_for_this_plan discount_already_used_by_you"),
+        ("POST", "/api/v1/payments", "429", "rate_limited"),
+        ("POST", "/api/v1/configs/{config_id}/renew", "409", "discount_unknown discount_used_up"),
+        ("POST", "/api/v1/users/{user_id}/wallet/purchases", "409", "discount_expired free_order_needs_review"),
+        ("POST", "/api/v1/discount-codes", "409", "discount_code_taken"),
+        ("DELETE", "/api/v1/discount-codes/{code_id}", "409", "discount_code_in_use"),
+    ]:
+        described = operation(spec, method, path)["responses"][status]["description"]
+        assert all(code in described for code in codes.split()), (path, status, described)
+
+    admin = principals.admin.headers
+    code_in = component(spec, "DiscountCodeIn")
+    bodies = {
+        "a percent": ({"code": "spec-1", "percent_off": 10}, True),
+        "an amount": ({"code": "spec-2", "amount_off_cents": 100}, True),
+        "both": ({"code": "spec-3", "percent_off": 10, "amount_off_cents": 100}, False),
+        "neither": ({"code": "spec-4"}, False),
+        "a lower-case expiry": ({"code": "spec-5", "percent_off": 1, "expires_at": "2027-01-01t00:00:00z"}, True),
+        "a leap second": ({"code": "spec-6", "percent_off": 1, "expires_at": "2016-12-31T23:59:60Z"}, True),
+        "the calendar's first hours": (
+            {"code": "spec-7", "percent_off": 1, "expires_at": "0001-01-01T00:00:00+14:00"},
+            True,
+        ),
+        "no offset": ({"code": "spec-8", "percent_off": 1, "expires_at": "2027-01-01T00:00:00"}, False),
+        "a short code": ({"code": "abc", "percent_off": 1}, False),
+        "a space": ({"code": "ab cd", "percent_off": 1}, False),
+    }
+    for label, (body, valid) in bodies.items():
+        assert verdict(spec, code_in, body) is valid, label
+        response = client.post("/api/v1/discount-codes", json=body, headers=admin)
+        assert (response.status_code == 201) is valid and (valid or response.status_code == 422), (label, response.json)
+    leap = client.get("/api/v1/discount-codes?limit=200", headers=admin).json["items"]
+    expiries = {item["code"]: item["expires_at"] for item in leap}
+    assert expiries["SPEC-6"].startswith("2016-12-31T23:59:59") and expiries["SPEC-7"].startswith("0001-01-01T00")
+
+    plan_id = plan(client, admin).json["id"]
+    user = client.put("/api/v1/users/telegram/5010", json={}, headers=admin).json["id"]
+    payment_in = component(spec, "PaymentIn")
+    proof = {"user_id": user, "evidence_file_id": "f", "evidence_unique_id": "u"}
+    top_up = {**proof, "purpose": "topup", "amount_cents": 100, "discount_code": "SPEC-1"}
+    purchase = {**proof, "plan_id": plan_id, "amount_cents": 270, "discount_code": "spec-1"}
+    assert not verdict(spec, payment_in, top_up) and verdict(spec, payment_in, purchase)
+    assert client.post("/api/v1/payments", json=top_up, headers=admin).status_code == 422
+    assert client.post("/api/v1/payments", json=purchase, headers=admin).status_code == 201
+    purchase_in = component(spec, "PurchaseIn")
+    extra = {"extends_config_id": 999_999, "data_mb": 1024, "discount_code": "SPEC-1"}
+    assert not verdict(spec, purchase_in, extra) and verdict(
+        spec, purchase_in, {"plan_id": plan_id, "discount_code": "x"}
+    )
+    assert client.post(f"/api/v1/users/{user}/wallet/purchases", json=extra, headers=admin).status_code == 422

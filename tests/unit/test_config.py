@@ -22,6 +22,8 @@ def test_every_setting_is_read_from_the_environment(tmp_path):
         "ACCESS_TOKEN_TTL_SECONDS": "60",
         "LOGIN_RATE_LIMIT_PER_IP": "5/10",
         "LOGIN_RATE_LIMIT_PER_USERNAME": "2/30",
+        "DISCOUNT_CODE_FAILURES_PER_USER": "3/60",
+        "DISCOUNT_CODE_FAILURES_PER_CALLER": "50/120",
         "TRUSTED_PROXY_COUNT": "1",
         "METRICS_TOKEN": "m",
         "LOG_LEVEL": "debug",
@@ -30,6 +32,8 @@ def test_every_setting_is_read_from_the_environment(tmp_path):
     assert not settings.embedded
     assert settings.access_token_ttl_seconds == 60
     assert settings.login_rate_per_ip == (5, 10) and settings.login_rate_per_username == (2, 30)
+    assert settings.discount_code_failures_per_user == (3, 60)
+    assert settings.discount_code_failures_per_caller == (50, 120)
     assert settings.trusted_proxy_count == 1 and settings.metrics_token == "m" and settings.log_level == "DEBUG"
 
 
