@@ -183,3 +183,14 @@ class ApiClient:
         """Nodes over a health threshold, or draining: what crossed, what is moved, what needs an admin."""
         params = {"acting_telegram_id": acting_telegram_id}
         return self.json("GET", "/api/v1/nodes/alerts", params=params)["items"]
+
+    def segment_counts(self) -> dict[str, int]:
+        """How many customers each broadcast segment (all, active, expired, never_bought) has now."""
+        items = self.json("GET", "/api/v1/users/segments")["items"]
+        return {item["segment"]: item["count"] for item in items}
+
+    def segment_page(self, segment: str, after_id: int, limit: int = 100) -> dict:
+        """A page of the segment's customers after user id AFTER_ID: items (user_id, telegram_id, language) and
+        next_after_id (None on the last page)."""
+        params = {"after_id": after_id, "limit": limit}
+        return self.json("GET", f"/api/v1/users/segments/{segment}", params=params)

@@ -61,6 +61,8 @@ class BotSettings:
     payment_instructions: str = ""
     protocol: str = "vless"
     admin_language: str = "en"
+    # Broadcast messages a second (bot/broadcast.py): under Telegram's limit of about 30 a second.
+    broadcast_per_second: float = 25.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -108,4 +110,5 @@ class BotSettings:
             currency=env.get("BOT_CURRENCY", "USD").strip() or "USD",
             payment_instructions=env.get("BOT_PAYMENT_INSTRUCTIONS", "").strip(),
             protocol=protocol,
+            broadcast_per_second=_number(env, "BOT_BROADCAST_PER_SECOND", 25.0, minimum=0.1),
         )

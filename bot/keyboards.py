@@ -11,10 +11,12 @@ from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 from .i18n import t
 
 # lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry> | adm:<ok|no>:<payment id> | howto:<platform> | sup:no
+# | bc:seg:<segment> | bc:<ok|no>
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
     r"|buy:(?P<action>ok|no|retry)|adm:(?P<verdict>ok|no):(?P<pid>[1-9][0-9]{0,17})"
-    r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no))$"
+    r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no)"
+    r"|bc:seg:(?P<segment>all|active|expired|never_bought)|bc:(?P<broadcast>ok|no))$"
 )
 
 
@@ -98,4 +100,35 @@ def share(link: str, language: str) -> InlineKeyboardMarkup:
     markup = InlineKeyboardMarkup()
     query = urlencode({"url": link, "text": t(language, "invite_share_text")})
     markup.row(InlineKeyboardButton(t(language, "invite_share"), url=f"https://t.me/share/url?{query}"))
+    return markup
+
+
+def broadcast_segments(counts: dict[str, int], language: str) -> InlineKeyboardMarkup:
+    """One button per segment with how many customers it has now, then Cancel."""
+    markup = InlineKeyboardMarkup(row_width=2)
+    markup.add(
+        *(
+            InlineKeyboardButton(
+                t(language, "broadcast_segment_button", segment=t(language, f"segment_{name}"), count=count),
+                callback_data=f"bc:seg:{name}",
+            )
+            for name, count in counts.items()
+        )
+    )
+    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="bc:no"))
+    return markup
+
+
+def broadcast_cancel(language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="bc:no"))
+    return markup
+
+
+def broadcast_confirm(count: int, language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(
+        InlineKeyboardButton(t(language, "broadcast_send", count=count), callback_data="bc:ok"),
+        InlineKeyboardButton(t(language, "cancel"), callback_data="bc:no"),
+    )
     return markup

@@ -1,15 +1,17 @@
-"""Handlers, registered in order: admin commands (silent for others), customer commands, support and help
-(before the purchase flow and receipts, so a screenshot for support is not taken for a receipt), the purchase flow,
-receipts sent outside an order (passed to the admins), then the fallbacks (unknown commands, stray input)."""
+"""Handlers, registered in order: admin commands (silent for others) and broadcasts (so an admin's text or file
+for a broadcast is never taken for anything else), customer commands, support and help (before the purchase flow
+and receipts, so a screenshot for support is not taken for a receipt), the purchase flow, receipts sent outside
+an order (passed to the admins), then the fallbacks (unknown commands, stray input)."""
 
 from __future__ import annotations
 
 from ..context import Shop
-from . import admin, common, customer, purchase, receipts, support
+from . import admin, broadcast, common, customer, purchase, receipts, support
 
 
 def register(shop: Shop) -> None:
     admin.register(shop)
+    broadcast.register(shop)
     common.register(shop)
     support.register(shop)
     customer.register(shop)

@@ -211,4 +211,29 @@ MESSAGES: dict[str, str] = {
     "status_suspended": "متوقف",
     "status_expired": "منقضی",
     "status_revoked": "لغوشده",
+    "segment_all": "همه",
+    "segment_active": "مشتریان فعال",
+    "segment_expired": "مشتریان منقضی‌شده",
+    "segment_never_bought": "بدون خرید",
+    "broadcast_choose": "📣 <b>ارسال همگانی</b>\nپیام برای چه کسانی فرستاده شود؟ کنار هر گروه تعداد فعلی مشتریان آن "
+    "آمده است (کاربران مسدود هرگز پیام همگانی نمی‌گیرند).",
+    "broadcast_segment_button": "{segment} ({count})",
+    "broadcast_empty": "در حال حاضر کسی در این گروه نیست.",
+    "broadcast_ask_text": "📣 گیرندگان: <b>{segment}</b> ({count} مشتری).\nمتن پیام را بفرستید (یا پیامی را فوروارد "
+    "کنید). مشتریان متن را دقیقاً همان‌طور که نوشته شده و بدون ترجمه دریافت می‌کنند؛ قالب‌بندی حفظ نمی‌شود.",
+    "broadcast_text_only": "فقط پیام متنی را می‌توان همگانی فرستاد. متن را بفرستید یا «انصراف» را بزنید.",
+    "broadcast_preview": "👀 <b>پیش‌نمایش</b>: پیام بعدی دقیقاً به همین شکل برای <b>{segment}</b> ({count} مشتری) "
+    "فرستاده می‌شود. ارسال شود؟",
+    "broadcast_send": "📣 ارسال برای {count} نفر",
+    "broadcast_started": "📣 ارسال همگانی برای <b>{segment}</b> ({count} مشتری) شروع شد. پس از پایان، گزارش همین‌جا "
+    "می‌آید.",
+    "broadcast_cancelled": "ارسال همگانی لغو شد؛ چیزی فرستاده نشد.",
+    "broadcast_running": "📣 یک ارسال همگانی برای <b>{segment}</b> در جریان است: {done} از حدود {total} مشتری "
+    "(رسیده {delivered}، مسدودکرده {blocked}، ناموفق {failed}). پس از پایان آن می‌توانید ارسال تازه‌ای شروع کنید.",
+    "broadcast_report": "📣 <b>ارسال همگانی تمام شد</b>: {segment}\nرسیده: {delivered}\nربات را مسدود کرده یا از "
+    "تلگرام رفته: {blocked}\nناموفق: {failed}\nمدت: {duration}",
+    "broadcast_aborted": "⚠️ زودتر متوقف شد: API فهرست مشتریان را نداد ({message}).",
+    "duration_hms": "{hours} ساعت و {minutes} دقیقه و {seconds} ثانیه",
+    "duration_ms": "{minutes} دقیقه و {seconds} ثانیه",
+    "duration_s": "{seconds} ثانیه",
 }
