@@ -15,6 +15,7 @@ from telebot.types import Update, User
 from werkzeug.serving import make_server
 
 from .app import build, publish_commands
+from .broadcast import Broadcaster
 from .config import BotSettings, SettingsError
 from .context import Shop
 from .notifier import Notifier
@@ -91,12 +92,15 @@ def main() -> int:
     publish_commands(shop)
     notifier = Notifier(shop, settings.notify_interval_seconds)
     notifier.start()
+    broadcaster = Broadcaster(shop)  # resumes a broadcast a previous run left unfinished
+    broadcaster.start()
     try:
         run_webhook(shop) if settings.mode == "webhook" else run_polling(shop)
     except KeyboardInterrupt:
         pass
     finally:
         notifier.stop()
+        broadcaster.stop()
     return 0
 
 

@@ -273,3 +273,14 @@ class ApiClient:
         """A renewal or extra data paid from the balance, at once: the ledger row, the balance, the config."""
         body = {"extends_config_id": config_id, **order}
         return self.json("POST", f"/api/v1/users/{user_id}/wallet/purchases", json=body)
+
+    def segment_counts(self) -> dict[str, int]:
+        """How many customers each broadcast segment (all, active, expired, never_bought) has now."""
+        items = self.json("GET", "/api/v1/users/segments")["items"]
+        return {item["segment"]: item["count"] for item in items}
+
+    def segment_page(self, segment: str, after_id: int, limit: int = 100) -> dict:
+        """A page of the segment's customers after user id AFTER_ID: items (user_id, telegram_id, language) and
+        next_after_id (None on the last page)."""
+        params = {"after_id": after_id, "limit": limit}
+        return self.json("GET", f"/api/v1/users/segments/{segment}", params=params)

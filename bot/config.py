@@ -77,6 +77,8 @@ class BotSettings:
     admin_language: str = "en"
     # The amounts of extra data (GB of 1024 MB) a customer may add to a paid config; the API prices them.
     extra_data_gb: tuple[int, ...] = (1, 5, 10)
+    # Broadcast messages a second (bot/broadcast.py): under Telegram's limit of about 30 a second.
+    broadcast_per_second: float = 25.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -125,4 +127,5 @@ class BotSettings:
             payment_instructions=env.get("BOT_PAYMENT_INSTRUCTIONS", "").strip(),
             protocol=protocol,
             extra_data_gb=_whole_numbers(env, "BOT_EXTRA_DATA_GB", (1, 5, 10)),
+            broadcast_per_second=_number(env, "BOT_BROADCAST_PER_SECOND", 25.0, minimum=0.1),
         )

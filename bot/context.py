@@ -32,6 +32,8 @@ class Shop:
     api: ApiClient
     store: StateStore
     settings: BotSettings
+    # Set when a broadcast was started, so the broadcaster (bot/broadcast.py) begins at once.
+    wake_broadcaster: threading.Event = field(default_factory=threading.Event)
     _locks: list[threading.Lock] = field(default_factory=lambda: [threading.Lock() for _ in range(_STRIPES)])
 
     def lock(self, user_id: int) -> threading.Lock:

@@ -12,13 +12,15 @@ from .i18n import t
 
 # lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry|code|nocode> | adm:<ok|no>:<payment id> | howto:<platform>
 # | sup:no | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
+# | bc:seg:<segment> | bc:<ok|no>
 _ID = r"[1-9][0-9]{0,17}"
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
     rf"|buy:(?P<action>ok|no|retry|code|nocode)|adm:(?P<verdict>ok|no):(?P<pid>{_ID})"
     rf"|ext:(?P<extend>renew|data):(?P<config>{_ID})|ext:plan:(?P<plan>{_ID})|ext:gb:(?P<gb>[1-9][0-9]{{0,4}})"
     r"|ext:(?P<ext>wallet|proof|back|no|retry)"
-    r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no))$"
+    r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no)"
+    r"|bc:seg:(?P<segment>all|active|expired|never_bought)|bc:(?P<broadcast>ok|no))$"
 )
 
 
@@ -165,4 +167,35 @@ def extension_back(language: str) -> InlineKeyboardMarkup:
 def extension_retry(language: str) -> InlineKeyboardMarkup:
     markup = InlineKeyboardMarkup()
     markup.row(InlineKeyboardButton("🔁", callback_data="ext:retry"))
+    return markup
+
+
+def broadcast_segments(counts: dict[str, int], language: str) -> InlineKeyboardMarkup:
+    """One button per segment with how many customers it has now, then Cancel."""
+    markup = InlineKeyboardMarkup(row_width=2)
+    markup.add(
+        *(
+            InlineKeyboardButton(
+                t(language, "broadcast_segment_button", segment=t(language, f"segment_{name}"), count=count),
+                callback_data=f"bc:seg:{name}",
+            )
+            for name, count in counts.items()
+        )
+    )
+    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="bc:no"))
+    return markup
+
+
+def broadcast_cancel(language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="bc:no"))
+    return markup
+
+
+def broadcast_confirm(count: int, language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(
+        InlineKeyboardButton(t(language, "broadcast_send", count=count), callback_data="bc:ok"),
+        InlineKeyboardButton(t(language, "cancel"), callback_data="bc:no"),
+    )
     return markup

@@ -20,6 +20,8 @@ class StateStore(Protocol):
     def clear(self, user_id: int) -> None: ...
     def cache_get(self, key: str) -> Any: ...
     def cache_set(self, key: str, value: Any, ttl: int) -> None: ...
+    def cache_add(self, key: str, value: Any, ttl: int) -> bool: ...
+    def cache_delete(self, key: str) -> None: ...
 
 
 class MemoryStore:
@@ -63,6 +65,19 @@ class MemoryStore:
     def cache_set(self, key: str, value: Any, ttl: int) -> None:
         self._set(f"cache:{key}", value, ttl)
 
+    def cache_add(self, key: str, value: Any, ttl: int) -> bool:
+        """Store VALUE only if KEY holds nothing (atomically); True when it was stored."""
+        with self._lock:
+            item = self._data.get(f"cache:{key}")
+            if item is not None and item[0] >= time.monotonic():
+                return False
+            self._data[f"cache:{key}"] = (time.monotonic() + ttl, json.dumps(value))
+            return True
+
+    def cache_delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(f"cache:{key}", None)
+
 
 class RedisStore:
     """Production: every key has a TTL (refreshed on each write), under one prefix."""
@@ -88,6 +103,13 @@ class RedisStore:
 
     def cache_set(self, key: str, value: Any, ttl: int) -> None:
         self._redis.set(f"{self.prefix}cache:{key}", json.dumps(value), ex=ttl)
+
+    def cache_add(self, key: str, value: Any, ttl: int) -> bool:
+        """Store VALUE only if KEY holds nothing (SET NX: atomic across processes); True when it was stored."""
+        return bool(self._redis.set(f"{self.prefix}cache:{key}", json.dumps(value), ex=ttl, nx=True))
+
+    def cache_delete(self, key: str) -> None:
+        self._redis.delete(f"{self.prefix}cache:{key}")
 
 
 def make_store(redis_url: str, ttl_seconds: int) -> StateStore:

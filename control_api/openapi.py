@@ -13,6 +13,7 @@ from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_insta
 
 from .schemas.common import MAX_ID, OneOfSchema
 from .security import SECURITY_SCHEME
+from .services.segments import SEGMENTS
 from .services.subscriptions import TOKEN_PATTERN
 
 _ERROR_REF = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
@@ -26,11 +27,14 @@ _GENERIC = {
 }
 # Path parameters: `<int:...>` matches ASCII digits up to BIGINT (BoundedIntConverter), else 404;
 # a Telegram user id is positive (PUT refuses 0 with 422 invalid_telegram_id, GET finds nobody);
-# a subscription token has the shape the server makes (any other is a 404, like an unknown one).
+# a subscription token has the shape the server makes (any other is a 404, like an unknown one);
+# a segment is one of the services' names.
 _PATH_INTEGER = {"minimum": 0, "maximum": MAX_ID}
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "telegram_id": {"minimum": 1, "maximum": MAX_ID, "description": "A Telegram user id (positive)."},
     "token": {"pattern": TOKEN_PATTERN, "description": "The subscription's secret token."},
+    # `<any(...):segment>`: another name is a 404, like an unknown route.
+    "segment": {"enum": list(SEGMENTS), "description": "A customer segment."},
 }
 
 

@@ -1,4 +1,5 @@
-"""Admin desk: /payments, /approve, /reject, /nodes and the review buttons in the admin channel.
+"""Admin desk: /payments, /approve, /reject, /nodes and the review buttons in the admin channel (/broadcast is in
+broadcast.py).
 
 Only users the API marks is_admin get an answer to these commands, and only in a private chat or the admin
 channel (TELEGRAM_ADMIN_CHAT_ID): in any other group they are silent, as they are for everyone else. Every

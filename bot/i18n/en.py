@@ -319,4 +319,29 @@ MESSAGES: dict[str, str] = {
     "topup_again": "🧾 This receipt was already received as top-up <b>#{id}</b>; it is being reviewed.",
     "topup_cancelled": "Top-up cancelled. If you already paid, send the receipt here any time: it will reach the "
     "admins.",
+    "segment_all": "Everyone",
+    "segment_active": "Active customers",
+    "segment_expired": "Expired customers",
+    "segment_never_bought": "Never bought",
+    "broadcast_choose": "📣 <b>Broadcast</b>\nWho should receive the message? Each group with how many customers "
+    "it has now (banned customers never receive broadcasts).",
+    "broadcast_segment_button": "{segment} ({count})",
+    "broadcast_empty": "Nobody is in this group right now.",
+    "broadcast_ask_text": "📣 To: <b>{segment}</b> ({count} customers).\nSend the message as text (or forward one). "
+    "Customers receive the text exactly as written, not translated; formatting is not kept.",
+    "broadcast_text_only": "Only a text message can be broadcast. Send the text, or press Cancel.",
+    "broadcast_preview": "👀 <b>Preview</b>: the next message goes to <b>{segment}</b> ({count} customers) exactly as "
+    "shown. Send it?",
+    "broadcast_send": "📣 Send to {count}",
+    "broadcast_started": "📣 Broadcast started to <b>{segment}</b> ({count} customers). The report comes here when it "
+    "ends.",
+    "broadcast_cancelled": "Broadcast cancelled; nothing was sent.",
+    "broadcast_running": "📣 A broadcast to <b>{segment}</b> is running: {done} of about {total} customers done "
+    "(delivered {delivered}, blocked {blocked}, failed {failed}). A new one can start when it ends.",
+    "broadcast_report": "📣 <b>Broadcast finished</b>: {segment}\nDelivered: {delivered}\nBlocked the bot or left "
+    "Telegram: {blocked}\nFailed: {failed}\nDuration: {duration}",
+    "broadcast_aborted": "⚠️ Stopped early: the API refused the customer list ({message}).",
+    "duration_hms": "{hours} h {minutes} min {seconds} s",
+    "duration_ms": "{minutes} min {seconds} s",
+    "duration_s": "{seconds} s",
 }

@@ -6,15 +6,23 @@ from ..extensions import db_session
 from ..jobs.dispatch import job_queue
 from ..schemas.configs import ConfigList, ConfigOut, TrialIn
 from ..schemas.referrals import ReferralOut
+from ..schemas.segments import SegmentCountsOut, SegmentPageOut, SegmentQuery
 from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UnbanIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
 from ..services import configs as config_service
 from ..services import referrals as referral_service
+from ..services import segments as segment_service
 from ..services import trials as trial_service
 from ..services import users as user_service
 from .common import API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("users", __name__, url_prefix=f"{API_PREFIX}/users", tag="Users")
+SEGMENT_RULE = "/segments/<any({}):segment>".format(", ".join(segment_service.SEGMENTS))
+SEGMENTS_DESCRIPTION = (
+    "Segments (banned customers are in none): all; active (a config served now, a trial or temporary one "
+    "too); expired (had a paid config, none served now); never_bought (no approved purchase, no purchase "
+    "from the balance)."
+)
 
 
 @bp.put("/telegram/<int:telegram_id>")
@@ -89,6 +97,29 @@ def unban_user(user_id: int, data: dict):
         job_queue().enqueue_node_sync,
         _max_pending(),
     )
+
+
+@bp.get("/segments")
+@require("bot", "admin")
+@bp.output(SegmentCountsOut)
+@bp.doc(summary="How many customers each broadcast segment has now", description=SEGMENTS_DESCRIPTION, security=BEARER)
+def segment_counts() -> dict:
+    return segment_service.counts(db_session())
+
+
+@bp.get(SEGMENT_RULE)
+@require("bot", "admin")
+@bp.input(SegmentQuery, location="query", arg_name="query")
+@bp.output(SegmentPageOut)
+@bp.doc(
+    summary="The Telegram ids of a segment's customers, for a broadcast",
+    description=SEGMENTS_DESCRIPTION
+    + " Paged by user id: pass the previous page's next_after_id as after_id, so a broadcast resumes where it "
+    "stopped.",
+    security=BEARER,
+)
+def segment_members(segment: str, query: dict) -> dict:
+    return segment_service.page(db_session(), segment, query["after_id"], query["limit"])
 
 
 @bp.get("")

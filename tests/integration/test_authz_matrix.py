@@ -33,6 +33,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/v1/users/telegram/<int:telegram_id>"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users/telegram/<int:telegram_id>"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users"): frozenset({"admin"}),
+    ("GET", "/api/v1/users/segments"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users/segments/<any(all, active, expired, never_bought):segment>"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users/<int:user_id>"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/ban"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/unban"): frozenset({"admin"}),
@@ -358,6 +360,8 @@ def test_matrix(world, path_ids, method, rule):
     allowed = MATRIX[method, rule]
     overrides = PATH_ID_OVERRIDES.get(rule, {})
     path = re.sub(r"<int:(\w+)>", lambda match: str(path_ids[overrides.get(match.group(1), match.group(1))]), rule)
+    # `<any(a, b):name>` (a segment): the rule's last choice.
+    path = re.sub(r"<any\(([\w ,]+)\):\w+>", lambda match: match.group(1).split(",")[-1].strip(), path)
     assert "<" not in path, path
     if rule == "/api/v1/auth/revoke":
         # Revoking ends the token used for the call, so this route gets tokens of its own.

@@ -43,13 +43,19 @@ def test_both_catalogs_have_the_same_keys_and_placeholders():
 def test_callback_data_is_parsed_strictly():
     assert parse_callback("adm:ok:12") == {"verdict": "ok", "pid": "12"}
     assert parse_callback("buy:dur:30") == {"step": "dur", "value": "30"}
+    assert parse_callback("bc:seg:never_bought") == {"segment": "never_bought"}
+    assert parse_callback("bc:ok") == {"broadcast": "ok"}
     for bad in ("adm:ok:0", "adm:ok:-1", "adm:maybe:1", "buy:dur:", "buy:dur:x y", "lang:de", "", None, "x" * 70):
+        assert parse_callback(bad) is None
+    for bad in ("bc:seg:everyone", "bc:seg:", "bc:go", "bc:ok:1"):
         assert parse_callback(bad) is None
 
 
 def test_settings_come_from_the_environment_and_name_what_is_wrong(tmp_path):
     settings = BotSettings.from_env(ENV)
     assert (settings.api_url, settings.mode, settings.redis_url) == ("http://127.0.0.1:8080", "polling", "")
+    assert settings.broadcast_per_second == 25
+    assert BotSettings.from_env({**ENV, "BOT_BROADCAST_PER_SECOND": "12.5"}).broadcast_per_second == 12.5
     secret = tmp_path / "secret"
     secret.write_text("from-file\n")
     env = {**ENV, "RAYFLEET_BOT_CLIENT_SECRET": "", "RAYFLEET_BOT_CLIENT_SECRET_FILE": str(secret)}
@@ -60,6 +66,7 @@ def test_settings_come_from_the_environment_and_name_what_is_wrong(tmp_path):
         ({"TELEGRAM_ADMIN_CHAT_ID": "admins"}, "TELEGRAM_ADMIN_CHAT_ID"),
         ({"TELEGRAM_BOT_MODE": "webhook"}, "TELEGRAM_WEBHOOK_URL"),
         ({"BOT_NOTIFY_INTERVAL_SECONDS": "soon"}, "BOT_NOTIFY_INTERVAL_SECONDS"),
+        ({"BOT_BROADCAST_PER_SECOND": "0"}, "BOT_BROADCAST_PER_SECOND"),
     ):
         with pytest.raises(SettingsError, match=word):
             BotSettings.from_env({**ENV, **change})
@@ -427,3 +434,40 @@ def test_the_daily_report_text_in_both_languages():
     assert english[-1] == "🚨 Nodes alerting now: de-1"
     persian = daily_report_text("fa", "USD", {**payload, "plans": [], "nodes_alerting": []})
     assert "گزارش فروش" in persian and "هیچ پلنی فروخته نشد." in persian and "هیچ سروری هشدار ندارد" in persian
+
+
+def test_the_broadcast_pacer_never_lets_a_second_hold_more_than_the_rate():
+    """Starts are spaced 1/rate apart, and a start waits a full second after the answer `rate` sends before,
+    however slowly Telegram answers: with a clock that only the pacer moves, no second holds more than rate."""
+    import itertools
+
+    from bot.broadcast import Pacer
+
+    for rate, latency in ((25, 0.0), (25, 0.2), (10, 0.05), (0.5, 0.0)):
+        pacer, now, starts, answers = Pacer(rate), 100.0, [], []
+        for number in range(200):
+            now += pacer.delay(now)
+            pacer.started(now)
+            starts.append(now)
+            now += latency * (number % 3)  # answers of uneven speed
+            pacer.answered(now)
+            answers.append(now)
+        limit = max(1, int(rate))
+        for first, later in zip(answers, starts[limit:], strict=False):
+            assert later - first >= 1.0 - 1e-9, (rate, latency)
+        assert all(b - a >= 1 / rate - 1e-9 for a, b in itertools.pairwise(starts))
+    resumed = Pacer(25, resume_after=50.0)
+    assert resumed.delay(49.5) == 0.5 and resumed.delay(51.0) == 0
+
+
+def test_a_broadcast_report_reads_in_both_languages():
+    from bot.broadcast import duration_text, new, report_text
+
+    job = {**new("expired", "hi", 10, -100, "en", 7002), "delivered": 7, "blocked": 2, "failed": 1}
+    job["finished_at"] = job["started_at"] + 3725
+    text = report_text(job)
+    assert "Expired customers" in text and "Delivered: 7" in text and "Failed: 1" in text
+    assert "1 h 2 min 5 s" in text
+    persian = report_text({**job, "language": "fa", "error": "404 not found"})
+    assert f"رسیده: {LRM}7{LRM}" in persian and "زودتر متوقف شد" in persian
+    assert duration_text("en", 59.6) == "1 min 0 s" and duration_text("en", 4) == "4 s"

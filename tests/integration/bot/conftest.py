@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from bot.__main__ import run_polling
 from bot.app import build, publish_commands
+from bot.broadcast import Broadcaster
 from bot.config import BotSettings
 from bot.context import Shop
 from bot.notifier import Notifier
@@ -164,6 +165,7 @@ class Harness:
     shop: Shop | None = None
     thread: threading.Thread | None = None
     notifier: Notifier | None = None
+    broadcaster: Broadcaster | None = None
 
     def start_bot(self) -> Shop:
         store = RedisStore(self.redis_url, self.settings.state_ttl_seconds)
@@ -173,16 +175,20 @@ class Harness:
         self.thread.start()
         self.notifier = Notifier(self.shop, self.settings.notify_interval_seconds)
         self.notifier.start()
+        self.broadcaster = Broadcaster(self.shop)
+        self.broadcaster.start()
         return self.shop
 
     def stop_bot(self) -> None:
         self.notifier.stop()
+        self.broadcaster.stop()
         self.shop.bot.stop_bot()
         # Generous: on a busy machine (the e2e tests run beside these) a polling round in flight and
         # pyTelegramBotAPI's pause after a failed round can take longer than the fake's 0.5 s wait.
         self.thread.join(timeout=30)
         self.notifier.join(timeout=30)
-        assert not self.thread.is_alive()
+        self.broadcaster.join(timeout=30)
+        assert not self.thread.is_alive() and not self.broadcaster.is_alive()
 
     def count(self, model) -> int:
         with self.app.app_context():
