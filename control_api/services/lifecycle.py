@@ -181,7 +181,8 @@ def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
 def _warn_expiring(session: Session, now: datetime, warning_days: Sequence[int]) -> int:
     """Warn each paid config's customer when fewer than D days are left, for each D of WARNING_DAYS, once
     per threshold and period (the key names the expiry: a renewal starts a new period). A config first
-    seen inside several thresholds gets only the nearest one's warning."""
+    seen inside several thresholds gets only the nearest one's warning. A config opted in to auto-renewal is
+    not warned: the sweep renews it, or says why not (auto_renewal.py)."""
     if not warning_days:
         session.commit()
         return 0
@@ -190,6 +191,8 @@ def _warn_expiring(session: Session, now: datetime, warning_days: Sequence[int])
             UserConfig.status.in_(SERVED_STATUSES),
             # Trials and temporary configs are short by design; only paid plans get a renewal reminder.
             UserConfig.kind == "full",
+            # An opted-in config hears from auto-renewal instead: renewed, or why not with a top-up button.
+            UserConfig.auto_renew.is_(False),
             UserConfig.expires_at > now,
             UserConfig.expires_at <= now + timedelta(days=max(warning_days)),
         )

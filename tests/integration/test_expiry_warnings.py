@@ -25,7 +25,7 @@ def warnings(app) -> list[tuple[int, int]]:
 
 def sweep(app, when, warning_days=None):
     with app.app_context():
-        return run_lifecycle(db(app), lambda _node_id: None, now=when, warning_days=warning_days)
+        return run_lifecycle(db(app), lambda _node_id: None, now=when, warning_days=warning_days, referral_percent=0)
 
 
 def test_a_paid_config_is_warned_three_days_and_one_day_ahead_once_each(app, client, principals, shop):  # noqa: F811
