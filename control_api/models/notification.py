@@ -26,6 +26,7 @@ NOTIFICATION_KINDS = (
     "data_added",
     "referral_credited",
     "daily_report",
+    "payment_decided",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")
