@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from .app import build, publish_commands
 from .config import BotSettings, SettingsError
 from .context import Shop
+from .holds import HoldRunner
 from .notifier import Notifier
 
 log = logging.getLogger("bot")
@@ -91,12 +92,15 @@ def main() -> int:
     publish_commands(shop)
     notifier = Notifier(shop, settings.notify_interval_seconds)
     notifier.start()
+    holds = HoldRunner(shop)  # makes the admins' held decisions when their undo window is over
+    holds.start()
     try:
         run_webhook(shop) if settings.mode == "webhook" else run_polling(shop)
     except KeyboardInterrupt:
         pass
     finally:
         notifier.stop()
+        holds.stop()
     return 0
 
 

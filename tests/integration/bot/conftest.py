@@ -19,6 +19,7 @@ from bot.__main__ import run_polling
 from bot.app import build, publish_commands
 from bot.config import BotSettings
 from bot.context import Shop
+from bot.holds import HoldRunner
 from bot.notifier import Notifier
 from bot.state import RedisStore
 from control_api.models import Node, Notification, Payment, UserConfig
@@ -164,6 +165,7 @@ class Harness:
     shop: Shop | None = None
     thread: threading.Thread | None = None
     notifier: Notifier | None = None
+    holds: HoldRunner | None = None
 
     def start_bot(self) -> Shop:
         store = RedisStore(self.redis_url, self.settings.state_ttl_seconds)
@@ -173,15 +175,19 @@ class Harness:
         self.thread.start()
         self.notifier = Notifier(self.shop, self.settings.notify_interval_seconds)
         self.notifier.start()
+        self.holds = HoldRunner(self.shop, interval=0.1)
+        self.holds.start()
         return self.shop
 
     def stop_bot(self) -> None:
         self.notifier.stop()
+        self.holds.stop()
         self.shop.bot.stop_bot()
         # Generous: on a busy machine (the e2e tests run beside these) a polling round in flight and
         # pyTelegramBotAPI's pause after a failed round can take longer than the fake's 0.5 s wait.
         self.thread.join(timeout=30)
         self.notifier.join(timeout=30)
+        self.holds.join(timeout=30)
         assert not self.thread.is_alive()
 
     def count(self, model) -> int:
@@ -237,6 +243,8 @@ def harness(app, telegram, api_server, store_shop, redis_url) -> Iterator[Harnes
         api_timeout_seconds=3,
         currency="USD",
         payment_instructions="Card 6037-9911-2233-4455 (Rayfleet)",
+        # Admin decisions are made at once here; tests of the undo window set their own (test_review.py).
+        undo_seconds=0,
     )
     h = Harness(telegram, api_server, app, settings, redis_url)
     h.start_bot()
