@@ -279,7 +279,8 @@ def approve(
         config_id=config.id,
         automatic=reviewer is None,
     )
-    notifications.payment_decided(session, payment, reviewer_name(session, payment), automatic=reviewer is None)
+    by = None if reviewer is None else reviewer_name(session, payment)  # the sweep: worded by the bot
+    notifications.payment_decided(session, payment, by, automatic=reviewer is None)
     commit_and_dispatch(session, touched, dispatch)
     return payment
 
@@ -378,8 +379,8 @@ def reject(
         f"rejected:payment-{payment.id}",
         payment_id=payment.id,
         reason=reason,
-        reason_code=reason_code,
         banned=ban,
+        **({"reason_code": reason_code} if reason_code else {}),  # a quick reason, worded by the bot
     )
     audit.record(session, reviewer, "payment.reject", payment_id=payment.id, banned=ban, reason_code=reason_code)
     notifications.payment_decided(session, payment, reviewer_name(session, payment), banned=ban)

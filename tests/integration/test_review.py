@@ -209,7 +209,11 @@ def test_every_decision_queues_payment_decided_for_the_admins_wherever_it_was_ma
     }
     assert (payloads[by_bot]["status"], payloads[by_bot]["reviewer"]) == ("rejected", "staff")
     assert payloads[by_bot]["reason_code"] == "unreadable"
-    assert (payloads[swept]["status"], payloads[swept]["automatic"]) == ("approved", True)
+    assert (payloads[swept]["status"], payloads[swept]["automatic"], payloads[swept]["reviewer"]) == (
+        "approved",
+        True,
+        None,
+    )
     assert (payloads[topup]["status"], payloads[topup]["reviewer"]) == ("approved", "staff")
     assert payloads[banned_away]["status"] == "rejected" and payloads[banned_away]["banned"] is True
     assert payloads[banned_away]["reviewer"] == principals.admin.identifier
