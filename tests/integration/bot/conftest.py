@@ -171,8 +171,11 @@ class Harness:
         store = RedisStore(self.redis_url, self.settings.state_ttl_seconds)
         self.shop = build(self.settings, store=store)
         publish_commands(self.shop)
+        polls = self.telegram.polls
         self.thread = threading.Thread(target=run_polling, args=(self.shop,), daemon=True)
         self.thread.start()
+        # telebot's polling clears its stop flag when it starts: a stop_bot() before that would be lost.
+        self.telegram.wait_for_polling(polls)
         self.notifier = Notifier(self.shop, self.settings.notify_interval_seconds)
         self.notifier.start()
         self.holds = HoldRunner(self.shop, interval=0.1)
