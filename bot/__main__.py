@@ -18,6 +18,7 @@ from .app import build, publish_commands
 from .broadcast import Broadcaster
 from .config import BotSettings, SettingsError
 from .context import Shop
+from .holds import HoldRunner
 from .notifier import Notifier
 
 log = logging.getLogger("bot")
@@ -94,6 +95,8 @@ def main() -> int:
     notifier.start()
     broadcaster = Broadcaster(shop)  # resumes a broadcast a previous run left unfinished
     broadcaster.start()
+    holds = HoldRunner(shop)  # makes the admins' held decisions when their undo window is over
+    holds.start()
     try:
         run_webhook(shop) if settings.mode == "webhook" else run_polling(shop)
     except KeyboardInterrupt:
@@ -101,6 +104,7 @@ def main() -> int:
     finally:
         notifier.stop()
         broadcaster.stop()
+        holds.stop()
     return 0
 
 

@@ -208,11 +208,34 @@ class ApiClient:
         body = {"acting_telegram_id": acting_telegram_id}
         return self.json("POST", f"/api/v1/payments/{payment_id}/approve", json=body)
 
-    def reject(self, payment_id: int, acting_telegram_id: int, reason: str | None, ban: bool) -> dict:
+    def reject(
+        self, payment_id: int, acting_telegram_id: int, reason: str | None, ban: bool, reason_code: str | None = None
+    ) -> dict:
+        """REASON is told to the customer as written, REASON_CODE (a quick reason) in their language."""
         body: dict[str, Any] = {"acting_telegram_id": acting_telegram_id, "ban": ban}
         if reason:
             body["reason"] = reason[:500]
+        if reason_code:
+            body["reason_code"] = reason_code
         return self.json("POST", f"/api/v1/payments/{payment_id}/reject", json=body)
+
+    def pending_page(self, limit: int) -> tuple[list[dict], bool]:
+        """The oldest LIMIT payments waiting for review, and whether more are waiting."""
+        page = self.json("GET", "/api/v1/payments", params={"status": "pending", "limit": limit})
+        return page["items"], page["more"]
+
+    def history(self, user_id: int) -> dict:
+        """The customer's record for a review card: since when, trial, payments by status, money, configs, ban."""
+        return self.json("GET", f"/api/v1/users/{user_id}/history")
+
+    def review_event(self, payment_id: int, acting_telegram_id: int, event: str, hold: dict[str, Any]) -> dict:
+        """Audit a decision HOLD the bot holds (EVENT "held") or that was undone ("undone")."""
+        body: dict[str, Any] = {"acting_telegram_id": acting_telegram_id, "event": event, "decision": hold["verdict"]}
+        if hold["verdict"] == "reject":
+            body["ban"] = bool(hold.get("ban"))
+            if hold.get("reason_code"):
+                body["reason_code"] = hold["reason_code"]
+        return self.json("POST", f"/api/v1/payments/{payment_id}/review-events", json=body)
 
     def trial(self, user_id: int, protocol: str) -> dict:
         return self.json("POST", f"/api/v1/users/{user_id}/trial", json={"protocol": protocol})

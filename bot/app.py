@@ -4,36 +4,13 @@ from __future__ import annotations
 
 from telebot import TeleBot
 from telebot.storage import StateMemoryStorage
-from telebot.types import BotCommand
 
 from .api_client import ApiClient
 from .config import BotSettings
 from .context import Shop
 from .handlers import register
+from .menus import COMMANDS, publish_commands
 from .state import StateStore, make_store
-
-COMMANDS = {
-    "en": [
-        ("start", "Menu and language"),
-        ("buy", "Buy a config"),
-        ("trial", "Free trial"),
-        ("configs", "My configs"),
-        ("invite", "Invite friends"),
-        ("support", "Talk to support"),
-        ("howto", "How to connect"),
-        ("cancel", "Cancel the purchase"),
-    ],
-    "fa": [
-        ("start", "منو و زبان"),
-        ("buy", "خرید کانفیگ"),
-        ("trial", "تست رایگان"),
-        ("configs", "کانفیگ‌های من"),
-        ("invite", "دعوت از دوستان"),
-        ("support", "پشتیبانی"),
-        ("howto", "آموزش اتصال"),
-        ("cancel", "لغو خرید"),
-    ],
-}
 
 
 def build(
@@ -54,9 +31,4 @@ def build(
     return shop
 
 
-def publish_commands(shop: Shop) -> None:
-    """The command menu Telegram shows, per language."""
-    for language, commands in COMMANDS.items():
-        shop.bot.set_my_commands(
-            [BotCommand(name, text) for name, text in commands], language_code=None if language == "en" else language
-        )
+__all__ = ["COMMANDS", "build", "publish_commands"]

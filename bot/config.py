@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -79,6 +80,10 @@ class BotSettings:
     extra_data_gb: tuple[int, ...] = (1, 5, 10)
     # Broadcast messages a second (bot/broadcast.py): under Telegram's limit of about 30 a second.
     broadcast_per_second: float = 25.0
+    # The shop's time zone (SHOP_TIMEZONE, the API's setting too): times on the admins' review cards.
+    shop_timezone: str = "UTC"
+    # How long an admin's decision is held (with an Undo button) before the bot makes it; 0: no hold.
+    undo_seconds: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -106,8 +111,17 @@ class BotSettings:
         admin_language = env.get("BOT_ADMIN_LANGUAGE", "en").strip() or "en"
         if admin_language not in ("en", "fa"):
             raise SettingsError("BOT_ADMIN_LANGUAGE is en or fa.")
+        shop_timezone = env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"
+        try:
+            ZoneInfo(shop_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"SHOP_TIMEZONE must be an IANA time zone such as Asia/Tehran, not {shop_timezone!r}."
+            ) from None
         return cls(
             admin_language=admin_language,
+            shop_timezone=shop_timezone,
+            undo_seconds=_number(env, "BOT_UNDO_SECONDS", 20.0, minimum=0),
             token=_secret(env, "TELEGRAM_BOT_TOKEN"),
             api_url=api_url,
             client_id=client_id,

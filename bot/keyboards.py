@@ -10,13 +10,19 @@ from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 
 from .i18n import t
 
-# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry|code|nocode> | adm:<ok|no>:<payment id> | howto:<platform>
-# | sup:no | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
+# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry|code|nocode> | howto:<platform> | sup:no
+# | adm:<verdict>:<payment id>: ok approve, no reject (the reasons), bk back to Approve/Reject, op open the card
+#   (from /payments), un undo a held decision
+# | adm:<rs|rj|rb>:<reason>:<payment id>: rs a reason chosen (asks to confirm; other: asks to type it), rj reject,
+#   rb reject and ban, with that reason (other: the one typed)
+# | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
 # | bc:seg:<segment> | bc:<ok|no>
+REASONS = ("fake_receipt", "wrong_amount", "unreadable", "already_used", "other")
 _ID = r"[1-9][0-9]{0,17}"
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
-    rf"|buy:(?P<action>ok|no|retry|code|nocode)|adm:(?P<verdict>ok|no):(?P<pid>{_ID})"
+    rf"|buy:(?P<action>ok|no|retry|code|nocode)|adm:(?P<verdict>ok|no|bk|op|un):(?P<pid>{_ID})"
+    rf"|adm:(?P<reject>rs|rj|rb):(?P<reason>{'|'.join(REASONS)}):(?P<rpid>{_ID})"
     rf"|ext:(?P<extend>renew|data):(?P<config>{_ID})|ext:plan:(?P<plan>{_ID})|ext:gb:(?P<gb>[1-9][0-9]{{0,4}})"
     r"|ext:(?P<ext>wallet|proof|back|no|retry)"
     r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no)"
@@ -29,7 +35,10 @@ def parse_callback(data: str | None) -> dict[str, str] | None:
     match = _CALLBACK.match(data or "")
     if match is None:
         return None
-    return {key: value for key, value in match.groupdict().items() if value is not None}
+    fields = {key: value for key, value in match.groupdict().items() if value is not None}
+    if "rpid" in fields:  # one name per group in a regex: the reason's payment id is the payment id
+        fields["pid"] = fields.pop("rpid")
+    return fields
 
 
 def language_choice() -> InlineKeyboardMarkup:
@@ -106,6 +115,48 @@ def review(payment_id: int, language: str) -> InlineKeyboardMarkup:
     markup.row(
         InlineKeyboardButton(t(language, "admin_approve"), callback_data=f"adm:ok:{payment_id}"),
         InlineKeyboardButton(t(language, "admin_reject"), callback_data=f"adm:no:{payment_id}"),
+    )
+    return markup
+
+
+def reasons(payment_id: int, language: str) -> InlineKeyboardMarkup:
+    """Why reject: the quick reasons, "other" (typed), and Back to Approve / Reject."""
+    markup = InlineKeyboardMarkup(row_width=2)
+    markup.add(
+        *(
+            InlineKeyboardButton(t(language, f"reason_{code}"), callback_data=f"adm:rs:{code}:{payment_id}")
+            for code in REASONS
+        )
+    )
+    markup.row(InlineKeyboardButton(t(language, "admin_back"), callback_data=f"adm:bk:{payment_id}"))
+    return markup
+
+
+def confirm_reject(payment_id: int, reason: str, language: str) -> InlineKeyboardMarkup:
+    """Reject, or reject and ban, for REASON; Back to the reasons."""
+    markup = InlineKeyboardMarkup()
+    markup.row(
+        InlineKeyboardButton(t(language, "admin_reject_do"), callback_data=f"adm:rj:{reason}:{payment_id}"),
+        InlineKeyboardButton(t(language, "admin_reject_ban"), callback_data=f"adm:rb:{reason}:{payment_id}"),
+    )
+    markup.row(InlineKeyboardButton(t(language, "admin_back"), callback_data=f"adm:no:{payment_id}"))
+    return markup
+
+
+def undo(payment_id: int, language: str) -> InlineKeyboardMarkup:
+    markup = InlineKeyboardMarkup()
+    markup.row(InlineKeyboardButton(t(language, "admin_undo"), callback_data=f"adm:un:{payment_id}"))
+    return markup
+
+
+def open_cards(entries: Iterable[tuple[int, str]], language: str) -> InlineKeyboardMarkup:
+    """One button per (payment id, customer) that opens the payment's card."""
+    markup = InlineKeyboardMarkup(row_width=2)
+    markup.add(
+        *(
+            InlineKeyboardButton(t(language, "admin_open", id=pid, customer=who), callback_data=f"adm:op:{pid}")
+            for pid, who in entries
+        )
     )
     return markup
 

@@ -9,8 +9,11 @@ refused connection) ends the round; the one in flight is sent again next round (
 at least once, never lost).
 
 Notifications for the admins ("audience": "admins": node_alert, node_alert_cleared, daily_report) go to the
-admin chat (TELEGRAM_ADMIN_CHAT_ID) in BOT_ADMIN_LANGUAGE, under the same rules. Without an admin chat they are
-acknowledged unsent (a warning is logged once per process): nobody could ever receive them. So is a
+admin chat (TELEGRAM_ADMIN_CHAT_ID) in BOT_ADMIN_LANGUAGE, under the same rules. payment_decided (a payment was
+approved or rejected, anywhere) sends nothing new: every review card the bot posted of that payment is edited
+to show the decision, without its buttons (review.show_decided; a card Telegram will not edit is skipped).
+The others, without an admin chat, are acknowledged unsent (a warning is logged once per process): nobody could
+ever receive them. So is a
 notification of an audience or kind this bot does not know (from a newer API), with a warning: it can never be
 delivered by this bot and would otherwise stay first in the outbox. One the bot knows but fails to render is
 kept in the outbox, and the others go on.
@@ -25,11 +28,11 @@ from typing import Any
 import requests
 from telebot.apihelper import ApiException, ApiTelegramException
 
-from . import auto_renew, offers
+from . import auto_renew, offers, review
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
-from .i18n import data_size, day, language_of, money, t
+from .i18n import data_size, day, language_of, money, reason_text, t
 from .reports import daily_report_text
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ USER_KINDS = frozenset(
 )
 # Told with the Renew / Add data buttons the API allows for the config (handlers/renewals.py).
 EXTENDABLE_KINDS = frozenset(("expiring", "quota_80", "quota_100", "expired"))
-ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared", "daily_report"))
+ADMIN_KINDS = frozenset(("node_alert", "node_alert_cleared", "daily_report", "payment_decided"))
 _no_admin_chat_logged = threading.Event()
 
 
@@ -88,8 +91,10 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         shop.say(chat_id, t(language, "notify_referral_credited", amount=amount, balance=balance))
     elif kind == "rejected":
         parts = [t(language, "notify_rejected", **values)]
-        if payload.get("reason"):
-            parts.append(t(language, "notify_reason", reason=payload["reason"]))
+        # A quick reason comes as a code, worded here in the customer's language; a typed one as written.
+        reasons = [reason_text(language, payload.get("reason_code")), payload.get("reason") or ""]
+        if any(reasons):
+            parts.append(t(language, "notify_reason", reason=" — ".join(reason for reason in reasons if reason)))
         if payload.get("banned"):
             parts.append(t(language, "notify_banned"))
         parts.append(t(language, "rejected_support_hint"))
@@ -146,6 +151,10 @@ def _deliver_to_admins(shop: Shop, note: dict[str, Any]) -> None:
     kind = note.get("kind")
     if kind not in ADMIN_KINDS:
         raise Undeliverable(f"kind {kind!r} for the admins")
+    if kind == "payment_decided":  # edits the cards posted of the payment (none known: nothing to do)
+        payload = note.get("payload") or {}
+        review.show_decided(shop, int(payload["payment_id"]), payload)
+        return
     chat_id = shop.settings.admin_chat_id
     if chat_id is None:
         if not _no_admin_chat_logged.is_set():

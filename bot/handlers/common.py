@@ -7,7 +7,7 @@ import re
 from telebot import util
 from telebot.types import CallbackQuery, Message
 
-from .. import keyboards
+from .. import keyboards, menus
 from ..context import Shop, guarded
 from ..i18n import all_texts, language_of, t
 from .purchase import cancelled_key
@@ -31,6 +31,8 @@ def register(shop: Shop) -> None:
         telegram_language = language_of((message.from_user.language_code or "")[:2])
         user, created = shop.api.start_user(message.from_user.id, message.from_user.username, telegram_language, code)
         shop.store.cache_set(f"user:{message.from_user.id}", user, 120)
+        if user.get("is_admin") and message.chat.type == "private":  # an admin's own chat: the admin commands too
+            menus.admin_menu(shop, message.chat.id, language_of(user.get("language")))
         if created:
             shop.say(message.chat.id, t("en", "choose_language"), reply_markup=keyboards.language_choice())
             return
@@ -54,6 +56,8 @@ def register(shop: Shop) -> None:
         language = fields["lang"]
         user = shop.api.upsert_user(call.from_user.id, call.from_user.username, language)
         shop.store.cache_set(f"user:{call.from_user.id}", user, 120)
+        if user.get("is_admin") and call.message.chat.type == "private":  # the admin menu, in the new language
+            menus.admin_menu(shop, call.message.chat.id, language)
         bot.answer_callback_query(call.id)
         bot.edit_message_text(t(language, "language_saved"), call.message.chat.id, call.message.message_id)
         shop.say(call.message.chat.id, t(language, "welcome"), reply_markup=keyboards.main_menu(language))

@@ -8,7 +8,7 @@ from telebot.types import Message
 from .. import keyboards, offers
 from ..api_client import ApiError
 from ..context import Shop, guarded
-from ..i18n import all_texts, id_list, money, t
+from ..i18n import all_texts, id_list, money, reason_text, t
 
 
 def register(shop: Shop) -> None:
@@ -28,7 +28,7 @@ def register(shop: Shop) -> None:
             key = {"trial_used": "trial_used", "user_banned": "banned", "no_node_available": "no_node"}.get(exc.code)
             reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
             if key:
-                text = t(language, key, reason=reason or exc.message)
+                text = t(language, key, reason=reason_text(language, reason) or exc.message)
             else:
                 text = t(language, "refused", message=exc.message)
             shop.say(message.chat.id, text, reply_markup=keyboards.main_menu(language))

@@ -31,7 +31,7 @@ from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from .. import keyboards
 from ..api_client import ApiError, ApiRateLimited, ApiUnavailable
 from ..context import Shop, guarded
-from ..i18n import all_texts, data_size, id_list, money, parse_int, t
+from ..i18n import all_texts, data_size, id_list, money, parse_int, reason_text, t
 from . import admin, checkout, receipts
 
 STEPS = ("cat", "loc", "dur", "cap", "dev")
@@ -79,7 +79,7 @@ def start_purchase(shop: Shop, message: Message) -> None:
     profile = shop.profile(message.from_user, fresh=True)
     language = profile.get("language", "en")
     if profile.get("is_banned"):
-        shop.say(message.chat.id, t(language, "banned", reason=profile.get("ban_reason") or ""))
+        shop.say(message.chat.id, t(language, "banned", reason=reason_text(language, profile.get("ban_reason"))))
         return
     if _in_review(shop, message.chat.id, language, profile):
         return
@@ -249,7 +249,7 @@ def record_proof(
             _still_in_review(shop, chat_id, user, language, exc, proof)
         elif exc.code == "user_banned":
             reason = (exc.details or {}).get("reason") if isinstance(exc.details, dict) else None
-            shop.say(chat_id, t(language, "banned", reason=reason or exc.message))
+            shop.say(chat_id, t(language, "banned", reason=reason_text(language, reason) or exc.message))
         elif exc.code in refusals:
             shop.say(chat_id, t(language, refusals[exc.code], **refusal_values(state, exc)))
         else:

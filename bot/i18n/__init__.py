@@ -16,6 +16,8 @@ CATALOGS: dict[str, dict[str, str]] = {"en": en.MESSAGES, "fa": fa.MESSAGES}
 LANGUAGES = ("en", "fa")
 DEFAULT_LANGUAGE = "en"
 LRM = "\u200e"
+# A rejection's quick reasons, as the API's stable codes (RejectIn.reason_code).
+REASON_CODES = ("fake_receipt", "wrong_amount", "unreadable", "already_used")
 _BARE = {"links", "url", "link", "sub_url", "raw"}  # already-formatted HTML or copyable links
 _LATIN = re.compile(r"[A-Za-z0-9]")
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
@@ -101,3 +103,10 @@ def day(value: str | None) -> str:
 def all_texts(key: str) -> set[str]:
     """KEY in every language (to recognise menu buttons whatever the user's language)."""
     return {catalog[key] for catalog in CATALOGS.values() if key in catalog}
+
+
+def reason_text(language: str, reason: str | None) -> str:
+    """A rejection's or a ban's reason for the customer: a quick reason's code in LANGUAGE, else as written."""
+    if reason in REASON_CODES:
+        return t(language, f"notify_reason_{reason}")
+    return reason or ""

@@ -5,8 +5,10 @@ from apiflask import APIBlueprint
 from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
 from ..schemas.payments import PaymentCreatedOut, PaymentIn, PaymentList, PaymentOut, PaymentQuery, RejectIn, ReviewIn
+from ..schemas.review import ReviewEventIn, ReviewEventOut
 from ..security import current_principal, require
 from ..services import payments as payment_service
+from ..services import review as review_service
 from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, settings
 from .discounts import REFUSALS, TOO_MANY
 
@@ -93,6 +95,10 @@ def approve(payment_id: int, data: dict) -> dict:
 @bp.output(PaymentOut)
 @bp.doc(
     summary="Reject a pending payment: its temporary config is revoked; optionally ban the user",
+    description="The reason is told to the customer: written (reason), or as a quick reason code (reason_code) the "
+    "bot words in the customer's language, or both. A decision made here, by a bot's button or command, or by the "
+    "automatic acceptance queues a payment_decided notification for the admins, so every review card the bot "
+    "posted of the payment shows it.",
     security=BEARER,
     responses={
         403: "The bot acted for someone who is not an admin (not_an_admin)",
@@ -104,3 +110,22 @@ def reject(payment_id: int, data: dict) -> dict:
     return payment_service.reject_payment(
         db_session(), current_principal(), payment_id, data, job_queue().enqueue_node_sync
     )
+
+
+@bp.post("/<int:payment_id>/review-events")
+@require("admin", "bot")
+@bp.input(ReviewEventIn, arg_name="data")
+@bp.output(ReviewEventOut, status_code=201)
+@bp.doc(
+    summary="Audit a decision the bot holds for its undo window (held) or one taken back within it (undone)",
+    description="Changes nothing but the audit log: the decision itself is made by approve or reject when the "
+    "window ends, and an undone one never is. Same callers and acting_telegram_id rule as approve.",
+    security=BEARER,
+    responses={
+        403: "The bot acted for someone who is not an admin (not_an_admin)",
+        409: "A held decision on a payment that is not pending (already_reviewed; says who decided)",
+        422: ACTING_ADMIN_422,
+    },
+)
+def review_event(payment_id: int, data: dict) -> dict:
+    return review_service.record_review_event(db_session(), current_principal(), payment_id, data)

@@ -6,11 +6,13 @@ from ..extensions import db_session
 from ..jobs.dispatch import job_queue
 from ..schemas.configs import ConfigList, ConfigOut, TrialIn
 from ..schemas.referrals import ReferralOut
+from ..schemas.review import UserHistoryOut
 from ..schemas.segments import SegmentCountsOut, SegmentPageOut, SegmentQuery
 from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UnbanIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
 from ..services import configs as config_service
 from ..services import referrals as referral_service
+from ..services import review as review_service
 from ..services import segments as segment_service
 from ..services import trials as trial_service
 from ..services import users as user_service
@@ -166,6 +168,18 @@ def list_user_configs(user_id: int) -> dict:
 )
 def get_referral(user_id: int) -> dict:
     return referral_service.invite_view(db_session(), user_id, settings().referral_percent)
+
+
+@bp.get("/<int:user_id>/history")
+@require("admin", "bot")
+@bp.output(UserHistoryOut)
+@bp.doc(
+    summary="A customer's record for reviewing their payment: since when, trial, payments by status, money "
+    "approved, active configs, ban",
+    security=BEARER,
+)
+def get_history(user_id: int) -> dict:
+    return review_service.customer_history(db_session(), user_id)
 
 
 @bp.put("/<int:user_id>/admin")

@@ -28,6 +28,7 @@ NOTIFICATION_KINDS = (
     "daily_report",
     "auto_renewed",
     "auto_renew_failed",
+    "payment_decided",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")

@@ -26,6 +26,9 @@ AUTO_ACCEPT_RULE = (
     "(purpose = 'topup' AND auto_accept_at IS NULL) "
     "OR (purpose <> 'topup' AND (auto_accept_at IS NOT NULL OR amount_cents = 0))"
 )
+# Why an admin rejected a payment, as a stable code the bot words in each customer's language (a reason typed
+# by the admin is kept as review_note, shown as typed).
+REJECT_REASON_CODES = ("fake_receipt", "wrong_amount", "unreadable", "already_used")
 
 
 class UserConfig(Base):
@@ -123,6 +126,11 @@ class Payment(Base):
             "previous_suspend_reason IS NULL OR " + enum_check("previous_suspend_reason", SUSPEND_REASONS),
             name="previous_suspend_reason",
         ),
+        CheckConstraint(
+            "review_reason_code IS NULL OR " + enum_check("review_reason_code", REJECT_REASON_CODES),
+            name="review_reason_code",
+        ),
+        CheckConstraint("review_reason_code IS NULL OR status = 'rejected'", name="reason_code_of_rejection"),
         Index(None, "extends_config_id", "status"),
         Index(None, "status", "auto_accept_at"),
         Index(None, "user_id"),
@@ -152,6 +160,8 @@ class Payment(Base):
     reviewed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     review_note: Mapped[str | None] = mapped_column(Text)
+    # A rejection's quick reason (one of REJECT_REASON_CODES), beside or instead of review_note.
+    review_reason_code: Mapped[str | None] = mapped_column(String(24))
     # The temporary config issued with the payment and upgraded in place on approval (NULL for a top-up).
     config_id: Mapped[int | None] = mapped_column(ForeignKey("user_configs.id", ondelete="SET NULL"))
     # A renewal's or extra data's config, extended in place on approval (same id, UUID and links).

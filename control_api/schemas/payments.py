@@ -6,7 +6,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 from marshmallow import ValidationError, validates_schema
 
-from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROTOCOLS
+from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROTOCOLS, REJECT_REASON_CODES
 from .common import ACTING_TELEGRAM_ID, PageQuery, StrictBoolean, db_integer, query_integer, text
 from .configs import ConfigOut
 from .discounts import AppliedCodeOut, order_code
@@ -85,14 +85,21 @@ class ReviewIn(Schema):
     acting_telegram_id = db_integer(1, metadata={"description": ACTING_TELEGRAM_ID})
 
 
+REASON_CODE_DESCRIPTION = (
+    "A quick reason as a stable code, which the bot words in the customer's own language: fake_receipt, "
+    "wrong_amount, unreadable (the receipt cannot be read), already_used (the receipt paid before)."
+)
+
+
 class RejectIn(ReviewIn):
-    reason = text(500, metadata={"description": "Told to the customer; required with ban."})
+    reason = text(500, metadata={"description": "Told to the customer as written; with ban, it or reason_code."})
+    reason_code = fields.String(validate=OneOf(REJECT_REASON_CODES), metadata={"description": REASON_CODE_DESCRIPTION})
     ban = StrictBoolean(load_default=False)
 
-    # The spec says it too: with ban true, reason is required.
+    # The spec says it too: with ban true, a reason is required (written, or as a code).
     openapi_extra: ClassVar[dict[str, Any]] = {
         "if": {"properties": {"ban": {"const": True}}, "required": ["ban"]},
-        "then": {"required": ["reason"]},
+        "then": {"anyOf": [{"required": ["reason"]}, {"required": ["reason_code"]}]},
     }
 
 
@@ -129,6 +136,11 @@ class PaymentOut(Schema):
     reviewed_at = fields.DateTime(allow_none=True)
     reviewer = fields.String(allow_none=True, metadata={"description": "Who decided, by name."})
     review_note = fields.String(allow_none=True)
+    review_reason_code = fields.String(
+        allow_none=True,
+        validate=OneOf(REJECT_REASON_CODES),
+        metadata={"description": "A rejection's quick reason, as a code (see RejectIn)."},
+    )
     config_id = fields.Integer(
         allow_none=True, metadata={"description": "A purchase's config (temporary until approved)."}
     )

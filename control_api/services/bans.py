@@ -73,6 +73,8 @@ def apply_ban(session: Session, actor: Principal, user: User, reason: str, now: 
             banned=True,
         )
         audit.record(session, actor, "payment.reject", payment_id=payment.id, banned=True, automatic=True)
+        reviewer = actor.name if actor.kind == "admin" else None
+        notifications.payment_decided(session, payment, reviewer, automatic=reviewer is None, banned=True)
     configs = session.scalars(
         select(UserConfig)
         .where(UserConfig.user_id == user.id, UserConfig.status.in_(SERVED_STATUSES))

@@ -22,6 +22,26 @@ def notify_admins(session: Session, kind: str, dedupe_key: str, **payload: Any) 
     return _add(session, note)
 
 
+def payment_decided(
+    session: Session, payment: Any, reviewer: str | None, *, automatic: bool = False, banned: bool = False
+) -> bool:
+    """Tell the admins PAYMENT (just approved or rejected, by anyone: a button, a command, the API, the sweep,
+    a ban) is decided, so the bot updates every review card it posted of it. REVIEWER is who decided, by name;
+    AUTOMATIC the sweep's acceptance. Part of the caller's transaction."""
+    return notify_admins(
+        session,
+        "payment_decided",
+        f"payment_decided:payment-{payment.id}",
+        payment_id=payment.id,
+        status=payment.status,
+        reviewer=reviewer,
+        automatic=automatic,
+        reason=payment.review_note,
+        reason_code=payment.review_reason_code,
+        banned=banned,
+    )
+
+
 def _add(session: Session, note: Notification) -> bool:
     if session.scalar(select(Notification.id).where(Notification.dedupe_key == note.dedupe_key)) is not None:
         return False

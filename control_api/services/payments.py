@@ -311,6 +311,8 @@ def approve(
         config_id=config.id,
         automatic=reviewer is None,
     )
+    by = None if reviewer is None else reviewer_name(session, payment)  # the sweep: worded by the bot
+    notifications.payment_decided(session, payment, by, automatic=reviewer is None)
     commit_and_dispatch(session, touched, dispatch)
     return payment
 
@@ -366,6 +368,7 @@ def _approve_topup(session: Session, reviewer: Principal | None, payment: Paymen
     audit.record(
         session, reviewer, "payment.approve", payment_id=payment.id, entry_id=entry.id, amount_cents=entry.amount_cents
     )
+    notifications.payment_decided(session, payment, reviewer_name(session, payment))
     session.commit()
     return payment
 
@@ -377,15 +380,19 @@ def reject(
     reason: str | None,
     ban: bool,
     dispatch: Dispatch,
+    reason_code: str | None = None,
 ) -> Payment:
     """Reject: the temporary config is revoked (the next sync removes it), or a renewal's temporary extension
     undone (renewals.undo_temporary); optionally ban the user, which takes away everything else they are
-    served too (bans.apply_ban)."""
-    if ban and not reason:
-        raise InvalidInput("A ban needs a reason.", details={"json": {"reason": ["Required when ban is true."]}})
+    served too (bans.apply_ban). REASON is told as typed, REASON_CODE (REJECT_REASON_CODES) in the customer's
+    language; a ban needs one of them (a code alone is the ban's reason)."""
+    if ban and not (reason or reason_code):
+        raise InvalidInput(
+            "A ban needs a reason.", details={"json": {"reason": ["Required when ban is true (or reason_code)."]}}
+        )
     now = utcnow()
     payment = _claim(session, payment_id, "rejected", reviewer, now)
-    payment.review_note = reason
+    payment.review_note, payment.review_reason_code = reason, reason_code
     discounts.release(session, payment.id, now)
     touched = renewals.undo_temporary(session, payment, now)
     config = session.get(UserConfig, payment.config_id, with_for_update=True) if payment.config_id else None
@@ -397,7 +404,7 @@ def reject(
     user = session.scalar(select(User).where(User.id == payment.user_id).with_for_update())
     assert user is not None  # payments.user_id is a foreign key
     if ban:
-        touched += apply_ban(session, reviewer, user, reason or "", now)
+        touched += apply_ban(session, reviewer, user, reason or reason_code or "", now)
     notifications.notify(
         session,
         user.id,
@@ -406,8 +413,10 @@ def reject(
         payment_id=payment.id,
         reason=reason,
         banned=ban,
+        **({"reason_code": reason_code} if reason_code else {}),  # a quick reason, worded by the bot
     )
-    audit.record(session, reviewer, "payment.reject", payment_id=payment.id, banned=ban)
+    audit.record(session, reviewer, "payment.reject", payment_id=payment.id, banned=ban, reason_code=reason_code)
+    notifications.payment_decided(session, payment, reviewer_name(session, payment), banned=ban)
     commit_and_dispatch(session, touched, dispatch)
     return payment
 
@@ -431,7 +440,15 @@ def reject_payment(
 ) -> dict[str, Any]:
     """An admin's (or the bot's, for a Telegram admin) rejection; returns the payment's view."""
     reviewer = acting_admin(session, caller, decision.get("acting_telegram_id"))
-    payment = reject(session, reviewer, payment_id, decision.get("reason"), decision["ban"], dispatch)
+    payment = reject(
+        session,
+        reviewer,
+        payment_id,
+        decision.get("reason"),
+        decision["ban"],
+        dispatch,
+        reason_code=decision.get("reason_code"),
+    )
     return payment_view(session, payment)
 
 

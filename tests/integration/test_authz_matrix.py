@@ -58,6 +58,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/payments/<int:payment_id>"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/payments/<int:payment_id>/approve"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/payments/<int:payment_id>/reject"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/payments/<int:payment_id>/review-events"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/notifications"): frozenset({"bot"}),
     ("POST", "/api/v1/notifications/ack"): frozenset({"bot"}),
     ("POST", "/api/v1/users/<int:user_id>/trial"): frozenset({"admin", "bot"}),
@@ -67,6 +68,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/wallet/adjust"): frozenset({"admin"}),
     ("POST", "/api/v1/users/<int:user_id>/wallet/purchases"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users/<int:user_id>/referral"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users/<int:user_id>/history"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>"): frozenset({"admin"}),
     ("GET", "/api/v1/configs/<int:config_id>/renewal"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/configs/<int:config_id>/renew"): frozenset({"admin", "bot"}),
@@ -189,6 +191,8 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         return {"reason": f"rejected by {caller}"}
     if rule.endswith("/admin"):
         return {"is_admin": True}
+    if rule.endswith("/review-events"):
+        return {"event": "held", "decision": "approve"}
     if rule.endswith("/wallet/adjust"):
         return {"amount_cents": 100, "reason": f"credited by {caller}"}
     if rule.endswith("/notifications/ack"):
@@ -393,6 +397,8 @@ def test_matrix(world, path_ids, method, rule):
             target = re.sub(r"/payments/[0-9]+/", f"/payments/{path_ids[f'payment_{verb}_{caller}']}/", path)
             if caller == "bot":
                 body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
+        if rule.endswith("/review-events") and caller == "bot":
+            body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
         if rule in ("/api/v1/nodes", "/api/v1/nodes/alerts") and method == "GET" and caller == "bot":
             target = f"{path}?acting_telegram_id={path_ids['telegram_admin_id']}"
         if rule.endswith(("/renewal", "/renew", "/extra-data")):

@@ -71,8 +71,10 @@ def revision(app, node_id):
 
 
 def notes(app, kind=None):
+    """The customers' notifications (the admins' payment_decided are tested in test_review.py)."""
     with app.app_context():
-        query = select(Notification.kind, Notification.payload).order_by(Notification.id)
+        query = select(Notification.kind, Notification.payload).where(Notification.audience == "user")
+        query = query.order_by(Notification.id)
         if kind:
             query = query.where(Notification.kind == kind)
         return db(app).execute(query).all()
@@ -198,7 +200,8 @@ def test_two_admins_approving_at_once_upgrade_exactly_once(app, principals, shop
     with app.app_context():
         session = db(app)
         assert session.scalar(select(func.count()).where(AuditLog.action == "payment.approve")) == 1
-        assert session.scalar(select(func.count()).select_from(Notification)) == 1
+        # The customer is told once, and so are the admins (payment_decided).
+        assert sorted(session.scalars(select(Notification.kind))) == ["approved", "payment_decided"]
 
 
 def test_the_bot_reviews_for_a_telegram_admin_only(app, client, principals, shop):
@@ -352,13 +355,15 @@ def test_the_bot_reads_and_acknowledges_notifications(app, client, principals, s
     )
     listed = client.get("/api/v1/notifications", headers=principals.bot.headers)
     assert listed.status_code == 200
-    (note,) = listed.json["items"]
+    note, decided = listed.json["items"]  # the customer's, then the admins' (payment_decided)
     assert (note["kind"], note["telegram_id"], note["language"]) == ("rejected", 7001, "en")
     assert note["payload"] == {"payment_id": payment["id"], "reason": "Unreadable", "banned": False}
+    assert (decided["kind"], decided["audience"], decided["telegram_id"]) == ("payment_decided", "admins", None)
     assert client.get("/api/v1/notifications", headers=principals.admin.headers).status_code == 403
 
-    ack = client.post("/api/v1/notifications/ack", json={"ids": [note["id"]]}, headers=principals.bot.headers)
-    assert ack.json == {"acknowledged": 1}
+    ids = [note["id"], decided["id"]]
+    ack = client.post("/api/v1/notifications/ack", json={"ids": ids}, headers=principals.bot.headers)
+    assert ack.json == {"acknowledged": 2}
     again = client.post("/api/v1/notifications/ack", json={"ids": [note["id"], 999]}, headers=principals.bot.headers)
     assert again.json == {"acknowledged": 0}
     assert client.get("/api/v1/notifications", headers=principals.bot.headers).json["items"] == []

@@ -155,6 +155,9 @@ BUSINESS_RULES = {
     "POST /api/v1/payments/{payment_id}/reject": rule(
         (409, 422), f"already_reviewed {ACTING}", f"a payment is reviewed once; {ACTING_WHY}"
     ),
+    "POST /api/v1/payments/{payment_id}/review-events": rule(
+        (409, 422), f"already_reviewed {ACTING}", f"only a pending payment's decision is held; {ACTING_WHY}"
+    ),
     "GET /api/v1/nodes": rule((422,), ACTING, ACTING_WHY),
     "GET /api/v1/nodes/alerts": rule((422,), ACTING, ACTING_WHY),
     "POST /api/v1/nodes/{node_id}/drain": rule(

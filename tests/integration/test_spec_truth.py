@@ -175,6 +175,7 @@ def test_acting_telegram_id_rule_is_documented_and_enforced(client, principals, 
         ("GET", "/api/v1/nodes"),
         ("POST", "/api/v1/payments/{payment_id}/approve"),
         ("POST", "/api/v1/payments/{payment_id}/reject"),
+        ("POST", "/api/v1/payments/{payment_id}/review-events"),
     ]:
         described = operation(spec, method, path)["responses"]["422"]["description"]
         assert "not_for_admins" in described and "acting_admin_required" in described, (path, described)
@@ -564,3 +565,39 @@ def test_segments_and_their_paging_agree_with_the_server(client, principals, spe
     counts = client.get("/api/v1/users/segments", headers=bot)
     assert counts.status_code == 200 and verdict(spec, component(spec, "SegmentCountsOut"), counts.json)
     assert [item["segment"] for item in counts.json["items"]] == names["enum"]
+
+
+def test_review_rules_and_the_history_agree_with_the_server(client, principals, spec):
+    """A ban needs a reason, written or as a code; a reason code is one the bot can word; a review event is
+    held or undone, of an approval or a rejection; the history answers as its schema says."""
+    admin, bot = principals.admin.headers, principals.bot.headers
+    plan_id = plan(client, admin).json["id"]
+    user = client.put("/api/v1/users/telegram/5200", json={"username": "spec"}, headers=bot).json["id"]
+    reject_in = component(spec, "RejectIn")
+    for number, (body, valid) in enumerate(
+        [
+            ({"ban": True, "reason_code": "fake_receipt"}, True),
+            ({"reason_code": "unreadable", "reason": "blurry"}, True),
+            ({"ban": True}, False),
+            ({"reason_code": "ugly"}, False),
+            ({"reason_code": None}, False),
+        ]
+    ):
+        assert verdict(spec, reject_in, body) is valid, body
+        proof = {"evidence_file_id": f"spec-{number}", "evidence_unique_id": f"spec-u-{number}"}
+        payment = client.post(
+            "/api/v1/payments", json={"user_id": user, "plan_id": plan_id, "amount_cents": 300, **proof}, headers=bot
+        ).json["id"]
+        response = client.post(f"/api/v1/payments/{payment}/reject", json=body, headers=admin)
+        assert response.status_code == (200 if valid else 422), (body, response.json)
+        if response.status_code == 200 and body.get("ban"):
+            client.post(f"/api/v1/users/{user}/unban", json={}, headers=admin)
+    event_in = component(spec, "ReviewEventIn")
+    assert verdict(spec, event_in, {"event": "held", "decision": "approve"})
+    for body in ({"event": "decided", "decision": "approve"}, {"event": "held"}, {"event": "held", "decision": "x"}):
+        assert not verdict(spec, event_in, body), body
+        refused = client.post("/api/v1/payments/1/review-events", json=body, headers=admin)
+        assert refused.status_code == 422, (body, refused.json)
+    history = client.get(f"/api/v1/users/{user}/history", headers=bot).json
+    assert verdict(spec, component(spec, "UserHistoryOut"), history), history
+    assert history["payments"]["rejected"] == 2

@@ -471,3 +471,76 @@ def test_a_broadcast_report_reads_in_both_languages():
     persian = report_text({**job, "language": "fa", "error": "404 not found"})
     assert f"رسیده: {LRM}7{LRM}" in persian and "زودتر متوقف شد" in persian
     assert duration_text("en", 59.6) == "1 min 0 s" and duration_text("en", 4) == "4 s"
+
+
+def test_the_review_grammar_takes_only_what_the_cards_send():
+    assert parse_callback("adm:rs:fake_receipt:12") == {"reject": "rs", "reason": "fake_receipt", "pid": "12"}
+    assert parse_callback("adm:rb:other:3") == {"reject": "rb", "reason": "other", "pid": "3"}
+    assert parse_callback("adm:un:7") == {"verdict": "un", "pid": "7"}
+    assert parse_callback("adm:op:7") == {"verdict": "op", "pid": "7"}
+    for bad in ("adm:rj:bogus:1", "adm:rj:fake_receipt", "adm:rs:other:0", "adm:un:x", "adm:ok:1:2", "adm:rb::1"):
+        assert parse_callback(bad) is None, bad
+
+
+def test_the_shop_time_zone_and_the_undo_window_are_settings():
+    settings = BotSettings.from_env({**ENV, "SHOP_TIMEZONE": "Asia/Tehran", "BOT_UNDO_SECONDS": "0"})
+    assert (settings.shop_timezone, settings.undo_seconds) == ("Asia/Tehran", 0)
+    assert (BotSettings.from_env(ENV).shop_timezone, BotSettings.from_env(ENV).undo_seconds) == ("UTC", 20)
+    for change, word in (({"SHOP_TIMEZONE": "Mars/Base"}, "SHOP_TIMEZONE"), ({"BOT_UNDO_SECONDS": "-1"}, "UNDO")):
+        with pytest.raises(SettingsError, match=word):
+            BotSettings.from_env({**ENV, **change})
+
+
+def race_for_a_hold(store, field: str) -> list[str]:
+    """Undo (table_take) and the runner (table_move) go for the same held decision at once: who got it."""
+    import threading
+
+    won: list[str] = []
+    start = threading.Barrier(2)
+
+    def undo() -> None:
+        start.wait()
+        if store.table_take("holds", field) is not None:
+            won.append("undo")
+
+    def runner() -> None:
+        start.wait()
+        if store.table_move("holds", "executing", field) is not None:
+            won.append("runner")
+
+    threads = [threading.Thread(target=undo), threading.Thread(target=runner)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won
+
+
+def test_a_held_decision_is_taken_by_exactly_one_of_two_racers_in_memory():
+    from bot.state import MemoryStore
+
+    store = MemoryStore(60)
+    for number in range(50):
+        field = str(number)
+        assert store.table_add("holds", field, {"n": number}) and not store.table_add("holds", field, {"n": -1})
+        won = race_for_a_hold(store, field)
+        assert len(won) == 1, won
+        assert (store.table_get("executing", field) is not None) == (won == ["runner"])
+
+
+def test_review_times_and_decisions_read_in_both_languages():
+    from bot.review import decided_line, local_time
+
+    assert local_time("2026-03-20T20:30:00Z", "Asia/Tehran") == "2026-03-21 00:00"
+    assert local_time("2026-03-20T20:30:00+00:00", "UTC") == "2026-03-20 20:30" and local_time(None, "UTC") == ""
+    outcome = {"status": "rejected", "reviewer": "shopkeeper", "reason_code": "wrong_amount", "banned": True}
+    assert decided_line("en", 4, outcome) == (
+        "❌ Payment #4 rejected by shopkeeper.\nReason: Wrong amount\n⛔ The customer was banned."
+    )
+    assert (
+        decided_line("fa", 4, {"status": "approved", "automatic": True})
+        == f"✅ پرداخت #{LRM}4{LRM} توسط تأیید خودکار تأیید شد."
+    )
+    from bot.i18n import reason_text
+
+    assert reason_text("fa", "unreadable") == "رسید خوانا نیست" and reason_text("en", "typed <b>") == "typed <b>"

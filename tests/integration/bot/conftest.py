@@ -20,6 +20,7 @@ from bot.app import build, publish_commands
 from bot.broadcast import Broadcaster
 from bot.config import BotSettings
 from bot.context import Shop
+from bot.holds import HoldRunner
 from bot.notifier import Notifier
 from bot.state import RedisStore
 from control_api.models import Node, Notification, Payment, UserConfig
@@ -166,22 +167,29 @@ class Harness:
     thread: threading.Thread | None = None
     notifier: Notifier | None = None
     broadcaster: Broadcaster | None = None
+    holds: HoldRunner | None = None
 
     def start_bot(self) -> Shop:
         store = RedisStore(self.redis_url, self.settings.state_ttl_seconds)
         self.shop = build(self.settings, store=store)
         publish_commands(self.shop)
+        polls = self.telegram.polls
         self.thread = threading.Thread(target=run_polling, args=(self.shop,), daemon=True)
         self.thread.start()
+        # telebot's polling clears its stop flag when it starts: a stop_bot() before that would be lost.
+        self.telegram.wait_for_polling(polls)
         self.notifier = Notifier(self.shop, self.settings.notify_interval_seconds)
         self.notifier.start()
         self.broadcaster = Broadcaster(self.shop)
         self.broadcaster.start()
+        self.holds = HoldRunner(self.shop, interval=0.1)
+        self.holds.start()
         return self.shop
 
     def stop_bot(self) -> None:
         self.notifier.stop()
         self.broadcaster.stop()
+        self.holds.stop()
         self.shop.bot.stop_bot()
         # Generous: on a busy machine (the e2e tests run beside these) a polling round in flight and
         # pyTelegramBotAPI's pause after a failed round can take longer than the fake's 0.5 s wait.
@@ -189,6 +197,8 @@ class Harness:
         self.notifier.join(timeout=30)
         self.broadcaster.join(timeout=30)
         assert not self.thread.is_alive() and not self.broadcaster.is_alive()
+        self.holds.join(timeout=30)
+        assert not self.thread.is_alive()
 
     def count(self, model) -> int:
         with self.app.app_context():
@@ -243,6 +253,8 @@ def harness(app, telegram, api_server, store_shop, redis_url) -> Iterator[Harnes
         api_timeout_seconds=3,
         currency="USD",
         payment_instructions="Card 6037-9911-2233-4455 (Rayfleet)",
+        # Admin decisions are made at once here; tests of the undo window set their own (test_review.py).
+        undo_seconds=0,
     )
     h = Harness(telegram, api_server, app, settings, redis_url)
     h.start_bot()

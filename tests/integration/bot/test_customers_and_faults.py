@@ -62,8 +62,10 @@ def test_a_banned_user_is_refused_and_admin_commands_are_silent_for_others(harne
     first = tg.reply(ALICE["id"], mark)
     assert first.text.startswith("Commands:")
 
-    # The admin, in a private chat: the pending list with its proof, then a ban.
+    # The admin, in a private chat: the pending list, the payment's proof and card from it, then a ban.
     mark = tg.send_text(STAFF, "/payments")
+    listed = tg.reply(STAFF["id"], mark, "#1 · @alice")
+    mark = tg.press(STAFF, listed, "adm:op:1")
     tg.reply(STAFF["id"], mark, method="sendPhoto")
     tg.reply(STAFF["id"], mark, "Payment #1")
     mark = tg.send_text(STAFF, "/reject ۱ ban Forged receipt")  # Persian digit in the id
@@ -71,11 +73,11 @@ def test_a_banned_user_is_refused_and_admin_commands_are_silent_for_others(harne
     told = tg.reply(ALICE["id"], mark, "was rejected")
     assert "Forged receipt" in told.text and "blocked" in told.text
     mark = tg.send_text(STAFF, "/approve 1")
-    assert tg.reply(STAFF["id"], mark).text == "Already rejected by shopkeeper."
+    assert tg.reply(STAFF["id"], mark, method="sendMessage").text == "Already rejected by shopkeeper."
     mark = tg.send_text(STAFF, "/approve 999")
-    assert "does not exist" in tg.reply(STAFF["id"], mark).text
+    assert "does not exist" in tg.reply(STAFF["id"], mark, method="sendMessage").text
     mark = tg.send_text(STAFF, "/nodes")
-    nodes = tg.reply(STAFF["id"], mark).text
+    nodes = tg.reply(STAFF["id"], mark, method="sendMessage").text
     assert "<b>fra-1</b> — active, never seen, " in nodes and "last heartbeat —" in nodes
 
     mark = tg.send_text(ALICE, "/buy")

@@ -121,10 +121,28 @@ def test_persian_purchase_with_a_document_and_persian_digits_then_rejection(harn
     tg.reply(ADMIN_CHAT, mark, proof_id, method="sendDocument")
     review = tg.reply(ADMIN_CHAT, mark, "Payment #1")
 
+    # Reject asks why (quick reasons, Back), then to confirm (Reject, Reject and ban, Back).
     mark = tg.press(STAFF, review, "adm:no:1")
+    why = tg.reply(ADMIN_CHAT, mark, "Why reject payment #1?", method="editMessageText")
+    assert why.button_data() == [
+        "adm:rs:fake_receipt:1",
+        "adm:rs:wrong_amount:1",
+        "adm:rs:unreadable:1",
+        "adm:rs:already_used:1",
+        "adm:rs:other:1",
+        "adm:bk:1",
+    ]
+    mark = tg.press(STAFF, review, "adm:rs:fake_receipt:1")
+    confirm = tg.reply(ADMIN_CHAT, mark, "Reject payment #1? Reason: Fake receipt", method="editMessageText")
+    assert confirm.button_data() == ["adm:rj:fake_receipt:1", "adm:rb:fake_receipt:1", "adm:no:1"]
+    mark = tg.press(STAFF, review, "adm:rj:fake_receipt:1")
     tg.wait(lambda e: e.method == "answerCallbackQuery" and "rejected by shopkeeper" in e.text, mark)
     told = tg.reply(DARIUSH["id"], mark, "رد شد")
     assert f"#{LRM}1{LRM}" in told.text
+    # The quick reason, in his language.
+    assert "دلیل: رسید معتبر به نظر نمی‌رسد" in told.text, tg.transcript(mark)
+    decided = tg.reply(ADMIN_CHAT, mark, "rejected by shopkeeper", method="editMessageText")
+    assert "Reason: Fake receipt" in decided.text and decided.buttons == []
     print("\n" + tg.transcript(begin))
 
 

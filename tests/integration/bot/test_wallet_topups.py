@@ -41,7 +41,10 @@ def test_a_topup_is_listed_for_admins_and_its_approval_reaches_the_customer(
 
     mark = tg.send_text(STAFF, "/payments")
     listed = tg.reply(STAFF["id"], mark, f"#{payment['id']}")
-    assert "wallet top-up" in listed.text and "never (an admin decides)" in listed.text, tg.transcript(mark)
+    assert "wallet top-up" in listed.text, tg.transcript(mark)
+    mark = tg.press(STAFF, listed, f"adm:op:{payment['id']}")
+    card = tg.reply(STAFF["id"], mark, f"Payment #{payment['id']}")
+    assert "wallet top-up" in card.text and "never (an admin decides)" in card.text, tg.transcript(mark)
 
     mark = len(tg.events)
     approved = client.post(f"/api/v1/payments/{payment['id']}/approve", json={}, headers=store_shop["admin"].headers)
