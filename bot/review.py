@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from telebot.apihelper import ApiTelegramException
 from telebot.types import InlineKeyboardMarkup
 
+from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .i18n import data_size, money, t
 
