@@ -73,7 +73,7 @@ def with_toggle(markup: InlineKeyboardMarkup | None, config: dict[str, Any], lan
 
 def topup_markup(language: str, amount_cents: int, currency: str) -> InlineKeyboardMarkup:
     markup = InlineKeyboardMarkup()
-    label = t(language, "topup_button", amount=money(amount_cents, currency))
+    label = t(language, "topup_button", amount=money(amount_cents, currency, language))
     markup.row(InlineKeyboardButton(label, callback_data=f"top:{amount_cents}"))
     return markup
 
@@ -86,8 +86,8 @@ def notification(
         "config_id": payload.get("config_id", ""),
         "plan": payload.get("plan") or "",
         "expires": str(payload.get("expires_at") or "")[:10],
-        "amount": money(int(payload.get("amount_cents") or 0), currency),
-        "balance": money(int(payload.get("balance_cents") or 0), currency),
+        "amount": money(int(payload.get("amount_cents") or 0), currency, language),
+        "balance": money(int(payload.get("balance_cents") or 0), currency, language),
     }
     if kind == "auto_renewed":
         return t(language, "notify_auto_renewed", **values), None
@@ -97,7 +97,7 @@ def notification(
         language,
         f"auto_renew_why_{reason}" if reason in WHY else "auto_renew_why_other",
         **values,
-        missing=money(missing, currency),
+        missing=money(missing, currency, language),
         message=payload.get("message") or reason or "",
     )
     text = t(language, "notify_auto_renew_failed", **values) + "\n\n" + why

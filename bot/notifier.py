@@ -83,11 +83,11 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         if config is not None:
             shop.send_config(chat_id, language, config, note["user_id"])
     elif kind == "wallet_credited":
-        amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency)
+        amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency, language)
         shop.say(chat_id, t(language, "notify_wallet_credited", payment_id=values["payment_id"], amount=amount))
     elif kind == "referral_credited":  # a customer this user invited made their first paid purchase
-        amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency)
-        balance = money(int(payload.get("balance_cents") or 0), shop.settings.currency)
+        amount = money(int(payload.get("amount_cents") or 0), shop.settings.currency, language)
+        balance = money(int(payload.get("balance_cents") or 0), shop.settings.currency, language)
         shop.say(chat_id, t(language, "notify_referral_credited", amount=amount, balance=balance))
     elif kind == "rejected":
         parts = [t(language, "notify_rejected", **values)]

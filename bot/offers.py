@@ -124,7 +124,7 @@ def _left(data_limit_mb: int | None, used_bytes: int, language: str) -> str:
 def quote_text(language: str, currency: str, what: str, quote: dict, balance: int, used_bytes: int) -> str:
     """A renewal's (WHAT "renew") or extra data's QUOTE as the customer reads it before paying, with their
     BALANCE; USED_BYTES tell what is left of the cap a receipt gives while it is reviewed."""
-    price, balance_text = money(quote["price_cents"], currency), money(balance, currency)
+    price, balance_text = money(quote["price_cents"], currency, language), money(balance, currency, language)
     if what == "data":
         return t(
             language,

@@ -14,7 +14,7 @@ def daily_report_text(language: str, currency: str, payload: dict[str, Any]) -> 
     received = payload.get("received") or {}
     lines = [
         t(language, "report_title", day=payload.get("day", "")),
-        t(language, "report_received", amount=money(payload.get("received_cents", 0), currency)),
+        t(language, "report_received", amount=money(payload.get("received_cents", 0), currency, language)),
     ]
     for purpose in PURPOSES:
         figures = received.get(purpose) or {}
@@ -24,7 +24,7 @@ def daily_report_text(language: str, currency: str, payload: dict[str, Any]) -> 
                     language,
                     f"report_received_{purpose}",
                     count=figures["count"],
-                    amount=money(figures.get("amount_cents", 0), currency),
+                    amount=money(figures.get("amount_cents", 0), currency, language),
                 )
             )
     plans = payload.get("plans") or []
@@ -37,7 +37,7 @@ def daily_report_text(language: str, currency: str, payload: dict[str, Any]) -> 
                 name=plan.get("name") or f"#{plan.get('plan_id')}",
                 purchases=plan.get("purchases", 0),
                 renewals=plan.get("renewals", 0),
-                amount=money(plan.get("amount_cents", 0), currency),
+                amount=money(plan.get("amount_cents", 0), currency, language),
             )
             for plan in plans
         )

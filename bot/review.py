@@ -102,7 +102,7 @@ def history_line(shop: Shop, user_id: int, language: str) -> str:
         approved=counts["approved"],
         rejected=counts["rejected"],
         pending=counts["pending"],
-        paid=money(history["approved_cents"], shop.settings.currency),
+        paid=money(history["approved_cents"], shop.settings.currency, language),
         configs=history["active_configs"],
     )
     if history.get("is_banned"):
@@ -119,7 +119,7 @@ def card_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
         status=payment["status"],
         raw=customer_link(payment["user"]),
         plan=what(payment, language),
-        price=money(payment["amount_cents"], shop.settings.currency),
+        price=money(payment["amount_cents"], shop.settings.currency, language),
         received=local_time(payment.get("created_at"), zone),
         zone=zone,
         # A wallet top-up has no auto-accept time: only an admin approves it.
@@ -132,8 +132,8 @@ def card_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
             language,
             "admin_discount",
             code=discount["code"],
-            off=money(discount["amount_off_cents"], currency),
-            price=money(discount["price_cents"], currency),
+            off=money(discount["amount_off_cents"], currency, language),
+            price=money(discount["price_cents"], currency, language),
         )
     if is_free_order(payment):
         text += "\n" + t(language, "admin_free_order")
@@ -243,7 +243,7 @@ def pending_list(shop: Shop, payments: list[dict[str, Any]], more: bool, languag
             id=payment["id"],
             customer=customer_label(payment["user"]),
             plan=what(payment, language),
-            price=money(payment["amount_cents"], shop.settings.currency),
+            price=money(payment["amount_cents"], shop.settings.currency, language),
             age=age(payment["created_at"], language),
         )
         for payment in payments

@@ -38,7 +38,7 @@ def summary(shop: Shop, language: str, plan: dict, state: dict) -> str:
     currency = shop.settings.currency
     code = ""
     if state.get("code"):
-        off, amount = money(state["off"], currency), money(state["amount"], currency)
+        off, amount = money(state["off"], currency, language), money(state["amount"], currency, language)
         code = t(language, "summary_code", code=state["code"], off=off, amount=amount)
     return t(
         language,
@@ -49,7 +49,7 @@ def summary(shop: Shop, language: str, plan: dict, state: dict) -> str:
         days=plan["duration_days"],
         data=data_size(plan["data_limit_mb"], language),
         devices=plan["max_devices"],
-        price=money(plan["price_cents"], currency),
+        price=money(plan["price_cents"], currency, language),
         raw=code,
     )
 

@@ -74,6 +74,6 @@ def register(shop: Shop) -> None:
             percent=referral["percent"],
             invited=referral["invited_count"],
             credited=referral["credited_count"],
-            amount=money(referral["credited_cents"], shop.settings.currency),
+            amount=money(referral["credited_cents"], shop.settings.currency, language),
         )
         shop.say(message.chat.id, text, reply_markup=keyboards.share(link, language))

@@ -181,7 +181,7 @@ def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -
         return
     shop.store.set(user.id, state)
     shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
-    text = t(language, "ask_proof", price=money(amount, shop.settings.currency))
+    text = t(language, "ask_proof", price=money(amount, shop.settings.currency, language))
     if shop.settings.payment_instructions:
         text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
     shop.say(
@@ -291,7 +291,12 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
         key = "payment_received" if created else "payment_again"
         if created and proof.get("kind") == checkout.FREE:
             key = "free_order_received"
-        shop.say(chat_id, t(language, key, id=payment["id"], percent=10, days=3))
+        # The temporary allowance as an amount, from the config the API issued (TEMPORARY_DATA_PERCENT of the
+        # plan for TEMPORARY_DAYS), never a percent the bot assumes.
+        config = payment["config"]
+        days = max(1, round((config.get("remaining_seconds") or 0) / 86400))
+        data = data_size(config.get("data_limit_mb"), language)
+        shop.say(chat_id, t(language, key, id=payment["id"], data=data, days=days))
         shop.send_config(chat_id, language, payment["config"], profile["id"])
     if created:
         admin.post_for_review(shop, payment, proof["kind"])

@@ -132,7 +132,7 @@ def _plans_step(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict
                 name=quote["plan"]["name"],
                 days=quote["plan"]["duration_days"],
                 data=data_size(quote["plan"]["data_limit_mb"], language),
-                price=money(quote["price_cents"], currency),
+                price=money(quote["price_cents"], currency, language),
             ),
         )
         for quote in quotes
@@ -156,7 +156,7 @@ def _amounts_step(shop: Shop, chat_id: int, tg_id: int, language: str, state: di
                 language,
                 "ext_gb_option",
                 data=data_size(quote["data_mb"], language),
-                price=money(quote["price_cents"], shop.settings.currency),
+                price=money(quote["price_cents"], shop.settings.currency, language),
             ),
         )
         for gb, quote in zip(amounts, quotes, strict=True)
@@ -220,7 +220,7 @@ def _back(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict) -> b
 def _ask_proof(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict) -> None:
     """Pay with a receipt: the quote stays above (its buttons go), the payment details below."""
     shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
-    text = t(language, "ask_proof", price=money(state["price"], shop.settings.currency))
+    text = t(language, "ask_proof", price=money(state["price"], shop.settings.currency, language))
     if shop.settings.payment_instructions:
         text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
     state.update(step="proof")
@@ -245,11 +245,11 @@ def _pay_from_balance(shop: Shop, chat_id: int, tg_id: int, language: str, state
         if exc.code != "insufficient_balance":
             raise
         details = exc.details if isinstance(exc.details, dict) else {}
-        balance = money(int(details.get("balance_cents") or 0), currency)
-        note = t(language, "ext_balance_short", balance=balance, price=money(state["price"], currency))
+        balance = money(int(details.get("balance_cents") or 0), currency, language)
+        note = t(language, "ext_balance_short", balance=balance, price=money(state["price"], currency, language))
         _requote(shop, chat_id, tg_id, language, state, quote, note)
         return
-    config, balance = paid["config"], money(paid["balance_cents"], currency)
+    config, balance = paid["config"], money(paid["balance_cents"], currency, language)
     if state["what"] == "renew":
         text = t(
             language,

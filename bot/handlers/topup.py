@@ -42,7 +42,7 @@ def start_topup(shop: Shop, chat_id: int, user: User, language: str, amount_cent
         shop.say(chat_id, t(language, "payment_in_review", ids=ids), reply_markup=keyboards.main_menu(language))
         return
     shop.store.set(user.id, {"flow": FLOW, "step": "proof", "amount": amount_cents})
-    text = t(language, "topup_ask", amount=money(amount_cents, shop.settings.currency))
+    text = t(language, "topup_ask", amount=money(amount_cents, shop.settings.currency, language))
     if shop.settings.payment_instructions:
         text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
     shop.say(chat_id, text, reply_markup=_cancel_markup(language))
@@ -76,7 +76,7 @@ def _submit(shop: Shop, chat_id: int, user: User, language: str, state: dict[str
     key = "topup_received" if created else "topup_again"
     shop.say(
         chat_id,
-        t(language, key, id=payment["id"], amount=money(amount, shop.settings.currency)),
+        t(language, key, id=payment["id"], amount=money(amount, shop.settings.currency, language)),
         reply_markup=keyboards.main_menu(language),
     )
     if created:

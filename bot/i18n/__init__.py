@@ -7,6 +7,7 @@ keep their order; links and URLs are left bare (they sit on their own line and m
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any
 
@@ -66,26 +67,51 @@ def id_list(ids: list[int]) -> str:
     return ", #".join(str(i) for i in ids)
 
 
-def money(cents: int, currency: str) -> str:
-    whole, rest = divmod(int(cents), 100)
+# Currencies without minor units: a Toman or Rial shop stores whole Tomans or Rials (price_cents = 150000 is
+# 150,000 Toman); every other currency stores hundredths (cents).
+WHOLE_UNIT_CURRENCIES = frozenset(("IRT", "IRR", "TOMAN", "RIAL"))
+CURRENCY_NAMES = {
+    "en": {"IRT": "Toman", "TOMAN": "Toman", "IRR": "Rial", "RIAL": "Rial"},
+    "fa": {"IRT": "تومان", "TOMAN": "تومان", "IRR": "ریال", "RIAL": "ریال"},
+}
+# Persian digits (U+06F0..U+06F9), the Arabic thousands separator and decimal separator.
+_PERSIAN_NUMBER = str.maketrans("0123456789,.", "".join(chr(0x06F0 + d) for d in range(10)) + "\u066c\u066b")
+# One unit system everywhere: a GB is 1024 MB (plans, quotas, extra data, what is left), so a plan of
+# 10 GB (10240 MB) shows 10 GB left on its first day.
+MB_PER_GB = 1024
+
+
+def money(amount: int, currency: str, language: str = "en") -> str:
+    """AMOUNT in the shop's smallest unit, for LANGUAGE: "15 USD", "1,500.50 USD"; a Toman shop's amounts
+    have no minor units and read "150,000 Toman", or in Persian digits and separators with the Persian name."""
+    code = currency.strip().upper()
+    if code in WHOLE_UNIT_CURRENCIES:
+        number = f"{int(amount):,}"
+        name = CURRENCY_NAMES.get(language, CURRENCY_NAMES["en"]).get(code, currency)
+        return f"{number.translate(_PERSIAN_NUMBER)} {name}" if language == "fa" else f"{number} {name}"
+    whole, rest = divmod(int(amount), 100)
     return f"{whole:,}.{rest:02d} {currency}" if rest else f"{whole:,} {currency}"
+
+
+def _size(megabytes: float) -> str:
+    """MEGABYTES in GB of 1024 MB (one decimal, rounded down so what is left is never overstated) or MB."""
+    if megabytes >= MB_PER_GB:
+        tenths = math.floor(megabytes * 10 / MB_PER_GB)
+        whole, tenth = divmod(tenths, 10)
+        return f"{whole}.{tenth} GB" if tenth else f"{whole} GB"
+    return f"{math.floor(megabytes)} MB"
 
 
 def data_size(megabytes: int | None, language: str) -> str:
     if megabytes is None:
         return t(language, "unlimited")
-    if megabytes >= 1024 and megabytes % 1024 == 0:
-        return f"{megabytes // 1024} GB"
-    if megabytes >= 1000 and megabytes % 1000 == 0:
-        return f"{megabytes // 1000} GB"
-    return f"{megabytes} MB"
+    return _size(megabytes)
 
 
 def remaining_bytes(value: int | None, language: str) -> str:
     if value is None:
         return t(language, "unlimited")
-    mib = value / (1024 * 1024)
-    return f"{mib / 1024:.1f} GB" if mib >= 1024 else f"{mib:.0f} MB"
+    return _size(value / (1024 * 1024))
 
 
 def remaining_time(seconds: int | None, language: str) -> str:

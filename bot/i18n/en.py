@@ -79,7 +79,7 @@ MESSAGES: dict[str, str] = {
     "code_busy_proof": "⏳ Discount codes cannot be checked right now. Please send the same receipt again in {minutes} "
     "minutes; you will not pay twice.",
     "free_order_received": "🎁 Order <b>#{id}</b> is free with your code and waits for an admin's confirmation.\n\n"
-    "Meanwhile here is a <b>TEMPORARY</b> config: {percent}% of the data, for {days} days. Once it is confirmed the "
+    "Meanwhile here is a <b>TEMPORARY</b> config: {data} for {days} days. Once it is confirmed the "
     "same link gets the full plan.",
     "confirm": "✅ Confirm",
     "cancel": "✖️ Cancel",
@@ -97,7 +97,7 @@ MESSAGES: dict[str, str] = {
     "reach the admins.",
     "nothing_to_cancel": "There is nothing to cancel.",
     "payment_received": "🧾 Payment <b>#{id}</b> received and waiting for review.\n\nMeanwhile here is a "
-    "<b>TEMPORARY</b> config: {percent}% of the data, for {days} days. Once the payment is approved the same "
+    "<b>TEMPORARY</b> config: {data} for {days} days. Once the payment is approved the same "
     "link gets the full plan.",
     "payment_again": "🧾 This receipt was already received as payment <b>#{id}</b>; here is its config again.",
     "payment_waiting": "🧾 Payment <b>#{id}</b> received and waiting for review.\n\nNo server has room for your "

@@ -544,3 +544,21 @@ def test_review_times_and_decisions_read_in_both_languages():
     from bot.i18n import reason_text
 
     assert reason_text("fa", "unreadable") == "رسید خوانا نیست" and reason_text("en", "typed <b>") == "typed <b>"
+
+
+def test_money_has_no_minor_units_in_a_toman_shop_and_persian_digits_in_persian():
+    from bot.i18n import money
+
+    assert money(150000, "IRT", "en") == "150,000 Toman"
+    assert money(150000, "IRT", "fa") == "\u06f1\u06f5\u06f0\u066c\u06f0\u06f0\u06f0 تومان"
+    assert money(1500, "IRR", "fa").endswith("ریال")
+    assert money(1550, "USD", "fa") == "15.50 USD" and money(1500, "USD") == "15 USD"
+
+
+def test_one_unit_system_for_sizes_and_what_is_left():
+    from bot.i18n import data_size, remaining_bytes
+
+    mib = 1024 * 1024
+    assert data_size(10 * 1024, "en") == "10 GB" and remaining_bytes(10 * 1024 * mib, "en") == "10 GB"
+    assert remaining_bytes(10 * 1024 * mib - 1, "en") == "9.9 GB"  # never overstated
+    assert data_size(1536, "en") == "1.5 GB" and data_size(500, "en") == "500 MB"

@@ -29,13 +29,14 @@ from tests.conftest import create_admin, create_bot, create_node
 from tests.fixtures.fake_telegram import FakeTelegram
 
 ADMIN_CHAT = -1001234567
+# Sizes in GB of 1024 MB, as a shop writes them for "10 GB" (the bot shows one unit system).
 PLANS = [
     {
         "name": "Abroad 30",
         "location_tag": "abroad",
         "duration_days": 30,
         "max_devices": 2,
-        "data_limit_mb": 10_000,
+        "data_limit_mb": 10_240,
         "price_cents": 1500,
     },
     {
@@ -43,7 +44,7 @@ PLANS = [
         "location_tag": "abroad",
         "duration_days": 90,
         "max_devices": 3,
-        "data_limit_mb": 30_000,
+        "data_limit_mb": 30_720,
         "price_cents": 4000,
     },
     {
@@ -51,7 +52,7 @@ PLANS = [
         "location_tag": "local",
         "duration_days": 30,
         "max_devices": 1,
-        "data_limit_mb": 5_000,
+        "data_limit_mb": 5_120,
         "price_cents": 800,
     },
     {
@@ -59,7 +60,7 @@ PLANS = [
         "location_tag": "abroad",
         "duration_days": 30,
         "max_devices": 1,
-        "data_limit_mb": 20_000,
+        "data_limit_mb": 20_480,
         "price_cents": 3000,
         "is_constant_ip": True,
     },

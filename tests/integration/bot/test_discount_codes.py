@@ -29,7 +29,7 @@ def _to_summary(tg, user) -> object:
     """/buy through to the summary of "Abroad 30" (15 USD), by the buttons' data."""
     mark = tg.send_text(user, "/buy")
     step = tg.reply(user["id"], mark, method="sendMessage")
-    for data in ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10000"):
+    for data in ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10240"):
         mark = tg.press(user, step, data)
         step = tg.reply(user["id"], mark, method="editMessageText")
     mark = tg.press(user, step, "buy:dev:2")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.i18n import LRM
@@ -56,7 +58,7 @@ def test_english_purchase_then_approval_by_button(harness):
 
     mark, proof_id = tg.send_photo(ALICE)
     received = tg.reply(ALICE["id"], mark, "TEMPORARY")
-    assert "10% of the data, for 3 days" in received.text
+    assert "1 GB for 3 days" in received.text  # 10 % of 10 GB, stated as an amount
     card = tg.reply(ALICE["id"], mark, "vless://")
     assert "Subscription URL" in card.text and "/sub/" in card.text
     qr = tg.reply(ALICE["id"], mark, method="sendPhoto")
@@ -158,3 +160,24 @@ def test_the_language_is_asked_once_with_telegrams_as_the_default(harness):
     welcome = tg.reply(newcomer["id"], mark)
     assert "Choose your language" not in welcome.text and "خوش آمدید" in welcome.text
     assert [e.text for e in tg.bot_events(newcomer["id"], mark)] == [welcome.text]
+
+
+def test_a_toman_shop_shows_whole_amounts_in_each_language(harness):
+    """BOT_CURRENCY=IRT: prices are whole Tomans (no minor units), in Persian digits for a Persian customer."""
+    harness.stop_bot()
+    harness.settings = replace(harness.settings, currency="IRT")
+    harness.start_bot()
+    tg = harness.telegram
+    choose_language(tg, ALICE, "English")
+    choose_language(tg, DARIUSH, "فارسی")
+    for user, buy, steps, summary_mark, price in (
+        (ALICE, "🛒 Buy", ("Dynamic IP", "Abroad", "30 days", "10 GB", "2 devices"), "Your order", "1,500 Toman"),
+        (DARIUSH, "🛒 خرید", ("آی‌پی متغیر", "خارجی", "30", "10 GB", "2"), "سفارش شما", "۱٬۵۰۰ تومان"),
+    ):
+        mark = tg.send_text(user, buy)
+        step = tg.reply(user["id"], mark, method="sendMessage")
+        for label in steps:
+            mark = tg.press(user, step, step.button(label))
+            step = tg.reply(user["id"], mark, method="editMessageText")
+        assert summary_mark in step.text and price in step.text, step.text
+        assert f"{LRM}{price}" not in step.text  # Persian digits need no direction marks

@@ -151,14 +151,14 @@ def test_a_persian_renewal_with_carried_data_approved_by_command(harness, client
         "location_tag": "abroad",
         "duration_days": 60,
         "max_devices": 2,
-        "data_limit_mb": 20_000,
+        "data_limit_mb": 20_480,
         "price_cents": 2500,
         "renewal_data_rule": "carry",
     }
     assert client.post("/api/v1/plans", json=carry, headers=admin).status_code == 201
     choose_language(tg, DARIUSH, "فارسی")
     user_id = customer(harness, DARIUSH)
-    config = paid_config(harness, client, store_shop, user_id, used_bytes=4000 * MIB)
+    config = paid_config(harness, client, store_shop, user_id, used_bytes=4096 * MIB)
     cid, link = config.id, links(client, store_shop, config.id)
     begin = len(tg.events)
 
@@ -191,7 +191,7 @@ def test_a_persian_renewal_with_carried_data_approved_by_command(harness, client
     assert f"تا <b>{new_expiry}</b> با 26 GB حجم" in plain(told.text), told.text
     assert "6 GB حجم مصرف‌نشده به دورهٔ جدید منتقل شد" in plain(told.text)
     after = stored(harness, cid)
-    assert (after.uuid, after.data_limit_mb, after.used_bytes) == (config.uuid, 26_000, 0)
+    assert (after.uuid, after.data_limit_mb, after.used_bytes) == (config.uuid, 26_624, 0)
     assert links(client, store_shop, cid) == link
     record(tmp_path, "fa", tg.transcript(begin, chats={DARIUSH["id"], ADMIN_CHAT, STAFF["id"]}))
 
@@ -233,7 +233,7 @@ def test_a_renewal_and_extra_data_from_the_balance(harness, client, store_shop):
     mark = tg.press(ALICE, quote, "ext:wallet")
     paid = tg.reply(ALICE["id"], mark, "Paid from your balance", method="editMessageText")
     assert f"5 GB added to config <b>#{cid}</b>" in paid.text and "Balance: 80 USD" in paid.text
-    assert stored(harness, cid).data_limit_mb == 10_000 + 5 * 1024
+    assert stored(harness, cid).data_limit_mb == 10_240 + 5 * 1024
     with harness.db() as session:
         reasons = session.scalars(select(WalletEntry.reason).where(WalletEntry.user_id == user_id)).all()
     assert sorted(reasons) == ["admin_credit", "extra_data", "renewal"]
@@ -325,7 +325,7 @@ def test_notifications_of_renewals_extra_data_and_expiry_with_their_buttons(harn
     mark = tg.press(STAFF, review, review.button_data()[0])
     added = tg.reply(DARIUSH["id"], mark, "تأیید شد")
     assert f"1 GB به کانفیگ <b>#{dariush.id}</b> اضافه شد" in plain(added.text), added.text
-    assert "11024 MB" in plain(added.text)
+    assert "11 GB" in plain(added.text)
 
     # The period ends: expired, with Renew only (extra data is for a running period).
     mark = len(tg.events)
@@ -340,10 +340,10 @@ def test_notifications_of_renewals_extra_data_and_expiry_with_their_buttons(harn
     mark = tg.press(ALICE, step, step.button("Abroad 30"))
     quote = tg.reply(ALICE["id"], mark, "Renew config", method="editMessageText")
     assert "Expired on: " in quote.text, quote.text
-    assert "While it is reviewed, the config works until" in quote.text and "with 1000 MB left" in quote.text
+    assert "While it is reviewed, the config works until" in quote.text and "with 1 GB left" in quote.text
     mark = tg.press(ALICE, quote, "ext:proof")
     tg.reply(ALICE["id"], mark, "Please pay")
     mark, _ = tg.send_photo(ALICE)
     received = tg.reply(ALICE["id"], mark, "received and waiting for review")
-    assert "Meanwhile it works until" in received.text and "with 1000 MB left" in received.text, received.text
+    assert "Meanwhile it works until" in received.text and "with 1 GB left" in received.text, received.text
     assert stored(harness, alice.id).status == "pending"  # back on its node at once, while in review

@@ -22,7 +22,7 @@ def to_proof_step_fa(tg, user):
     """The same purchase as to_proof_step (Abroad 30), in Persian, by the buttons' data."""
     mark = tg.send_text(user, "/buy")
     step = tg.reply(user["id"], mark, "مرحله ۱ از ۵")
-    for data in ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10000", "buy:dev:2"):
+    for data in ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10240", "buy:dev:2"):
         mark = tg.press(user, step, data)
         step = tg.reply(user["id"], mark, method="editMessageText")
     mark = tg.press(user, step, "buy:ok")
