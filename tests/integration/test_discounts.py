@@ -337,7 +337,7 @@ def test_a_rejection_frees_the_use_and_an_approval_or_the_sweep_keeps_it(app, cl
     new_code(client, principals, "SWEPT", max_uses=1)
     swept = pay(client, principals, shop.third, shop.plan, 1200, "swept").json
     with app.app_context():
-        summary = run_lifecycle(db(app), lambda _node_id: None, now=utcnow() + timedelta(days=4))
+        summary = run_lifecycle(db(app), lambda _node_id: None, now=utcnow() + timedelta(days=4), referral_percent=0)
     assert summary["auto_accepted"] == 1
     assert client.get(f"/api/v1/payments/{swept['id']}", headers=admin).json["status"] == "approved"
     assert uses(app, "SWEPT") == 1
@@ -355,7 +355,7 @@ def test_a_free_order_waits_for_an_admin_and_is_never_bought_from_the_balance(ap
     assert free.json["auto_accept_at"] is None and free.json["config"]["kind"] == "temporary"
     assert free.json["discount"]["amount_off_cents"] == 1500
     with app.app_context():
-        summary = run_lifecycle(db(app), lambda _node_id: None, now=utcnow() + timedelta(days=30))
+        summary = run_lifecycle(db(app), lambda _node_id: None, now=utcnow() + timedelta(days=30), referral_percent=0)
     assert summary["auto_accepted"] == 0
     assert client.get(f"/api/v1/payments/{free.json['id']}", headers=admin).json["status"] == "pending"
     approved = client.post(f"/api/v1/payments/{free.json['id']}/approve", json={}, headers=admin)
