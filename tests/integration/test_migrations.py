@@ -381,11 +381,6 @@ def test_the_discount_schema_refuses_what_a_code_never_is(scratch_engine):
     """0009: a code is upper-case and unique, takes a percent (1-100) or an amount off, never both; a use takes
     off at most its price, belongs to one order, and a used code cannot be deleted; a free order (amount 0)
     may wait for an admin with no automatic acceptance, a paid one may not."""
-
-
-def test_the_review_schema_keeps_reason_codes_on_rejections_and_tells_admins_of_decisions(scratch_engine):
-    """0014: a rejection may carry a known reason code (only a rejection), the admins' payment_decided
-    notifications have their kind; downgrading keeps a code-only rejection's reason as its note."""
     migrate.upgrade(scratch_engine)
     with scratch_engine.begin() as connection:
         connection.execute(
@@ -459,6 +454,19 @@ def test_the_review_schema_keeps_reason_codes_on_rejections_and_tells_admins_of_
     with scratch_engine.connect() as connection:
         waiting = connection.execute(text("SELECT auto_accept_at FROM payments")).scalar()
         assert str(waiting).startswith("9999-12-31")
+
+
+def test_the_review_schema_keeps_reason_codes_on_rejections_and_tells_admins_of_decisions(scratch_engine):
+    """0014: a rejection may carry a known reason code (only a rejection), the admins' payment_decided
+    notifications have their kind; downgrading keeps a code-only rejection's reason as its note."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+                " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)"
+            )
+        )
     insert = (
         "INSERT INTO payments (id, user_id, purpose, amount_cents, status, evidence_file_id, review_note,"
         " review_reason_code, created_at)"
@@ -481,7 +489,7 @@ def test_the_review_schema_keeps_reason_codes_on_rejections_and_tells_admins_of_
         values = {"id": 10 + number, "status": status, "evidence": f"bad-{number}", "note": None, "code": code}
         with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
             connection.execute(text(insert), values)
-    migrate.downgrade(scratch_engine, "0012")
+    migrate.downgrade(scratch_engine, "0009")  # 0014 follows 0009 in the chain
     assert "review_reason_code" not in {column["name"] for column in inspect(scratch_engine).get_columns("payments")}
     with scratch_engine.connect() as connection:
         notes = connection.execute(text("SELECT id, review_note FROM payments ORDER BY id")).all()
