@@ -297,13 +297,15 @@ class ApiClient:
         body = {"extends_config_id": config_id, **order}
         return self.json("POST", f"/api/v1/users/{user_id}/wallet/purchases", json=body)
 
-    def segment_counts(self) -> dict[str, int]:
-        """How many customers each broadcast segment (all, active, expired, never_bought) has now."""
-        items = self.json("GET", "/api/v1/users/segments")["items"]
+    def segment_counts(self, acting_telegram_id: int) -> dict[str, int]:
+        """How many customers each broadcast segment (all, active, expired, never_bought) has now, for the
+        Telegram admin ACTING_TELEGRAM_ID (the API lists segments to admins only)."""
+        params = {"acting_telegram_id": acting_telegram_id}
+        items = self.json("GET", "/api/v1/users/segments", params=params)["items"]
         return {item["segment"]: item["count"] for item in items}
 
-    def segment_page(self, segment: str, after_id: int, limit: int = 100) -> dict:
+    def segment_page(self, segment: str, after_id: int, acting_telegram_id: int, limit: int = 100) -> dict:
         """A page of the segment's customers after user id AFTER_ID: items (user_id, telegram_id, language) and
-        next_after_id (None on the last page)."""
-        params = {"after_id": after_id, "limit": limit}
+        next_after_id (None on the last page), for the Telegram admin who started the broadcast."""
+        params = {"after_id": after_id, "limit": limit, "acting_telegram_id": acting_telegram_id}
         return self.json("GET", f"/api/v1/users/segments/{segment}", params=params)

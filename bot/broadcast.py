@@ -179,7 +179,7 @@ class Runner:
         since_last = time.time() - float(job.get("last_sent_at") or 0)
         pacer = Pacer(self.shop.settings.broadcast_per_second, time.monotonic() + max(0.0, 1.0 - since_last))
         while True:
-            page = self._page(job["segment"], int(job["cursor"]))
+            page = self._page(job["segment"], int(job["cursor"]), int(job["admin_id"]))
             for member in page["items"]:
                 outcome = self._send(pacer, member, job["text"])
                 job[outcome] += 1
@@ -189,11 +189,11 @@ class Runner:
             if page.get("next_after_id") is None:
                 return
 
-    def _page(self, segment: str, after_id: int) -> dict[str, Any]:
+    def _page(self, segment: str, after_id: int, admin_id: int) -> dict[str, Any]:
         backoff = 1.0
         while True:
             try:
-                return self.shop.api.segment_page(segment, after_id, PAGE_SIZE)
+                return self.shop.api.segment_page(segment, after_id, admin_id, PAGE_SIZE)
             except ApiUnavailable as exc:
                 log.warning("API unavailable for the broadcast (%s); trying again in %.0f s", exc, backoff)
                 self._sleep(backoff)

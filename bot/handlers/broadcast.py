@@ -58,7 +58,7 @@ def register(shop: Shop) -> None:
         if running is not None:
             shop.say(chat_id, broadcast.progress_text(language, running))
             return
-        counts = shop.api.segment_counts()
+        counts = shop.api.segment_counts(message.from_user.id)
         counts = {name: int(counts.get(name, 0)) for name in broadcast.SEGMENTS}
         sent = shop.say(
             chat_id, t(language, "broadcast_choose"), reply_markup=keyboards.broadcast_segments(counts, language)

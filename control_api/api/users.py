@@ -7,7 +7,7 @@ from ..jobs.dispatch import job_queue
 from ..schemas.configs import ConfigList, ConfigOut, TrialIn
 from ..schemas.referrals import ReferralOut
 from ..schemas.review import UserHistoryOut
-from ..schemas.segments import SegmentCountsOut, SegmentPageOut, SegmentQuery
+from ..schemas.segments import SegmentCountsOut, SegmentCountsQuery, SegmentPageOut, SegmentQuery
 from ..schemas.users import AdminFlagIn, BanIn, TelegramUserIn, UnbanIn, UserList, UserOut, UserQuery
 from ..security import current_principal, require
 from ..services import configs as config_service
@@ -16,15 +16,17 @@ from ..services import review as review_service
 from ..services import segments as segment_service
 from ..services import trials as trial_service
 from ..services import users as user_service
-from .common import API_PREFIX, BEARER, settings
+from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, settings
 
 bp = APIBlueprint("users", __name__, url_prefix=f"{API_PREFIX}/users", tag="Users")
 SEGMENT_RULE = "/segments/<any({}):segment>".format(", ".join(segment_service.SEGMENTS))
 SEGMENTS_DESCRIPTION = (
     "Segments (banned customers are in none): all; active (a config served now, a trial or temporary one "
     "too); expired (had a paid config, none served now); never_bought (no approved purchase, no purchase "
-    "from the balance)."
+    "from the balance). Admins only: an admin credential, or the bot for a Telegram admin named by "
+    "acting_telegram_id (a bot token alone lists nobody)."
 )
+SEGMENT_REFUSALS = {403: "The bot acted for someone who is not an admin (not_an_admin)", 422: ACTING_ADMIN_422}
 
 
 @bp.put("/telegram/<int:telegram_id>")
@@ -103,10 +105,16 @@ def unban_user(user_id: int, data: dict):
 
 @bp.get("/segments")
 @require("bot", "admin")
+@bp.input(SegmentCountsQuery, location="query", arg_name="query")
 @bp.output(SegmentCountsOut)
-@bp.doc(summary="How many customers each broadcast segment has now", description=SEGMENTS_DESCRIPTION, security=BEARER)
-def segment_counts() -> dict:
-    return segment_service.counts(db_session())
+@bp.doc(
+    summary="How many customers each broadcast segment has now",
+    description=SEGMENTS_DESCRIPTION,
+    security=BEARER,
+    responses=SEGMENT_REFUSALS,
+)
+def segment_counts(query: dict) -> dict:
+    return segment_service.counts(db_session(), current_principal(), query.get("acting_telegram_id"))
 
 
 @bp.get(SEGMENT_RULE)
@@ -119,9 +127,17 @@ def segment_counts() -> dict:
     + " Paged by user id: pass the previous page's next_after_id as after_id, so a broadcast resumes where it "
     "stopped.",
     security=BEARER,
+    responses=SEGMENT_REFUSALS,
 )
 def segment_members(segment: str, query: dict) -> dict:
-    return segment_service.page(db_session(), segment, query["after_id"], query["limit"])
+    return segment_service.page(
+        db_session(),
+        current_principal(),
+        query.get("acting_telegram_id"),
+        segment,
+        query["after_id"],
+        query["limit"],
+    )
 
 
 @bp.get("")

@@ -4,7 +4,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..services.segments import SEGMENTS
-from .common import query_integer
+from .common import ACTING_TELEGRAM_ID, query_integer
 
 
 class SegmentQuery(Schema):
@@ -17,6 +17,11 @@ class SegmentQuery(Schema):
         },
     )
     limit = query_integer(1, 200, load_default=100)
+    acting_telegram_id = query_integer(1, metadata={"description": ACTING_TELEGRAM_ID})
+
+
+class SegmentCountsQuery(Schema):
+    acting_telegram_id = query_integer(1, metadata={"description": ACTING_TELEGRAM_ID})
 
 
 class SegmentMemberOut(Schema):

@@ -8,6 +8,10 @@
 - **never_bought**: no approved purchase payment and no purchase from the balance (a trial, a pending or
   rejected proof, or a top-up alone is not a purchase).
 
+Only admins see segments (a list of every customer's Telegram id is the whole customer base): an admin
+credential, or the bot acting for a Telegram admin (acting_telegram_id), so a leaked bot token alone lists
+nobody. The first page of a broadcast's walk is audited: who listed which segment.
+
 Banned customers are in no segment. Members are paged by user id (keyset: `after_id`, the last id of the
 previous page), so a broadcast that stopped resumes after the last customer it reached, whatever joined or
 left meanwhile.
@@ -22,6 +26,8 @@ from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from ..models import Payment, User, UserConfig, WalletEntry, utcnow
+from . import audit
+from .principals import Principal, acting_admin
 from .revisions import SERVED_STATUSES
 
 SEGMENTS = ("all", "active", "expired", "never_bought")
@@ -66,8 +72,21 @@ def members(segment: str, now: datetime | None = None) -> Select[Any]:
     )
 
 
-def page(session: Session, segment: str, after_id: int, limit: int, now: datetime | None = None) -> dict[str, Any]:
-    """Up to LIMIT members with a user id above AFTER_ID; next_after_id is the last one's id while more follow."""
+def page(
+    session: Session,
+    caller: Principal,
+    acting_telegram_id: int | None,
+    segment: str,
+    after_id: int,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Up to LIMIT members with a user id above AFTER_ID; next_after_id is the last one's id while more follow.
+    For admins only (module docstring); the first page is audited."""
+    reader = acting_admin(session, caller, acting_telegram_id)
+    if after_id == 0:
+        audit.record(session, reader, "segment.list", segment=segment)
+        session.commit()
     rows = session.execute(members(segment, now).where(User.id > after_id).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -77,8 +96,11 @@ def page(session: Session, segment: str, after_id: int, limit: int, now: datetim
     }
 
 
-def counts(session: Session, now: datetime | None = None) -> dict[str, Any]:
-    """How many customers each segment has now."""
+def counts(
+    session: Session, caller: Principal, acting_telegram_id: int | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """How many customers each segment has now (admins only, as the members)."""
+    acting_admin(session, caller, acting_telegram_id)
     now = now or utcnow()
     items = []
     for segment in SEGMENTS:

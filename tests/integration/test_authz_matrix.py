@@ -399,7 +399,8 @@ def test_matrix(world, path_ids, method, rule):
                 body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
         if rule.endswith("/review-events") and caller == "bot":
             body = {**(body or {}), "acting_telegram_id": path_ids["telegram_admin_id"]}
-        if rule in ("/api/v1/nodes", "/api/v1/nodes/alerts") and method == "GET" and caller == "bot":
+        acting_reads = ("/api/v1/nodes", "/api/v1/nodes/alerts", "/api/v1/users/segments")
+        if (rule in acting_reads or rule.startswith("/api/v1/users/segments/")) and method == "GET" and caller == "bot":
             target = f"{path}?acting_telegram_id={path_ids['telegram_admin_id']}"
         if rule.endswith(("/renewal", "/renew", "/extra-data")):
             config_id = path_ids[f"extension_config_{caller}"]

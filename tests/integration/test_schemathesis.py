@@ -160,6 +160,8 @@ BUSINESS_RULES = {
     ),
     "GET /api/v1/nodes": rule((422,), ACTING, ACTING_WHY),
     "GET /api/v1/nodes/alerts": rule((422,), ACTING, ACTING_WHY),
+    "GET /api/v1/users/segments": rule((422,), ACTING, ACTING_WHY),
+    "GET /api/v1/users/segments/{segment}": rule((422,), ACTING, ACTING_WHY),
     "POST /api/v1/nodes/{node_id}/drain": rule(
         (409,), "node_not_drainable", "only a node in service (active, offline, draining) is drained"
     ),

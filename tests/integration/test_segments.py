@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from control_api.models import Node, UserConfig, utcnow
+from control_api.models import AuditLog, Node, UserConfig, utcnow
 from tests.integration.test_bad_input import assert_json_error
 
 pytestmark = pytest.mark.postgres
@@ -76,7 +76,7 @@ class Shop:
         found, after = [], 0
         while True:
             response = self.client.get(
-                f"{SEGMENTS}/{segment}", query_string={"after_id": after, **query}, headers=headers or self.bot
+                f"{SEGMENTS}/{segment}", query_string={"after_id": after, **query}, headers=headers or self.admin
             )
             assert response.status_code == 200, response.json
             found += [item["user_id"] for item in response.json["items"]]
@@ -138,7 +138,7 @@ def test_each_segment_has_exactly_its_customers(shop, people):
     assert names(people, shop.members("active")) == ["trial", "pending", "paid", "balance"]
     assert names(people, shop.members("expired")) == ["expired", "lapsed", "quota"]
     assert names(people, shop.members("never_bought")) == ["new", "trial", "pending", "rejected", "topup_only"]
-    counts = shop.client.get(SEGMENTS, headers=shop.bot)
+    counts = shop.client.get(SEGMENTS, headers=shop.admin)
     assert counts.status_code == 200, counts.json
     assert counts.json == {
         "items": [
@@ -151,7 +151,7 @@ def test_each_segment_has_exactly_its_customers(shop, people):
 
 
 def test_a_page_carries_telegram_ids_and_languages(shop, people):
-    page = shop.client.get(f"{SEGMENTS}/active?limit=2", headers=shop.bot).json
+    page = shop.client.get(f"{SEGMENTS}/active?limit=2", headers=shop.admin).json
     assert page["items"] == [
         {"user_id": people["trial"], "telegram_id": 9002, "language": "fa"},
         {"user_id": people["pending"], "telegram_id": 9003, "language": "en"},
@@ -166,14 +166,14 @@ def test_paging_is_by_user_id_so_a_broadcast_resumes_where_it_stopped(shop, peop
     stopped_at = everyone[3]
     shop.client.post(f"/api/v1/users/{everyone[0]}/ban", json={"reason": "spam"}, headers=shop.admin)
     newcomer = shop.customer(9100)
-    rest = shop.client.get(f"{SEGMENTS}/all?after_id={stopped_at}&limit=200", headers=shop.bot).json
+    rest = shop.client.get(f"{SEGMENTS}/all?after_id={stopped_at}&limit=200", headers=shop.admin).json
     assert [item["user_id"] for item in rest["items"]] == [*everyone[4:], newcomer]
     assert rest["next_after_id"] is None
     # A page that ends exactly at the last member says so.
-    last = shop.client.get(f"{SEGMENTS}/all?after_id={everyone[-2]}&limit=2", headers=shop.bot).json
+    last = shop.client.get(f"{SEGMENTS}/all?after_id={everyone[-2]}&limit=2", headers=shop.admin).json
     assert [item["user_id"] for item in last["items"]] == [everyone[-1], newcomer]
     assert last["next_after_id"] is None
-    past = shop.client.get(f"{SEGMENTS}/all?after_id={newcomer}", headers=shop.bot).json
+    past = shop.client.get(f"{SEGMENTS}/all?after_id={newcomer}", headers=shop.admin).json
     assert past == {"items": [], "next_after_id": None}
 
 
@@ -191,10 +191,38 @@ def test_admins_and_the_bot_may_list_segments_and_nobody_else(shop, people, prin
     for path in (SEGMENTS, f"{SEGMENTS}/all"):
         assert assert_json_error(shop.client.get(path), 401)["error"] == "unauthorized"
         assert assert_json_error(shop.client.get(path, headers=principals.node.headers), 403)["error"] == "forbidden"
-    assert shop.client.get(f"{SEGMENTS}/everyone", headers=shop.bot).status_code == 404
+    assert shop.client.get(f"{SEGMENTS}/everyone", headers=shop.admin).status_code == 404
     for query in ("limit=0", "limit=201", "after_id=-1", "after_id=x"):
-        response = shop.client.get(f"{SEGMENTS}/all?{query}", headers=shop.bot)
+        response = shop.client.get(f"{SEGMENTS}/all?{query}", headers=shop.admin)
         assert assert_json_error(response, 422)["error"] == "validation_error", query
+
+
+def test_the_bot_lists_segments_only_for_a_telegram_admin_and_the_listing_is_audited(app, shop, people):
+    """A leaked bot token alone lists nobody: the bot must name a Telegram admin (acting_telegram_id)."""
+    for path in (SEGMENTS, f"{SEGMENTS}/all"):
+        refused = assert_json_error(shop.client.get(path, headers=shop.bot), 422)
+        assert refused["error"] == "acting_admin_required", refused
+        customer = shop.client.get(path, query_string={"acting_telegram_id": 9004}, headers=shop.bot)
+        assert assert_json_error(customer, 403)["error"] == "not_an_admin"
+        stranger = shop.client.get(path, query_string={"acting_telegram_id": 777}, headers=shop.bot)
+        assert assert_json_error(stranger, 403)["error"] == "not_an_admin"
+        as_admin = shop.client.get(path, query_string={"acting_telegram_id": 1}, headers=shop.admin)
+        assert assert_json_error(as_admin, 422)["error"] == "not_for_admins"
+    staff = shop.customer(9200)
+    promoted = shop.client.put(f"/api/v1/users/{staff}/admin", json={"is_admin": True}, headers=shop.admin)
+    assert promoted.status_code == 200, promoted.json
+    acting = {"acting_telegram_id": 9200}
+    assert shop.client.get(SEGMENTS, query_string=acting, headers=shop.bot).status_code == 200
+    assert shop.members("active", headers=shop.bot, **acting) == shop.members("active")
+    # A banned admin lists nobody either.
+    banned = shop.client.post(f"/api/v1/users/{staff}/ban", json={"reason": "left"}, headers=shop.admin)
+    assert banned.status_code == 200, banned.json
+    response = shop.client.get(f"{SEGMENTS}/all", query_string=acting, headers=shop.bot)
+    assert assert_json_error(response, 403)["error"] == "not_an_admin"
+    with app.app_context():
+        listed = db(app).scalars(select(AuditLog).where(AuditLog.action == "segment.list")).all()
+    by_bot = [row for row in listed if row.actor_id == "tg:9200"]
+    assert [row.details for row in by_bot] == [{"segment": "active"}], [(r.actor_type, r.details) for r in listed]
 
 
 def test_a_config_past_its_expiry_is_not_served_before_the_sweep_says_so(app, shop, people):
