@@ -234,16 +234,17 @@ def _order(state: dict) -> dict[str, int]:
 
 def _pay_from_balance(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict) -> None:
     currency = shop.settings.currency
-    # The balance purchase takes no amount: the price is checked against the quote shown just before.
-    quote = _quote(shop, state)
-    if quote["price_cents"] != state["price"]:
-        _requote(shop, chat_id, tg_id, language, state, quote, t(language, "ext_price_changed"))
-        return
+    # The price shown goes with the order: the API debits nothing when the price is no longer that one.
+    order = {**_order(state), "expected_amount_cents": state["price"]}
     try:
-        paid = shop.api.extend_from_balance(state["config_id"], state["user_id"], _order(state))
+        paid = shop.api.extend_from_balance(state["config_id"], state["user_id"], order)
     except ApiError as exc:
-        if exc.code != "insufficient_balance":
+        if exc.code not in ("insufficient_balance", "amount_mismatch"):
             raise
+        quote = _quote(shop, state)
+        if exc.code == "amount_mismatch":
+            _requote(shop, chat_id, tg_id, language, state, quote, t(language, "ext_price_changed"))
+            return
         details = exc.details if isinstance(exc.details, dict) else {}
         balance = money(int(details.get("balance_cents") or 0), currency, language)
         note = t(language, "ext_balance_short", balance=balance, price=money(state["price"], currency, language))

@@ -73,6 +73,8 @@ def adjust_wallet(user_id: int, data: dict):
         "existing config: it cannot be extended (config_not_renewable), has a renewal or extra data in review "
         "(extension_in_review), or the plan may not follow its plan (plan_not_allowed); the discount code does "
         f"not apply: {REFUSALS}, or makes the order free (free_order_needs_review)",
+        422: "The body does not match the schema (validation_error), or expected_amount_cents is not the price "
+        "to debit now (amount_mismatch, with price_cents: quote again)",
         429: TOO_MANY,
     },
 )

@@ -59,6 +59,14 @@ class PurchaseIn(Schema):
         metadata={"description": "Extra data for extends_config_id's current period; its price is debited."},
     )
     discount_code = order_code()
+    expected_amount_cents = db_integer(
+        0,
+        metadata={
+            "description": "The price the customer was shown (after any discount code). When sent and the price "
+            "to debit differs, nothing is debited (422 amount_mismatch, with price_cents): a price changed "
+            "between the quote and the tap is never charged unseen."
+        },
+    )
 
     # The spec says it too: a plan or extra data, never both; extra data names its config; no protocol for an
     # existing config; a discount code only with a plan.

@@ -129,6 +129,18 @@ def ensure_covers(session: Session, user_id: int, amount_cents: int) -> int:
     return available
 
 
+def ensure_price_as_shown(price: int, expected_amount_cents: int | None) -> None:
+    """A balance purchase debits at once, so the customer's consent is to the price they were shown: when the
+    caller sends it (expected_amount_cents) and the price to debit now differs (changed since the quote, or a
+    code's discount no longer applies as quoted), nothing is debited."""
+    if expected_amount_cents is not None and expected_amount_cents != price:
+        raise InvalidInput(
+            f"The price is now {price} cents, not {expected_amount_cents}: quote it again.",
+            code="amount_mismatch",
+            details={"json": {"expected_amount_cents": [f"The price is {price}."]}, "price_cents": price},
+        )
+
+
 def pay_from_balance(
     session: Session,
     actor: Principal,
@@ -157,6 +169,7 @@ def pay_from_balance(
         discount = discounts.claim(session, data.get("discount_code"), user.id, plan, utcnow())
         discounts.ensure_reviewed_if_free(discount)
         price = discounts.to_pay(plan.price_cents, discount)
+        ensure_price_as_shown(price, data.get("expected_amount_cents"))
         available = ensure_covers(session, user.id, price)
         node = place(session, plan)
         config = new_config(
@@ -235,6 +248,7 @@ def extend_from_balance(
     purpose = "renewal" if data.get("plan_id") is not None else "extra_data"
     order = {"purpose": purpose, "extends_config_id": data["extends_config_id"], "plan_id": data.get("plan_id")}
     order.update(extra_data_mb=data.get("data_mb"), discount_code=data.get("discount_code"))
+    order["expected_amount_cents"] = data.get("expected_amount_cents")
     try:
         done = extend_in_place(session, actor, settings, user_id, order, utcnow())
     except DomainError:
@@ -265,6 +279,7 @@ def extend_in_place(
     ensure_not_banned(user)
     config, plan, price, discount = renewals.check_order(session, settings, user, order, now)
     discounts.ensure_reviewed_if_free(discount)
+    ensure_price_as_shown(price, order.get("expected_amount_cents"))
     available = ensure_covers(session, user.id, price)
     if plan is not None:
         terms = renewals.renewal_terms(config, plan, now, now, None)

@@ -474,7 +474,14 @@ def test_a_renewal_from_the_balance_debits_and_extends_in_one_go(app, client, pr
     assert assert_json_error(short, 409)["error"] == "insufficient_balance"
     assert short.json["details"] == {"balance_cents": 2000, "needed_cents": 2500}
 
-    bought = buy(client, principals, shop, plan_id=shop.plan_id, extends_config_id=config["id"])
+    with database_unchanged(app):  # quoted at another price (changed since): nothing debited
+        stale = buy(
+            client, principals, shop, plan_id=shop.plan_id, extends_config_id=config["id"], expected_amount_cents=1400
+        )
+    assert assert_json_error(stale, 422)["error"] == "amount_mismatch"
+    bought = buy(
+        client, principals, shop, plan_id=shop.plan_id, extends_config_id=config["id"], expected_amount_cents=1500
+    )
     assert bought.status_code == 201, bought.json
     assert bought.json["balance_cents"] == 500
     entry = bought.json["entry"]

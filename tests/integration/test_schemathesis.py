@@ -106,11 +106,11 @@ BUSINESS_RULES = {
         (409,), "insufficient_balance", "a debit never takes the stored balance below zero"
     ),
     "POST /api/v1/users/{user_id}/wallet/purchases": rule(
-        (409, 429),
+        (409, 422, 429),
         f"insufficient_balance plan_not_for_sale no_node_available {EXTENDABLE} plan_not_allowed {CODE} "
-        "free_order_needs_review rate_limited",
+        "free_order_needs_review rate_limited amount_mismatch",
         "the stored balance must cover the plan's price; a plan on sale; placement needs a node with room; "
-        f"{EXTENDABLE_WHY}; {CODE_WHY}; a free order needs a review",
+        f"{EXTENDABLE_WHY}; {CODE_WHY}; a free order needs a review; the price shown is the price debited",
     ),
     "GET /api/v1/configs/{config_id}/renewal": rule(
         (409,), f"{EXTENDABLE} plan_not_for_sale plan_not_allowed", f"{EXTENDABLE_WHY}; a plan on sale"

@@ -268,6 +268,23 @@ def test_purchases_refused_before_anything_is_written(app, client, principals, s
     assert_json_error(client.get("/api/v1/users/999999/wallet", headers=principals.bot.headers), 404)
 
 
+def test_a_price_changed_since_the_quote_is_never_debited(app, client, principals, shop):
+    """The bot sends the price it showed (expected_amount_cents): a price raised in between debits nothing."""
+    adjust(client, principals, shop, 10_000)
+    client.patch(f"/api/v1/plans/{shop.plan_id}", json={"price_cents": PRICE + 500}, headers=principals.admin.headers)
+    with database_unchanged(app):
+        stale = buy(client, principals, shop, expected_amount_cents=PRICE)
+    refused = assert_json_error(stale, 422)
+    assert refused["error"] == "amount_mismatch" and refused["details"]["price_cents"] == PRICE + 500, refused
+    with database_unchanged(app):
+        assert assert_json_error(buy(client, principals, shop, expected_amount_cents=-1), 422)["error"] == (
+            "validation_error"
+        )
+    bought = buy(client, principals, shop, expected_amount_cents=PRICE + 500)
+    assert bought.status_code == 201, bought.json
+    assert bought.json["balance_cents"] == 10_000 - PRICE - 500
+
+
 def test_a_banned_user_can_neither_top_up_nor_buy(app, client, principals, shop):
     adjust(client, principals, shop, 10_000)
     client.post(f"/api/v1/users/{shop.user_id}/ban", json={"reason": "Chargeback"}, headers=principals.admin.headers)

@@ -211,11 +211,22 @@ def test_a_renewal_and_extra_data_from_the_balance(harness, client, store_shop):
     quote = tg.reply(ALICE["id"], mark, "Renew config", method="editMessageText")
     assert "Your balance: 100 USD" in quote.text
     assert labels(quote) == ["💰 Pay from my balance", "🧾 Pay with a receipt", "« Back", "✖️ Cancel"]
+    # The price goes up while the quote is on screen: the tap debits nothing and shows the new quote.
+    admin = store_shop["admin"].headers
+    plan_id = next(
+        p["id"] for p in client.get("/api/v1/plans", headers=admin).json["items"] if p["name"] == "Abroad 30"
+    )
+    assert client.patch(f"/api/v1/plans/{plan_id}", json={"price_cents": 1600}, headers=admin).status_code == 200
+    mark = tg.press(ALICE, quote, "ext:wallet")
+    tg.reply(ALICE["id"], mark, "The price changed meanwhile")
+    quote = tg.reply(ALICE["id"], mark, "Renew config", method="sendMessage")
+    assert "<b>Price: 16 USD</b>" in quote.text and "Your balance: 100 USD" in quote.text, quote.text
+    assert stored(harness, cid).expires_at == config.expires_at
     mark = tg.press(ALICE, quote, "ext:wallet")
     paid = tg.reply(ALICE["id"], mark, "Paid from your balance", method="editMessageText")
     new_expiry = (config.expires_at + timedelta(days=30)).date().isoformat()
     assert f"config <b>#{cid}</b> now runs until <b>{new_expiry}</b> with 10 GB" in paid.text, paid.text
-    assert "Balance: 85 USD" in paid.text and paid.buttons == []
+    assert "Balance: 84 USD" in paid.text and paid.buttons == []
     renewed = stored(harness, cid)
     assert (renewed.expires_at, renewed.used_bytes) == (config.expires_at + timedelta(days=30), 0)
 
@@ -225,14 +236,14 @@ def test_a_renewal_and_extra_data_from_the_balance(harness, client, store_shop):
     assert labels(step) == ["1 GB · 1 USD", "5 GB · 5 USD", "10 GB · 10 USD", "« Back", "✖️ Cancel"]
     mark = tg.press(ALICE, step, "ext:gb:5")
     quote = tg.reply(ALICE["id"], mark, "Add data to config", method="editMessageText")
-    assert "Extra: 5 GB" in quote.text and "<b>Price: 5 USD</b>" in quote.text and "85 USD" in quote.text
+    assert "Extra: 5 GB" in quote.text and "<b>Price: 5 USD</b>" in quote.text and "84 USD" in quote.text
     mark = tg.press(ALICE, quote, "ext:back")  # Back: the amounts again
     step = tg.reply(ALICE["id"], mark, "How much?", method="editMessageText")
     mark = tg.press(ALICE, step, "ext:gb:5")
     quote = tg.reply(ALICE["id"], mark, "Add data to config", method="editMessageText")
     mark = tg.press(ALICE, quote, "ext:wallet")
     paid = tg.reply(ALICE["id"], mark, "Paid from your balance", method="editMessageText")
-    assert f"5 GB added to config <b>#{cid}</b>" in paid.text and "Balance: 80 USD" in paid.text
+    assert f"5 GB added to config <b>#{cid}</b>" in paid.text and "Balance: 79 USD" in paid.text
     assert stored(harness, cid).data_limit_mb == 10_240 + 5 * 1024
     with harness.db() as session:
         reasons = session.scalars(select(WalletEntry.reason).where(WalletEntry.user_id == user_id)).all()
