@@ -117,8 +117,8 @@ def finish(shop: Shop, decision: dict[str, Any], outcome: Outcome) -> None:
     base = review.base_text(shop, chat_id, message_id, decision["pid"], language)
     if payment is not None and payment["status"] != "pending":
         banned = bool(decision["ban"]) and payment.get("reviewer") == decision["name"]
-        line = review.decided_line(language, decision["pid"], review.outcome_of(payment, banned))
-        review.edit(shop, chat_id, message_id, base + "\n\n" + line)
+        outcome = review.outcome_of(payment, banned)
+        review.edit(shop, chat_id, message_id, review.decided_text(base, language, decision["pid"], outcome))
     else:  # refused (not found, not an admin): the card stays as it was
         review.edit(shop, chat_id, message_id, base, keyboards.review(decision["pid"], language))
 

@@ -110,13 +110,23 @@ def history_line(shop: Shop, user_id: int, language: str) -> str:
     return line
 
 
+def status_word(status: str, language: str) -> str:
+    return t(language, f"payment_status_{status}") if status in ("pending", "approved", "rejected") else status
+
+
+def with_status(text: str, status: str, language: str) -> str:
+    """A card posted while the payment was pending, its first line saying STATUS instead."""
+    pending = f"({status_word('pending', language)})"
+    return text.replace(pending, f"({status_word(status, language)})", 1)
+
+
 def card_text(shop: Shop, payment: dict[str, Any], language: str) -> str:
     zone = shop.settings.shop_timezone
     text = t(
         language,
         "admin_new_payment",
         id=payment["id"],
-        status=payment["status"],
+        status=status_word(payment["status"], language),
         raw=customer_link(payment["user"]),
         plan=what(payment, language),
         price=money(payment["amount_cents"], shop.settings.currency, language),
@@ -166,6 +176,15 @@ def decided_line(language: str, payment_id: int, outcome: dict[str, Any]) -> str
         if outcome.get("banned"):
             lines.append(t(language, "admin_decided_banned"))
     return "\n".join(lines)
+
+
+def decided_text(card: str, language: str, payment_id: int, outcome: dict[str, Any]) -> str:
+    """A card (as posted, pending) once decided: its status word changed, the decision's lines below it."""
+    return (
+        with_status(card, outcome.get("status") or "pending", language)
+        + "\n\n"
+        + decided_line(language, payment_id, outcome)
+    )
 
 
 def outcome_of(payment: dict[str, Any], banned: bool = False) -> dict[str, Any]:
@@ -227,7 +246,7 @@ def show_decided(shop: Shop, payment_id: int, outcome: dict[str, Any]) -> int:
         if card is None:
             continue
         language = card["language"]
-        edited += edit(shop, chat_id, message_id, card["text"] + "\n\n" + decided_line(language, payment_id, outcome))
+        edited += edit(shop, chat_id, message_id, decided_text(card["text"], language, payment_id, outcome))
     return edited
 
 

@@ -342,6 +342,10 @@ MESSAGES: dict[str, str] = {
     "duration_hms": "{hours} h {minutes} min {seconds} s",
     "duration_ms": "{minutes} min {seconds} s",
     "duration_s": "{seconds} s",
+    # A review card's status word (its first line), changed in place when the payment is decided.
+    "payment_status_pending": "in review",
+    "payment_status_approved": "approved",
+    "payment_status_rejected": "rejected",
     "admin_new_payment": "🧾 <b>Payment #{id}</b> ({status})\nCustomer: {raw}\nPlan: {plan}\nAmount: {price}\n"
     "Received: {received} ({zone})\nAuto-accepted at: {auto}",
     "admin_history": "📇 Customer since {since} · trial: {trial}\nPayments: ✅ {approved} · ❌ {rejected} · "

@@ -340,6 +340,10 @@ MESSAGES: dict[str, str] = {
     "duration_hms": "{hours} ساعت و {minutes} دقیقه و {seconds} ثانیه",
     "duration_ms": "{minutes} دقیقه و {seconds} ثانیه",
     "duration_s": "{seconds} ثانیه",
+    # A review card's status word (its first line), changed in place when the payment is decided.
+    "payment_status_pending": "در انتظار بررسی",
+    "payment_status_approved": "تأییدشده",
+    "payment_status_rejected": "ردشده",
     "admin_new_payment": "🧾 <b>پرداخت #{id}</b> ({status})\nمشتری: {raw}\nپلن: {plan}\nمبلغ: {price}\n"
     "دریافت: {received} ({zone})\nتأیید خودکار در: {auto}",
     "admin_history": "📇 مشتری از {since} · تست: {trial}\nپرداخت‌ها: ✅ {approved} · ❌ {rejected} · ⏳ {pending} "

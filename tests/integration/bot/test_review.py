@@ -118,6 +118,7 @@ def test_reject_with_a_typed_reason_and_ban_through_a_reply_to_the_question(harn
     assert "Reason: The receipt shows another shop's card" in told.text and "blocked" in told.text
     decided = tg.reply(ADMIN_CHAT, mark, "rejected by shopkeeper", method="editMessageText")
     assert "The customer was banned." in decided.text and decided.buttons == []
+    assert decided.text.startswith("🧾 <b>Payment #1</b> (rejected)\n"), decided.text
     payment = payment_of(harness, 1)
     assert (payment.status, payment.review_note, payment.review_reason_code) == (
         "rejected",
@@ -223,6 +224,7 @@ def test_a_decision_by_command_through_the_api_or_by_the_sweep_updates_every_pos
             mark,
         )
         assert "✅ Payment #1 approved by shopkeeper." in edited.text and edited.buttons == []
+        assert "(approved)" in edited.text.split("\n")[0] and "in review" not in edited.text, edited.text
 
     mark = len(tg.events)
     rejected = client.post(
@@ -231,6 +233,7 @@ def test_a_decision_by_command_through_the_api_or_by_the_sweep_updates_every_pos
     assert rejected.status_code == 200, rejected.json
     edited = tg.wait(lambda e: e.method == "editMessageText" and e.message_id == cards[2].message_id, mark)
     assert "❌ Payment #2 rejected by root.\nReason: Wrong amount" in edited.text and edited.buttons == []
+    assert edited.text.startswith("🧾 <b>Payment #2</b> (rejected)"), edited.text
     told = tg.reply(DARIUSH["id"], mark, "رد شد")
     assert "دلیل: مبلغ پرداختی با قیمت سفارش یکی نیست" in told.text
 
