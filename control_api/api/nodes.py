@@ -90,12 +90,15 @@ def provision(node_id: int) -> dict:
 @bp.doc(
     summary="A node agent's heartbeat: health, incidents and per-config traffic reports",
     description="Each traffic report is stored once per report_id: a retried report comes back under duplicates, "
-    "and the agent may drop it from its journal either way.",
+    "and the agent may drop it from its journal either way. A config the reports bring to its data cap is "
+    "suspended (quota) and the node's configs past their expiry are expired in the same transaction; the "
+    "node's sync is queued at once (desired_revision in the answer is the bumped one).",
     security=BEARER,
 )
 def heartbeat(data: dict) -> dict:
+    queue = job_queue()
     return heartbeat_service.record_heartbeat(
-        db_session(), current_principal(), data, health_policy(), job_queue().enqueue_migration
+        db_session(), current_principal(), data, health_policy(), queue.enqueue_migration, queue.enqueue_node_sync
     )
 
 

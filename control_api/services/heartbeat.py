@@ -1,4 +1,12 @@
-"""Node heartbeats: health metrics, incidents, and traffic reports stored exactly once.
+"""Node heartbeats: health metrics, incidents, and traffic reports stored exactly once; and the plan's
+promises enforced on them.
+
+A heartbeat whose traffic brings a config to its cap suspends it (reason quota) in the heartbeat's own
+transaction, and every config of the node past its expiry is expired there too: the node's revision is
+bumped and its sync queued at once, so a customer overruns a cap by at most one heartbeat interval's traffic
+(plus the sync), not by the 5-minute sweep's. Another node that serves one of those configs (the source of a
+move) is bumped after the commit, in its own transaction: the heartbeat holds only its own node's lock, so
+two nodes' heartbeats never wait on each other.
 
 A node may charge traffic only to configs it serves: usage for a config placed on another node is
 dropped, counted in the answer (foreign_configs) and audited as an incident, so one leaked node
@@ -13,15 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
 from ..models import Node, NodeMetric, Usage, UsageReport, UserConfig, utcnow
-from . import audit
+from . import audit, lifecycle
 from .alerts import announce
 from .node_health import HealthPolicy, evaluate
+from .revisions import Dispatch, bump, serving_nodes
 
 log = logging.getLogger(__name__)
 CONFIG_EMAIL = re.compile(r"^cfg-([0-9]+)$")
@@ -33,9 +42,11 @@ def record_heartbeat(
     data: dict[str, Any],
     policy: HealthPolicy | None = None,
     enqueue_migration: Callable[[int], Any] | None = None,
+    dispatch: Dispatch | None = None,
 ) -> dict[str, Any]:
     """Store the heartbeat, judge the node's health on it (node_health.py) and, when that raises an
-    alert, queue the node's migration job after the commit."""
+    alert, queue the node's migration job after the commit. Configs its traffic exhausted and the node's
+    configs past their expiry end here (module docstring); DISPATCH queues the syncs that remove them."""
     policy = policy or HealthPolicy()
     node = session.get_one(Node, node_principal.id, with_for_update=True)
     now = utcnow()
@@ -67,7 +78,7 @@ def record_heartbeat(
         )
     accepted: list[str] = []
     duplicates: list[str] = []
-    unknown, foreign = 0, set()
+    unknown, foreign, moved = 0, set(), set()
     for report in data["reports"]:
         stored = _store_report(session, node.id, report)
         if stored is None:
@@ -76,9 +87,23 @@ def record_heartbeat(
             accepted.append(report["report_id"])
             unknown += stored.unknown
             foreign |= stored.foreign
+            moved |= stored.moved
     if foreign:
         audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node.id, config_ids=sorted(foreign))
+    ended = _end_service(session, node.id, moved, now)
+    here = node.id in ended
+    if here:
+        bump(session, [node.id])
     session.commit()
+    others = sorted(ended - {node.id})
+    if others:
+        bump(session, others)
+        session.commit()
+    if here or others:
+        session.refresh(node)
+        for node_id in sorted(ended):
+            if dispatch is not None:
+                dispatch(node_id)
     if change.raised and enqueue_migration is not None:
         enqueue_migration(node.id)
     if unknown:
@@ -94,10 +119,21 @@ def record_heartbeat(
     }
 
 
+def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> set[int]:
+    """In the heartbeat's transaction: expire the node's configs past their expiry and suspend those of MOVED
+    (configs whose usage this heartbeat added) at their cap. Returns every node that served one of them."""
+    served_here = or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id)
+    ended = lifecycle.expire_due(session, now, served_here)
+    if moved:
+        ended += lifecycle.suspend_exhausted(session, UserConfig.id.in_(sorted(moved)))
+    return {node for node in serving_nodes(ended) if node is not None}
+
+
 @dataclass(frozen=True)
 class StoredReport:
     unknown: int  # usage entries for configs that do not exist
     foreign: frozenset[int]  # configs of other nodes the report named (their usage dropped)
+    moved: frozenset[int]  # configs whose usage the report added to
 
 
 def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> StoredReport | None:
@@ -156,4 +192,4 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
                 )
     except IntegrityError:
         return None
-    return StoredReport(unknown, frozenset(foreign))
+    return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM
@@ -130,12 +130,22 @@ def _auto_accept(session: Session, dispatch: Dispatch, now: datetime, referral_p
 
 
 def _expire(session: Session, dispatch: Dispatch, now: datetime) -> int:
+    configs = expire_due(session, now)
+    commit_and_dispatch(session, bump(session, serving_nodes(configs)), dispatch)
+    return len(configs)
+
+
+def expire_due(session: Session, now: datetime, *where: ColumnElement[bool]) -> list[UserConfig]:
+    """Expire every config (matching WHERE) past its expiry at NOW, served or suspended: status, the
+    customer's notification, the audit row, in the caller's transaction. Returns those that were served (their
+    nodes must drop them); the caller bumps and commits."""
     configs = session.scalars(
         select(UserConfig)
-        .where(UserConfig.status.in_((*SERVED_STATUSES, "suspended")), UserConfig.expires_at <= now)
+        .where(UserConfig.status.in_((*SERVED_STATUSES, "suspended")), UserConfig.expires_at <= now, *where)
+        .order_by(UserConfig.id)
         .with_for_update()
     ).all()
-    served = serving_nodes(config for config in configs if config.status in SERVED_STATUSES)
+    served = [config for config in configs if config.status in SERVED_STATUSES]
     for config in configs:
         config.status, config.suspend_reason = "expired", None
         notifications.notify(
@@ -147,18 +157,28 @@ def _expire(session: Session, dispatch: Dispatch, now: datetime) -> int:
             config_kind=config.kind,
         )
         audit.record(session, SYSTEM, "config.expire", config_id=config.id)
-    commit_and_dispatch(session, bump(session, served), dispatch)
-    return len(configs)
+    return served
 
 
 def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
+    exhausted = suspend_exhausted(session)
+    commit_and_dispatch(session, bump(session, serving_nodes(exhausted)), dispatch)
+    return len(exhausted)
+
+
+def suspend_exhausted(session: Session, *where: ColumnElement[bool]) -> list[UserConfig]:
+    """Warn the served configs (matching WHERE) at QUOTA_WARNING_PERCENT of their cap and suspend those at
+    it (reason quota), once per cap and period, in the caller's transaction. Returns the suspended ones; the
+    caller bumps their nodes and commits."""
     rows = session.scalars(
         select(UserConfig)
         .where(
             UserConfig.status.in_(SERVED_STATUSES),
             UserConfig.data_limit_mb.is_not(None),
             UserConfig.used_bytes * 100 >= UserConfig.data_limit_mb * MIB * QUOTA_WARNING_PERCENT,
+            *where,
         )
+        .order_by(UserConfig.id)
         .with_for_update()
     ).all()
     exhausted: list[UserConfig] = []
@@ -174,8 +194,7 @@ def _enforce_quotas(session: Session, dispatch: Dispatch) -> int:
             config.status, config.suspend_reason = "suspended", "quota"
             notifications.notify(session, config.user_id, "quota_100", f"quota_100:cfg-{config.id}:{period}", **facts)
             audit.record(session, SYSTEM, "config.quota_suspend", config_id=config.id)
-    commit_and_dispatch(session, bump(session, serving_nodes(exhausted)), dispatch)
-    return len(exhausted)
+    return exhausted
 
 
 def _warn_expiring(session: Session, now: datetime, warning_days: Sequence[int]) -> int:
