@@ -101,7 +101,7 @@ def _user_inbound(inbound, settings):
 
 def core_shape(inbounds, settings):
     """The core's config without users. SETTINGS: core, api_port, tls_cert_path, tls_key_path,
-    tls_server_name, reality, blocked_cidrs, log_level, listen."""
+    tls_server_name, reality, blocked_cidrs, log_level, access_log (a path; empty or absent: none), listen."""
     problems = unsupported_pairs(inbounds, settings["core"])
     if problems:
         raise ProfileError("; ".join(problems))
@@ -114,7 +114,9 @@ def core_shape(inbounds, settings):
         # Users must never reach the node itself (its API listens on 127.0.0.1) or private networks.
         rules.append({"type": "field", "ip": list(settings["blocked_cidrs"]), "outboundTag": "blocked"})
     return {
-        "log": {"loglevel": settings.get("log_level", "warning"), "access": "none"},
+        # The access log names each connection's client and user: a sync reads it to close a removed
+        # user's open connections (module_utils/live_sessions.py).
+        "log": {"loglevel": settings.get("log_level", "warning"), "access": settings.get("access_log") or "none"},
         "api": {"tag": "api", "services": ["HandlerService", "StatsService"]},
         "stats": {},
         "policy": {

@@ -11,6 +11,9 @@ description:
     AddUserOperation / RemoveUserOperation). The core is never restarted.
   - Then writes the persisted config (the shape plus the users), validated by the core, so that a
     later restart serves the same users.
+  - After a live removal, the removed users' open connections are closed (their sockets destroyed with
+    C(ss -K), found through the core's access log), because the core's API only refuses new ones; other
+    users' connections and the core itself are untouched.
   - Never logs UUIDs; results name clients by email only.
 options:
   shape_path:
@@ -66,6 +69,16 @@ options:
     description: Mode of the written config.
     type: str
     default: "0640"
+  access_log:
+    description: The core's access log, read to find the removed users' open connections. Empty turns
+      closing them off (e.g. a core without an access log).
+    type: path
+    default: ""
+  ports:
+    description: The ports of the core's user inbounds, where the users' connections are.
+    type: list
+    elements: int
+    default: []
 author:
   - rayfleet maintainers
 version_added: 1.0.0
@@ -101,16 +114,22 @@ config_written:
   description: Whether the persisted config changed.
   type: bool
   returned: always
+sessions_cut:
+  description: How many open connections of removed users were closed.
+  type: int
+  returned: always
 """
 
 import json
 import os
 import re
+import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rayfleet.fleet.plugins.module_utils.core_api import CoreAPI, CoreAPIError
 from ansible_collections.rayfleet.fleet.plugins.module_utils.core_clients import desired_inbounds
+from ansible_collections.rayfleet.fleet.plugins.module_utils.live_sessions import cut
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 UUID_RE = re.compile(f"^{UUID_PATTERN}$")  # validation: the whole value
@@ -297,6 +316,8 @@ def main():
             "owner": {"type": "str", "default": "root"},
             "group": {"type": "str", "default": "root"},
             "mode": {"type": "str", "default": "0640"},
+            "access_log": {"type": "path", "default": ""},
+            "ports": {"type": "list", "elements": "int", "default": []},
         },
         supports_check_mode=True,
     )
@@ -324,14 +345,17 @@ def main():
         "removed": ["{}/{}".format(tag, client["email"]) for tag, _p, client in removals],
         "api_calls": 0,
         "config_written": False,
+        "sessions_cut": 0,
     }
     if module.check_mode or not result["changed"]:
         module.exit_json(**result)
 
     # Validate first: a config the core rejects must not reach the running core either.
     staged = stage_config(module, text) if config_changed else None
+    live = False
     try:
         if params["apply_live"] and (removals or additions) and service_active(module):
+            live = True
             try:
                 import grpc  # noqa: F401 - fail with a clear message if python3-grpcio is missing
             except ImportError:
@@ -355,6 +379,17 @@ def main():
     finally:
         if staged and os.path.exists(staged):
             os.unlink(staged)
+    if live and removals and params["access_log"]:
+        emails = sorted({client["email"] for _tag, _p, client in removals})
+        try:
+            result["sessions_cut"] = cut(emails, params["access_log"], params["ports"])
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            module.fail_json(
+                msg="the users were removed, but their open connections could not be closed (ss -K, "
+                f"which needs iproute2 and a kernel with SOCK_DESTROY): {mask_uuids(detail.strip())[-500:]}",
+                **result,
+            )
     module.exit_json(**result)
 
 

@@ -18,6 +18,8 @@ import pwd
 import re
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -102,6 +104,8 @@ class Node:
             "owner": pwd.getpwuid(os.getuid()).pw_name,
             "group": grp.getgrgid(os.getgid()).gr_name,
             "mode": "0640",
+            "access_log": str(self.workdir / "access.log"),
+            "ports": [int(item["port"]) for item in self.inbounds],
             **overrides,
         }
 
@@ -200,6 +204,7 @@ def make_node(tmp_path: Path, origin: tuple[str, str]) -> Iterator[Callable[...,
             "tls_server_name": TLS_NAME,
             "blocked_cidrs": blocked_cidrs,
             "log_level": "warning",
+            "access_log": str(workdir / "access.log"),
         }
         flt = core_filter()
         shape = flt.core_shape(inbounds, settings)
@@ -273,6 +278,62 @@ def test_removing_one_and_adding_one_changes_exactly_those(make_node):
     assert node.serves(carol)
     assert not node.serves(alice), "a removed user opened a new connection"
     assert node.serves(bob)
+
+
+class Progress:
+    """A download's sink that counts what arrived (fetch's output)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.bytes += len(chunk)
+        return len(chunk)
+
+
+def test_a_removed_users_open_download_is_cut_and_nobody_elses(make_node, tmp_path: Path):
+    """The core's API refuses only new connections: the module closes the removed user's open ones
+    (issue 17, item 2), within its own run, while another user's download on the same core completes
+    intact and the core keeps its PID."""
+    alice, bob = User("cfg-1", "vless"), User("cfg-2", "vless")
+    size, rate = 48 * 1024 * 1024, 3 * 1024 * 1024  # 16 s each, read slowly by the client
+    with origin_server(tmp_path / "big", size=size) as (url, sha256):
+        node = make_node([alice, bob], served_origin=(url, sha256))
+        pid = node.core.pid
+        progress = {alice.email: Progress(), bob.email: Progress()}
+        outcomes: dict[str, Any] = {}
+        ended_at: dict[str, float] = {}
+
+        def download(user: User) -> None:
+            try:
+                outcomes[user.email] = fetch_via_link(
+                    node.link(user), url, limit_rate=rate, output=progress[user.email], timeout=60
+                )
+            except ProxyError as exc:
+                outcomes[user.email] = exc
+            ended_at[user.email] = time.monotonic()
+
+        threads = [threading.Thread(target=download, args=(user,)) for user in (alice, bob)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while min(p.bytes for p in progress.values()) < 2 * 1024 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert min(p.bytes for p in progress.values()) >= 2 * 1024 * 1024, "the downloads never started"
+
+        (result,) = node.run(node.args([bob]))
+        removed_at = time.monotonic()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not node.serves(alice) and node.serves(bob)
+
+    assert result["removed"] == [f"{node.tag('vless-tcp-tls')}/cfg-1"] and result["sessions_cut"] >= 1, result
+    assert isinstance(outcomes[alice.email], ProxyError), outcomes[alice.email]
+    # What the client had buffered still arrives; then the connection is gone, long before the end.
+    assert progress[alice.email].bytes < size / 2, progress[alice.email].bytes
+    assert ended_at[alice.email] - removed_at < 5, ended_at[alice.email] - removed_at
+    assert outcomes[bob.email]["status"] == 200 and outcomes[bob.email]["sha256"] == sha256
+    assert node.core.running() and node.core.pid == pid
 
 
 def test_check_mode_reports_the_change_but_changes_neither_file_nor_core(make_node):

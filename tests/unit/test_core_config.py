@@ -191,12 +191,14 @@ def test_goldens_hold_every_user_of_each_protocol_with_its_flow():
 
 
 def _with_cert(config: dict[str, Any], tmp_path: Path) -> Path:
-    """CONFIG with the role's certificate paths pointing at a fresh self-signed pair in TMP_PATH."""
+    """CONFIG with the role's certificate paths pointing at a fresh self-signed pair in TMP_PATH, and its
+    access log there too (the core opens it even to test a config)."""
     cert, key = self_signed_certificate(tmp_path, TLS_NAME)
     text = json.dumps(config, indent=2)
     text = text.replace("/etc/rayfleet-core/tls/cert.pem", str(cert)).replace(
         "/etc/rayfleet-core/tls/key.pem", str(key)
     )
+    text = text.replace("/var/log/rayfleet-core/access.log", str(tmp_path / "access.log"))
     path = tmp_path / "config.json"
     path.write_text(text)
     return path
