@@ -60,7 +60,7 @@ def test_an_english_customer_applies_a_code_and_pays_the_discounted_price(harnes
     discounted = tg.reply(ALICE["id"], mark, "Your order")
     assert "Price: 15 USD" in discounted.text and "Code <b>NOWRUZ</b>: 3 USD off" in discounted.text
     assert "To pay: 12 USD" in discounted.text
-    assert [b["text"] for row in discounted.buttons for b in row] == ["✅ Confirm", "✖️ Cancel"]
+    assert [b["text"] for row in discounted.buttons for b in row] == ["« Back", "✅ Confirm", "✖️ Cancel"]
 
     mark = tg.press(ALICE, discounted, discounted.button("Confirm"))
     ask = tg.reply(ALICE["id"], mark, "send the receipt")

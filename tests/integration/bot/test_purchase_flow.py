@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from control_api.models import Node, Payment
 from tests.conftest import create_node
-from tests.integration.bot.conftest import ALICE, DARIUSH
+from tests.integration.bot.conftest import ALICE, DARIUSH, press_choices
 from tests.integration.bot.test_purchase import choose_language, labels
 
 pytestmark = pytest.mark.postgres
@@ -281,3 +281,24 @@ def test_a_stale_back_is_refused_and_back_works_after_a_restart(harness):
     assert stale.text == "این گزینه در دسترس نیست. لطفاً یکی از دکمه‌ها را انتخاب کنید."
     assert harness.shop.store.get(DARIUSH["id"]) == {}
     assert harness.payments() == 0
+
+
+def test_back_from_a_discounted_summary_takes_the_code_off(harness, client, store_shop):
+    code = {"code": "NOWRUZ", "percent_off": 20}
+    assert client.post("/api/v1/discount-codes", json=code, headers=store_shop["admin"].headers).status_code == 201
+    tg = harness.telegram
+    choose_language(tg, ALICE, "English")
+    mark = tg.send_text(ALICE, "/buy")
+    summary = press_choices(tg, ALICE, tg.reply(ALICE["id"], mark, "What kind of service?"))
+    mark = tg.press(ALICE, summary, "buy:code")
+    ask = tg.reply(ALICE["id"], mark, "Send your discount code")
+    assert ask.button_data() == ["buy:nocode", "buy:no"]  # "Continue without a code" is the way back
+    mark = tg.send_text(ALICE, "nowruz")
+    discounted = tg.reply(ALICE["id"], mark, "To pay: 12 USD")
+    mark = tg.press(ALICE, discounted, discounted.button("Back"))
+    step = tg.reply(ALICE["id"], mark, "For how long?", method="editMessageText")
+    state = settled(harness, ALICE)
+    assert not {"code", "amount", "off", "days", "plan_id"} & set(state)
+    mark = tg.press(ALICE, step, "buy:dur:30")
+    summary = tg.reply(ALICE["id"], mark, "Your order", method="editMessageText")
+    assert "To pay" not in summary.text and "buy:code" in summary.button_data()
