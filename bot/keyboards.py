@@ -10,7 +10,8 @@ from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardBu
 
 from .i18n import t
 
-# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry|code|nocode> | howto:<platform> | sup:no
+# lang:<en|fa> | buy:<step>:<value> | buy:<ok|no|retry|code|nocode|all> | buy:back:<step the Back is on>
+# | buy:plan:<plan id> (from "All plans") | howto:<platform> | sup:no
 # | adm:<verdict>:<payment id>: ok approve, no reject (the reasons), bk back to Approve/Reject, op open the card
 #   (from /payments), un undo a held decision
 # | adm:<rs|rj|rb>:<reason>:<payment id>: rs a reason chosen (asks to confirm; other: asks to type it), rj reject,
@@ -21,7 +22,8 @@ REASONS = ("fake_receipt", "wrong_amount", "unreadable", "already_used", "other"
 _ID = r"[1-9][0-9]{0,17}"
 _CALLBACK = re.compile(
     r"^(?:lang:(?P<lang>en|fa)|buy:(?P<step>cat|loc|dur|cap|dev):(?P<value>[a-z0-9_-]{1,32})"
-    rf"|buy:(?P<action>ok|no|retry|code|nocode)|adm:(?P<verdict>ok|no|bk|op|un):(?P<pid>{_ID})"
+    rf"|buy:(?P<action>ok|no|retry|code|nocode|all)|buy:back:(?P<back>cat|loc|dur|cap|dev|list|confirm)"
+    rf"|buy:plan:(?P<pick>{_ID})|adm:(?P<verdict>ok|no|bk|op|un):(?P<pid>{_ID})"
     rf"|adm:(?P<reject>rs|rj|rb):(?P<reason>{'|'.join(REASONS)}):(?P<rpid>{_ID})"
     rf"|ext:(?P<extend>renew|data):(?P<config>{_ID})|ext:plan:(?P<plan>{_ID})|ext:gb:(?P<gb>[1-9][0-9]{{0,4}})"
     r"|ext:(?P<ext>wallet|proof|back|no|retry)"
@@ -76,20 +78,46 @@ def support_cancel(language: str) -> InlineKeyboardMarkup:
     return markup
 
 
-def choices(step: str, options: Iterable[tuple[str, str]], language: str, per_row: int = 2) -> InlineKeyboardMarkup:
-    """One button per (value, label), then Cancel."""
-    markup = InlineKeyboardMarkup(row_width=per_row)
-    markup.add(*(InlineKeyboardButton(label, callback_data=f"buy:{step}:{value}") for value, label in options))
-    markup.row(InlineKeyboardButton(t(language, "cancel"), callback_data="buy:no"))
+def _purchase_back_and_cancel(markup: InlineKeyboardMarkup, language: str, back: str | None) -> InlineKeyboardMarkup:
+    """Back (when BACK, the step it is on, is not the first step shown) and Cancel, in one row."""
+    row = [InlineKeyboardButton(t(language, "back"), callback_data=f"buy:back:{back}")] if back else []
+    markup.row(*row, InlineKeyboardButton(t(language, "cancel"), callback_data="buy:no"))
     return markup
 
 
-def confirm(language: str, offer_code: bool = False) -> InlineKeyboardMarkup:
-    """Confirm / Cancel; with OFFER_CODE, an "I have a discount code" button above them."""
+def choices(
+    step: str,
+    options: Iterable[tuple[str, str]],
+    language: str,
+    back: str | None = None,
+    all_plans: bool = False,
+) -> InlineKeyboardMarkup:
+    """One button a row per (value, label with its price); "All plans" when ALL_PLANS; then Back, Cancel."""
+    markup = InlineKeyboardMarkup()
+    for value, label in options:
+        markup.row(InlineKeyboardButton(label, callback_data=f"buy:{step}:{value}"))
+    if all_plans:
+        markup.row(InlineKeyboardButton(t(language, "buy_all_plans"), callback_data="buy:all"))
+    return _purchase_back_and_cancel(markup, language, back)
+
+
+def plan_list(plans: Iterable[tuple[int, str]], language: str, back: str = "list") -> InlineKeyboardMarkup:
+    """One button a row per (plan id, label) of "All plans", then Back, Cancel."""
+    markup = InlineKeyboardMarkup()
+    for plan_id, label in plans:
+        markup.row(InlineKeyboardButton(label, callback_data=f"buy:plan:{plan_id}"))
+    return _purchase_back_and_cancel(markup, language, back)
+
+
+def confirm(language: str, offer_code: bool = False, back: str | None = None) -> InlineKeyboardMarkup:
+    """Confirm / Cancel; with OFFER_CODE, an "I have a discount code" button above them; with BACK (the
+    summary was not the first step shown), Back beside them."""
     markup = InlineKeyboardMarkup()
     if offer_code:
         markup.row(InlineKeyboardButton(t(language, "have_code"), callback_data="buy:code"))
+    row = [InlineKeyboardButton(t(language, "back"), callback_data=f"buy:back:{back}")] if back else []
     markup.row(
+        *row,
         InlineKeyboardButton(t(language, "confirm"), callback_data="buy:ok"),
         InlineKeyboardButton(t(language, "cancel"), callback_data="buy:no"),
     )

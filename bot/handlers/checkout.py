@@ -61,7 +61,9 @@ def show_summary(shop: Shop, chat_id: int, user: User, language: str, state: dic
         shop.store.clear(user.id)
         shop.say(chat_id, t(language, "plan_gone"))
         return
-    markup = keyboards.confirm(language, offer_code=not state.get("code"))
+    markup = keyboards.confirm(
+        language, offer_code=not state.get("code"), back="confirm" if state.get("seen") else None
+    )
     state.update(
         step="confirm",
         message_id=shop.say(chat_id, summary(shop, language, plan, state), reply_markup=markup).message_id,

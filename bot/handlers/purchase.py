@@ -2,12 +2,19 @@
 
 Each choice narrows GET /plans to the plans the API can place now (`available`): a choice that leads only
 to plans no server has room for is never offered, and the plan is checked again before the payment details
-are shown. The state (Redis, with a TTL) survives restarts, so a half-done purchase continues. The proof's
-file id is stored before the payment call: a retry re-sends the same id, and the API answers a repeated id
-with the same payment, so nothing is paid twice. Every refusal after a receipt keeps the receipt: the same
-receipt used by someone else keeps the order at its proof step; a customer over the limit of payments in
-review has it passed to the admins with the payment in review. A payment recorded while no server had room
-(a race) is told as it is: received, its config follows when a server has room (the notifier's config_ready).
+are shown. Every choice carries its price (or "from" the cheapest it leads to); a step with a single option
+is chosen for the customer and not shown (with every step single, /buy lands on the summary); every step
+after the first one shown, the summary included, has Back to the step shown before it (skipped ones are
+skipped on the way back too), which takes off the choices made at and after it. Once the category is known,
+"All plans" lists every plan of it side by side, one button each straight to its summary.
+
+The state (Redis, with a TTL; Back's trail included) survives restarts, so a half-done purchase continues.
+The proof's file id is stored before the payment call: a retry re-sends the same id, and the API answers a
+repeated id with the same payment, so nothing is paid twice. Every refusal after a receipt keeps the receipt:
+the same receipt used by someone else keeps the order at its proof step; a customer over the limit of
+payments in review has it passed to the admins with the payment in review. A payment recorded while no
+server had room (a race) is told as it is: received, its config follows when a server has room (the
+notifier's config_ready).
 
 At the summary, "I have a discount code" asks for a code and shows what the API's quote makes of the price
 (or the refusal, in the customer's language); the order then goes on with the code and the discounted amount,
@@ -38,27 +45,45 @@ STEPS = ("cat", "loc", "dur", "cap", "dev")
 FIELD = {"cat": "category", "loc": "location", "dur": "days", "cap": "cap", "dev": "devices"}
 QUESTION = {"cat": "buy_category", "loc": "buy_location", "dur": "buy_duration", "cap": "buy_cap", "dev": "buy_devices"}
 NUMERIC = ("dur", "cap", "dev")
+KEYS = {"days": "duration_days", "cap": "data_limit_mb", "devices": "max_devices"}
+# What a choice (or a plan from the list) sets; Back takes them off and puts back those of the step it returns to.
+CHOICES = (*FIELD.values(), "plan_id", "price", "code", "amount", "off")
 PROOF_TYPES = receipts.RECEIPT_TYPES
 MAX_PROOF_BYTES = 20 * 1024 * 1024  # what the Bot API lets a bot download
 log = logging.getLogger(__name__)
+
+
+def _available(plans: list[dict]) -> list[dict]:
+    return [plan for plan in plans if plan.get("available") is True]  # never sell what cannot be placed now
 
 
 def _plans(shop: Shop, state: dict[str, Any], step: str) -> list[dict]:
     constant = None if "category" not in state else state["category"] == "c"
     if step == "cat":
         plans = shop.api.plans()
-    elif step == "loc":
+    elif step in ("loc", "list"):
         plans = shop.api.plans(is_constant_ip=constant)
     else:
         plans = shop.api.plans(location_tag=state["location"], is_constant_ip=constant)
-    plans = [plan for plan in plans if plan.get("available") is True]  # never sell what cannot be placed now
-    for name, key in (("days", "duration_days"), ("cap", "data_limit_mb"), ("devices", "max_devices")):
+    plans = _available(plans)
+    if step == "list":  # every plan of the category, side by side
+        return plans
+    for name, key in KEYS.items():
         if name in state:
             plans = [plan for plan in plans if str(plan[key]) == state[name]]
     return plans
 
 
+def _value(step: str, plan: dict) -> str:
+    if step == "cat":
+        return "c" if plan["is_constant_ip"] else "d"
+    if step == "loc":
+        return plan["location_tag"]
+    return str(plan[KEYS[FIELD[step]]])
+
+
 def _options(step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
+    """The step's choices as (value, label), in the order they are offered."""
     if step == "cat":
         kinds = sorted({plan["is_constant_ip"] for plan in plans}, reverse=True)
         return [("c" if k else "d", t(language, "cat_constant" if k else "cat_dynamic")) for k in kinds]
@@ -66,13 +91,40 @@ def _options(step: str, plans: list[dict], language: str) -> list[tuple[str, str
         return [
             (tag, checkout.location_label(tag, language)) for tag in sorted({plan["location_tag"] for plan in plans})
         ]
-    key = {"dur": "duration_days", "cap": "data_limit_mb", "dev": "max_devices"}[step]
-    values = sorted({plan[key] for plan in plans})
+    values = sorted({plan[KEYS[FIELD[step]]] for plan in plans})
     if step == "dur":
         return [(str(v), t(language, "dur_option", days=v)) for v in values]
     if step == "cap":
         return [(str(v), data_size(v, language)) for v in values]
     return [(str(v), t(language, "dev_option", count=v)) for v in values]
+
+
+def _price_label(shop: Shop, language: str, step: str, value: str, plans: list[dict]) -> str:
+    """What choosing VALUE costs: the price, or "from" the cheapest when it leads to several prices. Of plans
+    alike in every choice the cheapest is the one sold (see _advance), so only those prices count."""
+    cheapest: dict[tuple, int] = {}
+    for plan in plans:
+        if _value(step, plan) != value:
+            continue
+        alike = (plan["is_constant_ip"], plan["location_tag"], *(plan[key] for key in KEYS.values()))
+        cheapest[alike] = min(cheapest.get(alike, plan["price_cents"]), plan["price_cents"])
+    prices = set(cheapest.values())
+    price = money(min(prices), shop.settings.currency, language)
+    return price if len(prices) == 1 else t(language, "price_from", price=price)
+
+
+def _so_far(language: str, state: dict) -> str:
+    """The choices made so far (those the bot made for a single option too), for the step's header."""
+    parts = []
+    if "category" in state:
+        parts.append(t(language, "cat_constant" if state["category"] == "c" else "cat_dynamic"))
+    if "location" in state:
+        parts.append(checkout.location_label(state["location"], language))
+    if "days" in state:
+        parts.append(t(language, "dur_option", days=state["days"]))
+    if "cap" in state:
+        parts.append(data_size(int(state["cap"]), language))
+    return t(language, "buy_chosen", raw=" · ".join(parts)) + "\n" if parts else ""
 
 
 def start_purchase(shop: Shop, message: Message) -> None:
@@ -83,27 +135,121 @@ def start_purchase(shop: Shop, message: Message) -> None:
         return
     if _in_review(shop, message.chat.id, language, profile):
         return
-    state = {"flow": "buy", "step": "cat"}
-    _show_step(shop, message.chat.id, language, state, message.from_user)
+    # "seen": the steps the customer was shown before this one, each with the choices made before it (Back).
+    state = {"flow": "buy", "step": "cat", "seen": []}
+    _advance(shop, message.chat.id, language, state, message.from_user)
 
 
-def _show_step(shop: Shop, chat_id: int, language: str, state: dict, user: User, edit: int | None = None) -> None:
-    step = state["step"]
-    options = _options(step, _plans(shop, state, step), language)
-    if not options:
-        shop.store.clear(user.id)
-        shop.say(chat_id, t(language, "sold_out" if step == "cat" else "no_plans"))
-        return
-    text = t(language, QUESTION[step])
-    if step in NUMERIC:
-        text += "\n" + t(language, "type_hint")
-    markup = keyboards.choices(step, options, language)
+def _put(shop: Shop, chat_id: int, state: dict, text: str, markup: InlineKeyboardMarkup, edit: int | None) -> None:
+    """Show TEXT in the flow's message (edited in place once there is one)."""
     if edit:
         shop.bot.edit_message_text(text, chat_id, edit, reply_markup=markup, parse_mode="HTML")
         state["message_id"] = edit
     else:
         state["message_id"] = shop.say(chat_id, text, reply_markup=markup).message_id
+
+
+def _advance(shop: Shop, chat_id: int, language: str, state: dict, user: User, edit: int | None = None) -> None:
+    """Show the current step; a step with one option is chosen for the customer, on to the next one (with
+    every step single, the summary)."""
+    while state["step"] in STEPS:
+        step = state["step"]
+        plans = _plans(shop, state, step)
+        options = _options(step, plans, language)
+        if not options:
+            shop.store.clear(user.id)
+            shop.say(chat_id, t(language, "sold_out" if step == "cat" and not state.get("seen") else "no_plans"))
+            return
+        if len(options) > 1:
+            _show_step(shop, chat_id, language, state, user, plans, options, edit)
+            return
+        state[FIELD[step]] = options[0][0]
+        state["step"] = STEPS[STEPS.index(step) + 1] if step != STEPS[-1] else "confirm"
+    if state["step"] == "list":
+        _show_list(shop, chat_id, language, state, user, edit)
+        return
+    plans = _plans(shop, state, "dev")
+    if not plans:  # the last servers filled up meanwhile
+        shop.store.clear(user.id)
+        shop.say(chat_id, t(language, "no_plans"))
+        return
+    _show_summary(shop, chat_id, language, state, user, min(plans, key=lambda p: (p["price_cents"], p["id"])), edit)
+
+
+def _show_step(
+    shop: Shop,
+    chat_id: int,
+    language: str,
+    state: dict,
+    user: User,
+    plans: list[dict],
+    options: list[tuple[str, str]],
+    edit: int | None,
+) -> None:
+    step = state["step"]
+    text = _so_far(language, state) + t(language, QUESTION[step])
+    if step in NUMERIC:
+        text += "\n" + t(language, "type_hint")
+    priced = [
+        (value, t(language, "buy_option", raw=label, price=_price_label(shop, language, step, value, plans)))
+        for value, label in options
+    ]
+    # All plans of the category side by side, once the category is known (and there is more than one).
+    all_plans = step != "cat" and len(_plans(shop, state, "list")) > 1
+    back = step if state.get("seen") else None
+    _put(shop, chat_id, state, text, keyboards.choices(step, priced, language, back, all_plans), edit)
     shop.store.set(user.id, state)
+
+
+def _show_list(shop: Shop, chat_id: int, language: str, state: dict, user: User, edit: int | None) -> None:
+    plans = sorted(
+        _plans(shop, state, "list"),
+        key=lambda p: (p["location_tag"], p["duration_days"], p["data_limit_mb"], p["max_devices"], p["price_cents"]),
+    )
+    if not plans:
+        shop.store.clear(user.id)
+        shop.say(chat_id, t(language, "no_plans"))
+        return
+    currency = shop.settings.currency
+    category = t(language, "cat_constant" if state["category"] == "c" else "cat_dynamic")
+    lines = [t(language, "buy_all_title", category=category)]
+    buttons = []
+    for number, plan in enumerate(plans, 1):
+        price = money(plan["price_cents"], currency, language)
+        lines.append(
+            t(
+                language,
+                "buy_all_line",
+                number=number,
+                name=plan["name"],
+                location=checkout.location_label(plan["location_tag"], language),
+                days=plan["duration_days"],
+                data=data_size(plan["data_limit_mb"], language),
+                devices=plan["max_devices"],
+                price=price,
+            )
+        )
+        buttons.append((plan["id"], t(language, "buy_all_button", number=number, name=plan["name"], price=price)))
+    lines.append(t(language, "buy_all_pick"))
+    _put(shop, chat_id, state, "\n\n".join(lines), keyboards.plan_list(buttons, language, back="list"), edit)
+    shop.store.set(user.id, state)
+
+
+def _show_summary(
+    shop: Shop, chat_id: int, language: str, state: dict, user: User, plan: dict, edit: int | None
+) -> None:
+    state.update(step="confirm", plan_id=plan["id"], price=plan["price_cents"])
+    text = checkout.summary(shop, language, plan, state)
+    markup = keyboards.confirm(language, offer_code=True, back="confirm" if state.get("seen") else None)
+    _put(shop, chat_id, state, text, markup, edit)
+    shop.store.set(user.id, state)
+
+
+def _remember(state: dict) -> None:
+    """The step being left, with the choices made before it: where Back returns."""
+    state.setdefault("seen", []).append(
+        {"step": state["step"], "choices": {k: state[k] for k in FIELD.values() if k in state}}
+    )
 
 
 def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, step: str, value: str) -> bool:
@@ -113,23 +259,51 @@ def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, st
     plans = _plans(shop, state, step)
     if value not in {v for v, _ in _options(step, plans, language)}:
         return False
+    _remember(state)
     state[FIELD[step]] = value
-    edit = state.get("message_id")
-    if step != STEPS[-1]:
-        state["step"] = STEPS[STEPS.index(step) + 1]
-        _show_step(shop, chat_id, language, state, user, edit=edit)
-        return True
-    plans = _plans(shop, state, "dev")
-    if not plans:  # the last servers filled up meanwhile
-        shop.store.clear(user.id)
-        shop.say(chat_id, t(language, "no_plans"))
-        return True
-    plan = min(plans, key=lambda p: (p["price_cents"], p["id"]))
-    state.update(step="confirm", plan_id=plan["id"], price=plan["price_cents"])
-    text = checkout.summary(shop, language, plan, state)
-    markup = keyboards.confirm(language, offer_code=True)
-    shop.bot.edit_message_text(text, chat_id, edit, reply_markup=markup, parse_mode="HTML")
-    shop.store.set(user.id, state)
+    state["step"] = STEPS[STEPS.index(step) + 1] if step != STEPS[-1] else "confirm"
+    _advance(shop, chat_id, language, state, user, edit=state.get("message_id"))
+    return True
+
+
+def _open_list(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> bool:
+    """All plans of the chosen category; False unless the current step offers the list."""
+    if state.get("step") not in STEPS[1:] or "category" not in state:
+        return False
+    _remember(state)
+    state["step"] = "list"
+    _show_list(shop, chat_id, language, state, user, edit=state.get("message_id"))
+    return True
+
+
+def _pick(shop: Shop, chat_id: int, user: User, language: str, state: dict, plan_id: int) -> bool:
+    """A plan from the list, straight to its summary; False when it is not in the list (stale or tampered)."""
+    if state.get("step") != "list":
+        return False
+    plan = next((p for p in _plans(shop, state, "list") if p["id"] == plan_id), None)
+    if plan is None:
+        return False
+    _remember(state)
+    state.update(
+        location=plan["location_tag"],
+        days=str(plan["duration_days"]),
+        cap=str(plan["data_limit_mb"]),
+        devices=str(plan["max_devices"]),
+    )
+    _show_summary(shop, chat_id, language, state, user, plan, edit=state.get("message_id"))
+    return True
+
+
+def _back(shop: Shop, chat_id: int, user: User, language: str, state: dict, step: str) -> bool:
+    """Back from STEP to the step shown before it, with the choices made before that one; False when STEP is
+    not the current step or nothing was shown before it (stale or tampered)."""
+    if state.get("step") != step or not state.get("seen"):
+        return False
+    previous = state["seen"].pop()
+    for key in CHOICES:
+        state.pop(key, None)
+    state.update(previous["choices"], step=previous["step"])
+    _advance(shop, chat_id, language, state, user, edit=state.get("message_id"))
     return True
 
 
@@ -325,6 +499,17 @@ def cancelled_key(state: dict) -> str:
     return "cancelled_after_details" if state.get("step") == "proof" else "cancelled"
 
 
+def _step_action(shop: Shop, chat_id: int, user: User, language: str, state: dict, fields: dict[str, str]) -> bool:
+    """A choice, Back, "All plans" or a plan from it; False when it does not fit the current step (stale)."""
+    if "step" in fields:
+        return _choose(shop, chat_id, user, language, state, fields["step"], fields["value"])
+    if "back" in fields:
+        return _back(shop, chat_id, user, language, state, fields["back"])
+    if "pick" in fields:
+        return _pick(shop, chat_id, user, language, state, int(fields["pick"]))
+    return fields.get("action") == "all" and _open_list(shop, chat_id, user, language, state)
+
+
 def register(shop: Shop) -> None:
     bot = shop.bot
 
@@ -361,7 +546,7 @@ def register(shop: Shop) -> None:
         elif action == "retry" and state.get("step") == "proof" and state.get("proof"):
             bot.answer_callback_query(call.id)
             submit(shop, chat_id, user, language, state)
-        elif "step" in fields and _choose(shop, chat_id, user, language, state, fields["step"], fields["value"]):
+        elif _step_action(shop, chat_id, user, language, state, fields):
             bot.answer_callback_query(call.id)
         else:
             bot.answer_callback_query(call.id, t(language, "choice_stale"))

@@ -49,6 +49,12 @@ def test_callback_data_is_parsed_strictly():
         assert parse_callback(bad) is None
     for bad in ("bc:seg:everyone", "bc:seg:", "bc:go", "bc:ok:1"):
         assert parse_callback(bad) is None
+    # The purchase's Back names the step it is on; a plan from "All plans" is an id.
+    assert parse_callback("buy:back:confirm") == {"back": "confirm"}
+    assert parse_callback("buy:all") == {"action": "all"}
+    assert parse_callback("buy:plan:12") == {"pick": "12"}
+    for bad in ("buy:back", "buy:back:proof", "buy:back:cat:1", "buy:plan:0", "buy:plan:x", "buy:all:1"):
+        assert parse_callback(bad) is None
 
 
 def test_settings_come_from_the_environment_and_name_what_is_wrong(tmp_path):

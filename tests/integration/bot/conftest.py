@@ -67,6 +67,27 @@ PLANS = [
 ]
 
 
+# The choices of "Abroad 30" (15 USD) as callback data; in this shop only the category and the duration are
+# asked (one location has a server, and 30 days abroad has one cap and one device count).
+ABROAD_30 = ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10240", "buy:dev:2")
+
+
+def press_choices(tg: FakeTelegram, user: dict, step, choices=ABROAD_30):
+    """Press each wanted choice (callback data) when its step is offered under STEP, the bot's purchase
+    message: a step with a single option is chosen by the bot and never shown, so it is not pressed (a step
+    shown without the wanted option fails). Returns the message after the last press (the summary when the
+    choices make a plan)."""
+    for data in choices:
+        offered = step.button_data()
+        if data in offered:
+            mark = tg.press(user, step, data)
+            step = tg.reply(user["id"], mark, method="editMessageText")
+        else:
+            asked = data.rsplit(":", 1)[0] + ":"
+            assert not any(d.startswith(asked) for d in offered), f"{data} is not offered: {offered}"
+    return step
+
+
 def tg_user(user_id: int, username: str, language_code: str = "en") -> dict:
     return {
         "id": user_id,

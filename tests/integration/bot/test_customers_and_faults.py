@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, STAFF
+from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, STAFF, press_choices
 from tests.integration.bot.test_purchase import choose_language
 
 pytestmark = pytest.mark.postgres
@@ -16,17 +16,10 @@ pytestmark = pytest.mark.postgres
 def to_proof_step(tg, user):
     """Walk the purchase to the proof request (English, the cheapest abroad plan)."""
     mark = tg.send_text(user, "/buy")
-    step = tg.reply(user["id"], mark, "Step 1/5")
-    for label, expect in (
-        ("Dynamic IP", "Step 2/5"),
-        ("Abroad", "Step 3/5"),
-        ("30 days", "Step 4/5"),
-        ("10 GB", "Step 5/5"),
-        ("2 devices", "Your order"),
-    ):
-        mark = tg.press(user, step, step.button(label))
-        step = tg.reply(user["id"], mark, expect, method="editMessageText")
-    mark = tg.press(user, step, "buy:ok")
+    step = tg.reply(user["id"], mark, "What kind of service?")
+    summary = press_choices(tg, user, step)
+    assert "Your order" in summary.text
+    mark = tg.press(user, summary, "buy:ok")
     return tg.reply(user["id"], mark, "send the receipt")
 
 
@@ -96,14 +89,22 @@ def test_bad_input_gets_polite_answers_and_no_crash(harness):
     tg.reply(ALICE["id"], mark, "menu buttons")
 
     mark = tg.send_text(ALICE, "/buy")
-    step = tg.reply(ALICE["id"], mark, "Step 1/5")
-    for data in ("buy:dur:99999", "buy:cat:x' OR 1=1", "adm:ok:1", "lang:de", "", "buy:loc:../../etc"):
+    step = tg.reply(ALICE["id"], mark, "What kind of service?")
+    for data in (
+        "buy:dur:99999",
+        "buy:cat:x' OR 1=1",
+        "adm:ok:1",
+        "lang:de",
+        "",
+        "buy:loc:../../etc",
+        "buy:back:cat",  # the first step shown has no Back
+        "buy:plan:1",  # no list open
+        "buy:all",  # no category yet
+    ):
         mark = tg.press(ALICE, step, data)
         tg.wait(lambda e: e.method == "answerCallbackQuery", mark)
     mark = tg.press(ALICE, step, "buy:cat:d")
-    step = tg.reply(ALICE["id"], mark, "Step 2/5", method="editMessageText")
-    mark = tg.press(ALICE, step, "buy:loc:abroad")
-    step = tg.reply(ALICE["id"], mark, "Step 3/5", method="editMessageText")
+    step = tg.reply(ALICE["id"], mark, "For how long?", method="editMessageText")  # one location: chosen
     for absurd in ("999999999999999999999", "-30", "0", "۰", "3.5", "thirty", "45"):
         mark = tg.send_text(ALICE, absurd)
         assert "no plan with that number" in tg.reply(ALICE["id"], mark).text
@@ -115,7 +116,7 @@ def test_bad_input_gets_polite_answers_and_no_crash(harness):
         tg.press(ALICE, step, "buy:dur:30")
     tg.wait(lambda e: len([x for x in tg.events[mark:] if x.method == "answerCallbackQuery"]) >= 40, mark)
     edits = [e for e in tg.bot_events(ALICE["id"])[before:] if e.method == "editMessageText"]
-    assert len(edits) == 1 and "Step 4/5" in edits[0].text
+    assert len(edits) == 1 and "Your order" in edits[0].text
     mark = tg.send_text(ALICE, "/cancel")
     tg.reply(ALICE["id"], mark, "Purchase cancelled")
     assert harness.payments() == 0

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.i18n import LRM
 from control_api.models import Payment, utcnow
-from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, DARIUSH
+from tests.integration.bot.conftest import ADMIN_CHAT, ALICE, DARIUSH, press_choices
 from tests.integration.bot.test_purchase import choose_language
 
 pytestmark = pytest.mark.postgres
@@ -29,11 +29,9 @@ def _to_summary(tg, user) -> object:
     """/buy through to the summary of "Abroad 30" (15 USD), by the buttons' data."""
     mark = tg.send_text(user, "/buy")
     step = tg.reply(user["id"], mark, method="sendMessage")
-    for data in ("buy:cat:d", "buy:loc:abroad", "buy:dur:30", "buy:cap:10240"):
-        mark = tg.press(user, step, data)
-        step = tg.reply(user["id"], mark, method="editMessageText")
-    mark = tg.press(user, step, "buy:dev:2")
-    return tg.reply(user["id"], mark, "15 USD", method="editMessageText")
+    summary = press_choices(tg, user, step)
+    assert "15 USD" in summary.text and "buy:ok" in summary.button_data()
+    return summary
 
 
 def test_an_english_customer_applies_a_code_and_pays_the_discounted_price(harness, client, store_shop):
@@ -62,7 +60,7 @@ def test_an_english_customer_applies_a_code_and_pays_the_discounted_price(harnes
     discounted = tg.reply(ALICE["id"], mark, "Your order")
     assert "Price: 15 USD" in discounted.text and "Code <b>NOWRUZ</b>: 3 USD off" in discounted.text
     assert "To pay: 12 USD" in discounted.text
-    assert [b["text"] for row in discounted.buttons for b in row] == ["✅ Confirm", "✖️ Cancel"]
+    assert [b["text"] for row in discounted.buttons for b in row] == ["« Back", "✅ Confirm", "✖️ Cancel"]
 
     mark = tg.press(ALICE, discounted, discounted.button("Confirm"))
     ask = tg.reply(ALICE["id"], mark, "send the receipt")
