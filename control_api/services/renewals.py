@@ -350,6 +350,7 @@ def _plan_facts(plan: Plan) -> dict[str, Any]:
     return {
         "id": plan.id,
         "name": plan.name,
+        "name_fa": plan.name_fa,
         "price_cents": plan.price_cents,
         "duration_days": plan.duration_days,
         "data_limit_mb": plan.data_limit_mb,
