@@ -18,7 +18,6 @@ at once, with a reference of the bot's own standing in for the proof, and waits 
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import uuid
@@ -58,13 +57,14 @@ def _plans(shop: Shop, state: dict[str, Any], step: str) -> list[dict]:
     return plans
 
 
-def _options(step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
+def _options(shop: Shop, step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
     if step == "cat":
         kinds = sorted({plan["is_constant_ip"] for plan in plans}, reverse=True)
         return [("c" if k else "d", t(language, "cat_constant" if k else "cat_dynamic")) for k in kinds]
     if step == "loc":
         return [
-            (tag, checkout.location_label(tag, language)) for tag in sorted({plan["location_tag"] for plan in plans})
+            (tag, checkout.location_label(shop, tag, language))
+            for tag in sorted({plan["location_tag"] for plan in plans})
         ]
     key = {"dur": "duration_days", "cap": "data_limit_mb", "dev": "max_devices"}[step]
     values = sorted({plan[key] for plan in plans})
@@ -89,7 +89,7 @@ def start_purchase(shop: Shop, message: Message) -> None:
 
 def _show_step(shop: Shop, chat_id: int, language: str, state: dict, user: User, edit: int | None = None) -> None:
     step = state["step"]
-    options = _options(step, _plans(shop, state, step), language)
+    options = _options(shop, step, _plans(shop, state, step), language)
     if not options:
         shop.store.clear(user.id)
         shop.say(chat_id, t(language, "sold_out" if step == "cat" else "no_plans"))
@@ -111,7 +111,7 @@ def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, st
     if state.get("step") != step:
         return False
     plans = _plans(shop, state, step)
-    if value not in {v for v, _ in _options(step, plans, language)}:
+    if value not in {v for v, _ in _options(shop, step, plans, language)}:
         return False
     state[FIELD[step]] = value
     edit = state.get("message_id")
@@ -182,8 +182,7 @@ def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -
     shop.store.set(user.id, state)
     shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
     text = t(language, "ask_proof", price=money(amount, shop.settings.currency, language))
-    if shop.settings.payment_instructions:
-        text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
+    text += checkout.payment_instructions(shop)
     shop.say(
         chat_id,
         text,
@@ -397,7 +396,7 @@ def register(shop: Shop) -> None:
         elif step == "code" and message.content_type == "text":
             checkout.apply_code(shop, chat_id, user, language, state, message.text)
         elif step in NUMERIC and message.content_type == "text":
-            options = _options(step, _plans(shop, state, step), language)
+            options = _options(shop, step, _plans(shop, state, step), language)
             value = _typed_choice(step, message.text, options)
             if value is None or not _choose(shop, chat_id, user, language, state, step, value):
                 listed = (
