@@ -57,6 +57,15 @@ def test_a_persian_customer_reads_the_persian_names_and_copies_the_card_and_sheb
     assert f"شبا {LRM}<code>IR06 2960 0000 0010 0324 2000 01</code>{LRM}" in ask.text, ask.text
     assert "تلفن ۰۹۱۲۱۲۳۴۵۶۷" in ask.text and ask.text.count("<code>") == 2  # a phone number is no card
 
+    # Approved: the notification names the plan as the customer reads it.
+    mark, _proof = tg.send_photo(DARIUSH)
+    tg.reply(DARIUSH["id"], mark, "vless://")
+    payment_id = client.get("/api/v1/payments?status=pending", headers=store_shop["admin"].headers).json["items"][0]
+    approved = client.post(f"/api/v1/payments/{payment_id['id']}/approve", json={}, headers=store_shop["admin"].headers)
+    assert approved.status_code == 200, approved.json
+    told = tg.reply(DARIUSH["id"], mark, "تأیید شد")
+    assert "خارج یک‌ماهه" in told.text and "Abroad 30" not in told.text, told.text
+
 
 def test_an_english_customer_reads_the_catalogs_english_name_and_the_plans_name(harness, client, store_shop):
     name_the_shop(client, store_shop["admin"])
