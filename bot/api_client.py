@@ -144,6 +144,10 @@ class ApiClient:
     def get_plan(self, plan_id: int) -> dict:
         return self.json("GET", f"/api/v1/plans/{plan_id}")
 
+    def locations(self) -> list[dict]:
+        """The location catalog (tag, name, name_fa), in the shop's order."""
+        return self.json("GET", "/api/v1/locations", params={"limit": 200})["items"]
+
     def create_payment(
         self,
         user_id: int,

@@ -14,7 +14,7 @@ from typing import Any
 
 from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from .i18n import money, t
+from .i18n import money, plan_name, t
 
 TOGGLE = re.compile(r"^ar:(?P<on>[01]):(?P<config_id>[1-9][0-9]{0,17})$")
 TOPUP = re.compile(r"^top:(?:(?P<amount>[1-9][0-9]{0,11})|(?P<cancel>no))$")
@@ -84,7 +84,7 @@ def notification(
     """The message (and buttons) of an auto_renewed or auto_renew_failed notification."""
     values = {
         "config_id": payload.get("config_id", ""),
-        "plan": payload.get("plan") or "",
+        "plan": plan_name({"name": payload.get("plan"), "name_fa": payload.get("plan_fa")}, language),
         "expires": str(payload.get("expires_at") or "")[:10],
         "amount": money(int(payload.get("amount_cents") or 0), currency, language),
         "balance": money(int(payload.get("balance_cents") or 0), currency, language),

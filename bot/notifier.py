@@ -32,7 +32,7 @@ from . import auto_renew, offers, review
 from .api_client import ApiError, ApiUnavailable
 from .context import Shop
 from .fleet import alert_notification
-from .i18n import data_size, day, language_of, money, reason_text, t
+from .i18n import data_size, day, language_of, money, plan_name, reason_text, t
 from .reports import daily_report_text
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
     if kind not in USER_KINDS:
         raise Undeliverable(f"kind {kind!r} for a user")
     language, chat_id, payload = language_of(note["language"]), note["telegram_id"], note["payload"]
-    values = {key: payload.get(key, "") for key in ("payment_id", "config_id", "plan")}
+    values = {key: payload.get(key, "") for key in ("payment_id", "config_id")}
+    values["plan"] = plan_name({"name": payload.get("plan", ""), "name_fa": payload.get("plan_fa")}, language)
     if kind == "approved":
         shop.say(chat_id, t(language, "notify_approved", **values))
         config = next((c for c in shop.api.configs(note["user_id"]) if c["id"] == payload.get("config_id")), None)

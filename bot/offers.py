@@ -16,7 +16,7 @@ from telebot.types import InlineKeyboardMarkup
 from . import keyboards
 from .api_client import ApiError
 from .context import Shop
-from .i18n import data_size, day, money, remaining_bytes, t
+from .i18n import data_size, day, money, plan_name, remaining_bytes, t
 
 MB_PER_GB = 1024  # the API prices extra data per 1024 MB
 MIB = 1024 * 1024
@@ -152,7 +152,7 @@ def quote_text(language: str, currency: str, what: str, quote: dict, balance: in
             language,
             "ext_quote_renew",
             id=quote["config_id"],
-            name=plan["name"],
+            name=plan_name(plan, language),
             days=plan["duration_days"],
             until=t(language, "ext_expired_on" if _past(quote["expires_at"]) else "ext_runs_until"),
             current=day(quote["expires_at"]),

@@ -13,7 +13,7 @@ from . import migrate
 from .actors import SYSTEM
 from .errors import DomainError
 from .extensions import get_db
-from .services import plans, principals
+from .services import locations, plans, principals
 
 SHOWN_ONCE = "(shown once; only a hash is stored)"
 T = TypeVar("T")
@@ -101,9 +101,11 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
-        """Add the demo plan catalogue (skips plans that already exist)."""
+        """Add the demo plan catalogue and its locations (skips plans and locations that already exist)."""
         added, present = plans.seed_demo_plans(get_db().session(), SYSTEM)
         click.echo(f"demo plans added: {added} (already there: {present})")
+        added, present = locations.seed_demo_locations(get_db().session(), SYSTEM)
+        click.echo(f"demo locations added: {added} (already there: {present})")
 
     @app.cli.group("db")
     def db_group() -> None:

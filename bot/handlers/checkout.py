@@ -8,14 +8,15 @@ last use taken meanwhile) sends the customer's receipt to the admins, who settle
 
 from __future__ import annotations
 
+import logging
 import math
 
 from telebot.types import User
 
 from .. import keyboards
-from ..api_client import ApiError, ApiRateLimited
+from ..api_client import ApiError, ApiRateLimited, ApiUnavailable
 from ..context import Shop
-from ..i18n import data_size, money, normalize_digits, t
+from ..i18n import copyable_numbers, data_size, language_of, money, normalize_digits, plan_name, t
 from . import receipts
 
 # The API's refusals of a discount code, each with its own text (code_reason_<code>).
@@ -26,11 +27,43 @@ CODE_REFUSALS = (
     "discount_already_used_by_you",
     "discount_used_up",
 )
+log = logging.getLogger(__name__)
 FREE = "free"  # the proof kind of an order a code made free: no receipt, an admin approves it
 
 
-def location_label(tag: str, language: str) -> str:
+LOCATIONS_TTL = 60  # seconds the bot keeps the API's location catalog
+
+
+def _catalog(shop: Shop) -> dict[str, dict]:
+    """The API's location catalog by tag, kept LOCATIONS_TTL seconds; {} while the API cannot say (a label is
+    never worth failing a step for)."""
+    cached = shop.store.cache_get("locations")
+    if cached is not None:
+        return cached
+    try:
+        catalog = {entry["tag"]: entry for entry in shop.api.locations()}
+    except (ApiError, ApiUnavailable):
+        log.warning("The location catalog could not be read; showing the plain labels")
+        return {}
+    shop.store.cache_set("locations", catalog, LOCATIONS_TTL)
+    return catalog
+
+
+def location_label(shop: Shop, tag: str, language: str) -> str:
+    """A location tag as a customer in LANGUAGE reads it: the catalog's name (name_fa for Persian, else name),
+    else the bot's own words for local and abroad, else the tag."""
+    entry = _catalog(shop).get(tag) or {}
+    name = (entry.get("name_fa") if language_of(language) == "fa" else None) or entry.get("name")
+    if name:
+        return name
     return t(language, f"loc_{tag}") if tag in ("local", "abroad") else tag
+
+
+def payment_instructions(shop: Shop) -> str:
+    """The shop's payment instructions (BOT_PAYMENT_INSTRUCTIONS) as a paragraph to append to a message (a
+    blank line, then the text with its card numbers and Sheba tap-to-copy), or "" when there are none."""
+    instructions = shop.settings.payment_instructions
+    return "\n\n" + copyable_numbers(instructions) if instructions else ""
 
 
 def summary(shop: Shop, language: str, plan: dict, state: dict) -> str:
@@ -43,9 +76,9 @@ def summary(shop: Shop, language: str, plan: dict, state: dict) -> str:
     return t(
         language,
         "summary",
-        name=plan["name"],
+        name=plan_name(plan, language),
         category=t(language, "cat_constant" if plan["is_constant_ip"] else "cat_dynamic"),
-        location=location_label(plan["location_tag"], language),
+        location=location_label(shop, plan["location_tag"], language),
         days=plan["duration_days"],
         data=data_size(plan["data_limit_mb"], language),
         devices=plan["max_devices"],

@@ -25,7 +25,6 @@ at once, with a reference of the bot's own standing in for the proof, and waits 
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import uuid
@@ -38,7 +37,7 @@ from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from .. import keyboards
 from ..api_client import ApiError, ApiRateLimited, ApiUnavailable
 from ..context import Shop, guarded
-from ..i18n import all_texts, data_size, id_list, money, parse_int, reason_text, t
+from ..i18n import all_texts, data_size, id_list, money, parse_int, plan_name, reason_text, t
 from . import admin, checkout, receipts
 
 STEPS = ("cat", "loc", "dur", "cap", "dev")
@@ -82,14 +81,15 @@ def _value(step: str, plan: dict) -> str:
     return str(plan[KEYS[FIELD[step]]])
 
 
-def _options(step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
+def _options(shop: Shop, step: str, plans: list[dict], language: str) -> list[tuple[str, str]]:
     """The step's choices as (value, label), in the order they are offered."""
     if step == "cat":
         kinds = sorted({plan["is_constant_ip"] for plan in plans}, reverse=True)
         return [("c" if k else "d", t(language, "cat_constant" if k else "cat_dynamic")) for k in kinds]
     if step == "loc":
         return [
-            (tag, checkout.location_label(tag, language)) for tag in sorted({plan["location_tag"] for plan in plans})
+            (tag, checkout.location_label(shop, tag, language))
+            for tag in sorted({plan["location_tag"] for plan in plans})
         ]
     values = sorted({plan[KEYS[FIELD[step]]] for plan in plans})
     if step == "dur":
@@ -113,13 +113,14 @@ def _price_label(shop: Shop, language: str, step: str, value: str, plans: list[d
     return price if len(prices) == 1 else t(language, "price_from", price=price)
 
 
-def _so_far(language: str, state: dict) -> str:
+def _so_far(shop: Shop, language: str, state: dict) -> str:
     """The choices made so far (those the bot made for a single option too), for the step's header."""
     parts = []
     if "category" in state:
         parts.append(t(language, "cat_constant" if state["category"] == "c" else "cat_dynamic"))
     if "location" in state:
-        parts.append(checkout.location_label(state["location"], language))
+        # A catalog name is an admin's text: escaped here, as the header is HTML.
+        parts.append(html.escape(checkout.location_label(shop, state["location"], language), quote=False))
     if "days" in state:
         parts.append(t(language, "dur_option", days=state["days"]))
     if "cap" in state:
@@ -155,7 +156,7 @@ def _advance(shop: Shop, chat_id: int, language: str, state: dict, user: User, e
     while state["step"] in STEPS:
         step = state["step"]
         plans = _plans(shop, state, step)
-        options = _options(step, plans, language)
+        options = _options(shop, step, plans, language)
         if not options:
             shop.store.clear(user.id)
             shop.say(chat_id, t(language, "sold_out" if step == "cat" and not state.get("seen") else "no_plans"))
@@ -187,7 +188,7 @@ def _show_step(
     edit: int | None,
 ) -> None:
     step = state["step"]
-    text = _so_far(language, state) + t(language, QUESTION[step])
+    text = _so_far(shop, language, state) + t(language, QUESTION[step])
     if step in NUMERIC:
         text += "\n" + t(language, "type_hint")
     priced = [
@@ -221,15 +222,16 @@ def _show_list(shop: Shop, chat_id: int, language: str, state: dict, user: User,
                 language,
                 "buy_all_line",
                 number=number,
-                name=plan["name"],
-                location=checkout.location_label(plan["location_tag"], language),
+                name=plan_name(plan, language),
+                location=checkout.location_label(shop, plan["location_tag"], language),
                 days=plan["duration_days"],
                 data=data_size(plan["data_limit_mb"], language),
                 devices=plan["max_devices"],
                 price=price,
             )
         )
-        buttons.append((plan["id"], t(language, "buy_all_button", number=number, name=plan["name"], price=price)))
+        label = t(language, "buy_all_button", number=number, name=plan_name(plan, language), price=price)
+        buttons.append((plan["id"], html.unescape(label)))  # a button is plain text, not HTML
     lines.append(t(language, "buy_all_pick"))
     _put(shop, chat_id, state, "\n\n".join(lines), keyboards.plan_list(buttons, language, back="list"), edit)
     shop.store.set(user.id, state)
@@ -257,7 +259,7 @@ def _choose(shop: Shop, chat_id: int, user: User, language: str, state: dict, st
     if state.get("step") != step:
         return False
     plans = _plans(shop, state, step)
-    if value not in {v for v, _ in _options(step, plans, language)}:
+    if value not in {v for v, _ in _options(shop, step, plans, language)}:
         return False
     _remember(state)
     state[FIELD[step]] = value
@@ -356,8 +358,7 @@ def _confirm(shop: Shop, chat_id: int, user: User, language: str, state: dict) -
     shop.store.set(user.id, state)
     shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
     text = t(language, "ask_proof", price=money(amount, shop.settings.currency, language))
-    if shop.settings.payment_instructions:
-        text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
+    text += checkout.payment_instructions(shop)
     shop.say(
         chat_id,
         text,
@@ -582,7 +583,7 @@ def register(shop: Shop) -> None:
         elif step == "code" and message.content_type == "text":
             checkout.apply_code(shop, chat_id, user, language, state, message.text)
         elif step in NUMERIC and message.content_type == "text":
-            options = _options(step, _plans(shop, state, step), language)
+            options = _options(shop, step, _plans(shop, state, step), language)
             value = _typed_choice(step, message.text, options)
             if value is None or not _choose(shop, chat_id, user, language, state, step, value):
                 listed = (

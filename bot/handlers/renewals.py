@@ -17,7 +17,6 @@ code picks the reply, in the customer's language.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
@@ -25,7 +24,7 @@ from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from .. import keyboards
 from ..api_client import ApiError
 from ..context import Shop, guarded
-from ..i18n import data_size, day, id_list, language_of, money, remaining_bytes, t
+from ..i18n import data_size, day, id_list, language_of, money, plan_name, remaining_bytes, t
 from ..offers import (
     MB_PER_GB,
     OFFER_GONE,
@@ -37,7 +36,7 @@ from ..offers import (
     refusal_key,
     renewal_quotes,
 )
-from . import admin, purchase, receipts
+from . import admin, checkout, purchase, receipts
 
 # --- showing a step ------------------------------------------------------------------------------------
 
@@ -129,7 +128,7 @@ def _plans_step(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict
             t(
                 language,
                 "ext_plan_option",
-                name=quote["plan"]["name"],
+                name=plan_name(quote["plan"], language),
                 days=quote["plan"]["duration_days"],
                 data=data_size(quote["plan"]["data_limit_mb"], language),
                 price=money(quote["price_cents"], currency, language),
@@ -177,7 +176,7 @@ def _quote_step(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict
     balance = shop.api.balance(state["user_id"])
     state.update(step="quote", price=quote["price_cents"])
     if state["what"] == "renew":
-        state.update(plan_name=quote["plan"]["name"], plan_days=quote["plan"]["duration_days"])
+        state.update(plan_name=plan_name(quote["plan"], language), plan_days=quote["plan"]["duration_days"])
         state.update(bridged=quote.get("while_in_review") is not None)  # a receipt extends it while in review
     state.pop("proof", None)
     # Only a display choice: the API refuses a purchase the balance does not cover (insufficient_balance).
@@ -221,8 +220,7 @@ def _ask_proof(shop: Shop, chat_id: int, tg_id: int, language: str, state: dict)
     """Pay with a receipt: the quote stays above (its buttons go), the payment details below."""
     shop.bot.edit_message_reply_markup(chat_id, state["message_id"], reply_markup=None)
     text = t(language, "ask_proof", price=money(state["price"], shop.settings.currency, language))
-    if shop.settings.payment_instructions:
-        text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
+    text += checkout.payment_instructions(shop)
     state.update(step="proof")
     state.pop("message_id")
     _show(shop, chat_id, tg_id, state, text, keyboards.extension_back(language))

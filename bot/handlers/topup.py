@@ -10,7 +10,6 @@ proof step, payments already in review or a ban end it.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from telebot.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
@@ -20,7 +19,7 @@ from ..api_client import ApiError, ApiUnavailable
 from ..auto_renew import TOPUP
 from ..context import Shop, guarded
 from ..i18n import id_list, money, t
-from . import admin, receipts
+from . import admin, checkout, receipts
 
 FLOW = "topup"
 
@@ -43,8 +42,7 @@ def start_topup(shop: Shop, chat_id: int, user: User, language: str, amount_cent
         return
     shop.store.set(user.id, {"flow": FLOW, "step": "proof", "amount": amount_cents})
     text = t(language, "topup_ask", amount=money(amount_cents, shop.settings.currency, language))
-    if shop.settings.payment_instructions:
-        text += "\n\n" + html.escape(shop.settings.payment_instructions, quote=False)
+    text += checkout.payment_instructions(shop)
     shop.say(chat_id, text, reply_markup=_cancel_markup(language))
 
 

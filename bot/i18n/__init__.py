@@ -126,6 +126,39 @@ def day(value: str | None) -> str:
     return str(value)[:10] if value else "—"
 
 
+def plan_name(plan: dict[str, Any], language: str) -> str:
+    """A plan's name as a customer in LANGUAGE reads it: its Persian name (name_fa) for Persian, when it has one;
+    else its name. (Admins' cards and reports keep the name.)"""
+    if language_of(language) == "fa" and plan.get("name_fa"):
+        return plan["name_fa"]
+    return plan.get("name") or ""
+
+
+# What a customer copies from the payment instructions: a card number (16 digits, in groups of 4 or not, split
+# by spaces or dashes, in any digits) or a Sheba (IBAN: IR and 24 digits, grouped or not). No digit (or
+# separated digit) may touch either end, so a longer number (an account, a phone) is never half-copied.
+_D = "[0-9\u06f0-\u06f9\u0660-\u0669]"
+_SEP = "[ \u00a0-]"
+_COPYABLE = re.compile(
+    rf"(?<![A-Za-z0-9\u06f0-\u06f9\u0660-\u0669])(?<!{_D}{_SEP})"
+    rf"(?:[Ii][Rr]{_SEP}?{_D}{{2}}(?:{_SEP}?{_D}){{22}}|{_D}{{4}}(?:{_SEP}?{_D}{{4}}){{3}})"
+    rf"(?!{_SEP}?{_D})"
+)
+
+
+def copyable_numbers(text: str) -> str:
+    """TEXT as Telegram HTML, with every card number and Sheba in a code span (a tap copies it): escaped
+    everywhere, the numbers in ASCII digits as written (groups kept, so they read as on the card) and between
+    left-to-right marks, so the groups keep their order inside Persian text."""
+    parts, last = [], 0
+    for match in _COPYABLE.finditer(text):
+        number = normalize_digits(match.group()).upper().replace("\u00a0", " ")
+        parts += [html.escape(text[last : match.start()], quote=False), f"{LRM}<code>{html.escape(number)}</code>{LRM}"]
+        last = match.end()
+    parts.append(html.escape(text[last:], quote=False))
+    return "".join(parts)
+
+
 def all_texts(key: str) -> set[str]:
     """KEY in every language (to recognise menu buttons whatever the user's language)."""
     return {catalog[key] for catalog in CATALOGS.values() if key in catalog}

@@ -11,6 +11,7 @@ from . import (
     dashboard,
     discounts,
     health,
+    locations,
     nodes,
     notifications,
     payments,
@@ -27,6 +28,7 @@ def register_blueprints(app: APIFlask) -> None:
     for module in (
         auth,
         plans,
+        locations,
         users,
         wallet,
         configs,

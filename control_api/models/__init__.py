@@ -4,6 +4,7 @@ from .audit import ACTOR_TYPES, AuditLog
 from .auto_renewal import AUTO_RENEWAL_OUTCOMES, AutoRenewal
 from .base import Base, columns_of, utcnow
 from .discount import DiscountCode, DiscountRedemption
+from .location import Location
 from .node import (
     CORES,
     NODE_HEALTH,
@@ -69,6 +70,7 @@ __all__ = [
     "BotClient",
     "DiscountCode",
     "DiscountRedemption",
+    "Location",
     "Node",
     "NodeMetric",
     "Notification",

@@ -27,6 +27,8 @@ class Plan(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # The name Persian-speaking customers read; NULL: they read `name`.
+    name_fa: Mapped[str | None] = mapped_column(String(100))
     # Where the service is delivered, e.g. "local" or "abroad"; nodes carry the same tag.
     location_tag: Mapped[str] = mapped_column(String(32))
     region: Mapped[str | None] = mapped_column(String(32))

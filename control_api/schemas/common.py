@@ -246,3 +246,16 @@ class PageMeta(Schema):
     total = fields.Integer(required=True)
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
+
+
+class OptionalText(Text):
+    """Optional text such as a translated name: checked as sent (length, control characters), then stripped of
+    surrounding white space; null, empty or only white space is stored as null."""
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Mapping[str, Any] | None = None, **kwargs: Any):
+        loaded = super().deserialize(value, attr, data, **kwargs)
+        return loaded.strip() or None if isinstance(loaded, str) else loaded
+
+
+def optional_text(max_length: int, **kwargs: Any) -> OptionalText:
+    return OptionalText(validate=Length(max=max_length), allow_none=True, **kwargs)

@@ -6,7 +6,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..models import RENEWAL_DATA_RULES
-from .common import PageMeta, StrictBoolean, db_integer, slug, text
+from .common import PageMeta, StrictBoolean, db_integer, optional_text, slug, text
 
 RULE = {
     "description": "What renewing a config with this plan does with the data of the period it follows: reset "
@@ -14,8 +14,12 @@ RULE = {
 }
 
 
+NAME_FA = {"description": "The name Persian-speaking customers read (stripped; empty or null: they read name)."}
+
+
 class PlanIn(Schema):
     name = text(100, required=True)
+    name_fa = optional_text(100, load_default=None, metadata=NAME_FA)
     location_tag = slug(
         required=True, metadata={"description": "Where the service is delivered, e.g. local or abroad."}
     )
@@ -40,6 +44,7 @@ class PlanPatch(PlanIn):
 class PlanOut(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
+    name_fa = fields.String(required=True, allow_none=True, metadata=NAME_FA)
     location_tag = fields.String(required=True)
     region = fields.String(allow_none=True)
     duration_days = fields.Integer(required=True)

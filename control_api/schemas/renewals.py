@@ -62,6 +62,7 @@ class ExtraDataIn(ProofIn):
 class QuotedPlanOut(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
+    name_fa = fields.String(required=True, allow_none=True, metadata={"description": "Its Persian name, if any."})
     price_cents = fields.Integer(required=True)
     duration_days = fields.Integer(required=True)
     data_limit_mb = fields.Integer(required=True)

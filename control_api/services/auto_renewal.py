@@ -145,7 +145,7 @@ def _renew_one(
     plan = session.get(Plan, plan_id) if plan_id is not None else None  # none: renewals.py refuses the config
     price = plan.price_cents if plan is not None else 0
     order = {"purpose": "renewal", "extends_config_id": config.id, "plan_id": plan_id, "extra_data_mb": None}
-    facts: dict[str, Any] = {"config_id": config.id, "plan": plan.name if plan else None, "amount_cents": price}
+    facts: dict[str, Any] = {"config_id": config.id, **notifications.plan_names(plan), "amount_cents": price}
     try:
         with session.begin_nested():
             done = wallet.extend_in_place(session, SYSTEM, settings, user_id, order, now)

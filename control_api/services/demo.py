@@ -44,3 +44,9 @@ DEMO_PLANS = [
         "price_cents": 3900,
     },
 ]
+
+# Catalog entries for the demo plans' location tags (what customers read instead of the tags).
+DEMO_LOCATIONS = [
+    {"tag": "local", "name": "Local", "name_fa": "داخلی", "sort_order": 10},
+    {"tag": "abroad", "name": "Abroad", "name_fa": "خارجی", "sort_order": 20},
+]

@@ -8,12 +8,20 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import Notification, User, utcnow
+from ..models import Notification, Plan, User, utcnow
 
 
 def notify(session: Session, user_id: int, kind: str, dedupe_key: str, **payload: Any) -> bool:
     """Add a notification unless one with DEDUPE_KEY exists; True if added. Part of the caller's transaction."""
     return _add(session, Notification(user_id=user_id, kind=kind, dedupe_key=dedupe_key, payload=payload))
+
+
+def plan_names(plan: Plan | None) -> dict[str, Any]:
+    """A customer notification's plan: its name, and its Persian name (plan_fa) when it has one; the bot shows
+    the one of the customer's language."""
+    if plan is None:
+        return {"plan": None}
+    return {"plan": plan.name, **({"plan_fa": plan.name_fa} if plan.name_fa else {})}
 
 
 def notify_admins(session: Session, kind: str, dedupe_key: str, **payload: Any) -> bool:

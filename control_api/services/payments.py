@@ -345,9 +345,9 @@ def _upgrade_temporary(session: Session, payment: Payment, now: datetime) -> tup
         f"approved:payment-{payment.id}",
         payment_id=payment.id,
         config_id=config.id,
-        plan=plan.name,
         data_limit_mb=plan.data_limit_mb,
         expires_at=config.expires_at.isoformat(),
+        **notifications.plan_names(plan),
     )
     return config, touched
 

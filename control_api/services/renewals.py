@@ -287,7 +287,7 @@ def approve_extension(session: Session, payment: Payment, now: datetime) -> tupl
         else:
             terms = renewal_terms(config, plan, now, payment.created_at, payment)
             touched = renew_in_place(session, config, plan, terms)
-        facts = {"plan": plan.name, "carried_mb": terms.carried_mb}
+        facts = {**notifications.plan_names(plan), "carried_mb": terms.carried_mb}
     kind = "renewed" if payment.purpose == "renewal" else "data_added"
     notifications.notify(
         session,
@@ -350,6 +350,7 @@ def _plan_facts(plan: Plan) -> dict[str, Any]:
     return {
         "id": plan.id,
         "name": plan.name,
+        "name_fa": plan.name_fa,
         "price_cents": plan.price_cents,
         "duration_days": plan.duration_days,
         "data_limit_mb": plan.data_limit_mb,

@@ -30,6 +30,11 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/plans/<int:plan_id>"): frozenset({"admin", "bot"}),
     ("PATCH", "/api/v1/plans/<int:plan_id>"): frozenset({"admin"}),
     ("DELETE", "/api/v1/plans/<int:plan_id>"): frozenset({"admin"}),
+    ("GET", "/api/v1/locations"): frozenset({"admin", "bot"}),
+    ("POST", "/api/v1/locations"): frozenset({"admin"}),
+    ("GET", "/api/v1/locations/<int:location_id>"): frozenset({"admin", "bot"}),
+    ("PATCH", "/api/v1/locations/<int:location_id>"): frozenset({"admin"}),
+    ("DELETE", "/api/v1/locations/<int:location_id>"): frozenset({"admin"}),
     ("PUT", "/api/v1/users/telegram/<int:telegram_id>"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users/telegram/<int:telegram_id>"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/users"): frozenset({"admin"}),
@@ -177,6 +182,10 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         }
     if method == "PATCH" and rule.startswith("/api/v1/nodes/"):
         return {"capacity_score": 500, "thresholds": {"cpu_percent": 90}}
+    if method == "POST" and rule == "/api/v1/locations":
+        return {"tag": f"matrix-{caller}", "name": f"Matrix {caller}", "name_fa": "ماتریس"}
+    if method == "PATCH" and rule.startswith("/api/v1/locations/"):
+        return {"name": f"Renamed by {caller}", "sort_order": 5}
     if method == "POST" and rule == "/api/v1/discount-codes":
         return {"code": f"MATRIX-{caller}", "percent_off": 10}
     if method == "PATCH" and rule.startswith("/api/v1/discount-codes/"):
@@ -251,6 +260,10 @@ def path_ids(world) -> dict[str, int]:
     code = client.post("/api/v1/discount-codes", json={"code": f"PATH-{next(UNIQUE)}", "percent_off": 5}, headers=admin)
     assert code.status_code == 201, code.json
     ids = {"code_id": code.json["id"], "code": code.json["code"]}
+    # A catalog entry whose tag no plan or node carries (so it can be deleted).
+    location = client.post("/api/v1/locations", json=body_for("POST", "/api/v1/locations", "setup"), headers=admin)
+    assert location.status_code == 201, location.json
+    ids["location_id"] = location.json["id"]
     for verb in ("approve", "reject"):
         for caller in CALLERS:
             payment = client.post(

@@ -503,3 +503,31 @@ def test_the_review_schema_keeps_reason_codes_on_rejections_and_tells_admins_of_
             )
         )
     migrate.upgrade(scratch_engine)
+
+
+def test_the_catalog_schema_keeps_location_tags_unique_and_plan_names_in_two_languages(scratch_engine):
+    """0015: plans may have a Persian name; the location catalog has each tag once; downgrading drops both."""
+    migrate.upgrade(scratch_engine)
+    plan = (
+        "INSERT INTO plans (name, name_fa, location_tag, duration_days, max_devices, data_limit_mb, is_constant_ip,"
+        " price_cents, is_active, created_at) VALUES (:name, :name_fa, 'x', 1, 1, 1, false, 1, true, CURRENT_TIMESTAMP)"
+    )
+    location = (
+        "INSERT INTO locations (tag, name, name_fa, created_at, updated_at)"
+        " VALUES (:tag, 'Name', :name_fa, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(plan), {"name": "p1", "name_fa": "پلن"})
+        connection.execute(text(plan), {"name": "p2", "name_fa": None})
+        connection.execute(text(location), {"tag": "x", "name_fa": "ایکس"})
+        connection.execute(text(location), {"tag": "y", "name_fa": None})
+        assert connection.execute(text("SELECT sort_order FROM locations WHERE tag = 'y'")).scalar() == 0
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text(location), {"tag": "x", "name_fa": None})
+    migrate.downgrade(scratch_engine, "0014")
+    assert "locations" not in user_tables(scratch_engine)
+    assert "name_fa" not in {column["name"] for column in inspect(scratch_engine).get_columns("plans")}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM plans ORDER BY name")).scalars().all() == ["p1", "p2"]
+    migrate.upgrade(scratch_engine)
+    assert "locations" in user_tables(scratch_engine)

@@ -221,6 +221,7 @@ def test_an_upgrade_under_carry_adds_the_unused_data(app, client, principals, sh
     assert quoted["plan"] == {
         "id": shop.carry_plan_id,
         "name": CARRY["name"],
+        "name_fa": None,
         "price_cents": 2500,
         "duration_days": 60,
         "data_limit_mb": 20_000,

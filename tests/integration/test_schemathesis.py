@@ -90,6 +90,10 @@ BUSINESS_RULES = {
     "POST /api/v1/plans": rule((409,), "plan_name_taken", "plan names are unique among stored plans"),
     "PATCH /api/v1/plans/{plan_id}": rule((409,), "plan_name_taken", "plan names are unique among stored plans"),
     "DELETE /api/v1/plans/{plan_id}": rule((409,), "plan_in_use", "a plan with payments or configs is archived"),
+    "POST /api/v1/locations": rule((409,), "location_tag_taken", "a tag is in the catalog once"),
+    "DELETE /api/v1/locations/{location_id}": rule(
+        (409,), "location_in_use", "a tag a plan or node still carries stays in the catalog"
+    ),
     "PUT /api/v1/users/telegram/{telegram_id}": rule((409,), "concurrent_update", "two writers raced on one user"),
     "POST /api/v1/users/{user_id}/unban": rule(
         (409, 422), "not_banned not_resumable", "only a banned user is unbanned, with configs its ban suspended"
@@ -299,6 +303,9 @@ def _seed(client, admin: Credentials) -> None:
         assert user.status_code == 201
         node = {"name": f"seed-{number}", "region": "eu", "location_tag": "local"}
         assert client.post("/api/v1/nodes", json=node, headers=admin.headers).status_code == 201
+        # The first entry's tag is in use (its delete is refused), the others' are not.
+        location = {"tag": "local" if number == 1 else f"seed-{number}", "name": f"Seed {number}", "name_fa": "محل"}
+        assert client.post("/api/v1/locations", json=location, headers=admin.headers).status_code == 201
     for number in range(1, 4):
         code = {"code": f"SEED-{number}", "percent_off": 10 * number, "plan_id": number, "max_uses": 1000}
         assert client.post("/api/v1/discount-codes", json=code, headers=admin.headers).status_code == 201

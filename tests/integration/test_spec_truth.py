@@ -601,3 +601,42 @@ def test_review_rules_and_the_history_agree_with_the_server(client, principals, 
     history = client.get(f"/api/v1/users/{user}/history", headers=bot).json
     assert verdict(spec, component(spec, "UserHistoryOut"), history), history
     assert history["payments"]["rejected"] == 2
+
+
+def test_the_location_catalog_and_persian_names_agree_with_the_server(client, principals, spec):
+    """A location's tag is a slug, its names are text (the Persian one optional, null or empty being none, at
+    most as long as the English one); the catalog's refusals are documented; what it answers fits its schema."""
+    for method, path, status, code in [
+        ("POST", "/api/v1/locations", "409", "location_tag_taken"),
+        ("DELETE", "/api/v1/locations/{location_id}", "409", "location_in_use"),
+    ]:
+        assert code in operation(spec, method, path)["responses"][status]["description"], (path, status)
+    admin, bot = principals.admin.headers, principals.bot.headers
+    location_in = component(spec, "LocationIn")
+    for number, (body, valid) in enumerate(
+        [
+            ({"name": "Germany", "name_fa": "آلمان", "sort_order": 3}, True),
+            ({"name": "Germany", "name_fa": None}, True),
+            ({"name": "Germany", "name_fa": ""}, True),
+            ({"name": "Germany", "name_fa": "ن" * 65}, False),
+            ({"name": "Germany", "name_fa": "a\x07"}, False),
+            ({"name": ""}, False),
+            ({"name": "x", "sort_order": 2.0}, True),
+            ({"name": "x", "sort_order": -1}, False),
+        ]
+    ):
+        body = {"tag": f"spec-{number}", **body}
+        assert verdict(spec, location_in, body) is valid, body
+        response = client.post("/api/v1/locations", json=body, headers=admin)
+        assert response.status_code == (201 if valid else 422), (body, response.json)
+    assert not verdict(spec, location_in, {"tag": "spec\n", "name": "x"})
+    assert client.post("/api/v1/locations", json={"tag": "spec\n", "name": "x"}, headers=admin).status_code == 422
+    listed = client.get("/api/v1/locations", headers=bot).json
+    assert verdict(spec, component(spec, "LocationList"), listed) and listed["total"] == 4
+    plan_in = component(spec, "PlanIn")
+    for name_fa, valid in (("پلن", True), (None, True), ("", True), ("ن" * 101, False)):
+        assert verdict(spec, plan_in, {**PLAN, "price_cents": 1, "name_fa": name_fa}) is valid, name_fa
+        response = plan(client, admin, name=f"fa {len(name_fa or '')} {name_fa is None}", name_fa=name_fa)
+        assert response.status_code == (201 if valid else 422), (name_fa, response.json)
+        if valid:
+            assert verdict(spec, component(spec, "PlanOut"), response.json)

@@ -53,7 +53,7 @@ def test_english_purchase_then_approval_by_button(harness):
 
     mark = tg.press(ALICE, summary, summary.button("Confirm"))
     ask = tg.reply(ALICE["id"], mark, "send the receipt")
-    assert "Card 6037-9911-2233-4455" in ask.text
+    assert "<code>6037-9911-2233-4455</code>" in ask.text
 
     mark = tg.send_text(ALICE, "I paid, trust me")
     tg.reply(ALICE["id"], mark, "photo or a document")

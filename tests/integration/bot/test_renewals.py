@@ -123,7 +123,7 @@ def test_an_english_renewal_paid_by_receipt_keeps_the_config_and_its_link(harnes
 
     mark = tg.press(ALICE, quote, "ext:proof")
     ask = tg.reply(ALICE["id"], mark, "Please pay <b>15 USD</b>", method="sendMessage")
-    assert "Card 6037-9911-2233-4455" in ask.text and labels(ask) == ["« Back", "✖️ Cancel"]
+    assert "<code>6037-9911-2233-4455</code>" in ask.text and labels(ask) == ["« Back", "✖️ Cancel"]
     mark, proof_id = tg.send_photo(ALICE)
     received = tg.reply(ALICE["id"], mark, "received and waiting for review")
     assert f"config <b>#{cid}</b> is renewed with Abroad 30 (30 days), on the same link" in received.text

@@ -1,0 +1,86 @@
+"""Names from the shop's catalog, in the customer's language, and payment details a tap copies, through the
+real polling loop."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bot.i18n import LRM
+from tests.conftest import create_node
+from tests.integration.bot.conftest import ALICE, DARIUSH
+from tests.integration.bot.test_purchase import choose_language
+
+pytestmark = pytest.mark.postgres
+
+PERSIAN_INSTRUCTIONS = "کارت ۶۰۳۷ ۹۹۱۱ ۲۲۳۳ ۴۴۵۵ به نام <رضا>، شبا IR06 2960 0000 0010 0324 2000 01، تلفن ۰۹۱۲۱۲۳۴۵۶۷"
+
+
+def name_the_shop(client, admin) -> None:
+    """The admin gives "Abroad 30" a Persian name and the abroad tag a place in the catalog."""
+    plans = client.get("/api/v1/plans", headers=admin.headers).json["items"]
+    plan_id = next(plan["id"] for plan in plans if plan["name"] == "Abroad 30")
+    named = client.patch(f"/api/v1/plans/{plan_id}", json={"name_fa": "خارج یک‌ماهه"}, headers=admin.headers)
+    assert named.status_code == 200, named.json
+    entry = {"tag": "abroad", "name": "Germany", "name_fa": "آلمان"}
+    assert client.post("/api/v1/locations", json=entry, headers=admin.headers).status_code == 201
+
+
+def buy_until_the_summary(tg, user, buy: str, steps: tuple[str, ...], location: str):
+    """Through the steps to the summary; the location step's buttons must read LOCATION."""
+    mark = tg.send_text(user, buy)
+    step = tg.reply(user["id"], mark, method="sendMessage")
+    for label in steps:
+        if label == location:
+            assert location in [button["text"] for row in step.buttons for button in row], step.buttons
+        mark = tg.press(user, step, step.button(label))
+        step = tg.reply(user["id"], mark, method="editMessageText")
+    return step
+
+
+def test_a_persian_customer_reads_the_persian_names_and_copies_the_card_and_sheba(harness, client, store_shop):
+    name_the_shop(client, store_shop["admin"])
+    harness.stop_bot()
+    harness.settings = replace(harness.settings, payment_instructions=PERSIAN_INSTRUCTIONS)
+    harness.start_bot()
+    tg = harness.telegram
+    choose_language(tg, DARIUSH, "فارسی")
+    steps = ("آی‌پی متغیر", "آلمان", "30", "10 GB", "2")
+    summary = buy_until_the_summary(tg, DARIUSH, "🛒 خرید", steps, "آلمان")
+    assert "سفارش شما" in summary.text and "خارج یک‌ماهه" in summary.text and "آلمان" in summary.text, summary.text
+    assert "Abroad 30" not in summary.text and "Germany" not in summary.text
+
+    mark = tg.press(DARIUSH, summary, summary.button("تأیید"))
+    ask = tg.reply(DARIUSH["id"], mark, "رسید")
+    assert f"کارت {LRM}<code>6037 9911 2233 4455</code>{LRM} به نام &lt;رضا&gt;" in ask.text, ask.text
+    assert f"شبا {LRM}<code>IR06 2960 0000 0010 0324 2000 01</code>{LRM}" in ask.text, ask.text
+    assert "تلفن ۰۹۱۲۱۲۳۴۵۶۷" in ask.text and ask.text.count("<code>") == 2  # a phone number is no card
+
+    # Approved: the notification names the plan as the customer reads it.
+    mark, _proof = tg.send_photo(DARIUSH)
+    tg.reply(DARIUSH["id"], mark, "vless://")
+    payment_id = client.get("/api/v1/payments?status=pending", headers=store_shop["admin"].headers).json["items"][0]
+    approved = client.post(f"/api/v1/payments/{payment_id['id']}/approve", json={}, headers=store_shop["admin"].headers)
+    assert approved.status_code == 200, approved.json
+    told = tg.reply(DARIUSH["id"], mark, "تأیید شد")
+    assert "خارج یک‌ماهه" in told.text and "Abroad 30" not in told.text, told.text
+
+
+def test_an_english_customer_reads_the_catalogs_english_name_and_the_plans_name(harness, client, store_shop):
+    name_the_shop(client, store_shop["admin"])
+    tg = harness.telegram
+    choose_language(tg, ALICE, "English")
+    steps = ("Dynamic IP", "Germany", "30 days", "10 GB", "2 devices")
+    summary = buy_until_the_summary(tg, ALICE, "🛒 Buy", steps, "Germany")
+    assert "Your order" in summary.text and "Abroad 30" in summary.text and "Germany" in summary.text, summary.text
+    assert "آلمان" not in summary.text
+    # A tag the catalog does not name reads as the bot's own word for it.
+    create_node(client, store_shop["admin"], "thr-1", location_tag="local", public_ip="198.51.100.31")
+    harness.set_nodes(status="active")
+    mark = tg.press(ALICE, summary, summary.button("Cancel"))
+    mark = tg.send_text(ALICE, "🛒 Buy")
+    step = tg.reply(ALICE["id"], mark, method="sendMessage")
+    mark = tg.press(ALICE, step, step.button("Dynamic IP"))
+    step = tg.reply(ALICE["id"], mark, method="editMessageText")
+    assert [button["text"] for row in step.buttons for button in row][:2] == ["Germany", "Local"], step.buttons
