@@ -164,7 +164,8 @@ def test_a_persian_renewal_with_carried_data_approved_by_command(harness, client
     begin = len(tg.events)
 
     card = my_configs(tg, DARIUSH, cid, "📄 کانفیگ‌های من")
-    assert labels(card) == ["🔄 تمدید", "📦 حجم اضافه", "🔁 تمدید خودکار: خاموش"], tg.transcript(begin)
+    expected = ["🔄 تمدید", "📦 حجم اضافه", "🔁 تمدید خودکار: خاموش", "📷 QR", "🔗 اشتراک"]
+    assert labels(card) == expected, tg.transcript(begin)
     mark = tg.press(DARIUSH, card, f"ext:renew:{cid}")
     step = tg.reply(DARIUSH["id"], mark, "یک پلن انتخاب کنید", method="sendMessage")
     assert plain(labels(step)[1]) == "Abroad 60 carry · 60 روز · 20 GB · 25 USD", labels(step)
