@@ -177,3 +177,14 @@ def test_a_delivered_config_recommends_the_subscription_and_its_qr_encodes_it(ha
         assert card.text.index(url) < card.text.index("vless://")  # the recommended way first
         photo = tg.reply(user["id"], mark, method="sendPhoto")
         assert uploaded(tg, photo) == qr_png(url)
+
+
+def test_at_most_ten_cards_and_a_line_saying_how_many_there_are(harness, client, store_shop):
+    tg = harness.telegram
+    choose_language(tg, ALICE, "English")
+    user_id = customer(harness, ALICE)
+    ids = [paid_config(harness, client, store_shop, user_id).id for _ in range(11)]
+    mark = tg.send_text(ALICE, "/configs")
+    tg.reply(ALICE["id"], mark, "Showing 10 of your 11 configs")
+    cards = [e for e in tg.bot_events(ALICE["id"], mark) if e.text.startswith("<b>Config #")]
+    assert [int(e.text.split("#")[1].split("<")[0]) for e in cards] == sorted(ids, reverse=True)[:10]
