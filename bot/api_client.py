@@ -250,8 +250,9 @@ class ApiClient:
     def subscription_url(self, user_id: int) -> str:
         return self.json("GET", f"/api/v1/users/{user_id}/subscription")["subscription_url"]
 
-    def qr_png(self, config_id: int, link: int = 0) -> bytes:
-        return self.request("GET", f"/api/v1/configs/{config_id}/qr.png", params={"link": link}).content
+    def subscription_qr_png(self, user_id: int) -> bytes:
+        """A QR code (PNG) of the user's subscription URL."""
+        return self.request("GET", f"/api/v1/users/{user_id}/subscription/qr.png").content
 
     def notifications(self, limit: int = 50) -> list[dict]:
         return self.json("GET", "/api/v1/notifications", params={"limit": limit})["items"]

@@ -14,7 +14,7 @@ from telebot import TeleBot
 from telebot.apihelper import ApiException
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, User
 
-from . import auto_renew
+from . import auto_renew, config_cards
 from .api_client import ApiClient, ApiError, ApiUnavailable
 from .config import BotSettings
 from .i18n import language_of, remaining_bytes, remaining_time, t
@@ -80,8 +80,10 @@ class Shop:
         notes: Sequence[str] = (),
         markup: InlineKeyboardMarkup | None = None,
     ) -> None:
-        """A config as the customer needs it: status, remaining data and time, NOTES (rendered lines), links,
-        subscription URL, then its QR; MARKUP (its buttons) under the card."""
+        """A config as it is delivered (bought, trial, approved): status, remaining data and time, NOTES (rendered
+        lines), the subscription URL (recommended: it stays connected through renewals and moves), the config's
+        links, then (once it has links) the QR code of the subscription URL; MARKUP (its buttons) under the card.
+        A config no longer in use (expired, paused, revoked) shows no link."""
         kind = t(language, f"kind_{config['kind']}") if config["kind"] in ("temporary", "full", "trial") else ""
         parts = [
             t(
@@ -95,24 +97,29 @@ class Shop:
             ),
             *notes,
         ]
-        links = config.get("links") or []
+        in_use = config_cards.shows_links(config)
+        links = (config.get("links") or []) if in_use else []
+        if in_use:
+            parts.append(t(language, "sub_recommended", url=_escape(self.api.subscription_url(user_id))))
         if links:
             parts.append(t(language, "links_header"))
             parts.extend(f"<code>{_escape(link)}</code>" for link in links)
-        else:
+        elif in_use:
             parts.append(t(language, "no_links"))
-        parts.append(t(language, "subscription", url=_escape(self.api.subscription_url(user_id))))
+        else:
+            status = config_cards.status_text(config, language)
+            parts.append(t(language, "cfg_no_links", id=config["id"], status=status))
         # Its Renew / Add data buttons (MARKUP), and the auto-renewal toggle when it has one.
         markup = auto_renew.with_toggle(markup, config, language)
         self.say(chat_id, "\n\n".join(parts), **({"reply_markup": markup} if markup.keyboard else {}))
-        if links:
-            self.send_qr(chat_id, language, config["id"])
+        if links:  # live: the app that scans it gets them at once
+            self.send_subscription_qr(chat_id, language, user_id)
 
-    def send_qr(self, chat_id: int, language: str, config_id: int) -> None:
-        """The QR code of a config's first link, as a photo."""
-        png = self.api.qr_png(config_id)
-        photo = InputFile(io.BytesIO(png), file_name=f"config-{config_id}.png")
-        self.bot.send_photo(chat_id, photo, caption=t(language, "qr_caption", id=config_id))
+    def send_subscription_qr(self, chat_id: int, language: str, user_id: int) -> None:
+        """The QR code of the user's subscription URL, as a photo."""
+        png = self.api.subscription_qr_png(user_id)
+        photo = InputFile(io.BytesIO(png), file_name="subscription.png")
+        self.bot.send_photo(chat_id, photo, caption=t(language, "sub_qr_caption"))
 
 
 def _escape(text: str) -> str:

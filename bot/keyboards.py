@@ -18,6 +18,7 @@ from .i18n import t
 #   rb reject and ban, with that reason (other: the one typed)
 # | ext:<renew|data>:<config id> | ext:plan:<plan id> | ext:gb:<GB> | ext:<wallet|proof|back|no|retry>
 # | bc:seg:<segment> | bc:<ok|no>
+# | cfg:<qr|sub>:<config id> (a /configs card's QR and Subscription buttons)
 REASONS = ("fake_receipt", "wrong_amount", "unreadable", "already_used", "other")
 _ID = r"[1-9][0-9]{0,17}"
 _CALLBACK = re.compile(
@@ -27,6 +28,7 @@ _CALLBACK = re.compile(
     rf"|adm:(?P<reject>rs|rj|rb):(?P<reason>{'|'.join(REASONS)}):(?P<rpid>{_ID})"
     rf"|ext:(?P<extend>renew|data):(?P<config>{_ID})|ext:plan:(?P<plan>{_ID})|ext:gb:(?P<gb>[1-9][0-9]{{0,4}})"
     r"|ext:(?P<ext>wallet|proof|back|no|retry)"
+    rf"|cfg:(?P<view>qr|sub):(?P<cid>{_ID})"
     r"|howto:(?P<platform>android|ios|windows|macos)|sup:(?P<support>no)"
     r"|bc:seg:(?P<segment>all|active|expired|never_bought)|bc:(?P<broadcast>ok|no))$"
 )

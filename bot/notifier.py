@@ -107,10 +107,10 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         links = payload.get("links") or []
         parts = [t(language, "notify_config_ready", **values)]
         parts.extend(f"<code>{_escape(link)}</code>" for link in links)
-        parts.append(t(language, "subscription", url=_escape(shop.api.subscription_url(note["user_id"]))))
+        parts.append(t(language, "sub_recommended", url=_escape(shop.api.subscription_url(note["user_id"]))))
         shop.say(chat_id, "\n\n".join(parts))
-        if links and payload.get("config_id"):
-            shop.send_qr(chat_id, language, payload["config_id"])
+        if links:  # the QR code of the subscription URL, which the bot recommends
+            shop.send_subscription_qr(chat_id, language, note["user_id"])
     elif kind == "renewed":
         parts = [
             t(

@@ -25,6 +25,7 @@ at once, with a reference of the bot's own standing in for the proof, and waits 
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import uuid

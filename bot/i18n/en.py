@@ -129,8 +129,6 @@ MESSAGES: dict[str, str] = {
     "kind_trial": "trial",
     "links_header": "Links (tap to copy):",
     "no_links": "Its links appear once the server is ready.",
-    "subscription": "Subscription URL (import it in your app):\n<code>{url}</code>",
-    "qr_caption": "QR code of config #{id}",
     "api_down": "⚠️ The service is not reachable right now. Nothing was created or charged. Please try again "
     "in a minute.",
     "api_down_proof": "⚠️ The service is not reachable right now, so your receipt is not recorded yet. Please send "
@@ -142,6 +140,28 @@ MESSAGES: dict[str, str] = {
     "plan_gone": "This plan is no longer sold. Please start again with 🛒 Buy.",
     "refused": "Sorry, that did not work: {message}",
     "configs_none": "You have no configs yet. Tap 🛒 Buy or 🎁 Free trial.",
+    # /configs: one compact card per config (bot/config_cards.py), its QR and Subscription buttons, and how a
+    # config is delivered (Shop.send_config): the subscription URL recommended, its QR code.
+    "cfg_card": "<b>Config #{id}</b> · {plan}\n📍 Location: {location}\n📶 Used: {usage}\n📅 {expiry}\n"
+    "Status: {status}",
+    "cfg_trial_plan": "🎁 Free trial",
+    "cfg_usage": "{used} of {total}",
+    "cfg_usage_unlimited": "{used} (no data cap)",
+    "cfg_expires_on": "Expires on {date}",
+    "cfg_expired_on": "Expired on {date}",
+    "cfg_no_expiry": "No expiry",
+    "cfg_expired_note": "⌛ It has expired: renew it and the same link works again.",
+    "cfg_paused_note": "⏸ It is paused, so its links are not shown.",
+    "cfg_more": "Showing {shown} of your {total} configs: the ones in use first, then the newest.",
+    "cfg_qr": "📷 QR",
+    "cfg_sub": "🔗 Subscription",
+    "cfg_no_links": "Config #{id} is {status}, so its links are not shown.",
+    "cfg_sub_links": "Config #{id}'s own links (only if your app needs a single link; tap to copy):",
+    "cfg_sub_pending": "Config #{id}'s links appear once its server is ready; the subscription picks them up by "
+    "itself.",
+    "sub_recommended": "⭐ <b>Subscription URL</b> (recommended): import it in your app once and you stay connected, "
+    "even when your config is renewed or moved to another server.\n<code>{url}</code>",
+    "sub_qr_caption": "📷 Your subscription URL as a QR code: scan it in your app to import it.",
     "unknown_command": "Sorry, I don't know that command. Send /start for the menu.",
     "unknown_input": "Please use the menu buttons below, or send /start.",
     "too_fast": "One moment please…",

@@ -1,4 +1,4 @@
-"""Subscriptions: the public /sub/<token> documents, the URL and its rotation, and share-link QR codes."""
+"""Subscriptions: the public /sub/<token> documents, the URL and its rotation, QR codes of the URL and of links."""
 
 from __future__ import annotations
 
@@ -27,10 +27,9 @@ _DOCUMENTS = {
     "headers": SUBSCRIPTION_HEADERS,
     "content": {MEDIA_TYPES[name].split(";")[0]: {"schema": schema} for name, schema in DOCUMENTS.items()},
 }
-_PNG = {
-    "description": "A PNG QR code of the share link",
-    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-}
+_PNG_CONTENT = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
+_PNG = {"description": "A PNG QR code of the share link", "content": _PNG_CONTENT}
+_SUBSCRIPTION_PNG = {"description": "A PNG QR code of the user's subscription URL", "content": _PNG_CONTENT}
 
 
 def _base_url() -> str:
@@ -63,6 +62,21 @@ def get_subscription(user_id: int):
 @bp.doc(summary="Give a user a new subscription URL; the old one stops working", security=BEARER, tags=["Users"])
 def rotate_subscription(user_id: int):
     return subscription_service.rotate(db_session(), current_principal(), user_id, _base_url())
+
+
+@bp.get(f"{API_PREFIX}/users/<int:user_id>/subscription/qr.png")
+@require("admin", "bot")
+@bp.doc(
+    summary="A QR code (PNG) of a user's subscription URL",
+    description="What a client app scans once: the URL serves the links of every active config of the user, "
+    "through renewals and moves between servers. The URL is a secret: so is its QR code.",
+    security=BEARER,
+    tags=["Users"],
+    responses={200: _SUBSCRIPTION_PNG, 404: "No such user"},
+)
+def subscription_qr(user_id: int) -> Response:
+    png = subscription_service.subscription_qr_png(db_session(), user_id, _base_url())
+    return Response(png, status=200, mimetype="image/png", headers={"cache-control": "no-store"})
 
 
 @bp.get(f"{API_PREFIX}/configs/<int:config_id>/qr.png")

@@ -118,6 +118,13 @@ def serve(session: Session, token: str, requested_format: str | None, user_agent
     return Served(document.body, document.mimetype, headers)
 
 
+def subscription_qr_png(session: Session, user_id: int, base_url: str) -> bytes:
+    """A QR code of the user's subscription URL: what a client app scans once to stay connected (it serves the
+    links of every active config, through renewals and moves between servers)."""
+    user = get_or_404(session, User, user_id, "User")
+    return documents.qr_png(subscription_url(base_url, user.subscription_token))
+
+
 def config_qr_png(session: Session, config_id: int, index: int) -> bytes:
     """A QR code of the config's INDEXth share link (0: the first)."""
     config = get_config(session, config_id)

@@ -84,6 +84,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/users/<int:user_id>/subscription"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/users/<int:user_id>/subscription/rotate"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/configs/<int:config_id>/qr.png"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/users/<int:user_id>/subscription/qr.png"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/discount-codes"): frozenset({"admin"}),
     ("GET", "/api/v1/discount-codes"): frozenset({"admin"}),
     ("GET", "/api/v1/discount-codes/<int:code_id>"): frozenset({"admin"}),

@@ -640,3 +640,18 @@ def test_the_location_catalog_and_persian_names_agree_with_the_server(client, pr
         assert response.status_code == (201 if valid else 422), (name_fa, response.json)
         if valid:
             assert verdict(spec, component(spec, "PlanOut"), response.json)
+
+
+# --- the subscription's QR code: the PNG the spec says, for the callers it says -------------------------------
+
+
+def test_the_subscription_qr_code_is_the_png_the_spec_says(client, principals, spec):
+    documented = operation(spec, "GET", "/api/v1/users/{user_id}/subscription/qr.png")["responses"]
+    assert set(documented["200"]["content"]) == {"image/png"} and "404" in documented
+    user = client.put("/api/v1/users/telegram/5099", json={}, headers=principals.admin.headers).json["id"]
+    for kind in ("admin", "bot"):
+        answer = client.get(f"/api/v1/users/{user}/subscription/qr.png", headers=principals.of(kind).headers)
+        assert answer.status_code == 200 and answer.mimetype == "image/png", kind
+        assert answer.get_data().startswith(b"\x89PNG\r\n\x1a\n")
+    missing = client.get("/api/v1/users/987654/subscription/qr.png", headers=principals.bot.headers)
+    assert missing.status_code == 404 and verdict(spec, component(spec, "ErrorOut"), missing.json)

@@ -296,6 +296,21 @@ def test_qr_png_of_a_configs_links(client, shop, principals):
     )
 
 
+def test_qr_png_of_the_subscription_url(client, shop, principals):
+    """The QR a customer scans once: the subscription URL (not a single link), and the new one after a rotation."""
+    path = f"/api/v1/users/{shop['user']}/subscription/qr.png"
+    for kind in ("admin", "bot"):
+        response = client.get(path, headers=principals.of(kind).headers)
+        assert response.status_code == 200
+        assert response.mimetype == "image/png" and response.headers["cache-control"] == "no-store"
+        assert png_dark_modules(response.get_data(), 8) == qr_matrix(f"http://localhost/sub/{shop['token']}")
+    rotated = client.post(f"/api/v1/users/{shop['user']}/subscription/rotate", headers=principals.bot.headers)
+    again = client.get(path, headers=principals.bot.headers)
+    assert png_dark_modules(again.get_data(), 8) == qr_matrix(rotated.json["subscription_url"])
+    missing = client.get("/api/v1/users/987654/subscription/qr.png", headers=principals.bot.headers)
+    assert missing.status_code == 404 and missing.json["error"] == "not_found"
+
+
 def test_qr_png_of_a_config_without_links_is_a_404(app, client, principals):
     with app.app_context():
         session = db(app)
@@ -315,6 +330,7 @@ def test_authz(client, shop, principals):
         ("GET", f"/api/v1/users/{shop['user']}/subscription"),
         ("POST", f"/api/v1/users/{shop['user']}/subscription/rotate"),
         ("GET", f"/api/v1/configs/{shop['configs']['active_vless']['id']}/qr.png"),
+        ("GET", f"/api/v1/users/{shop['user']}/subscription/qr.png"),
     ]
     for method, path in routes:
         assert client.open(path, method=method).status_code == 401

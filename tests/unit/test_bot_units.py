@@ -26,7 +26,7 @@ def test_persian_text_wraps_latin_values_in_direction_marks_but_not_links():
     assert t("fa", "admin_not_found", id=12) == f"پرداخت #{LRM}12{LRM} وجود ندارد."
     assert t("en", "admin_not_found", id=12) == "Payment #12 does not exist."
     url = "https://vpn.example.com/sub/abc"
-    assert t("fa", "subscription", url=url).endswith(f"<code>{url}</code>")
+    assert t("fa", "sub_recommended", url=url).endswith(f"<code>{url}</code>")
     assert t("en", "refused", message="<b>x</b>") == "Sorry, that did not work: &lt;b&gt;x&lt;/b&gt;"
 
 

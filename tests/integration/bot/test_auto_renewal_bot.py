@@ -112,16 +112,19 @@ def test_the_configs_view_turns_auto_renewal_on_and_off(harness, client, store_s
     _user_id, config = _customer_with_a_config(harness, client, store_shop, ALICE, "English", balance=0)
     mark = tg.send_text(ALICE, "/configs")
     card = tg.reply(ALICE["id"], mark, f"Config #{config['id']}")
-    # The toggle on its own row, under the Renew / Add data buttons (handlers/renewals.py), which it keeps.
+    # The toggle on its own row, under the Renew / Add data buttons (handlers/renewals.py), which it keeps, and
+    # above the QR and Subscription buttons (bot/config_cards.py), which it keeps too.
     extend = [f"ext:renew:{config['id']}", f"ext:data:{config['id']}"]
-    assert card.button_data() == [*extend, f"ar:1:{config['id']}"] and "Auto-renew: off" in card.buttons[-1][0]["text"]
+    view = [f"cfg:qr:{config['id']}", f"cfg:sub:{config['id']}"]
+    assert card.button_data() == [*extend, f"ar:1:{config['id']}", *view]
+    assert "Auto-renew: off" in card.buttons[-2][0]["text"]
 
     mark = tg.press(ALICE, card, f"ar:1:{config['id']}")
     toast = tg.wait(lambda e: e.method == "answerCallbackQuery", mark)
     assert "Auto-renewal is on" in toast.text
     edited = tg.reply(ALICE["id"], mark, method="editMessageReplyMarkup")
-    assert edited.button_data() == [*extend, f"ar:0:{config['id']}"]
-    assert "Auto-renew: on" in edited.buttons[-1][0]["text"]
+    assert edited.button_data() == [*extend, f"ar:0:{config['id']}", *view]
+    assert "Auto-renew: on" in edited.buttons[-2][0]["text"]
     view = client.get(f"/api/v1/configs/{config['id']}", headers=store_shop["admin"].headers).json
     assert (view["auto_renew"], view["auto_renew_plan_id"]) == (True, None)
 

@@ -34,7 +34,10 @@ def test_a_trial_works_once(harness):
     tg.reply(ALICE["id"], mark, "already used your free trial")
     mark = tg.send_text(ALICE, "📄 My configs")
     listed = tg.reply(ALICE["id"], mark, "Config #1")
-    assert "Subscription URL" in listed.text
+    assert "Free trial" in listed.text and "vless://" not in listed.text  # compact: the links are a tap away
+    mark = tg.press(ALICE, listed, "cfg:sub:1")
+    assert "Subscription URL" in tg.reply(ALICE["id"], mark).text
+    mark = tg.press(ALICE, listed, "cfg:qr:1")
     tg.reply(ALICE["id"], mark, method="sendPhoto")
     assert harness.configs() == 1
 

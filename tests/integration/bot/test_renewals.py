@@ -95,8 +95,9 @@ def test_an_english_renewal_paid_by_receipt_keeps_the_config_and_its_link(harnes
     begin = len(tg.events)
 
     card = my_configs(tg, ALICE, cid)
-    # Renew / Add data, then the auto-renewal toggle (bot/auto_renew.py) on its own row.
-    assert card.button_data() == [f"ext:renew:{cid}", f"ext:data:{cid}", f"ar:1:{cid}"], tg.transcript(begin)
+    # Renew / Add data, then the auto-renewal toggle (bot/auto_renew.py) on its own row, then QR and Subscription.
+    view = [f"cfg:qr:{cid}", f"cfg:sub:{cid}"]
+    assert card.button_data() == [f"ext:renew:{cid}", f"ext:data:{cid}", f"ar:1:{cid}", *view], tg.transcript(begin)
     mark = tg.press(ALICE, card, f"ext:renew:{cid}")
     step = tg.reply(ALICE["id"], mark, "Choose a plan", method="sendMessage")
     # The plans of the config's location and kind, with prices; the config's own first; Back and Cancel.
@@ -163,7 +164,8 @@ def test_a_persian_renewal_with_carried_data_approved_by_command(harness, client
     begin = len(tg.events)
 
     card = my_configs(tg, DARIUSH, cid, "📄 کانفیگ‌های من")
-    assert labels(card) == ["🔄 تمدید", "📦 حجم اضافه", "🔁 تمدید خودکار: خاموش"], tg.transcript(begin)
+    expected = ["🔄 تمدید", "📦 حجم اضافه", "🔁 تمدید خودکار: خاموش", "📷 QR", "🔗 اشتراک"]
+    assert labels(card) == expected, tg.transcript(begin)
     mark = tg.press(DARIUSH, card, f"ext:renew:{cid}")
     step = tg.reply(DARIUSH["id"], mark, "یک پلن انتخاب کنید", method="sendMessage")
     assert plain(labels(step)[1]) == "Abroad 60 carry · 60 روز · 20 GB · 25 USD", labels(step)
@@ -263,9 +265,11 @@ def test_refusals_are_told_in_persian_and_buttons_only_where_the_api_allows(harn
 
     mark = tg.send_text(DARIUSH, "📄 کانفیگ‌های من")
     card = tg.reply(DARIUSH["id"], mark, f"#{LRM}{cid}{LRM}</b>")
-    trial_card = tg.reply(DARIUSH["id"], mark, "(تست،")
-    assert trial_card.buttons == []  # a trial is not renewed: the API says so, no button is shown
-    assert card.button_data() == [f"ext:renew:{cid}", f"ext:data:{cid}", f"ar:1:{cid}"]
+    trial_card = tg.reply(DARIUSH["id"], mark, "تست رایگان")
+    # A trial is not renewed: the API says so, no Renew / Add data button is shown (only its QR and Subscription).
+    assert [data.split(":")[1] for data in trial_card.button_data()] == ["qr", "sub"]
+    view = [f"cfg:qr:{cid}", f"cfg:sub:{cid}"]
+    assert card.button_data() == [f"ext:renew:{cid}", f"ext:data:{cid}", f"ar:1:{cid}", *view]
 
     # A renewal from another device meanwhile: the old card's button is answered with the API's refusal.
     body = {
@@ -282,7 +286,7 @@ def test_refusals_are_told_in_persian_and_buttons_only_where_the_api_allows(harn
     assert f"کانفیگ #{cid} هم‌اکنون در حال بررسی است (پرداخت <b>#{renewal.json['id']}</b>)" in plain(refused.text)
     mark = tg.send_text(DARIUSH, "📄 کانفیگ‌های من")
     card = tg.reply(DARIUSH["id"], mark, "در حال بررسی است (پرداخت")
-    assert card.button_data() == [f"ar:1:{cid}"]  # no Renew / Add data while one is in review
+    assert card.button_data() == [f"ar:1:{cid}", *view]  # no Renew / Add data while one is in review
 
     # Rejected; then the period ends: extra data is refused with a Renew button (what the config needs).
     client.post(f"/api/v1/payments/{renewal.json['id']}/reject", json={}, headers=store_shop["admin"].headers)
