@@ -8,6 +8,9 @@ One node for the module: provisioning is the expensive part (a few minutes on 2 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -18,7 +21,7 @@ from sqlalchemy import update
 
 from control_api.models import UserConfig, utcnow
 from harness.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
-from harness.singbox import ProxyError, fetch, free_port, singbox_running
+from harness.singbox import ProxyError, fetch, fetch_via_link, free_port, singbox_running
 from tests.conftest import reset_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -107,6 +110,76 @@ def test_the_served_singbox_subscription_is_a_working_client(fleet: Fleet):
     with singbox_running(document, port, what="the served subscription") as proxy:
         fetched = fetch(proxy, fleet.origin_url)
     assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)
+
+
+class Progress:
+    """A download's sink that counts what arrived."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.bytes += len(chunk)
+        return len(chunk)
+
+
+def core_pid(fleet: Fleet) -> str:
+    shown = fleet.node.exec("systemctl", "show", "--property=MainPID", "--value", "rayfleet-core", check=True)
+    return shown.stdout.strip()
+
+
+def test_a_suspension_cuts_an_open_download_within_its_sync_and_nobody_elses(fleet: Fleet):
+    """Issue 17, item 2: two customers download a large file slowly through the node; suspending one
+    through the API ends that download within the sync that removes the user, while the other's completes
+    checksum-identical and the core keeps its PID."""
+    plan = fleet.create_plan()
+    users = [fleet.create_user(telegram_id) for telegram_id in (7040, 7041)]
+    cut, kept = (fleet.create_config(user["id"], plan["id"], protocol="vless") for user in users)
+    for config in (cut, kept):
+        fleet.wait_config(config["id"], "active")
+    fleet.wait_node_in_sync()
+    size, rate = 40 * 1024 * 1024, 2 * 1024 * 1024  # 20 s each, read slowly by the client
+    body = os.urandom(size)
+    (fleet.workdir / "origin" / "slow.bin").write_bytes(body)
+    url = fleet.origin_url.rsplit("/", 1)[0] + "/slow.bin"
+    pid = core_pid(fleet)
+    progress = {config["id"]: Progress() for config in (cut, kept)}
+    outcomes: dict[int, object] = {}
+    ended: dict[int, float] = {}
+
+    def download(config: dict) -> None:
+        try:
+            outcomes[config["id"]] = fetch_via_link(
+                link_for(config), url, limit_rate=rate, output=progress[config["id"]], timeout=120
+            )
+        except ProxyError as exc:
+            outcomes[config["id"]] = exc
+        ended[config["id"]] = time.monotonic()
+
+    threads = [threading.Thread(target=download, args=(config,)) for config in (cut, kept)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: min(p.bytes for p in progress.values()) >= 2 * 1024 * 1024, "the downloads never started", 60)
+
+    suspended_at = time.monotonic()
+    assert fleet.suspend(cut["id"])["status"] == "suspended"
+    fleet.wait_node_in_sync()
+    synced_at = time.monotonic()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert isinstance(outcomes[cut["id"]], ProxyError), outcomes[cut["id"]]
+    assert progress[cut["id"]].bytes < size / 2, progress[cut["id"]].bytes
+    # Ended by the sync (what the client had buffered drains in a moment), not by the download's end.
+    assert ended[cut["id"]] - synced_at < 5, (ended[cut["id"]] - synced_at, synced_at - suspended_at)
+    fetched = outcomes[kept["id"]]
+    assert fetched["status"] == 200 and fetched["sha256"] == hashlib.sha256(body).hexdigest(), fetched
+    assert core_pid(fleet) == pid
+    print(
+        f"\nsuspension to cut: {ended[cut['id']] - suspended_at:.1f} s "
+        f"(the sync took {synced_at - suspended_at:.1f} s); the cut client got "
+        f"{progress[cut['id']].bytes / 2**20:.1f} of {size / 2**20:.0f} MiB"
+    )
 
 
 def test_a_ban_stops_every_link_of_the_user_on_the_node(fleet: Fleet):
