@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from control_api.models import UserConfig, utcnow
 from harness.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
-from harness.singbox import ProxyError, fetch, fetch_via_link, free_port, singbox_running
+from harness.singbox import ByteCounter, ProxyError, fetch, fetch_via_link, free_port, singbox_running
 from tests.conftest import reset_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -112,17 +112,6 @@ def test_the_served_singbox_subscription_is_a_working_client(fleet: Fleet):
     assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)
 
 
-class Progress:
-    """A download's sink that counts what arrived."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-
-    def write(self, chunk: bytes) -> int:
-        self.bytes += len(chunk)
-        return len(chunk)
-
-
 def core_pid(fleet: Fleet) -> str:
     shown = fleet.node.exec("systemctl", "show", "--property=MainPID", "--value", "rayfleet-core", check=True)
     return shown.stdout.strip()
@@ -143,7 +132,7 @@ def test_a_suspension_cuts_an_open_download_within_its_sync_and_nobody_elses(fle
     (fleet.workdir / "origin" / "slow.bin").write_bytes(body)
     url = fleet.origin_url.rsplit("/", 1)[0] + "/slow.bin"
     pid = core_pid(fleet)
-    progress = {config["id"]: Progress() for config in (cut, kept)}
+    progress = {config["id"]: ByteCounter() for config in (cut, kept)}
     outcomes: dict[int, object] = {}
     ended: dict[int, float] = {}
 
@@ -194,7 +183,7 @@ def test_a_download_past_a_small_cap_is_suspended_and_cut_with_a_bounded_overrun
     fleet.wait_node_in_sync()
     (fleet.workdir / "origin" / "capped.bin").write_bytes(os.urandom(size))
     url = fleet.origin_url.rsplit("/", 1)[0] + "/capped.bin"
-    progress, outcome, ended = Progress(), {}, {}
+    progress, outcome, ended = ByteCounter(), {}, {}
 
     def download() -> None:
         try:

@@ -30,7 +30,7 @@ import pytest
 
 from control_api.links import Client, Inbound, build_link
 from harness.origin import origin_server
-from harness.singbox import ProxyError, fetch_via_link
+from harness.singbox import ByteCounter, ProxyError, fetch_via_link
 from tests.fixtures.xray_role import (
     V2RayProcess,
     collections_dir,
@@ -280,17 +280,6 @@ def test_removing_one_and_adding_one_changes_exactly_those(make_node):
     assert node.serves(bob)
 
 
-class Progress:
-    """A download's sink that counts what arrived (fetch's output)."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-
-    def write(self, chunk: bytes) -> int:
-        self.bytes += len(chunk)
-        return len(chunk)
-
-
 def test_a_removed_users_open_download_is_cut_and_nobody_elses(make_node, tmp_path: Path):
     """The core's API refuses only new connections: the module closes the removed user's open ones
     (issue 17, item 2), within its own run, while another user's download on the same core completes
@@ -300,7 +289,7 @@ def test_a_removed_users_open_download_is_cut_and_nobody_elses(make_node, tmp_pa
     with origin_server(tmp_path / "big", size=size) as (url, sha256):
         node = make_node([alice, bob], served_origin=(url, sha256))
         pid = node.core.pid
-        progress = {alice.email: Progress(), bob.email: Progress()}
+        progress = {alice.email: ByteCounter(), bob.email: ByteCounter()}
         outcomes: dict[str, Any] = {}
         ended_at: dict[str, float] = {}
 

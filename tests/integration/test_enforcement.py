@@ -15,6 +15,7 @@ from control_api.models import AuditLog, Node, Notification, UserConfig, utcnow
 from tests.integration import test_payments as sales
 from tests.integration.test_health_and_migration import RecordingQueue
 from tests.integration.test_payments import MIB, db, notes, pay, revision
+from tests.integration.test_payments import heartbeat as beat
 
 shop = sales.shop  # the fixture: an active node, a plan, a customer
 
@@ -27,29 +28,6 @@ def queue(app) -> RecordingQueue:
     recording = RecordingQueue()
     app.extensions["rayfleet.jobs"] = recording
     return recording
-
-
-def beat(client, node, *usage: tuple[int, int], report_id: str):
-    body = {
-        "cpu": 1.0,
-        "mem": 1.0,
-        "bandwidth_in": 0,
-        "bandwidth_out": 0,
-        "core_active": True,
-        "reports": [
-            {
-                "report_id": report_id,
-                "period_start": (utcnow() - timedelta(minutes=1)).isoformat(),
-                "period_end": utcnow().isoformat(),
-                "usage": [{"email": f"cfg-{config_id}", "uplink": 0, "downlink": n} for config_id, n in usage],
-            }
-        ]
-        if usage
-        else [],
-    }
-    response = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
-    assert response.status_code == 200, response.json
-    return response.json
 
 
 def config_of(app, config_id: int) -> UserConfig:

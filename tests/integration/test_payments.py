@@ -297,7 +297,8 @@ def test_the_sweep_expires_configs_and_warns_before(app, client, principals, sho
     assert [kind for kind, _ in notes(app)] == ["expiring", "expired"]
 
 
-def traffic(client, principals, config_id, report_id, down_bytes):
+def heartbeat(client, node, *usage: tuple[int, int], report_id: str) -> dict:
+    """NODE's heartbeat reporting USAGE, (config id, bytes down) pairs, as one traffic report; its answer."""
     body = {
         "cpu": 1.0,
         "mem": 1.0,
@@ -309,12 +310,19 @@ def traffic(client, principals, config_id, report_id, down_bytes):
                 "report_id": report_id,
                 "period_start": (utcnow() - timedelta(minutes=1)).isoformat(),
                 "period_end": utcnow().isoformat(),
-                "usage": [{"email": f"cfg-{config_id}", "uplink": 0, "downlink": down_bytes}],
+                "usage": [{"email": f"cfg-{config_id}", "uplink": 0, "downlink": n} for config_id, n in usage],
             }
-        ],
+        ]
+        if usage
+        else [],
     }
-    response = client.post("/api/v1/nodes/heartbeat", json=body, headers=principals.node.headers)
+    response = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
     assert response.status_code == 200, response.json
+    return response.json
+
+
+def traffic(client, principals, config_id, report_id, down_bytes):
+    heartbeat(client, principals.node, (config_id, down_bytes), report_id=report_id)
 
 
 def test_usage_reports_exhaust_the_quota_and_the_heartbeat_suspends(app, client, principals, shop):
