@@ -144,7 +144,8 @@ class AccessLogReader:
         self._expire(now)
 
     def _read(self, now: float, skip_existing: bool) -> None:
-        with open(self.path, "rb") as handle:
+        # O_NONBLOCK: a FIFO put at the path must not hang the agent (no effect on a regular file's reads)
+        with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 self._unreadable("not a regular file")
