@@ -6,7 +6,9 @@ probe targets, by default the control API), and send heartbeats carrying the pen
 batches the API accepts (delivery.py) until the journal is drained or the interval is used up;
 delivered reports leave the journal, reports the API can never accept are quarantined beside it.
 The metrics go out even when no report can. Failures back off with full jitter; nothing is lost
-meanwhile.
+meanwhile. Each round also reads the core's access log for the devices each config is used from
+(access_log.py); that list is kept in Agent.devices and not sent yet (the API's heartbeat schema has no
+field for it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import core_api
+from .access_log import AccessLogReader
 from .backoff import backoff_delay
 from .collectors import HostCollector, heal_core, unit_status
 from .config import AgentConfig, ConfigError, load_config
@@ -56,6 +59,7 @@ class Agent:
         collector: Any = None,
         metrics: AgentMetrics | None = None,
         probe: Callable[..., float | None] = probe_latency_ms,
+        access_log: AccessLogReader | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -64,6 +68,8 @@ class Agent:
         self.collector = collector or HostCollector()
         self.metrics = metrics or AgentMetrics()
         self.probe = probe
+        self.access_log = access_log
+        self.devices: list[dict[str, Any]] = []  # the last observe_devices()
         self.period_start = _now()
         self.failures = 0
         self.usage_filter = UsageFilter()
@@ -84,6 +90,22 @@ class Agent:
         for chunk in split_usage(mapped):
             self.journal.append({"period_start": self.period_start, "period_end": period_end, "usage": chunk})
         self.period_start = period_end
+
+    def observe_devices(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The access log's news read, and the devices list for the heartbeat: per config seen within the
+        window, {"email", "count"} and, from two addresses on, "addresses" [{"address", "first_seen"}]
+        newest first (AccessLogReader.report). [] when the log is not read (RAYFLEET_AGENT_ACCESS_LOG empty).
+        A failure costs this round's list, never the heartbeat."""
+        if self.access_log is None:
+            return []
+        now = time.time() if now is None else now
+        try:
+            self.access_log.poll(now)
+            self.devices = self.access_log.report(now)
+        except Exception:
+            log.exception("reading the access log failed; no device counts this round")
+            self.devices = []
+        return self.devices
 
     def heartbeat(self, reports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Host metrics, incidents (a dead core is restarted first) and REPORTS (default: the first batch)."""
@@ -106,6 +128,8 @@ class Agent:
             "core_active": core_active,
             "incidents": [bounded_incident(incident)] if incident else [],
             "reports": reports,
+            # Issue 17: `"devices": self.devices` goes here once HeartbeatIn has the field (until then the
+            # API refuses an unknown field with 422, and every heartbeat would be refused).
         }
 
     def _sendable(self) -> list[dict[str, Any]]:
@@ -115,6 +139,7 @@ class Agent:
     def tick(self) -> bool:
         """One round; True when at least one heartbeat was delivered (metrics reached the API)."""
         self.record_traffic()
+        self.observe_devices()
         pending = self._sendable()
         body = self.heartbeat(reports=[])
         deadline = time.monotonic() + self.config.interval_seconds
@@ -210,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rayfleet agent: {exc}", file=sys.stderr)
         return 2
     core = core_api.connect(config.core_api_address, config.core)
-    agent = Agent(config, Journal(config.journal_path), Reporter(config), core=core)
+    access_log = AccessLogReader(config.access_log, config.device_window_seconds) if config.access_log else None
+    agent = Agent(config, Journal(config.journal_path), Reporter(config), core=core, access_log=access_log)
     if args.once:
         return 0 if agent.tick() else 1
     if config.metrics_port:

@@ -21,6 +21,11 @@ would otherwise silently fall back to a default).
                                                 latency_ms is the median TCP connect time to them (probes.py); empty:
                                                 the API URL's host and port (443 for https, 80 for http)
     RAYFLEET_AGENT_PROBE_TIMEOUT_SECONDS  2     connect timeout of one probe, 0.1..30
+    RAYFLEET_AGENT_ACCESS_LOG         /var/log/rayfleet-core/access.log  the core's access log, read for the
+                                                devices each config is used from (access_log.py); absolute;
+                                                empty: not read
+    RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS  600   a client address counts as a device for this long after its
+                                                last connection, 60..86400
 
 RAYFLEET_AGENT_CONFIG names the file when load_config() is given no path.
 """
@@ -68,6 +73,8 @@ class AgentConfig:
     allow_insecure_http: bool = False
     probe_targets: tuple[Target, ...] = ()  # load_config() fills in the API's host and port when none are set
     probe_timeout_seconds: float = 2.0
+    access_log: Path | None = Path("/var/log/rayfleet-core/access.log")  # None: device counts not measured
+    device_window_seconds: int = 600
 
     @property
     def metrics_host(self) -> str:
@@ -253,6 +260,12 @@ def config_from_values(values: Mapping[str, str]) -> AgentConfig:
     kwargs["probe_targets"] = _probe_targets(get("probe_targets") or "", PREFIX + "PROBE_TARGETS", problems)
     if (raw := get("probe_timeout_seconds")) is not None:
         kwargs["probe_timeout_seconds"] = _float(raw, PREFIX + "PROBE_TIMEOUT_SECONDS", 0.1, 30, problems)
+    if (raw := get("access_log")) is not None:
+        if raw and not os.path.isabs(raw):
+            problems.append(f"{PREFIX}ACCESS_LOG must be an absolute path (or empty: not read), got {raw!r}")
+        kwargs["access_log"] = Path(raw) if raw else None
+    if (raw := get("device_window_seconds")) is not None:
+        kwargs["device_window_seconds"] = _int(raw, PREFIX + "DEVICE_WINDOW_SECONDS", 60, 86400, problems)
 
     if problems:
         raise ConfigError(problems)

@@ -48,7 +48,7 @@ def test_the_installed_layout_imports_the_client_and_needs_no_pip_packages(tmp_p
         sys.path.insert(0, {str(prefix)!r})
         import grpc, psutil  # the Debian packages' own dependencies are not ours to judge
         before = set(sys.modules) - {{"grpc", "psutil"}}
-        import agent.backoff, agent.collectors, agent.config, agent.core_api, agent.journal
+        import agent.access_log, agent.backoff, agent.collectors, agent.config, agent.core_api, agent.journal
         client = agent.core_api.client
         agent.core_api.connect("127.0.0.1:1", "xray").close()  # imports grpc, as a real read would
         new = {{name.split(".")[0] for name in set(sys.modules) - before}}
