@@ -27,15 +27,19 @@ ACCEPTED = re.compile(
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 
+def normal_address(text):
+    """TEXT spelled as parse_accepted() spells an address (ValueError when it is none)."""
+    return str(ipaddress.ip_address(str(text).strip("[]")))
+
+
 def parse_accepted(line):
     """(client address, client port, email) of an accepted connection's log line; None for any other line
     (rejected, the core's own messages, a line cut by rotation, garbage)."""
     match = ACCEPTED.match(line)
     if match is None or not match.group("email"):
         return None
-    address = match.group("address").strip("[]")
     try:
-        address = str(ipaddress.ip_address(address))
+        address = normal_address(match.group("address"))
     except ValueError:
         return None
     port = int(match.group("port"))
@@ -109,17 +113,15 @@ def established(ports, run=subprocess.run):
     return sockets
 
 
-def cut(emails, log_path, ports, run=subprocess.run, max_bytes=DEFAULT_MAX_BYTES):
-    """Destroy the established connections on PORTS whose client was last accepted for one of EMAILS;
+def destroy_peers(ports, peers, run=subprocess.run):
+    """Destroy the established connections on PORTS whose client is one of PEERS ({(address, port)});
     returns how many were destroyed."""
-    emails = set(emails)
-    if not emails or not ports:
+    if not peers or not ports:
         return 0
-    owners = latest_owners(log_lines(log_path, max_bytes))
     destroyed = 0
     for local, peer_text in established(ports, run):
         peer = _peer(peer_text)
-        if peer is None or owners.get(peer) not in emails:
+        if peer is None or peer not in peers:
             continue
         local_port = local.rpartition(":")[2]
         ss_address = peer_text.rpartition(":")[0]
@@ -128,3 +130,13 @@ def cut(emails, log_path, ports, run=subprocess.run, max_bytes=DEFAULT_MAX_BYTES
         run(["ss", "-K", "-Htn", "state", "established", query], capture_output=True, text=True, check=True)
         destroyed += 1
     return destroyed
+
+
+def cut(emails, log_path, ports, run=subprocess.run, max_bytes=DEFAULT_MAX_BYTES):
+    """Destroy the established connections on PORTS whose client was last accepted for one of EMAILS;
+    returns how many were destroyed."""
+    emails = set(emails)
+    if not emails or not ports:
+        return 0
+    owners = latest_owners(log_lines(log_path, max_bytes))
+    return destroy_peers(ports, {peer for peer, email in owners.items() if email in emails}, run)

@@ -1,0 +1,1 @@
+../../../plugins/module_utils/live_sessions.py
