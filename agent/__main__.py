@@ -93,7 +93,7 @@ class Agent:
 
     def observe_devices(self, now: float | None = None) -> list[dict[str, Any]]:
         """The access log's news read, and the devices list for the heartbeat: per config seen within the
-        window, {"email", "count"} and, from two addresses on, "addresses" [{"address", "first_seen"}]
+        window, {"email", "count"} and, from two addresses on, "addresses" [{"address", "first_seen", "last_seen"}]
         newest first (AccessLogReader.report). [] when the log is not read (RAYFLEET_AGENT_ACCESS_LOG empty).
         A failure costs this round's list, never the heartbeat."""
         if self.access_log is None:

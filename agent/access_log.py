@@ -270,7 +270,8 @@ class AccessLogReader:
 
     def report(self, now: float) -> list[dict[str, Any]]:
         """Per config seen within the window: its number of distinct client addresses, and, when there
-        are two or more, the addresses with the unix time each was first seen, newest first."""
+        are two or more, the addresses with the unix times each was first and last seen, newest first (the
+        list's order decides between addresses first seen in the same poll)."""
         self._expire(now)
         devices: list[dict[str, Any]] = []
         for email in sorted(self._configs, key=lambda name: int(name[4:])):
@@ -282,7 +283,10 @@ class AccessLogReader:
                     key=lambda item: (item[1].first, item[1].order),
                     reverse=True,
                 )
-                entry["addresses"] = [{"address": address, "first_seen": int(when.first)} for address, when in seen]
+                entry["addresses"] = [
+                    {"address": address, "first_seen": int(when.first), "last_seen": int(when.last)}
+                    for address, when in seen
+                ]
             devices.append(entry)
         return devices
 

@@ -25,7 +25,7 @@ would otherwise silently fall back to a default).
                                                 devices each config is used from (access_log.py); absolute;
                                                 empty: not read
     RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS  600   a client address counts as a device for this long after its
-                                                last connection, 60..86400
+                                                last connection, 10..86400
 
 RAYFLEET_AGENT_CONFIG names the file when load_config() is given no path.
 """
@@ -265,7 +265,7 @@ def config_from_values(values: Mapping[str, str]) -> AgentConfig:
             problems.append(f"{PREFIX}ACCESS_LOG must be an absolute path (or empty: not read), got {raw!r}")
         kwargs["access_log"] = Path(raw) if raw else None
     if (raw := get("device_window_seconds")) is not None:
-        kwargs["device_window_seconds"] = _int(raw, PREFIX + "DEVICE_WINDOW_SECONDS", 60, 86400, problems)
+        kwargs["device_window_seconds"] = _int(raw, PREFIX + "DEVICE_WINDOW_SECONDS", 10, 86400, problems)
 
     if problems:
         raise ConfigError(problems)

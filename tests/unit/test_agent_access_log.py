@@ -315,9 +315,9 @@ def test_the_report_names_addresses_from_two_devices_on_newest_first(log_path: P
             "email": "cfg-13",
             "count": 3,
             "addresses": [
-                {"address": "198.51.100.2", "first_seen": int(T0 + 120)},  # later in the same poll: newer
-                {"address": "2001:db8::1", "first_seen": int(T0 + 120)},
-                {"address": "203.0.113.5", "first_seen": int(T0 + 60)},
+                {"address": "198.51.100.2", "first_seen": int(T0 + 120), "last_seen": int(T0 + 120)},  # newer
+                {"address": "2001:db8::1", "first_seen": int(T0 + 120), "last_seen": int(T0 + 120)},
+                {"address": "203.0.113.5", "first_seen": int(T0 + 60), "last_seen": int(T0 + 120)},
             ],
         },
     ]
@@ -397,11 +397,11 @@ def test_the_settings_default_to_the_cores_log_and_ten_minutes():
 def test_bad_device_settings_give_readable_problems():
     with pytest.raises(ConfigError) as caught:
         config_from_values(
-            {**REQUIRED, "RAYFLEET_AGENT_ACCESS_LOG": "access.log", "RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS": "59"}
+            {**REQUIRED, "RAYFLEET_AGENT_ACCESS_LOG": "access.log", "RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS": "9"}
         )
     assert caught.value.problems == [
         "RAYFLEET_AGENT_ACCESS_LOG must be an absolute path (or empty: not read), got 'access.log'",
-        "RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS must be between 60 and 86400, got 59",
+        "RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS must be between 10 and 86400, got 9",
     ]
     for window in ("86401", "ten minutes", "0"):
         with pytest.raises(ConfigError, match="DEVICE_WINDOW_SECONDS must be"):
@@ -424,8 +424,8 @@ def test_the_agents_loop_reads_the_devices_list_each_round(log_path: Path, tmp_p
             "email": "cfg-1",
             "count": 2,
             "addresses": [
-                {"address": "203.0.113.2", "first_seen": int(T0 + 60)},
-                {"address": "203.0.113.1", "first_seen": int(T0 + 60)},
+                {"address": "203.0.113.2", "first_seen": int(T0 + 60), "last_seen": int(T0 + 60)},
+                {"address": "203.0.113.1", "first_seen": int(T0 + 60), "last_seen": int(T0 + 60)},
             ],
         }
     ]
