@@ -53,6 +53,7 @@ USER_KINDS = frozenset(
         "data_added",
         "auto_renewed",
         "auto_renew_failed",
+        "device_limit",
     )
 )
 # Told with the Renew / Add data buttons the API allows for the config (handlers/renewals.py).
@@ -129,6 +130,10 @@ def deliver(shop: Shop, note: dict[str, Any]) -> None:
         shop.say(
             chat_id, t(language, "notify_data_added", **values, data=data, cap=cap, date=day(payload.get("expires_at")))
         )
+    elif kind == "device_limit":  # the config was used from more devices than its plan allows
+        counts = {key: payload.get(key) or 0 for key in ("max_devices", "devices")}
+        window = {"cooldown": payload.get("cooldown_minutes") or 0, "window": payload.get("window_minutes") or 0}
+        shop.say(chat_id, t(language, "notify_device_limit", **values, **counts, **window))
     elif kind in ("auto_renewed", "auto_renew_failed"):
         text, markup = auto_renew.notification(language, kind, payload, shop.settings.currency)
         shop.say(chat_id, text, reply_markup=markup)

@@ -36,7 +36,7 @@ def _parse_rate(text: str, name: str) -> tuple[int, int]:
     return count, seconds
 
 
-def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -46,6 +46,8 @@ def _parse_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -178,6 +180,11 @@ class Settings:
     migration_batch_per_node: int = 50
     migration_grace_seconds: int = 6 * 3600
     node_metrics_retention_days: int = 14
+    # Device limits (services/devices.py): an address over the plan's max_devices is refused for the config this
+    # long; and how long after its last connection the agents stop counting a device (their
+    # RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS), which the customer's message states.
+    device_block_cooldown_seconds: int = 600
+    device_window_seconds: int = 600
     # The shop's time zone (IANA name): the daily report's day, and times shown to admins.
     shop_timezone: str = "UTC"
     # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
@@ -250,6 +257,10 @@ class Settings:
             migration_batch_per_node=_parse_int(env, "MIGRATION_BATCH_PER_NODE", 50, minimum=1),
             migration_grace_seconds=_parse_int(env, "MIGRATION_GRACE_SECONDS", 6 * 3600),
             node_metrics_retention_days=_parse_int(env, "NODE_METRICS_RETENTION_DAYS", 14, minimum=1),
+            device_block_cooldown_seconds=_parse_int(
+                env, "DEVICE_BLOCK_COOLDOWN_SECONDS", 600, minimum=60, maximum=7 * 86400
+            ),
+            device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=60, maximum=86400),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
         )

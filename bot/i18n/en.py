@@ -175,6 +175,10 @@ MESSAGES: dict[str, str] = {
     "notify_quota_80": "📶 Config <b>#{config_id}</b> has used 80% of its data.",
     "notify_quota_100": "⛔ Config <b>#{config_id}</b> has used all its data and is paused.",
     "notify_expired": "⌛ Config <b>#{config_id}</b> has expired.",
+    "notify_device_limit": "📵 Your plan ({plan}) allows <b>{max_devices}</b> devices at once, but config "
+    "<b>#{config_id}</b> was used from <b>{devices}</b>. The newest devices are refused for {cooldown} minutes.\n\n"
+    "To free a slot, disconnect a device: it stops counting {window} minutes after its last connection. Or ask "
+    "support to reset your devices.",
     "notify_migrated": "🔁 Config <b>#{config_id}</b> moved to a new server. Your new links:",
     "notify_config_ready": "✅ A server is ready: config <b>#{config_id}</b> is placed. Your links:",
     "admin_proof_caption": "Proof for payment #{id}",

@@ -71,6 +71,19 @@ def get_config(config_id: int):
     return config_service.config_details(db_session(), config_id)
 
 
+@bp.post("/configs/<int:config_id>/devices/reset")
+@require("admin")
+@bp.output(ConfigOut, description="The config, with no refused addresses and devices_seen 0")
+@bp.doc(
+    summary="Forget a config's devices: refused addresses are served again, earlier ones stop counting",
+    description="Deletes the config's device blocks and counts only addresses seen from now on; its nodes' sync is "
+    "queued so they stop refusing them. Audited (config.devices_reset, without addresses).",
+    security=BEARER,
+)
+def reset_devices(config_id: int):
+    return config_service.reset_devices(db_session(), current_principal(), config_id, job_queue().enqueue_node_sync)
+
+
 # --- renewals and extra data (services/renewals.py) -----------------------------------------------------
 
 _EXTENSION_404 = "The user, the config (or it is another customer's) or the plan does not exist"

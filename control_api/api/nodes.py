@@ -26,6 +26,7 @@ from ..services import alerts as alert_service
 from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
+from ..services.devices import DevicePolicy
 from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, client_ip, health_policy, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
@@ -92,13 +93,22 @@ def provision(node_id: int) -> dict:
     description="Each traffic report is stored once per report_id: a retried report comes back under duplicates, "
     "and the agent may drop it from its journal either way. A config the reports bring to its data cap is "
     "suspended (quota) and the node's configs past their expiry are expired in the same transaction; the "
-    "node's sync is queued at once (desired_revision in the answer is the bumped one).",
+    "node's sync is queued at once (desired_revision in the answer is the bumped one). devices: per config, the "
+    "client addresses it was used from; over the plan's max_devices the newest are refused for "
+    "DEVICE_BLOCK_COOLDOWN_SECONDS (the sync carries them) and the customer is told (device_limit). Entries for "
+    "configs the node does not serve are ignored (ignored_devices).",
     security=BEARER,
 )
 def heartbeat(data: dict) -> dict:
     queue = job_queue()
     return heartbeat_service.record_heartbeat(
-        db_session(), current_principal(), data, health_policy(), queue.enqueue_migration, queue.enqueue_node_sync
+        db_session(),
+        current_principal(),
+        data,
+        health_policy(),
+        queue.enqueue_migration,
+        queue.enqueue_node_sync,
+        DevicePolicy.from_settings(settings()),
     )
 
 

@@ -172,7 +172,7 @@ def start_trial(user_id: int, data: dict):
 @bp.output(ConfigList)
 @bp.doc(summary="A user's configs, newest first, with remaining data and time and share links", security=BEARER)
 def list_user_configs(user_id: int) -> dict:
-    return {"items": config_service.list_user_configs(db_session(), user_id)}
+    return {"items": config_service.list_user_configs(db_session(), user_id, current_principal())}
 
 
 @bp.get("/<int:user_id>/referral")

@@ -1,6 +1,8 @@
 """Bring a node to its desired user set: read revision R and its users, run playbooks/sync_users.yml, record.
 
-DESIGN.md §2. sync_node is what the RQ job `sync-node-<id>` calls; it takes ids and reloads state.
+DESIGN.md §2. sync_node is what the RQ job `sync-node-<id>` calls; it takes ids and reloads state. Besides the
+users (xray_users) it sends the client addresses refused for one config each (xray_device_blocks: email,
+address, until as unix seconds; services/devices.py), read in the same transaction.
 How revisions stay consistent with concurrent writers: services/revisions.py. After the run,
 applied_revision is raised to R only, so a bump during the run is left for the next sync.
 
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Node, SyncRun, UserConfig, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook, scrub
-from ..services.revisions import desired_users
+from ..services.revisions import desired_device_blocks, desired_users
 from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ def sync_node(
     with session_factory() as session:
         with session.begin():
             revision, users = desired_users(session, node_id)
+            blocks = desired_device_blocks(session, node_id, utcnow())
             node = session.get(Node, node_id)
             assert node is not None
             inventory = node_inventory(node, node_vars)
@@ -79,7 +82,7 @@ def sync_node(
         result: PlaybookResult | None = (runner or run_playbook)(
             SYNC_PLAYBOOK,
             inventory,
-            {"xray_users": users, "rayfleet_revision": revision},
+            {"xray_users": users, "xray_device_blocks": blocks, "rayfleet_revision": revision},
             limit=node_name,
             timeout=timeout,
         )

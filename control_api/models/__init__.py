@@ -3,6 +3,7 @@
 from .audit import ACTOR_TYPES, AuditLog
 from .auto_renewal import AUTO_RENEWAL_OUTCOMES, AutoRenewal
 from .base import Base, columns_of, utcnow
+from .device import DeviceBlock
 from .discount import DiscountCode, DiscountRedemption
 from .location import Location
 from .node import (
@@ -68,6 +69,7 @@ __all__ = [
     "AutoRenewal",
     "Base",
     "BotClient",
+    "DeviceBlock",
     "DiscountCode",
     "DiscountRedemption",
     "Location",

@@ -29,6 +29,7 @@ NOTIFICATION_KINDS = (
     "auto_renewed",
     "auto_renew_failed",
     "payment_decided",
+    "device_limit",
 )
 # "user": for one customer (user_id); "admins": for the admin channel (user_id NULL).
 AUDIENCES = ("user", "admins")

@@ -82,6 +82,12 @@ class UserConfig(Base):
     # the balance before it expires, with auto_renew_plan_id, or its plan at the time when that is NULL.
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     auto_renew_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    # Device limits (services/devices.py): the distinct client addresses its node last reported it used from,
+    # and when; NULL until a node reports it. Addresses last seen before devices_reset_at (an admin's reset) do
+    # not count.
+    devices_seen: Mapped[int | None] = mapped_column(Integer)
+    devices_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    devices_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def link_node_id(self) -> int | None:

@@ -4,7 +4,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 
 from ..models import PROTOCOLS
-from .common import OneOfSchema, StrictBoolean, db_integer
+from .common import IP_ADDRESS_FORMATS, OneOfSchema, StrictBoolean, db_integer
 
 
 class NewConfigIn(Schema):
@@ -43,6 +43,11 @@ class MigrationOut(Schema):
     source_until = fields.DateTime(
         allow_none=True, metadata={"description": "When the source stops serving it (set once live on the target)."}
     )
+
+
+class DeviceBlockOut(Schema):
+    address = fields.String(required=True, metadata={"anyOf": IP_ADDRESS_FORMATS})
+    until = fields.DateTime(required=True, metadata={"description": "Refused for this config until then."})
 
 
 class ConfigOut(Schema):
@@ -85,6 +90,20 @@ class ConfigOut(Schema):
     )
     auto_renew_plan_id = fields.Integer(
         allow_none=True, metadata={"description": "The plan auto-renewal renews with; None: the config's plan."}
+    )
+    devices_seen = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Distinct client addresses its node last reported it used from (None: never reported)."
+        },
+    )
+    devices_seen_at = fields.DateTime(allow_none=True, metadata={"description": "When devices_seen was reported."})
+    device_blocks = fields.List(
+        fields.Nested(DeviceBlockOut),
+        metadata={
+            "description": "Admins only: the client addresses refused for this config now, for exceeding the plan's "
+            "max_devices (POST /configs/{id}/devices/reset clears them)."
+        },
     )
 
 

@@ -290,6 +290,28 @@ class TrafficReportIn(Schema):
             raise ValidationError({"period_end": ["Must not be before period_start."]})
 
 
+class DeviceAddressIn(Schema):
+    address = HostIP(required=True, metadata={"description": "A client address the config was used from."})
+    first_seen = fields.Float(
+        required=True, validate=Range(min=0, max=10**11), metadata={"description": "Unix time, seconds."}
+    )
+    last_seen = fields.Float(
+        required=True, validate=Range(min=0, max=10**11), metadata={"description": "Unix time, seconds."}
+    )
+
+
+class DeviceReportIn(Schema):
+    email = Text(required=True, validate=Pattern(r"^cfg-[0-9]{1,18}$", error="Expected cfg-<config id>."))
+    count = db_integer(
+        0, 100_000, required=True, metadata={"description": "Distinct client addresses within the agent's window."}
+    )
+    addresses = fields.List(
+        fields.Nested(DeviceAddressIn),
+        validate=Length(max=64),
+        metadata={"description": "Sent from two devices on, newest first_seen first; absent below two."},
+    )
+
+
 class HeartbeatIn(Schema):
     cpu = fields.Float(required=True, validate=Range(min=0, max=100), metadata={"description": "Percent."})
     mem = fields.Float(required=True, validate=Range(min=0, max=100), metadata={"description": "Percent."})
@@ -299,6 +321,15 @@ class HeartbeatIn(Schema):
     core_active = StrictBoolean(required=True)
     incidents = fields.List(fields.Nested(IncidentIn), load_default=list, validate=Length(max=50))
     reports = fields.List(fields.Nested(TrafficReportIn), load_default=list, validate=Length(max=100))
+    devices = fields.List(
+        fields.Nested(DeviceReportIn),
+        load_default=list,
+        validate=Length(max=5000),
+        metadata={
+            "description": "Per config the node serves, the devices (client addresses) it was used from; the API "
+            "refuses the newest over the plan's max_devices (services/devices.py)."
+        },
+    )
 
 
 class HeartbeatOut(Schema):
@@ -312,6 +343,10 @@ class HeartbeatOut(Schema):
     foreign_configs = fields.Integer(
         required=True,
         metadata={"description": "Configs of other nodes the reports named: their usage was dropped (and audited)."},
+    )
+    ignored_devices = fields.Integer(
+        required=True,
+        metadata={"description": "Device entries for configs the node does not serve (or of banned users): ignored."},
     )
     desired_revision = fields.Integer(required=True)
 

@@ -17,7 +17,7 @@ from ..actors import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, notifications
+from . import audit, devices, notifications
 from .lookup import get_or_404
 from .placement import place
 from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -56,7 +56,7 @@ def assign(
     session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch
 ) -> dict[str, Any]:
     """Create a config for the user (config_id absent) or move an existing one to another node; its view."""
-    return config_view(session, _assign(session, actor, user_id, data, dispatch))
+    return config_view(session, _assign(session, actor, user_id, data, dispatch), admin=True)
 
 
 def _assign(session: Session, actor: Principal, user_id: int, data: dict[str, Any], dispatch: Dispatch) -> UserConfig:
@@ -138,7 +138,20 @@ def set_suspended(
     touched = bump(session, serving_nodes([config]))
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
     commit_and_dispatch(session, touched, dispatch)
-    return config_view(session, config)
+    return config_view(session, config, admin=True)
+
+
+def reset_devices(session: Session, actor: Principal, config_id: int, dispatch: Dispatch) -> dict[str, Any]:
+    """An admin forgets a config's devices (devices.reset): its refused addresses are served again at the next
+    sync, and addresses last seen before now no longer count. Its (admin) view."""
+    config = session.get(UserConfig, config_id, with_for_update=True)
+    if config is None:
+        raise NotFound(f"Config {config_id} does not exist.")
+    removed = devices.reset(session, config, utcnow())
+    touched = bump(session, serving_nodes([config]))
+    audit.record(session, actor, "config.devices_reset", config_id=config.id, blocks_removed=removed)
+    commit_and_dispatch(session, touched, dispatch)
+    return config_view(session, config, admin=True)
 
 
 def get_config(session: Session, config_id: int) -> UserConfig:
@@ -146,14 +159,22 @@ def get_config(session: Session, config_id: int) -> UserConfig:
 
 
 def config_details(session: Session, config_id: int) -> dict[str, Any]:
-    return config_view(session, get_config(session, config_id))
+    return config_view(session, get_config(session, config_id), admin=True)
 
 
-def config_view(session: Session, config: UserConfig, node: Node | None = None) -> dict[str, Any]:
-    """CONFIG with what is left of it and its share links (one per inbound of its node with its protocol)."""
+def config_view(
+    session: Session, config: UserConfig, node: Node | None = None, *, admin: bool = False, blocks: Any = None
+) -> dict[str, Any]:
+    """CONFIG with what is left of it and its share links (one per inbound of its node with its protocol). ADMIN:
+    with the client addresses refused for it now (device_blocks; BLOCKS when the caller read them already),
+    which nobody else sees."""
     if node is None and config.link_node_id is not None:
         node = session.get(Node, config.link_node_id)
     view = columns_of(config)
+    if admin:
+        view["device_blocks"] = (
+            blocks if blocks is not None else devices.active_blocks(session, [config.id], utcnow())[config.id]
+        )
     limit = config.data_limit_mb * 1024 * 1024 if config.data_limit_mb is not None else None
     left = (config.expires_at - utcnow()).total_seconds() if config.expires_at is not None else None
     return {
@@ -174,15 +195,21 @@ def config_view(session: Session, config: UserConfig, node: Node | None = None) 
     }
 
 
-def list_user_configs(session: Session, user_id: int) -> list[dict[str, Any]]:
-    """Every config of the user, newest first, each with its links and what is left."""
+def list_user_configs(session: Session, user_id: int, viewer: Principal | None = None) -> list[dict[str, Any]]:
+    """Every config of the user, newest first, each with its links and what is left; for an admin VIEWER with
+    the addresses refused for it (config_view), which the bot never sees."""
     get_or_404(session, User, user_id, "User")
+    admin = viewer is not None and viewer.kind == "admin"
     configs = session.scalars(
         select(UserConfig).where(UserConfig.user_id == user_id).order_by(UserConfig.id.desc())
     ).all()
     node_ids = {config.link_node_id for config in configs if config.link_node_id is not None}
     nodes = {node.id: node for node in session.scalars(select(Node).where(Node.id.in_(node_ids)))}
-    return [config_view(session, config, nodes.get(config.link_node_id)) for config in configs]
+    blocks = devices.active_blocks(session, [config.id for config in configs], utcnow()) if admin else {}
+    return [
+        config_view(session, config, nodes.get(config.link_node_id), admin=admin, blocks=blocks.get(config.id))
+        for config in configs
+    ]
 
 
 def share_links(node: Node, config: UserConfig) -> list[str]:

@@ -8,6 +8,9 @@ bumped and its sync queued at once, so a customer overruns a cap by at most one 
 move) is bumped after the commit, in its own transaction: the heartbeat holds only its own node's lock, so
 two nodes' heartbeats never wait on each other.
 
+The heartbeat's device counts are held against the plans' max_devices in the same transaction (devices.py): a
+newly refused address bumps the config's nodes the same way.
+
 A node may charge traffic only to configs it serves: usage for a config placed on another node is
 dropped, counted in the answer (foreign_configs) and audited as an incident, so one leaked node
 secret cannot run every customer's quota down.
@@ -29,6 +32,7 @@ from ..actors import Principal
 from ..models import Node, NodeMetric, Usage, UsageReport, UserConfig, utcnow
 from . import audit, lifecycle
 from .alerts import announce
+from .devices import DevicePolicy, record_devices
 from .node_health import HealthPolicy, evaluate
 from .revisions import Dispatch, bump, serving_nodes
 
@@ -43,10 +47,12 @@ def record_heartbeat(
     policy: HealthPolicy | None = None,
     enqueue_migration: Callable[[int], Any] | None = None,
     dispatch: Dispatch | None = None,
+    device_policy: DevicePolicy | None = None,
 ) -> dict[str, Any]:
     """Store the heartbeat, judge the node's health on it (node_health.py) and, when that raises an
     alert, queue the node's migration job after the commit. Configs its traffic exhausted and the node's
-    configs past their expiry end here (module docstring); DISPATCH queues the syncs that remove them."""
+    configs past their expiry end here (module docstring), and its device counts are held against the plans'
+    limits (devices.py); DISPATCH queues the syncs that carry the changes."""
     policy = policy or HealthPolicy()
     node = session.get_one(Node, node_principal.id, with_for_update=True)
     now = utcnow()
@@ -91,6 +97,8 @@ def record_heartbeat(
     if foreign:
         audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node.id, config_ids=sorted(foreign))
     ended = _end_service(session, node.id, moved, now)
+    devices = record_devices(session, node.id, data["devices"], now, device_policy or DevicePolicy())
+    ended |= devices.nodes
     here = node.id in ended
     if here:
         bump(session, [node.id])
@@ -115,6 +123,7 @@ def record_heartbeat(
         "duplicates": duplicates,
         "unknown_configs": unknown,
         "foreign_configs": len(foreign),
+        "ignored_devices": devices.ignored,
         "desired_revision": node.desired_revision,
     }
 

@@ -4,7 +4,8 @@
    written in one transaction that also bumps nodes.desired_revision (bump).
 2. After the commit, the caller's DISPATCH (the job queue's enqueue_node_sync) is called once per
    node touched (commit_and_dispatch); a burst of changes coalesces into one or two sync jobs.
-3. The sync job reads the node's users at revision R (desired_users) and applies them.
+3. The sync job reads the node's users at revision R (desired_users) and applies them, with the client
+   addresses refused for one config each (desired_device_blocks, services/devices.py).
 
 Consistency with concurrent writers: desired_users() reads the node row FOR SHARE before the
 configs, so it waits for a writer that already bumped and keeps a later writer from bumping until
@@ -15,13 +16,15 @@ so the next sync picks it up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Node, User, UserConfig
+from ..models import DeviceBlock, Node, User, UserConfig
 
 # A config in one of these statuses is on its node (pending: waiting for the next sync).
 SERVED_STATUSES = ("pending", "active")
@@ -53,22 +56,44 @@ def commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch
         dispatch(node_id)
 
 
+def served_by(node_id: int) -> list[ColumnElement[bool]]:
+    """The conditions of a config NODE_ID serves (with users joined on user_configs.user_id)."""
+    return [
+        # A moving config is served by its target and, until its grace ends, its source (migration.py).
+        or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
+        UserConfig.status.in_(SERVED_STATUSES),
+        # A banned user's config is never served, whatever its status (bans.py).
+        User.ban_reason.is_(None),
+    ]
+
+
 def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, Any]]]:
     """(desired_revision, the users the node must serve), read consistently (see the module doc)."""
     revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
     if revision is None:
         raise LookupError(f"node {node_id} does not exist")
-    # A banned user's config is never served, whatever its status (bans.py).
     configs = session.execute(
         select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
         .join(User, User.id == UserConfig.user_id)
-        .where(
-            # A moving config is served by its target and, until its grace ends, its source (migration.py).
-            or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
-            UserConfig.status.in_(SERVED_STATUSES),
-            User.ban_reason.is_(None),
-        )
+        .where(*served_by(node_id))
         .order_by(UserConfig.id)
     )
     users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]
     return int(revision), users
+
+
+def desired_device_blocks(session: Session, node_id: int, now: datetime) -> list[dict[str, Any]]:
+    """The client addresses the node must refuse for one config each (services/devices.py): the blocks still
+    active at NOW of the configs it serves, by config and address. Read after desired_users in its transaction,
+    so they belong to the same revision (a new block bumps the revision too)."""
+    blocks = session.execute(
+        select(DeviceBlock.config_id, DeviceBlock.address, DeviceBlock.until)
+        .join(UserConfig, UserConfig.id == DeviceBlock.config_id)
+        .join(User, User.id == UserConfig.user_id)
+        .where(*served_by(node_id), DeviceBlock.until > now)
+        .order_by(DeviceBlock.config_id, DeviceBlock.address)
+    )
+    return [
+        {"email": f"cfg-{config_id}", "address": address, "until": math.ceil(until.timestamp())}
+        for config_id, address, until in blocks
+    ]

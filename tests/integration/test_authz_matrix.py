@@ -58,6 +58,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/users/<int:user_id>/configs"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/suspend"): frozenset({"admin"}),
     ("POST", "/api/v1/configs/<int:config_id>/resume"): frozenset({"admin"}),
+    ("POST", "/api/v1/configs/<int:config_id>/devices/reset"): frozenset({"admin"}),
     ("POST", "/api/v1/payments"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/payments"): frozenset({"admin", "bot"}),
     ("GET", "/api/v1/payments/<int:payment_id>"): frozenset({"admin", "bot"}),
@@ -351,6 +352,7 @@ PATH_ID_OVERRIDES = {
     "/api/v1/configs/<int:config_id>/suspend": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/resume": {"config_id": "suspended_config_id"},
     "/api/v1/configs/<int:config_id>": {"config_id": "pending_config_id"},
+    "/api/v1/configs/<int:config_id>/devices/reset": {"config_id": "pending_config_id"},
     "/api/v1/configs/<int:config_id>/qr.png": {"config_id": "linked_config_id"},
     # The buyer's paid config: opting in needs one that can be renewed.
     "/api/v1/configs/<int:config_id>/auto-renewal": {"config_id": "pending_config_id"},

@@ -531,3 +531,70 @@ def test_the_catalog_schema_keeps_location_tags_unique_and_plan_names_in_two_lan
         assert connection.execute(text("SELECT name FROM plans ORDER BY name")).scalars().all() == ["p1", "p2"]
     migrate.upgrade(scratch_engine)
     assert "locations" in user_tables(scratch_engine)
+
+
+def test_the_devices_schema_keeps_one_block_per_config_and_address_and_the_device_limit_kind(scratch_engine):
+    """0016: configs carry their device counts; device_blocks has each (config, address) once and goes with its
+    config; notifications take the kind device_limit; downgrading drops all three."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+                " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO user_configs (id, user_id, uuid, alter_id, protocol, status, kind, used_bytes,"
+                " auto_renew, created_at, devices_seen, devices_seen_at, devices_reset_at)"
+                " VALUES (1, 1, 'u-1', 0, 'vless', 'active', 'trial', 0, false, CURRENT_TIMESTAMP, 3,"
+                " CURRENT_TIMESTAMP, NULL)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO notifications (user_id, audience, kind, dedupe_key, payload, created_at)"
+                " VALUES (1, 'user', 'device_limit', 'device_limit:cfg-1:1', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    block = (
+        "INSERT INTO device_blocks (config_id, address, created_at, until)"
+        " VALUES (1, :address, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(block), {"address": "2001:db8::1"})
+        connection.execute(text(block), {"address": "198.51.100.7"})
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text(block), {"address": "198.51.100.7"})
+    with scratch_engine.begin() as connection:
+        connection.execute(text("DELETE FROM user_configs WHERE id = 1"))
+        assert connection.execute(text("SELECT count(*) FROM device_blocks")).scalar() == 0
+    migrate.downgrade(scratch_engine, "0015")
+    assert "device_blocks" not in user_tables(scratch_engine)
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("user_configs")}
+    assert not columns & {"devices_seen", "devices_seen_at", "devices_reset_at"}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM notifications")).scalar() == 0
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO notifications (user_id, audience, kind, dedupe_key, payload, created_at)"
+                " VALUES (1, 'user', 'device_limit', 'k', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    with scratch_engine.begin() as connection:  # every earlier kind is still taken
+        connection.execute(
+            text(
+                "INSERT INTO notifications (user_id, audience, kind, dedupe_key, payload, created_at)"
+                " VALUES (1, 'user', 'auto_renew_failed', 'k2', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO notifications (audience, kind, dedupe_key, payload, created_at)"
+                " VALUES ('admins', 'payment_decided', 'k3', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate.upgrade(scratch_engine)
+    assert "device_blocks" in user_tables(scratch_engine)

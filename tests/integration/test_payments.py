@@ -297,8 +297,9 @@ def test_the_sweep_expires_configs_and_warns_before(app, client, principals, sho
     assert [kind for kind, _ in notes(app)] == ["expiring", "expired"]
 
 
-def heartbeat(client, node, *usage: tuple[int, int], report_id: str) -> dict:
-    """NODE's heartbeat reporting USAGE, (config id, bytes down) pairs, as one traffic report; its answer."""
+def heartbeat(client, node, *usage: tuple[int, int], report_id: str = "", devices: list | None = None) -> dict:
+    """NODE's heartbeat reporting USAGE, (config id, bytes down) pairs, as one traffic report (and DEVICES, the
+    heartbeat's devices entries, when given); its answer."""
     body = {
         "cpu": 1.0,
         "mem": 1.0,
@@ -315,6 +316,7 @@ def heartbeat(client, node, *usage: tuple[int, int], report_id: str) -> dict:
         ]
         if usage
         else [],
+        **({"devices": devices} if devices is not None else {}),
     }
     response = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
     assert response.status_code == 200, response.json

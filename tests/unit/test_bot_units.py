@@ -191,6 +191,35 @@ def test_a_notification_of_an_unknown_kind_or_audience_is_acknowledged_unsent_an
     assert sum("can never be delivered by this bot" in r.getMessage() for r in caplog.records) == 3
 
 
+def test_a_device_limit_notification_reads_in_both_languages_with_counts_only():
+    from bot.notifier import run_once
+
+    outbox = _Outbox([101, 102])
+    payload = {
+        "config_id": 12,
+        "plan": "Abroad <30>",
+        "plan_fa": "خارج ۳۰",
+        "max_devices": 1,
+        "devices": 3,
+        "cooldown_minutes": 10,
+        "window_minutes": 15,
+    }
+    for note, language in zip(outbox.notes, ("en", "fa"), strict=True):
+        note.update(kind="device_limit", language=language, payload=payload)
+    shop = _Shop(outbox)
+    assert run_once(shop, set()) == 2 and outbox.acked == [1, 2]
+    english, persian = shop.texts
+    assert english == (
+        "📵 Your plan (Abroad &lt;30&gt;) allows <b>1</b> devices at once, but config <b>#12</b> was used from "
+        "<b>3</b>. The newest devices are refused for 10 minutes.\n\nTo free a slot, disconnect a device: it stops "
+        "counting 15 minutes after its last connection. Or ask support to reset your devices."
+    )
+    assert persian.startswith("📵 پلن شما (خارج ۳۰) اتصال هم‌زمان ")
+    for number in ("1", "#12", "3", "10", "15"):
+        assert f"{LRM}{number.lstrip('#')}{LRM}" in persian, number  # Latin digits read left to right
+    assert "پشتیبانی" in persian
+
+
 NODE_ALERT_PAYLOAD = {
     "node_id": 3,
     "node_name": "<b>x</b>",

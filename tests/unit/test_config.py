@@ -37,6 +37,14 @@ def test_every_setting_is_read_from_the_environment(tmp_path):
     assert settings.trusted_proxy_count == 1 and settings.metrics_token == "m" and settings.log_level == "DEBUG"
 
 
+def test_device_limit_settings(tmp_path):
+    defaults = Settings.from_env({"JWT_SECRET_KEY": KEY}, instance_path=str(tmp_path))
+    assert (defaults.device_block_cooldown_seconds, defaults.device_window_seconds) == (600, 600)
+    env = {"JWT_SECRET_KEY": KEY, "DEVICE_BLOCK_COOLDOWN_SECONDS": "900", "DEVICE_WINDOW_SECONDS": "300"}
+    settings = Settings.from_env(env, instance_path=str(tmp_path))
+    assert (settings.device_block_cooldown_seconds, settings.device_window_seconds) == (900, 300)
+
+
 def test_secret_may_come_from_a_file(tmp_path):
     secret_file = tmp_path / "jwt"
     secret_file.write_text(KEY + "\n")
@@ -57,6 +65,9 @@ def test_secret_may_come_from_a_file(tmp_path):
         ({"JWT_SECRET_KEY": KEY, "REFERRAL_PERCENT": "-1"}, "at least 0"),
         ({"JWT_SECRET_KEY": KEY, "EXPIRY_WARNING_DAYS": "3,one"}, "separated by commas"),
         ({"JWT_SECRET_KEY": KEY, "EXPIRY_WARNING_DAYS": "3,0"}, "at least 1"),
+        ({"JWT_SECRET_KEY": KEY, "DEVICE_BLOCK_COOLDOWN_SECONDS": "59"}, "at least 60"),
+        ({"JWT_SECRET_KEY": KEY, "DEVICE_BLOCK_COOLDOWN_SECONDS": "604801"}, "at most 604800"),
+        ({"JWT_SECRET_KEY": KEY, "DEVICE_WINDOW_SECONDS": "86401"}, "at most 86400"),
     ],
 )
 def test_bad_settings_fail_with_a_readable_message(env, message):
