@@ -28,6 +28,7 @@ from .collectors import HostCollector, heal_core, unit_status
 from .config import AgentConfig, ConfigError, load_config
 from .delivery import (
     MAX_BATCH_BYTES,
+    MAX_DEVICE_ENTRIES,
     MAX_REPORTS_PER_HEARTBEAT,
     MIN_BATCH_BYTES,
     UsageFilter,
@@ -47,6 +48,14 @@ log = logging.getLogger("rayfleet.agent")
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def devices_for_heartbeat(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_DEVICE_ENTRIES configs (the API's bound): those seen from the most addresses first, as
+    they are the ones a limit concerns."""
+    if len(devices) <= MAX_DEVICE_ENTRIES:
+        return devices
+    return sorted(devices, key=lambda entry: -entry["count"])[:MAX_DEVICE_ENTRIES]
 
 
 class Agent:
@@ -128,8 +137,7 @@ class Agent:
             "core_active": core_active,
             "incidents": [bounded_incident(incident)] if incident else [],
             "reports": reports,
-            # Issue 17: `"devices": self.devices` goes here once HeartbeatIn has the field (until then the
-            # API refuses an unknown field with 422, and every heartbeat would be refused).
+            "devices": devices_for_heartbeat(self.devices),
         }
 
     def _sendable(self) -> list[dict[str, Any]]:
@@ -163,7 +171,7 @@ class Agent:
             self.journal.acknowledge(done)
             self.metrics.heartbeat_succeeded(time.time(), latency)
             pending = [report for report in pending if report["report_id"] not in done]
-            body = {**body, "incidents": []}  # delivered once
+            body = {**body, "incidents": [], "devices": []}  # delivered once a round
             if not pending or not batch or time.monotonic() > deadline:
                 break
         self.metrics.set_journal_pending(len(self.journal.pending()))

@@ -22,6 +22,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_REPORTS_PER_HEARTBEAT = 100  # the API's limit (HeartbeatIn.reports)
+MAX_DEVICE_ENTRIES = 5000  # the API's limit (HeartbeatIn.devices)
 MAX_BATCH_BYTES = 512 * 1024  # under the API's default 1 MiB body limit, with room for the metrics
 MIN_BATCH_BYTES = 1024  # a batch always holds at least one report, whatever the budget
 MAX_USAGE_PER_REPORT = 2_000  # ≈ 120 KB of JSON

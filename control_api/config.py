@@ -258,9 +258,9 @@ class Settings:
             migration_grace_seconds=_parse_int(env, "MIGRATION_GRACE_SECONDS", 6 * 3600),
             node_metrics_retention_days=_parse_int(env, "NODE_METRICS_RETENTION_DAYS", 14, minimum=1),
             device_block_cooldown_seconds=_parse_int(
-                env, "DEVICE_BLOCK_COOLDOWN_SECONDS", 600, minimum=60, maximum=7 * 86400
+                env, "DEVICE_BLOCK_COOLDOWN_SECONDS", 600, minimum=10, maximum=7 * 86400
             ),
-            device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=60, maximum=86400),
+            device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=10, maximum=86400),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
         )

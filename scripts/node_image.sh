@@ -13,7 +13,9 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 security_mirror="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # python3: Ansible's modules; python3-apt: the apt module (else it installs it on every fresh
 # container); sudo: `become` works as on a cloud image; systemd, systemd-sysv, dbus: PID 1 and systemctl.
-packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo"
+# iproute2, logrotate: what the xray role installs on every node (apt then finds them present, which
+# saves every provisioning in the tests a download and an install; a cloud image has them too).
+packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,iproute2,logrotate"
 work=/var/tmp/rayfleet-node-image
 debs=/var/cache/rayfleet-node-image/debs
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/molecule/containers.conf}"

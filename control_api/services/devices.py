@@ -107,12 +107,17 @@ def _devices(entry: dict[str, Any], reset_at: datetime | None) -> tuple[int, lis
     if not entry.get("addresses"):
         return entry["count"], []
     merged: dict[str, tuple[float, float]] = {}
-    for item in entry["addresses"]:
+    position: dict[str, int] = {}  # the agent lists newest first: between equal first_seen, later is older
+    for index, item in enumerate(entry["addresses"]):
         address = str(item["address"])
+        position.setdefault(address, index)
         first, last = merged.get(address, (item["first_seen"], item["last_seen"]))
         merged[address] = (min(first, item["first_seen"]), max(last, item["last_seen"]))
     since = reset_at.timestamp() if reset_at is not None else -math.inf
-    counted = sorted((first, address) for address, (first, last) in merged.items() if last >= since)
+    counted = sorted(
+        ((first, address) for address, (first, last) in merged.items() if last >= since),
+        key=lambda item: (item[0], -position[item[1]]),
+    )
     return len(counted), counted
 
 

@@ -17,15 +17,25 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from control_api.models import UserConfig, utcnow
-from harness.fleet import AGENT_INTERVAL_SECONDS, BIG_BODY, Fleet, FleetSpec, link_for, start_fleet, wait_for
-from harness.singbox import ByteCounter, ProxyError, fetch, fetch_via_link, free_port, singbox_running
+from harness.fleet import (
+    AGENT_INTERVAL_SECONDS,
+    BIG_BODY,
+    DEVICE_WINDOW_SECONDS,
+    Fleet,
+    FleetSpec,
+    link_for,
+    start_fleet,
+    wait_for,
+)
+from harness.singbox import ByteCounter, ProxyError, fetch, fetch_via_link, free_port, singbox_client, singbox_running
 from tests.conftest import reset_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
+DEVICE_COOLDOWN_SECONDS = 20  # production: 600
 SPEC = FleetSpec(container="rayfleet-e2e-fleet", label="e2e_fleet", node_name="e2e-node", address="10.89.250.11")
 
 
@@ -33,7 +43,13 @@ SPEC = FleetSpec(container="rayfleet-e2e-fleet", label="e2e_fleet", node_name="e
 def fleet(migrated_postgres: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     reset_postgres(migrated_postgres)
     redis.Redis.from_url(redis_url).flushdb()  # no job an earlier test left in the shared Redis
-    with start_fleet(SPEC, tmp_path_factory.mktemp("fleet"), migrated_postgres, redis_url) as running:
+    overrides = {
+        "DEVICE_BLOCK_COOLDOWN_SECONDS": str(DEVICE_COOLDOWN_SECONDS),
+        "DEVICE_WINDOW_SECONDS": str(DEVICE_WINDOW_SECONDS),
+    }
+    with start_fleet(
+        SPEC, tmp_path_factory.mktemp("fleet"), migrated_postgres, redis_url, env_overrides=overrides
+    ) as running:
         yield running
 
 
@@ -220,6 +236,109 @@ def test_a_download_past_a_small_cap_is_suspended_and_cut_with_a_bounded_overrun
             select(UserConfig.status, UserConfig.suspend_reason).where(UserConfig.id == config["id"])
         ).one()
     assert tuple(row) == ("suspended", "quota")
+
+
+def test_a_second_device_past_max_devices_is_refused_the_first_kept_and_freed_after_the_cooldown(fleet: Fleet):
+    """Issue 17, item 3: one link, max_devices = 1, used from two source addresses. The agent reports both;
+    the API blocks the newer one for the cool-down and tells the customer; the node's guard resets that
+    device's download and refuses its new connections, while the first device keeps working. Once the
+    first stops and the cool-down ends, the second works."""
+    plan = fleet.create_plan(max_devices=1)
+    user = fleet.create_user(7060)
+    config = fleet.create_config(user["id"], plan["id"], protocol="vless")
+    fleet.wait_config(config["id"], "active")
+    fleet.wait_node_in_sync()
+    link = link_for(config)
+    size, rate = 32 * 1024 * 1024, 2 * 1024 * 1024  # 16 s, read slowly: well past a heartbeat and a sync
+    body = os.urandom(size)
+    (fleet.workdir / "origin" / "device.bin").write_bytes(body)
+    url = fleet.origin_url.rsplit("/", 1)[0] + "/device.bin"
+    pid = core_pid(fleet)
+
+    first_failures: list[BaseException] = []
+    first_fetches = 0
+    stop_first = threading.Event()
+
+    def first_device() -> None:  # a phone in use: a new connection every half second
+        nonlocal first_fetches
+        with singbox_client(link) as proxy:
+            while not stop_first.is_set():
+                try:
+                    fetch(proxy, fleet.small_url, timeout=10)
+                    first_fetches += 1
+                except ProxyError as exc:
+                    first_failures.append(exc)
+                stop_first.wait(0.5)
+
+    first = threading.Thread(target=first_device)
+    first.start()
+    wait_for(lambda: first_fetches >= 2, "the first device never fetched", 30)
+    time.sleep(2 * AGENT_INTERVAL_SECONDS)  # the agent sees the first device in an earlier round
+
+    def blocks() -> list[dict]:
+        return fleet.client.call("GET", f"/configs/{config['id']}", expect=200)["device_blocks"]
+
+    with fleet.second_source() as second_address:
+        progress, outcome, ended = ByteCounter(), {}, {}
+
+        def second_device() -> None:
+            try:
+                outcome["result"] = fetch_via_link(
+                    link, url, limit_rate=rate, output=progress, timeout=120, bind_address=second_address
+                )
+            except ProxyError as exc:
+                outcome["result"] = exc
+            ended["at"] = time.monotonic()
+
+        started = time.monotonic()
+        second = threading.Thread(target=second_device)
+        second.start()
+        blocked = wait_for(blocks, "the API never blocked the second device", timeout=10 * AGENT_INTERVAL_SECONDS)
+        blocked_at = time.monotonic()
+        second.join(timeout=120)
+
+        assert [item["address"] for item in blocked] == [second_address], blocked
+        assert isinstance(outcome["result"], ProxyError), outcome["result"]  # reset, not finished
+        assert progress.bytes < size / 2, progress.bytes
+        refused_after = ended["at"] - started
+        # Refused within one heartbeat plus the sync that hands the node the block.
+        view = fleet.client.call("GET", f"/configs/{config['id']}", expect=200)
+        assert view["devices_seen"] == 2, view
+        with fleet.engine.connect() as connection:
+            kinds = connection.scalars(
+                text("SELECT kind FROM notifications WHERE user_id = :user"), {"user": user["id"]}
+            ).all()
+        assert kinds.count("device_limit") == 1, kinds
+
+        # During the cool-down: refused again; the first device untouched all along.
+        with pytest.raises(ProxyError):
+            fetch_via_link(link, url, limit_rate=rate, bind_address=second_address, timeout=30)
+        stop_first.set()
+        first.join(timeout=30)
+        assert first_failures == [] and first_fetches > 10, (first_failures, first_fetches)
+
+        # The first device stopped: once it ages out of the window and the cool-down ends, the second works.
+        def second_works() -> bool:
+            try:
+                return fetch_via_link(link, fleet.small_url, bind_address=second_address, timeout=10)["status"] == 200
+            except ProxyError:
+                return False
+
+        freed_at = wait_for(
+            lambda: second_works() and time.monotonic(),
+            "the second device was never served again",
+            timeout=DEVICE_COOLDOWN_SECONDS + DEVICE_WINDOW_SECONDS + 20 * AGENT_INTERVAL_SECONDS,
+            interval=1,
+        )
+        fetched = fetch_via_link(link, url, bind_address=second_address, timeout=60)
+        assert fetched["sha256"] == hashlib.sha256(body).hexdigest()
+    assert core_pid(fleet) == pid
+    print(
+        f"\nmax_devices=1: the second device was blocked {blocked_at - started:.1f} s after it started and its "
+        f"download reset {refused_after:.1f} s after (agent interval {AGENT_INTERVAL_SECONDS} s); it was served "
+        f"again {freed_at - blocked_at:.1f} s after the block (cool-down {DEVICE_COOLDOWN_SECONDS} s, window "
+        f"{DEVICE_WINDOW_SECONDS} s)"
+    )
 
 
 def test_a_ban_stops_every_link_of_the_user_on_the_node(fleet: Fleet):

@@ -439,3 +439,14 @@ def test_the_agents_loop_reads_the_devices_list_each_round(log_path: Path, tmp_p
     disabled = Agent(config_from_values({**REQUIRED, "RAYFLEET_AGENT_ACCESS_LOG": ""}), None, None,  # type: ignore[arg-type]
                      collector=_Nothing())  # fmt: skip
     assert disabled.observe_devices(T0) == []
+
+
+def test_the_devices_list_a_heartbeat_carries_stays_within_the_apis_bound():
+    from agent.__main__ import devices_for_heartbeat
+    from agent.delivery import MAX_DEVICE_ENTRIES
+
+    few = [{"email": "cfg-1", "count": 2, "addresses": []}, {"email": "cfg-2", "count": 1}]
+    assert devices_for_heartbeat(few) is few
+    many = [{"email": f"cfg-{n}", "count": 1} for n in range(MAX_DEVICE_ENTRIES)] + [{"email": "cfg-x", "count": 3}]
+    bounded = devices_for_heartbeat(many)
+    assert len(bounded) == MAX_DEVICE_ENTRIES and bounded[0]["email"] == "cfg-x"
