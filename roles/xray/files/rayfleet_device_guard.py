@@ -30,6 +30,7 @@ import live_sessions  # shipped beside this file by the role
 log = logging.getLogger("rayfleet-device-guard")
 
 POLL_SECONDS = 0.05
+REPORT_SECONDS = 60.0
 MAX_READ_BYTES = 8 * 1024 * 1024  # per poll; older backlog is skipped (its connections were swept)
 MAX_BLOCKS_BYTES = 4 * 1024 * 1024
 
@@ -135,6 +136,7 @@ def run(blocks_path: str, log_path: str, poll_seconds: float = POLL_SECONDS, rou
     blocks, follower = Blocks(blocks_path), LogFollower(log_path)
     follower.start_at_end()
     active: set[tuple[str, str]] = set()
+    refused_total, reported_at = 0, time.monotonic()
     done = 0
     while rounds is None or done < rounds:
         done += 1
@@ -149,10 +151,13 @@ def run(blocks_path: str, log_path: str, poll_seconds: float = POLL_SECONDS, rou
                     log.info("reset %d open connection(s) of newly blocked devices", swept)
             peers = refused_peers(follower.lines(), current)
             if peers:
-                refused = live_sessions.destroy_peers(blocks.ports, peers)
-                log.info("refused %d connection(s) of blocked devices", refused)
+                refused_total += live_sessions.destroy_peers(blocks.ports, peers)
         except Exception:  # a failed ss run costs this round, never the guard
             log.exception("resetting blocked devices' connections failed")
+        # A blocked client retries all the time: one journal line a minute at most.
+        if refused_total and time.monotonic() - reported_at >= REPORT_SECONDS:
+            log.info("refused %d connection(s) of blocked devices", refused_total)
+            refused_total, reported_at = 0, time.monotonic()
         active = current
         time.sleep(poll_seconds)
 
