@@ -7,8 +7,9 @@ batches the API accepts (delivery.py) until the journal is drained or the interv
 delivered reports leave the journal, reports the API can never accept are quarantined beside it.
 The metrics go out even when no report can. Failures back off with full jitter; nothing is lost
 meanwhile. Each round also reads the core's access log for the devices each config is used from
-(access_log.py); that list is kept in Agent.devices and not sent yet (the API's heartbeat schema has no
-field for it).
+(access_log.py) and sends that list with its first heartbeat. Between rounds, configs the API named as
+close to their cap (quota_watch) have their counters read every QUOTA_CHECK_SECONDS, and the next round
+starts at once when one reaches its cap.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
 
 
+QUOTA_CHECK_SECONDS = 0.5  # how often a watched config's counters are read between heartbeats
+
+
 def devices_for_heartbeat(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """At most MAX_DEVICE_ENTRIES configs (the API's bound): those seen from the most addresses first, as
     they are the ones a limit concerns."""
@@ -79,6 +83,8 @@ class Agent:
         self.probe = probe
         self.access_log = access_log
         self.devices: list[dict[str, Any]] = []  # the last observe_devices()
+        # {email: bytes left} of configs close to their cap, from the last answer (wait_for_next_round)
+        self.quota_watch: dict[str, int] = {}
         self.period_start = _now()
         self.failures = 0
         self.usage_filter = UsageFilter()
@@ -167,6 +173,11 @@ class Agent:
             delivered = True
             latency = time.monotonic() - started
             self.failures = 0
+            self.quota_watch = {
+                item["email"]: item["remaining_bytes"]
+                for item in answer.get("quota_watch", [])
+                if isinstance(item, dict) and type(item.get("remaining_bytes")) is int and item["remaining_bytes"] > 0
+            }
             done = {*answer["accepted"], *answer["duplicates"]}
             self.journal.acknowledge(done)
             self.metrics.heartbeat_succeeded(time.time(), latency)
@@ -224,11 +235,50 @@ class Agent:
             self.metrics.heartbeat_failed()
             return False
 
+    def cap_reached(self) -> bool:
+        """Whether a watched config has used, since the counters were last moved to the journal, the bytes the
+        API said it had left (the counters are read, not reset). Those configs are dropped from the watch: the
+        next answer names them again if they are still served."""
+        if not self.quota_watch or self.core is None:
+            return False
+        try:
+            usage = core_api.peek_user_traffic(self.core)
+        except Exception as exc:  # noqa: BLE001 - the next round reads (and heals) the core
+            log.warning("could not read traffic from the core: %s", type(exc).__name__)
+            return False
+        reached = [
+            entry["email"]
+            for entry in usage
+            if entry["email"] in self.quota_watch
+            and entry["uplink"] + entry["downlink"] >= self.quota_watch[entry["email"]]
+        ]
+        for email in reached:
+            del self.quota_watch[email]
+        return bool(reached)
+
+    def wait_for_next_round(self, delay: float, sleep: Callable[[float], Any] = time.sleep) -> None:
+        """Sleep DELAY, but with configs on the quota watch, check their counters every QUOTA_CHECK_SECONDS and
+        start the next round at once when one reached its cap (its usage then reaches the API seconds, not an
+        interval, after it crossed)."""
+        deadline = time.monotonic() + delay
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if not self.quota_watch:
+                sleep(left)
+                return
+            sleep(min(QUOTA_CHECK_SECONDS, left))
+            if self.cap_reached():
+                return
+
     def run_forever(self) -> None:
         while True:
             delivered = self.safe_tick()
-            delay = self.config.interval_seconds if delivered else backoff_delay(self.failures)
-            time.sleep(min(delay, self.config.interval_seconds * 10))
+            if delivered:
+                self.wait_for_next_round(self.config.interval_seconds)
+            else:
+                time.sleep(min(backoff_delay(self.failures), self.config.interval_seconds * 10))
 
 
 def main(argv: list[str] | None = None) -> int:

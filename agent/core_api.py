@@ -69,3 +69,8 @@ def read_user_traffic(api: Any) -> list[dict[str, Any]]:
     Raises grpc.RpcError (core unreachable) or CoreAPIError (refused); nothing was reset then.
     """
     return parse_user_stats(api.query_stats(USER_PATTERN, reset=True))
+
+
+def peek_user_traffic(api: Any) -> list[dict[str, Any]]:
+    """Every user's counters since the last read_user_traffic(), without resetting them (the quota watch)."""
+    return parse_user_stats(api.query_stats(USER_PATTERN, reset=False))

@@ -185,6 +185,9 @@ class Settings:
     # RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS), which the customer's message states.
     device_block_cooldown_seconds: int = 600
     device_window_seconds: int = 600
+    # Configs within this many MiB of their cap are named to their node's agent, which then watches them
+    # between heartbeats (services/heartbeat.quota_watch); 0: not watched.
+    quota_watch_mb: int = 1024
     # The shop's time zone (IANA name): the daily report's day, and times shown to admins.
     shop_timezone: str = "UTC"
     # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
@@ -261,6 +264,7 @@ class Settings:
                 env, "DEVICE_BLOCK_COOLDOWN_SECONDS", 600, minimum=10, maximum=7 * 86400
             ),
             device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=10, maximum=86400),
+            quota_watch_mb=_parse_int(env, "QUOTA_WATCH_MB", 1024, minimum=0, maximum=1024 * 1024),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
         )

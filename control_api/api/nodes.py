@@ -109,6 +109,7 @@ def heartbeat(data: dict) -> dict:
         queue.enqueue_migration,
         queue.enqueue_node_sync,
         DevicePolicy.from_settings(settings()),
+        settings().quota_watch_mb * 1024 * 1024,
     )
 
 

@@ -332,6 +332,11 @@ class HeartbeatIn(Schema):
     )
 
 
+class QuotaWatchOut(Schema):
+    email = fields.String(required=True, metadata={"description": "cfg-<config id>"})
+    remaining_bytes = fields.Integer(required=True)
+
+
 class HeartbeatOut(Schema):
     accepted = fields.List(fields.String(), required=True, metadata={"description": "Report ids stored now."})
     duplicates = fields.List(
@@ -349,6 +354,14 @@ class HeartbeatOut(Schema):
         metadata={"description": "Device entries for configs the node does not serve (or of banned users): ignored."},
     )
     desired_revision = fields.Integer(required=True)
+    quota_watch = fields.List(
+        fields.Nested(QuotaWatchOut),
+        required=True,
+        metadata={
+            "description": "The node's configs close to their data cap (QUOTA_WATCH_MB) with the bytes they have "
+            "left: the agent reports at once when one reaches it."
+        },
+    )
 
 
 class ServedUserOut(Schema):

@@ -29,15 +29,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
-from ..models import Node, NodeMetric, Usage, UsageReport, UserConfig, utcnow
+from ..models import Node, NodeMetric, Usage, UsageReport, User, UserConfig, utcnow
 from . import audit, lifecycle
 from .alerts import announce
 from .devices import DevicePolicy, record_devices
 from .node_health import HealthPolicy, evaluate
-from .revisions import Dispatch, bump, serving_nodes
+from .revisions import Dispatch, bump, served_by, serving_nodes
 
 log = logging.getLogger(__name__)
 CONFIG_EMAIL = re.compile(r"^cfg-([0-9]+)$")
+DEFAULT_QUOTA_WATCH_BYTES = 1024 * 1024 * 1024  # QUOTA_WATCH_MB
+MAX_QUOTA_WATCH = 1000
 
 
 def record_heartbeat(
@@ -48,6 +50,7 @@ def record_heartbeat(
     enqueue_migration: Callable[[int], Any] | None = None,
     dispatch: Dispatch | None = None,
     device_policy: DevicePolicy | None = None,
+    quota_watch_bytes: int = DEFAULT_QUOTA_WATCH_BYTES,
 ) -> dict[str, Any]:
     """Store the heartbeat, judge the node's health on it (node_health.py) and, when that raises an
     alert, queue the node's migration job after the commit. Configs its traffic exhausted and the node's
@@ -125,7 +128,27 @@ def record_heartbeat(
         "foreign_configs": len(foreign),
         "ignored_devices": devices.ignored,
         "desired_revision": node.desired_revision,
+        "quota_watch": quota_watch(session, node.id, quota_watch_bytes),
     }
+
+
+def quota_watch(session: Session, node_id: int, under_bytes: int) -> list[dict[str, Any]]:
+    """The node's served configs within UNDER_BYTES of their cap, with the bytes they have left (fewest first,
+    at most MAX_QUOTA_WATCH): the agent watches their counters between heartbeats and reports at once when one
+    reaches its cap, so a fast download is suspended within seconds, not a whole interval later."""
+    if under_bytes <= 0:
+        return []
+    limit = UserConfig.data_limit_mb * lifecycle.MIB
+    remaining = (limit - UserConfig.used_bytes).label("remaining")
+    rows = session.execute(
+        select(UserConfig.id, remaining)
+        .join(User, User.id == UserConfig.user_id)
+        .where(*served_by(node_id), UserConfig.data_limit_mb.is_not(None), limit - UserConfig.used_bytes < under_bytes)
+        .where(limit > UserConfig.used_bytes)
+        .order_by(remaining, UserConfig.id)
+        .limit(MAX_QUOTA_WATCH)
+    )
+    return [{"email": f"cfg-{config_id}", "remaining_bytes": int(left)} for config_id, left in rows]
 
 
 def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> set[int]:

@@ -75,6 +75,22 @@ def test_the_heartbeat_that_reaches_the_cap_suspends_and_queues_the_sync(app, cl
     assert [kind for kind, _ in notes(app)] == kinds
 
 
+def test_the_heartbeat_names_the_configs_close_to_their_cap_so_the_agent_reports_at_once(
+    app, client, principals, shop, queue
+):
+    """The answer's quota_watch: the node's served configs within QUOTA_WATCH_MB (1024 by default) of their
+    cap with the bytes they have left, so the agent can start its next round the moment one reaches it."""
+    config_id = pay(client, principals, shop).json["config"]["id"]  # temporary: 1000 MB
+    node = principals.node
+    assert beat(client, node)["quota_watch"] == [{"email": f"cfg-{config_id}", "remaining_bytes": 1000 * MIB}]
+    assert beat(client, node, (config_id, 999 * MIB), report_id="w1")["quota_watch"] == [
+        {"email": f"cfg-{config_id}", "remaining_bytes": MIB}
+    ]
+    # At its cap it is suspended, and no longer served: nothing left to watch.
+    assert beat(client, node, (config_id, 2 * MIB), report_id="w2")["quota_watch"] == []
+    assert config_of(app, config_id).status == "suspended"
+
+
 def test_a_heartbeat_expires_its_nodes_configs_past_their_expiry_and_nobody_elses(app, client, principals, shop, queue):
     mine = pay(client, principals, shop, evidence="a").json["config"]["id"]
     other_customer = client.put("/api/v1/users/telegram/7010", json={}, headers=principals.bot.headers).json["id"]

@@ -75,6 +75,7 @@ def test_a_heartbeat_records_metrics_and_traffic(app, client, principals):
         "foreign_configs": 0,
         "ignored_devices": 0,
         "desired_revision": 0,
+        "quota_watch": [],
     }
     assert usage_totals(app, config_id) == (700, 5_243_085)
     with app.app_context():
