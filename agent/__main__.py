@@ -54,12 +54,20 @@ def _now() -> str:
 QUOTA_CHECK_SECONDS = 0.5  # how often a watched config's counters are read between heartbeats
 
 
-def devices_for_heartbeat(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """At most MAX_DEVICE_ENTRIES configs (the API's bound): those seen from the most addresses first, as
-    they are the ones a limit concerns."""
-    if len(devices) <= MAX_DEVICE_ENTRIES:
-        return devices
-    return sorted(devices, key=lambda entry: -entry["count"])[:MAX_DEVICE_ENTRIES]
+def devices_for_heartbeat(devices: list[dict[str, Any]], limits: dict[str, int]) -> list[dict[str, Any]]:
+    """What leaves the node: each config's device count, and its addresses only when the count is over the
+    config's limit as the API last told it (LIMITS; the first report of a config from two devices carries
+    the count alone, the answer names its limit). At most MAX_DEVICE_ENTRIES configs (the API's bound),
+    those seen from the most addresses first."""
+    sent = [
+        entry
+        if "addresses" not in entry or entry["count"] > limits.get(entry["email"], entry["count"])
+        else {"email": entry["email"], "count": entry["count"]}
+        for entry in devices
+    ]
+    if len(sent) <= MAX_DEVICE_ENTRIES:
+        return sent
+    return sorted(sent, key=lambda entry: -entry["count"])[:MAX_DEVICE_ENTRIES]
 
 
 class Agent:
@@ -85,6 +93,8 @@ class Agent:
         self.devices: list[dict[str, Any]] = []  # the last observe_devices()
         # {email: bytes left} of configs close to their cap, from the last answer (wait_for_next_round)
         self.quota_watch: dict[str, int] = {}
+        # {email: max_devices} of the configs last reported from two devices or more (devices_for_heartbeat)
+        self.device_limits: dict[str, int] = {}
         self.period_start = _now()
         self.failures = 0
         self.usage_filter = UsageFilter()
@@ -143,7 +153,7 @@ class Agent:
             "core_active": core_active,
             "incidents": [bounded_incident(incident)] if incident else [],
             "reports": reports,
-            "devices": devices_for_heartbeat(self.devices),
+            "devices": devices_for_heartbeat(self.devices, self.device_limits),
         }
 
     def _sendable(self) -> list[dict[str, Any]]:
@@ -173,6 +183,12 @@ class Agent:
             delivered = True
             latency = time.monotonic() - started
             self.failures = 0
+            if body.get("devices"):
+                self.device_limits = {
+                    item["email"]: item["max_devices"]
+                    for item in answer.get("device_limits", [])
+                    if isinstance(item, dict) and type(item.get("max_devices")) is int
+                }
             self.quota_watch = {
                 item["email"]: item["remaining_bytes"]
                 for item in answer.get("quota_watch", [])

@@ -332,6 +332,11 @@ class HeartbeatIn(Schema):
     )
 
 
+class DeviceLimitOut(Schema):
+    email = fields.String(required=True, metadata={"description": "cfg-<config id>"})
+    max_devices = fields.Integer(required=True)
+
+
 class QuotaWatchOut(Schema):
     email = fields.String(required=True, metadata={"description": "cfg-<config id>"})
     remaining_bytes = fields.Integer(required=True)
@@ -354,6 +359,14 @@ class HeartbeatOut(Schema):
         metadata={"description": "Device entries for configs the node does not serve (or of banned users): ignored."},
     )
     desired_revision = fields.Integer(required=True)
+    device_limits = fields.List(
+        fields.Nested(DeviceLimitOut),
+        required=True,
+        metadata={
+            "description": "The plan's max_devices of each served config reported from two devices or more: the "
+            "agent sends a config's addresses only when its count is over this."
+        },
+    )
     quota_watch = fields.List(
         fields.Nested(QuotaWatchOut),
         required=True,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,9 @@ class DevicePolicy:
 class DevicesOutcome:
     ignored: int  # entries for configs the node does not serve
     nodes: frozenset[int]  # nodes serving a config with a new block: their revisions must go up
+    # {email: max_devices} of the served configs reported from two devices or more: the agent sends a config's
+    # addresses only once it knows the config is over its limit (addresses are personal data).
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 def record_devices(
@@ -61,7 +64,7 @@ def record_devices(
     the caller bumps the returned nodes and queues their syncs."""
     reports = {int(entry["email"].removeprefix("cfg-")): entry for entry in entries}  # a repeated config: the last
     if not reports:
-        return DevicesOutcome(0, frozenset())
+        return DevicesOutcome(0, frozenset(), {})
     # The rows locked in id order (as every writer here does): a concurrent reset or a second node reporting a
     # moving config waits, and then sees this one's blocks.
     rows = session.execute(
@@ -79,11 +82,13 @@ def record_devices(
         .order_by(UserConfig.id)
         .with_for_update(of=UserConfig)
     ).all()
-    seen, over = [], []
+    seen, over, limits = [], [], {}
     for row in rows:
         count, addresses = _devices(reports[row.id], row.devices_reset_at)
         seen.append({"id": row.id, "devices_seen": count, "devices_seen_at": now})
         plan = row.Plan
+        if plan is not None and reports[row.id]["count"] >= 2:
+            limits[f"cfg-{row.id}"] = plan.max_devices
         if plan is not None and addresses and count > plan.max_devices:
             over.append((row, plan, count, addresses))
     if seen:
@@ -98,7 +103,7 @@ def record_devices(
             "config %s: used from %d devices, %d allowed; %d more refused", row.id, count, plan.max_devices, refused
         )
         _tell(session, row, plan, count, now, policy)
-    return DevicesOutcome(len(reports) - len(rows), frozenset(nodes))
+    return DevicesOutcome(len(reports) - len(rows), frozenset(nodes), limits)
 
 
 def _devices(entry: dict[str, Any], reset_at: datetime | None) -> tuple[int, list[tuple[float, str]]]:

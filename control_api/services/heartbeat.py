@@ -127,6 +127,7 @@ def record_heartbeat(
         "unknown_configs": unknown,
         "foreign_configs": len(foreign),
         "ignored_devices": devices.ignored,
+        "device_limits": [{"email": email, "max_devices": limit} for email, limit in sorted(devices.limits.items())],
         "desired_revision": node.desired_revision,
         "quota_watch": quota_watch(session, node.id, quota_watch_bytes),
     }

@@ -97,6 +97,8 @@ def test_three_devices_on_a_one_device_plan_refuse_the_two_newest_once_per_cool_
     assert all(timedelta(0) < until - utcnow() <= cooldown for until in refused.values())
     assert answer["desired_revision"] == before + 1 == revision(app, node.principal_id)
     assert queue.synced == [node.principal_id] and answer["ignored_devices"] == 0
+    # The limit goes back to the agent, which sends a config's addresses only when it is over it.
+    assert answer["device_limits"] == [{"email": f"cfg-{one_device}", "max_devices": 1}]
     config = config_of(app, one_device)
     assert config.devices_seen == 3 and utcnow() - config.devices_seen_at < timedelta(minutes=1)
     (told,) = notes(app, "device_limit")

@@ -74,6 +74,7 @@ def test_a_heartbeat_records_metrics_and_traffic(app, client, principals):
         "unknown_configs": 0,
         "foreign_configs": 0,
         "ignored_devices": 0,
+        "device_limits": [],
         "desired_revision": 0,
         "quota_watch": [],
     }

@@ -441,12 +441,24 @@ def test_the_agents_loop_reads_the_devices_list_each_round(log_path: Path, tmp_p
     assert disabled.observe_devices(T0) == []
 
 
-def test_the_devices_list_a_heartbeat_carries_stays_within_the_apis_bound():
+def test_the_devices_list_a_heartbeat_carries_names_addresses_only_over_the_limit_and_stays_bounded():
     from agent.__main__ import devices_for_heartbeat
     from agent.delivery import MAX_DEVICE_ENTRIES
 
-    few = [{"email": "cfg-1", "count": 2, "addresses": []}, {"email": "cfg-2", "count": 1}]
-    assert devices_for_heartbeat(few) is few
+    two = [
+        {"address": "198.51.100.2", "first_seen": 2, "last_seen": 3},
+        {"address": "198.51.100.1", "first_seen": 1, "last_seen": 3},
+    ]
+    devices = [{"email": "cfg-1", "count": 2, "addresses": two}, {"email": "cfg-2", "count": 1}]
+    # The limit not known yet, or not exceeded: counts only (addresses are personal data).
+    assert devices_for_heartbeat(devices, {}) == [{"email": "cfg-1", "count": 2}, {"email": "cfg-2", "count": 1}]
+    assert devices_for_heartbeat(devices, {"cfg-1": 2}) == [
+        {"email": "cfg-1", "count": 2},
+        {"email": "cfg-2", "count": 1},
+    ]
+    # Over it: the addresses go, for the API to choose the newest.
+    assert devices_for_heartbeat(devices, {"cfg-1": 1}) == devices
+
     many = [{"email": f"cfg-{n}", "count": 1} for n in range(MAX_DEVICE_ENTRIES)] + [{"email": "cfg-x", "count": 3}]
-    bounded = devices_for_heartbeat(many)
+    bounded = devices_for_heartbeat(many, {})
     assert len(bounded) == MAX_DEVICE_ENTRIES and bounded[0]["email"] == "cfg-x"
