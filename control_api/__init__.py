@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     register_error_handlers(app)
     register_blueprints(app)
     init_openapi(app)
-    metrics.init_metrics(app, app.extensions["rayfleet.db"], settings.metrics_token)
+    metrics.init_metrics(app, app.extensions["rayfleet.db"], settings)
     cli.register_commands(app)
     init_embedded_sweep(app)
     return app

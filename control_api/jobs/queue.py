@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
@@ -46,6 +46,8 @@ class QueueUnavailable(ServiceUnavailable):
 
 
 NODES_QUEUE = "nodes"
+# Every queue the workers listen on (`rq worker --with-scheduler nodes default`); cron.py uses "default".
+QUEUES = (NODES_QUEUE, "default")
 RETRY_INTERVALS = [2, 5, 15, 30, 60]
 JOB_TIMEOUT_SECONDS = 600
 FAILURE_TTL_SECONDS = 24 * 3600
@@ -71,6 +73,21 @@ def provision_job_id(node_id: int) -> str:
 
 def migrate_job_id(node_id: int) -> str:
     return f"migrate-node-{int(node_id)}"
+
+
+def queue_figures(connection: redis.Redis) -> dict[str, Any]:
+    """For /metrics: per queue, the jobs waiting, running, scheduled (retries) and kept as failed, and the
+    number of live workers. Raises redis.RedisError when Redis does not answer."""
+    queues = {}
+    for name in QUEUES:
+        queue = Queue(name, connection=connection)
+        queues[name] = {
+            "queued": queue.count,
+            "started": queue.started_job_registry.count,
+            "scheduled": queue.scheduled_job_registry.count,
+            "failed": queue.failed_job_registry.count,
+        }
+    return {"queues": queues, "workers": Worker.count(connection=connection)}
 
 
 class JobQueue(ABC):

@@ -62,8 +62,8 @@ def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) ->
     Three grouped queries for any number of nodes (no query per node).
     """
     ids = [node.id for node in nodes]
-    metrics = _latest_by_node(session, NodeMetric, ids)
-    runs = _latest_by_node(session, SyncRun, ids)
+    metrics = latest_by_node(session, NodeMetric, ids)
+    runs = latest_by_node(session, SyncRun, ids)
     pending = dict(
         session.execute(
             select(UserConfig.node_id, func.count())
@@ -80,7 +80,7 @@ def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) ->
             {
                 **columns_of(node),
                 "health": _health(node.last_seen_at, now, stale_after_seconds),
-                "sync_state": _sync_state(node, run),
+                "sync_state": sync_state(node, run),
                 "pending_configs": pending.get(node.id, 0),
                 "last_metrics": None if metric is None else {**columns_of(metric), "at": metric.timestamp},
                 "last_sync": None if run is None else columns_of(run),
@@ -89,7 +89,7 @@ def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) ->
     return views
 
 
-def _latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
+def latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
     if not ids:
         return {}
     newest = select(func.max(model.id)).where(model.node_id.in_(ids)).group_by(model.node_id)
@@ -102,7 +102,7 @@ def _health(last_seen_at: datetime | None, now: datetime, stale_after_seconds: i
     return "healthy" if (now - last_seen_at).total_seconds() <= stale_after_seconds else "stale"
 
 
-def _sync_state(node: Node, last_run: SyncRun | None) -> str:
+def sync_state(node: Node, last_run: SyncRun | None) -> str:
     if node.applied_revision >= node.desired_revision:
         return "in_sync"
     return "failing" if last_run is not None and last_run.status == "failed" else "syncing"
