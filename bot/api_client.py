@@ -47,7 +47,7 @@ class ApiClient:
         return session
 
     def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**kwargs.pop("headers", {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         try:
             return self._session().request(
                 method, f"{self.base_url}{path}", headers=headers, timeout=self._timeout, **kwargs
@@ -186,6 +186,14 @@ class ApiClient:
         }
         response = self.request("POST", "/api/v1/payments", json=body)
         return response.json(), response.status_code == 201
+
+    def attach_proof(self, payment_id: int, user_id: int, content: bytes) -> dict:
+        """Upload the proof file of USER_ID's pending payment (its bytes as they are; the API tells the kind from
+        them): the payment's view. ApiError proof_type_unsupported (415), proof_too_large (413), 409 when it is
+        decided or has its proof already."""
+        headers = {"Content-Type": "application/octet-stream"}
+        path = f"/api/v1/payments/{payment_id}/proof"
+        return self.json("PUT", path, params={"user_id": user_id}, data=content, headers=headers)
 
     def set_auto_renewal(self, user_id: int, config_id: int, enabled: bool) -> dict:
         """Opt the customer's config in (with its own plan) or out of auto-renewal; the config's view."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
@@ -47,6 +49,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         instance_relative_config=True,
     )
     settings = settings or Settings.from_env(instance_path=app.instance_path)
+    if not settings.proof_storage_dir:  # Settings built in code (tests): proofs in the instance folder
+        settings = replace(settings, proof_storage_dir=str(Path(app.instance_path) / "proofs"))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     install_request_log_filter()

@@ -8,6 +8,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# The largest proof a bot can fetch from Telegram to upload (the Bot API's download limit).
+PROOF_MAX_BYTES_CAP = 20 * 1024 * 1024
+
 
 class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message says which and how to fix it."""
@@ -192,6 +195,13 @@ class Settings:
     shop_timezone: str = "UTC"
     # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
     daily_report_hour: int = 9
+    # Payment proofs (services/proofs.py): the largest file the bot may upload (413 above it); the directory they
+    # are stored in (created 0700, one file per proof named by a random id; empty: "proofs" in the app's instance
+    # folder; set it for the API and the worker alike in production, the sweep deletes old files); and how many
+    # days after a payment was decided its proof file is deleted.
+    proof_max_bytes: int = 5 * 1024 * 1024
+    proof_storage_dir: str = ""
+    proof_retention_days: int = 90
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -267,4 +277,9 @@ class Settings:
             quota_watch_mb=_parse_int(env, "QUOTA_WATCH_MB", 1024, minimum=0, maximum=1024 * 1024),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
+            proof_max_bytes=_parse_int(
+                env, "PROOF_MAX_BYTES", 5 * 1024 * 1024, minimum=1024, maximum=PROOF_MAX_BYTES_CAP
+            ),
+            proof_storage_dir=env.get("PROOF_STORAGE_DIR", "").strip() or str(Path(instance_path).resolve() / "proofs"),
+            proof_retention_days=_parse_int(env, "PROOF_RETENTION_DAYS", 90, minimum=1, maximum=3650),
         )

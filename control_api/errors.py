@@ -40,6 +40,14 @@ class InvalidInput(DomainError):
     status, code = 422, "validation_error"
 
 
+class PayloadTooLarge(DomainError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMedia(DomainError):
+    status, code = 415, "unsupported_media_type"
+
+
 class ServiceUnavailable(DomainError):
     status, code = 503, "service_unavailable"
 

@@ -4,6 +4,7 @@ parameter ranges) and the statuses every operation can return, each in one place
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from apiflask import APIFlask
@@ -108,17 +109,45 @@ def _describe_path_parameter(parameter: dict[str, Any]) -> None:
         parameter.setdefault("description", detail["description"])
 
 
+def raw_body(body: dict[str, Any]) -> Any:
+    """Document a view's request body that is not JSON (a file's bytes): BODY is its OpenAPI requestBody.
+    Put it right under the route decorator; the view reads the body itself."""
+
+    def decorator(view: Any) -> Any:
+        view._rayfleet_raw_body = body
+        return view
+
+    return decorator
+
+
+def _raw_bodies(app: APIFlask) -> dict[tuple[str, str], dict[str, Any]]:
+    """(OpenAPI path, method) -> requestBody of every view marked with raw_body."""
+    found = {}
+    for rule in app.url_map.iter_rules():
+        body = getattr(app.view_functions.get(rule.endpoint), "_rayfleet_raw_body", None)
+        if body is not None:
+            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+            for method in rule.methods or ():
+                found[path, method.lower()] = body
+    return found
+
+
 def init_openapi(app: APIFlask) -> None:
     app.security_schemes = {SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
     @app.spec_processor
     def _add_generic_responses(spec: dict[str, Any]) -> dict[str, Any]:
+        raw = _raw_bodies(app)
         for path, operations in spec.get("paths", {}).items():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
                 wanted = []
-                if "requestBody" in operation:
+                if (path, method) in raw:
+                    # A file's bytes, read and checked by the view itself (its own 413 and 415).
+                    operation["requestBody"] = copy.deepcopy(raw[path, method])
+                    wanted += [413, 415]
+                elif "requestBody" in operation:
                     # Enforced, with 400/415/422, by api.common.check_request_body.
                     operation["requestBody"]["required"] = True
                     wanted += [400, 413, 415]

@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import redis
@@ -84,11 +85,12 @@ def reset_postgres(url: str) -> None:
 
 
 @pytest.fixture
-def settings(migrated_postgres: str, redis_url: str) -> Settings:
-    """Settings for the production shape: PostgreSQL + Redis. Override with dataclasses.replace."""
+def settings(migrated_postgres: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Settings for the production shape: PostgreSQL + Redis, payment proofs in the test's own folder. Override
+    with dataclasses.replace."""
     reset_postgres(migrated_postgres)
     redis.Redis.from_url(redis_url).flushdb()
-    return make_settings(migrated_postgres, redis_url)
+    return make_settings(migrated_postgres, redis_url, proof_storage_dir=str(tmp_path / "proofs"))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from typing import Any
 from telebot.apihelper import ApiException
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
-from .. import keyboards
+from .. import keyboards, proofs
 from ..api_client import ApiError, ApiRateLimited, ApiUnavailable
 from ..context import Shop, guarded
 from ..i18n import all_texts, data_size, id_list, money, parse_int, plan_name, reason_text, t
@@ -476,6 +476,7 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
         shop.send_config(chat_id, language, payment["config"], profile["id"])
     if created:
         admin.post_for_review(shop, payment, proof["kind"])
+        proofs.upload(shop, chat_id, language, payment, proof, profile["id"])
 
 
 def _still_in_review(shop: Shop, chat_id: int, user: User, language: str, exc: ApiError, proof: dict) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
-from .. import keyboards
+from .. import keyboards, proofs
 from ..api_client import ApiError
 from ..context import Shop, guarded
 from ..i18n import data_size, day, id_list, language_of, money, plan_name, remaining_bytes, t
@@ -316,6 +316,7 @@ def submit(shop: Shop, chat_id: int, user: User, language: str, state: dict) -> 
     shop.say(chat_id, "\n\n".join(parts))
     if created:
         admin.post_for_review(shop, payment, state["proof"]["kind"])
+        proofs.upload(shop, chat_id, language, payment, state["proof"], state["user_id"])
 
 
 # --- the handlers --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 
 from telebot.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
 
-from .. import keyboards
+from .. import keyboards, proofs
 from ..api_client import ApiError, ApiUnavailable
 from ..auto_renew import TOPUP
 from ..context import Shop, guarded
@@ -79,6 +79,7 @@ def _submit(shop: Shop, chat_id: int, user: User, language: str, state: dict[str
     )
     if created:
         admin.post_for_review(shop, payment, proof["kind"])
+        proofs.upload(shop, chat_id, language, payment, proof, profile["id"])
 
 
 def register(shop: Shop) -> None:

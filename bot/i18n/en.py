@@ -119,6 +119,8 @@ MESSAGES: dict[str, str] = {
     "reviewed. You will hear from us here once it is decided.",
     "receipt_no_order": "🧾 Received. You have no order waiting for review, so I passed this file to the admins: "
     "one of them will look at it. To buy a plan, tap 🛒 Buy.",
+    "proof_type_refused": "📎 Your payment <b>#{id}</b> is recorded, but the admins cannot open this kind of "
+    "file: please send the receipt as a photo or a PDF.",
     "receipt_passed_on": "The receipt you just sent was passed to the admins with it.",
     "receipt_unrouted": "⚠️ I could not pass this file to the admins right now. Please send it again in a few minutes.",
     "receipt_limit": "You have sent several files in the last hour; the admins will look at those first. Please "

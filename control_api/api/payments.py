@@ -1,13 +1,27 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from flask import Response, request
 
 from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
-from ..schemas.payments import PaymentCreatedOut, PaymentIn, PaymentList, PaymentOut, PaymentQuery, RejectIn, ReviewIn
+from ..openapi import raw_body
+from ..schemas.payments import (
+    PROOF_BODY,
+    PROOF_FILE,
+    PaymentCreatedOut,
+    PaymentIn,
+    PaymentList,
+    PaymentOut,
+    PaymentQuery,
+    ProofQuery,
+    RejectIn,
+    ReviewIn,
+)
 from ..schemas.review import ReviewEventIn, ReviewEventOut
 from ..security import current_principal, require
 from ..services import payments as payment_service
+from ..services import proofs as proof_service
 from ..services import review as review_service
 from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, settings
 from .discounts import REFUSALS, TOO_MANY
@@ -129,3 +143,51 @@ def reject(payment_id: int, data: dict) -> dict:
 )
 def review_event(payment_id: int, data: dict) -> dict:
     return review_service.record_review_event(db_session(), current_principal(), payment_id, data)
+
+
+@bp.put("/<int:payment_id>/proof")
+@raw_body(PROOF_BODY)
+@require("bot", "admin")
+@bp.input(ProofQuery, location="query", arg_name="query")
+@bp.output(PaymentOut, description="Stored; the payment's view (has_proof, proof_duplicate_of)")
+@bp.doc(
+    summary="Attach the proof file (the customer's receipt) to a pending payment",
+    description="The bot uploads the file the customer sent, as the raw request body, right after creating the "
+    "payment, so that admins can see it (GET /payments/{id}/proof). At most PROOF_MAX_BYTES; a JPEG, PNG, WebP "
+    "or PDF as its first bytes say, whatever its Content-Type. Stored as a file outside the database under a "
+    "random name. One proof per payment, while it is pending. The same file on another payment is not refused: "
+    "proof_duplicate_of names those payments.",
+    security=BEARER,
+    responses={
+        403: "The payment is not user_id's (not_your_payment)",
+        409: "The payment is decided (payment_not_pending) or has its proof already (proof_already_attached)",
+        413: "The file is larger than PROOF_MAX_BYTES (proof_too_large; details.max_bytes)",
+        415: "The file is not a JPEG, PNG, WebP or PDF by its content (proof_type_unsupported)",
+    },
+)
+def attach_proof(payment_id: int, query: dict) -> dict:
+    limit = settings().proof_max_bytes
+    request.max_content_length = limit + 1  # this route's own limit, above the JSON routes' MAX_CONTENT_LENGTH
+    data = proof_service.read_bounded(lambda: request.stream, request.content_length, limit)
+    return payment_service.attach_proof(
+        db_session(), current_principal(), settings(), payment_id, query["user_id"], data
+    )
+
+
+# A proof is shown as a file, never run as a page: no sniffing, nothing loaded, scripts and forms sandboxed.
+PROOF_HEADERS = {name: header["schema"]["enum"][0] for name, header in PROOF_FILE["headers"].items()}
+
+
+@bp.get("/<int:payment_id>/proof")
+@require("admin")
+@bp.doc(
+    summary="The payment's proof file, for admins only",
+    description="Served with the media type its bytes showed at upload, inline, with X-Content-Type-Options: "
+    "nosniff, Cache-Control: private, no-store and Content-Security-Policy: default-src 'none'; img-src 'self'; "
+    "sandbox. The bot has the proof's Telegram file id and gets 403 here, like every caller but an admin.",
+    security=BEARER,
+    responses={200: PROOF_FILE, 404: "No such payment, or it has no proof file (no_proof)"},
+)
+def get_proof(payment_id: int) -> Response:
+    content, mime = proof_service.read(db_session(), settings(), payment_id)
+    return Response(content, status=200, mimetype=mime, headers=PROOF_HEADERS)

@@ -37,6 +37,7 @@ from ..models import Node, utcnow
 from ..services.fleet_watch import FleetCheck, check_fleet
 from ..services.lifecycle import run_lifecycle
 from ..services.node_health import HealthPolicy
+from ..services.proofs import delete_old_proofs
 from ..services.reports import post_daily_report
 from .context import WorkerContext, worker_context
 from .queue import JobQueue
@@ -142,6 +143,7 @@ def run_sweep(
         with context.session_factory() as session:
             # Sales first: its expiries and quota suspensions bump revisions that reconcile then sees.
             run_lifecycle(session, queue.enqueue_node_sync, settings=settings)
+            delete_old_proofs(session, settings)  # PROOF_RETENTION_DAYS after the decision
             if post_daily_report(session, settings, utcnow()):
                 session.commit()
             fleet_check(session, queue, context.policy)

@@ -29,6 +29,8 @@ AUTO_ACCEPT_RULE = (
 # Why an admin rejected a payment, as a stable code the bot words in each customer's language (a reason typed
 # by the admin is kept as review_note, shown as typed).
 REJECT_REASON_CODES = ("fake_receipt", "wrong_amount", "unreadable", "already_used")
+# The kinds of proof file the API stores (services/proofs.py tells them by their first bytes).
+PROOF_MIME_TYPES = ("image/jpeg", "image/png", "image/webp", "application/pdf")
 
 
 class UserConfig(Base):
@@ -137,6 +139,14 @@ class Payment(Base):
             name="review_reason_code",
         ),
         CheckConstraint("review_reason_code IS NULL OR status = 'rejected'", name="reason_code_of_rejection"),
+        # A stored proof file has all its facts; its sha256 and upload time stay after the retention sweep deletes
+        # the file (so an old receipt sent again is still recognised).
+        CheckConstraint(
+            "proof_path IS NULL OR (proof_sha256 IS NOT NULL AND proof_mime IS NOT NULL AND proof_size > 0)",
+            name="proof_complete",
+        ),
+        CheckConstraint("(proof_sha256 IS NULL) = (proof_uploaded_at IS NULL)", name="proof_uploaded_when"),
+        CheckConstraint("proof_mime IS NULL OR " + enum_check("proof_mime", PROOF_MIME_TYPES), name="proof_mime"),
         Index(None, "extends_config_id", "status"),
         Index(None, "status", "auto_accept_at"),
         Index(None, "user_id"),
@@ -144,6 +154,8 @@ class Payment(Base):
         Index(None, "user_id", "evidence_file_id", unique=True),
         # One proof file pays for one order, whoever sends it.
         Index(None, "evidence_unique_id", unique=True),
+        # The same proof file on another payment (an old receipt sent again) is found by its hash.
+        Index(None, "proof_sha256"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -182,3 +194,11 @@ class Payment(Base):
     previous_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_data_limit_mb: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The proof file the bot uploaded (services/proofs.py): its name in PROOF_STORAGE_DIR (a random id, never
+    # anything the customer chose; NULL when none was uploaded or the retention sweep deleted it), its SHA-256,
+    # media type (told by its first bytes), size and upload time. Never logged.
+    proof_path: Mapped[str | None] = mapped_column(String(64))
+    proof_sha256: Mapped[str | None] = mapped_column(String(64))
+    proof_mime: Mapped[str | None] = mapped_column(String(32))
+    proof_size: Mapped[int | None] = mapped_column(BigInteger)
+    proof_uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -6,7 +6,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 from marshmallow import ValidationError, validates_schema
 
-from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROTOCOLS, REJECT_REASON_CODES
+from ..models import PAYMENT_PURPOSES, PAYMENT_STATUSES, PROOF_MIME_TYPES, PROTOCOLS, REJECT_REASON_CODES
 from .common import ACTING_TELEGRAM_ID, PageQuery, StrictBoolean, db_integer, query_integer, text
 from .configs import ConfigOut
 from .discounts import AppliedCodeOut, order_code
@@ -159,6 +159,61 @@ class PaymentOut(Schema):
         allow_none=True,
         metadata={"description": "The discount code it used (amount_cents is what it left to pay); None without."},
     )
+    has_proof = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "The proof file is stored (GET /payments/{id}/proof serves it to admins); false before "
+            "the bot uploads it, when it could not, or after PROOF_RETENTION_DAYS past the decision."
+        },
+    )
+    proof_mime = fields.String(
+        required=True, allow_none=True, validate=OneOf(PROOF_MIME_TYPES), metadata={"description": "As its bytes say."}
+    )
+    proof_size = fields.Integer(required=True, allow_none=True, metadata={"description": "In bytes."})
+    proof_duplicate_of = fields.List(
+        fields.Integer(),
+        required=True,
+        metadata={
+            "description": "Other payments whose proof file is byte for byte the same (an old receipt sent again?): "
+            "flagged for the admin who decides, not refused."
+        },
+    )
+
+
+class ProofQuery(Schema):
+    user_id = query_integer(
+        1,
+        required=True,
+        metadata={
+            "description": "The customer the payment was created for (user_id of POST /payments): a proof is "
+            "attached for its own customer only (403 not_your_payment)."
+        },
+    )
+
+
+# The proof upload's body: the file's bytes as they are (no multipart), under any of these labels; what the file
+# is, is told by its first bytes, never by the label.
+PROOF_MEDIA_TYPES = (*PROOF_MIME_TYPES, "application/octet-stream")
+PROOF_BODY = {
+    "required": True,
+    "description": "The proof file's bytes as the request body (not multipart). Content-Type may be any of these; "
+    "the API tells the kind from the first bytes (JPEG, PNG, WebP or PDF) and ignores the label.",
+    "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in PROOF_MEDIA_TYPES},
+}
+PROOF_FILE = {
+    "description": "The proof file, with the media type its bytes showed at upload; served inline with "
+    "X-Content-Type-Options: nosniff, Cache-Control: private, no-store and a sandboxing Content-Security-Policy",
+    "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in PROOF_MIME_TYPES},
+    "headers": {
+        name: {"schema": {"type": "string", "enum": [value]}}
+        for name, value in (
+            ("Content-Disposition", "inline"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Cache-Control", "private, no-store"),
+            ("Content-Security-Policy", "default-src 'none'; img-src 'self'; sandbox"),
+        )
+    },
+}
 
 
 class PaymentCreatedOut(PaymentOut):

@@ -28,7 +28,7 @@ from ..config import Settings
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..kvstore import KeyValueStore
 from ..models import EXTENSION_PURPOSES, Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, discounts, notifications, renewals, wallet
+from . import audit, discounts, notifications, proofs, renewals, wallet
 from .bans import apply_ban, ensure_not_banned, reviewer_columns
 from .configs import new_config
 from .lookup import get_or_404
@@ -475,18 +475,36 @@ def list_payments(session: Session, filters: dict[str, Any]) -> dict[str, Any]:
     ):
         session.scalars(select(model).where(model.id.in_(ids))).all()
     applied = discounts.applied_views(session, [p.id for p in page])
-    return {"items": [payment_view(session, p, applied) for p in page], "more": more}
+    duplicate_of = proofs.duplicates(session, page)
+    return {"items": [payment_view(session, p, applied, duplicate_of) for p in page], "more": more}
 
 
-def payment_view(session: Session, payment: Payment, applied: dict[int, Any] | None = None) -> dict[str, Any]:
-    """PAYMENT with its customer, plan and the discount code it used (APPLIED: the codes of a page of
-    payments, looked up at once by list_payments)."""
+def attach_proof(
+    session: Session, actor: Principal, settings: Settings, payment_id: int, user_id: int, data: bytes
+) -> dict[str, Any]:
+    """The bot's upload of a pending payment's proof file for its customer USER_ID (proofs.attach); its view."""
+    return payment_view(session, proofs.attach(session, actor, settings, payment_id, user_id, data))
+
+
+def payment_view(
+    session: Session,
+    payment: Payment,
+    applied: dict[int, Any] | None = None,
+    duplicate_of: dict[int, list[int]] | None = None,
+) -> dict[str, Any]:
+    """PAYMENT with its customer, plan, the discount code it used and what its proof file is (APPLIED and
+    DUPLICATE_OF: the codes and same-proof payments of a page of payments, looked up at once by list_payments).
+    Where the proof file is stored is never shown."""
     if applied is None:
         applied = discounts.applied_views(session, [payment.id])
+    if duplicate_of is None:
+        duplicate_of = proofs.duplicates(session, [payment])
     user = session.get_one(User, payment.user_id)
     plan = session.get_one(Plan, payment.plan_id) if payment.plan_id is not None else None
+    columns = {key: value for key, value in columns_of(payment).items() if not key.startswith("proof_")}
     return {
-        **columns_of(payment),
+        **columns,
+        **proofs.proof_view(payment, duplicate_of),
         "reviewer": reviewer_name(session, payment),
         "user": {"id": user.id, "telegram_id": user.telegram_id, "username": user.username},
         "plan": None if plan is None else {"id": plan.id, "name": plan.name, "price_cents": plan.price_cents},

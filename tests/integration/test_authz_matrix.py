@@ -20,6 +20,7 @@ from control_api.models import Admin, AuditLog, BotClient, Node
 from tests.conftest import Principals, create_admin, create_bot, create_node, login, make_settings, reset_postgres
 
 CALLERS = ("anonymous", "admin", "bot", "node")
+PNG = b"\x89PNG\r\n\x1a\n" + b"matrix proof"
 
 # (method, rule) -> the principal kinds allowed to call it. Everyone else gets 403; no token gets 401.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -65,6 +66,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/payments/<int:payment_id>/approve"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/payments/<int:payment_id>/reject"): frozenset({"admin", "bot"}),
     ("POST", "/api/v1/payments/<int:payment_id>/review-events"): frozenset({"admin", "bot"}),
+    ("PUT", "/api/v1/payments/<int:payment_id>/proof"): frozenset({"admin", "bot"}),
+    # The proof file itself: admins only (the bot has the Telegram file id).
+    ("GET", "/api/v1/payments/<int:payment_id>/proof"): frozenset({"admin"}),
     ("GET", "/api/v1/notifications"): frozenset({"bot"}),
     ("POST", "/api/v1/notifications/ack"): frozenset({"bot"}),
     ("POST", "/api/v1/users/<int:user_id>/trial"): frozenset({"admin", "bot"}),
@@ -111,14 +115,15 @@ UNIQUE = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def world(migrated_postgres, redis_url):
+def world(migrated_postgres, redis_url, tmp_path_factory):
     """One app and one logged-in principal of each kind for the whole module (logins are slow scrypt checks).
 
     Tests only ever add rows of their own (unique names and ids), so they do not depend on each other's order.
     """
     reset_postgres(migrated_postgres)
     redis.Redis.from_url(redis_url).flushdb()
-    app = create_app(make_settings(migrated_postgres, redis_url))
+    proofs = str(tmp_path_factory.mktemp("proofs"))
+    app = create_app(make_settings(migrated_postgres, redis_url, proof_storage_dir=proofs))
     client = app.test_client()
     admin = create_admin(app, client, "matrix-admin")
     principals = Principals(
@@ -266,7 +271,7 @@ def path_ids(world) -> dict[str, int]:
     location = client.post("/api/v1/locations", json=body_for("POST", "/api/v1/locations", "setup"), headers=admin)
     assert location.status_code == 201, location.json
     ids["location_id"] = location.json["id"]
-    for verb in ("approve", "reject"):
+    for verb in ("approve", "reject", "proof"):
         for caller in CALLERS:
             payment = client.post(
                 "/api/v1/payments",
@@ -281,6 +286,12 @@ def path_ids(world) -> dict[str, int]:
             )
             assert payment.status_code == 201, payment.json
             ids[f"payment_{verb}_{caller}"] = payment.json["id"]
+    # A payment with its proof file, for admins to read.
+    with_proof = ids["payment_proof_anonymous"]
+    stored = client.put(
+        f"/api/v1/payments/{with_proof}/proof?user_id={buyer}", data=PNG, headers={**admin, "Content-Type": "image/png"}
+    )
+    assert stored.status_code == 200, stored.json
     for caller in CALLERS:
         # One renewal or extra data in review per config: a paid config per caller.
         extended = client.post(
@@ -331,6 +342,7 @@ def path_ids(world) -> dict[str, int]:
         "spare_node_id": spare_node.json["id"],
         **ids,
         "payment_id": ids["payment_approve_anonymous"],
+        "payment_with_proof": with_proof,
         "telegram_admin_id": telegram_id + 2,
         "config_plan_price": config_plan["price_cents"],
         "plan_id": plan.json["id"],
@@ -441,6 +453,12 @@ def test_matrix(world, path_ids, method, rule):
             body = {"user_id": path_ids["buyer_id"], "enabled": True}
         if rule.endswith("/trial"):
             target = re.sub(r"/users/[0-9]+/", f"/users/{path_ids[f'trial_user_{caller}']}/", path)
+        if rule.endswith("/proof") and method == "PUT":
+            # Each caller attaches a proof to a pending payment of its own (a second proof answers 409).
+            target = f"/api/v1/payments/{path_ids[f'payment_proof_{caller}']}/proof?user_id={path_ids['buyer_id']}"
+            return client.open(target, method=method, data=PNG, headers={**headers, "Content-Type": "image/png"})
+        if rule.endswith("/proof"):
+            target = f"/api/v1/payments/{path_ids['payment_with_proof']}/proof"
         return client.open(target, method=method, json=body, headers=headers)
 
     if rule.endswith("/undrain"):  # only a draining node can be undrained

@@ -598,3 +598,47 @@ def test_the_devices_schema_keeps_one_block_per_config_and_address_and_the_devic
         )
     migrate.upgrade(scratch_engine)
     assert "device_blocks" in user_tables(scratch_engine)
+
+
+def test_the_proofs_schema_keeps_a_stored_proof_complete_and_its_kind_known(scratch_engine):
+    """0019: payments name their proof file (name, hash, kind, size, upload time); a file without its facts or of
+    another kind is refused, the hash is indexed; downgrading to 0016 drops the columns."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, telegram_id, language, is_admin, subscription_token, created_at)"
+                " VALUES (1, 1, 'en', false, 't', CURRENT_TIMESTAMP)"
+            )
+        )
+    payment = (
+        "INSERT INTO payments (id, user_id, purpose, amount_cents, status, evidence_file_id, created_at, proof_path,"
+        " proof_sha256, proof_mime, proof_size, proof_uploaded_at) VALUES (:id, 1, 'topup', 100, 'pending', :file,"
+        " CURRENT_TIMESTAMP, :path, :sha, :mime, :size, :at)"
+    )
+    stored = {"path": "ab" * 16, "sha": "0" * 64, "mime": "image/png", "size": 10, "at": "2026-12-11 00:00:00+00"}
+    with scratch_engine.begin() as connection:
+        connection.execute(text(payment), {"id": 1, "file": "f1", **stored})
+        # Deleted by the retention sweep: the hash and time stay, the file's facts go.
+        connection.execute(text(payment), {"id": 2, "file": "f2", **stored, "path": None, "mime": None, "size": None})
+        connection.execute(
+            text(payment), {"id": 3, "file": "f3", "path": None, "sha": None, "mime": None, "size": None, "at": None}
+        )
+    for broken in (
+        {**stored, "mime": "text/html"},
+        {**stored, "sha": None, "at": None},
+        {**stored, "size": 0},
+        {**stored, "at": None},
+    ):
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(payment), {"id": 9, "file": "f9", **broken})
+    indexes = {index["name"] for index in inspect(scratch_engine).get_indexes("payments")}
+    assert "ix_payments_proof_sha256" in indexes
+    migrate.downgrade(scratch_engine, "0016")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("payments")}
+    assert not {name for name in columns if name.startswith("proof_")}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM payments")).scalar() == 3
+    migrate.upgrade(scratch_engine)
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("payments")}
+    assert {"proof_path", "proof_sha256", "proof_mime", "proof_size", "proof_uploaded_at"} <= columns

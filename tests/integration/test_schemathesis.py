@@ -162,6 +162,12 @@ BUSINESS_RULES = {
     "POST /api/v1/payments/{payment_id}/review-events": rule(
         (409, 422), f"already_reviewed {ACTING}", f"only a pending payment's decision is held; {ACTING_WHY}"
     ),
+    "PUT /api/v1/payments/{payment_id}/proof": rule(
+        (409, 415),
+        "payment_not_pending proof_already_attached proof_type_unsupported",
+        "a proof is a JPEG, PNG, WebP or PDF by its bytes (a binary schema cannot say which bytes); one proof per "
+        "payment, while it is pending",
+    ),
     "GET /api/v1/nodes": rule((422,), ACTING, ACTING_WHY),
     "GET /api/v1/nodes/alerts": rule((422,), ACTING, ACTING_WHY),
     "GET /api/v1/users/segments": rule((422,), ACTING, ACTING_WHY),
@@ -341,10 +347,13 @@ def _seed_a_subscription(client, admin: Credentials) -> None:
 
 
 @pytest.fixture(scope="module")
-def live_server(migrated_postgres: str, redis_url: str, pytestconfig: pytest.Config) -> Iterator[LiveServer]:
+def live_server(
+    migrated_postgres: str, redis_url: str, pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     reset_postgres(migrated_postgres)
     redis.Redis.from_url(redis_url).flushdb()
-    app = create_app(make_settings(migrated_postgres, redis_url))
+    proofs = str(tmp_path_factory.mktemp("proofs"))
+    app = create_app(make_settings(migrated_postgres, redis_url, proof_storage_dir=proofs))
     client = app.test_client()
     credentials = {"admin": create_admin(app, client), "bot": create_bot(app, client)}
     spares = {
