@@ -124,6 +124,8 @@ def _parse_url(text: str, name: str) -> str:
     return url
 
 
+DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -210,8 +212,11 @@ class Settings:
         return not self.redis_url
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, instance_path: str = "instance") -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None, instance_path: str | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        # The app's instance folder (Flask's, beside the package) whatever the working directory, so a worker
+        # finds the same SQLite file and proof files as the API.
+        instance_path = instance_path or str(DEFAULT_INSTANCE_PATH)
         database_url = env.get("DATABASE_URL", "").strip()
         if not database_url:
             # The embedded default: a SQLite file next to the app's instance data.
