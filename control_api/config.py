@@ -185,6 +185,14 @@ class Settings:
     # RAYFLEET_AGENT_DEVICE_WINDOW_SECONDS), which the customer's message states.
     device_block_cooldown_seconds: int = 600
     device_window_seconds: int = 600
+    # Webhooks (services/webhooks.py, jobs/webhooks.py): each POST waits this long for an answer; a delivery is
+    # tried this many times, the n-th retry after about BACKOFF * 2**(n-1) seconds (with jitter, at most 6 h);
+    # a URL that resolves to a loopback, private, link-local or otherwise internal address is refused unless
+    # allowed (an admin account must not turn the API into a scanner of internal services).
+    webhook_timeout_seconds: int = 5
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: int = 30
+    webhook_allow_private_targets: bool = False
     # The shop's time zone (IANA name): the daily report's day, and times shown to admins.
     shop_timezone: str = "UTC"
     # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
@@ -261,6 +269,10 @@ class Settings:
                 env, "DEVICE_BLOCK_COOLDOWN_SECONDS", 600, minimum=10, maximum=7 * 86400
             ),
             device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=10, maximum=86400),
+            webhook_timeout_seconds=_parse_int(env, "WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1, maximum=30),
+            webhook_max_attempts=_parse_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=25),
+            webhook_backoff_seconds=_parse_int(env, "WEBHOOK_BACKOFF_SECONDS", 30, minimum=1, maximum=3600),
+            webhook_allow_private_targets=_parse_bool(env, "WEBHOOK_ALLOW_PRIVATE_TARGETS"),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
         )
