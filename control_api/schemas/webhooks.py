@@ -10,7 +10,6 @@ URL = {
     "description": "Where events are POSTed: an http or https URL without credentials or a fragment (422 "
     "invalid_webhook_url otherwise). Delivery refuses an address inside the network (loopback, private, "
     "link-local) unless WEBHOOK_ALLOW_PRIVATE_TARGETS is set.",
-    "format": "uri",
 }
 EVENTS = {"description": f"The events this endpoint receives, a subset of: {', '.join(WEBHOOK_EVENTS)}."}
 SECRET = {
