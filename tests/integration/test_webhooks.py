@@ -21,12 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from control_api.database import make_engine
+from control_api.jobs import tasks
 from control_api.jobs.context import WorkerContext, set_worker_context
 from control_api.jobs.queue import RedisJobQueue
 from control_api.jobs.sweep import requeue_webhooks
 from control_api.jobs.webhooks import deliver_webhook_job
 from control_api.models import AuditLog, Node, User, UserConfig, WebhookDelivery, utcnow
 from control_api.services import webhooks
+from control_api.services.node_health import HealthPolicy
 from control_api.services.webhooks import DeliveryPolicy
 
 pytestmark = pytest.mark.postgres
@@ -456,3 +458,86 @@ def test_backoff_grows_and_is_jittered():
         waits = {round(webhooks.backoff_seconds(policy, attempts), 3) for _ in range(20)}
         assert all(ceiling / 2 <= wait <= ceiling for wait in waits) and len(waits) > 1
     assert utcnow().tzinfo is not None
+
+
+HEARTBEAT = {"cpu": 5.0, "mem": 10.0, "bandwidth_in": 0, "bandwidth_out": 0, "latency_ms": 4.0, "core_active": True}
+
+
+def test_node_alerts_migrations_and_quota_suspensions_are_delivered(
+    app, client, principals, settings, worker, receiver
+):
+    """The events the fleet makes: a node's alert raised and cleared (heartbeats), a config moved off it going
+    live on the other node (the migration job and the sync's follow-up, in the worker), and a config suspended
+    at its cap by a heartbeat's traffic report."""
+    events = ["config.suspended", "config.migrated", "node.alert_raised", "node.alert_cleared"]
+    hook = register(client, principals, receiver.url, events, secret=SECRET)
+    admin = principals.admin.headers
+    a, b = principals.node.principal_id, principals.other_node.principal_id
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        for node_id in (a, b):
+            node = session.get(Node, node_id)
+            node.status, node.capacity_score = "active", 50
+        session.commit()
+    plan = client.post("/api/v1/plans", json=PLAN, headers=admin).json
+    tiny = client.post("/api/v1/plans", json={**PLAN, "name": "Tiny", "data_limit_mb": 1}, headers=admin).json
+    user = client.put("/api/v1/users/telegram/9001", json={}, headers=admin).json["id"]
+
+    def beat(node, **fields):
+        response = client.post("/api/v1/nodes/heartbeat", json={**HEARTBEAT, **fields}, headers=node.headers)
+        assert response.status_code == 200, response.json
+
+    def applied(node, node_id):
+        served = client.get(f"/api/v1/nodes/{node_id}/configs", headers=node.headers).json
+        body = {"revision": served["revision"]}
+        assert client.post(f"/api/v1/nodes/{node_id}/configs/sync", json=body, headers=node.headers).status_code == 200
+
+    def config_on(plan_id, node_id):
+        body = {"plan_id": plan_id, "node_id": node_id}
+        response = client.post(f"/api/v1/users/{user}/configs", json=body, headers=admin)
+        assert response.status_code == 201, response.json
+        return response.json["id"]
+
+    beat(principals.other_node)
+    moving = config_on(plan["id"], a)
+    capped = config_on(tiny["id"], b)
+    applied(principals.node, a)
+    applied(principals.other_node, b)
+    assert client.patch(f"/api/v1/nodes/{a}", json={"thresholds": {"latency_ms": 10}}, headers=admin).status_code == 200
+    for _ in range(3):
+        beat(principals.node, latency_ms=50)
+    worker.ctx.policy = HealthPolicy.from_settings(settings)
+    assert tasks.migrate_node_job(a)["moved"] == 1
+    applied(principals.other_node, b)
+    tasks.after_sync(worker.ctx)  # the move goes live on node-b
+    for _ in range(3):
+        beat(principals.node, latency_ms=5)
+    now = utcnow().isoformat()
+    report = {
+        "report_id": "webhook-quota-1",
+        "period_start": now,
+        "period_end": now,
+        "usage": [{"email": f"cfg-{capped}", "uplink": 1024 * 1024, "downlink": 1024 * 1024}],
+    }
+    beat(principals.other_node, reports=[report])
+
+    worker.burst()
+    assert receiver.events() == ["node.alert_raised", "config.migrated", "node.alert_cleared", "config.suspended"]
+    data = {}
+    for headers, body in receiver.received:
+        assert verify(SECRET, headers, body)
+        assert not UUID.search(body.decode())
+        data[headers["X-Rayfleet-Event"]] = json.loads(body)["data"]
+    assert data["node.alert_raised"] == {
+        "node_id": a,
+        "node_name": "node-a",
+        "location_tag": "abroad",
+        "alerts": ["latency"],
+        "raised": ["latency"],
+    }
+    assert data["node.alert_cleared"]["cleared"] == ["latency"]
+    migrated = data["config.migrated"]
+    assert (migrated["config_id"], migrated["from_node_id"], migrated["to_node_id"]) == (moving, a, b)
+    assert (migrated["from_node_name"], migrated["to_node_name"]) == ("node-a", "node-b")
+    assert (data["config.suspended"]["config_id"], data["config.suspended"]["reason"]) == (capped, "quota")
+    assert {item["status"] for item in deliveries(client, principals, hook["id"])} == {"delivered"}
