@@ -60,10 +60,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     from . import cli, extensions, metrics, security
     from .api import register_blueprints
     from .http_errors import register_error_handlers
-    from .jobs.dispatch import init_embedded_sweep
+    from .jobs.dispatch import init_embedded_sweep, init_webhook_dispatch
     from .openapi import init_openapi
 
     extensions.init_extensions(app, settings.database_url, settings.redis_url)
+    init_webhook_dispatch(app)
     security.init_security(app)
     register_error_handlers(app)
     register_blueprints(app)

@@ -126,6 +126,7 @@ def _parse_url(text: str, name: str) -> str:
 
 DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"
 
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -193,6 +194,14 @@ class Settings:
     # Configs within this many MiB of their cap are named to their node's agent, which then watches them
     # between heartbeats (services/heartbeat.quota_watch); 0: not watched.
     quota_watch_mb: int = 1024
+    # Webhooks (services/webhooks.py, jobs/webhooks.py): each POST waits this long for an answer; a delivery is
+    # tried this many times, the n-th retry after about BACKOFF * 2**(n-1) seconds (with jitter, at most 6 h);
+    # a URL that resolves to a loopback, private, link-local or otherwise internal address is refused unless
+    # allowed (an admin account must not turn the API into a scanner of internal services).
+    webhook_timeout_seconds: int = 5
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: int = 30
+    webhook_allow_private_targets: bool = False
     # The shop's time zone (IANA name): the daily report's day, and times shown to admins.
     shop_timezone: str = "UTC"
     # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
@@ -280,6 +289,10 @@ class Settings:
             ),
             device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=10, maximum=86400),
             quota_watch_mb=_parse_int(env, "QUOTA_WATCH_MB", 1024, minimum=0, maximum=1024 * 1024),
+            webhook_timeout_seconds=_parse_int(env, "WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1, maximum=30),
+            webhook_max_attempts=_parse_int(env, "WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=25),
+            webhook_backoff_seconds=_parse_int(env, "WEBHOOK_BACKOFF_SECONDS", 30, minimum=1, maximum=3600),
+            webhook_allow_private_targets=_parse_bool(env, "WEBHOOK_ALLOW_PRIVATE_TARGETS"),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
             proof_max_bytes=_parse_int(

@@ -20,6 +20,7 @@ from . import (
     subscriptions,
     users,
     wallet,
+    webhooks,
 )
 
 
@@ -40,5 +41,6 @@ def register_blueprints(app: APIFlask) -> None:
         dashboard,
         health,
         subscriptions,
+        webhooks,
     ):
         app.register_blueprint(module.bp)

@@ -33,6 +33,7 @@ from ..config import Settings
 from ..database import Database
 from ..models import Node
 from ..services.node_health import HealthPolicy
+from ..services.webhooks import DeliveryPolicy, dispatch_after_commit
 
 NODE_GROUP = "vpn_nodes"
 DEFAULT_NODE_VARS_DIR = "inventory/host_vars"
@@ -83,6 +84,8 @@ class WorkerContext:
     # Where jobs queue follow-up jobs: the in-process queue sets itself; a worker builds RQ's from REDIS_URL.
     queue: Any = field(default=None, repr=False)
     redis_url: str = ""
+    # WEBHOOK_*: timeouts, attempts, backoff and whether internal targets are allowed (jobs/webhooks.py).
+    webhook_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> WorkerContext:
@@ -90,7 +93,7 @@ class WorkerContext:
         database = Database(settings.database_url)
         vars_dir = env.get("RAYFLEET_NODE_VARS_DIR", "").strip() or DEFAULT_NODE_VARS_DIR
         factory = sessionmaker(database.engine, expire_on_commit=False)
-        return cls(
+        context = cls(
             session_factory=factory,
             node_vars=YamlNodeVars(vars_dir),
             database=database,
@@ -98,7 +101,21 @@ class WorkerContext:
             node_api_allow_insecure_http=settings.node_api_allow_insecure_http,
             policy=HealthPolicy.from_settings(settings),
             redis_url=settings.redis_url,
+            webhook_policy=DeliveryPolicy.from_settings(settings),
         )
+        context.queue_webhooks_after_commit(factory)
+        return context
+
+    def queue_webhooks_after_commit(self, factory: Any) -> None:
+        """Queue the webhook deliveries each commit of FACTORY's sessions wrote (services/webhooks.py) on this
+        context's queue: the in-process one sets itself, a worker's jobs set RQ's (queue.ensure_queue)."""
+
+        def enqueue(delivery_id: int, attempts: int, at: Any) -> None:
+            # Every job entry point sets the queue first (queue.ensure_queue); without one the sweep queues it.
+            if self.queue is not None:
+                self.queue.enqueue_webhook_delivery(delivery_id, attempts, at)
+
+        dispatch_after_commit(factory, enqueue)
 
 
 _context: WorkerContext | None = None

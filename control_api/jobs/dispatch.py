@@ -4,21 +4,40 @@ embedded default's in-process sweep."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from flask import Flask, current_app
 
+from ..services.webhooks import dispatch_after_commit
 from .queue import JobQueue
 from .sweep import EmbeddedSweeper
 
 
 def job_queue() -> JobQueue:
     """The app's queue (RQ with Redis, in-process threads without), built on first use."""
-    queue = current_app.extensions.get("rayfleet.jobs")
+    return app_queue(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def app_queue(app: Flask) -> JobQueue:
+    queue = app.extensions.get("rayfleet.jobs")
     if queue is None:
-        queue = current_app.extensions["rayfleet.jobs"] = JobQueue.from_settings(
-            current_app.extensions["rayfleet.settings"]
-        )
+        with _queue_lock:
+            queue = app.extensions.get("rayfleet.jobs")
+            if queue is None:
+                queue = app.extensions["rayfleet.jobs"] = JobQueue.from_settings(app.extensions["rayfleet.settings"])
     return queue
+
+
+_queue_lock = threading.Lock()
+
+
+def init_webhook_dispatch(app: Flask) -> None:
+    """After each commit of the app's sessions, queue the webhook deliveries it wrote (services/webhooks.py)."""
+
+    def enqueue(delivery_id: int, attempts: int, at: datetime | None) -> None:
+        app_queue(app).enqueue_webhook_delivery(delivery_id, attempts, at)
+
+    dispatch_after_commit(app.extensions["rayfleet.db"].session.session_factory, enqueue)
 
 
 _sweeper_lock = threading.Lock()

@@ -26,6 +26,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -55,6 +56,10 @@ _REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStat
 SYNC_JOB = "control_api.jobs.tasks.sync_node_job"
 PROVISION_JOB = "control_api.jobs.tasks.provision_node_job"
 MIGRATE_JOB = "control_api.jobs.tasks.migrate_node_job"
+# Webhook deliveries run on the "default" queue (the one the sweep runs on), so no worker needs a new queue name.
+WEBHOOK_QUEUE = "default"
+WEBHOOK_JOB = "control_api.jobs.webhooks.deliver_webhook_job"
+WEBHOOK_JOB_TIMEOUT_SECONDS = 60
 
 
 def job_function(name: str) -> Callable[..., Any]:
@@ -90,6 +95,12 @@ def queue_figures(connection: redis.Redis) -> dict[str, Any]:
     return {"queues": queues, "workers": Worker.count(connection=connection)}
 
 
+def webhook_job_id(delivery_id: int, attempts: int) -> str:
+    """One job id per delivery and attempt: the sweep's re-queue of a due delivery coalesces with the retry
+    its last attempt scheduled, while the job that schedules the next attempt still holds its own id."""
+    return f"webhook-{int(delivery_id)}-{int(attempts)}"
+
+
 class JobQueue(ABC):
     """The interface; `from_settings` picks RQ when REDIS_URL is set, threads otherwise."""
 
@@ -111,6 +122,11 @@ class JobQueue(ABC):
         """Like a sync, but nothing re-enqueues a lost provisioning: raises QueueUnavailable instead."""
         return self._enqueue(PROVISION_JOB, provision_job_id(node_id), node_id, required=True)
 
+    @abstractmethod
+    def enqueue_webhook_delivery(self, delivery_id: int, attempts: int, at: datetime | None = None) -> bool:
+        """Queue delivery DELIVERY_ID's next attempt (ATTEMPTS made so far), now or AT; True if queued.
+        Never raises for a dead queue: the sweep re-queues due pending deliveries."""
+
     def reap_abandoned(self) -> None:  # noqa: B027 - a no-op unless the queue outlives its workers (RQ)
         """Let go of jobs whose worker died mid-run (RQ only; threads die with their process)."""
 
@@ -120,10 +136,22 @@ class JobQueue(ABC):
         True if queued."""
 
 
+def ensure_queue(context: WorkerContext) -> JobQueue | None:
+    """CONTEXT's queue (the in-process one sets itself), or RQ's built from its REDIS_URL on first use: where a
+    worker's jobs queue follow-up work and the webhook deliveries their commits wrote. None without either:
+    the sweep finds the work."""
+    if context.queue is None and context.redis_url:
+        context.queue = RedisJobQueue(
+            redis.Redis.from_url(context.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        )
+    return context.queue
+
+
 class RedisJobQueue(JobQueue):
     def __init__(self, connection: redis.Redis, name: str = NODES_QUEUE) -> None:
         self.connection = connection
         self.queue = Queue(name, connection=connection)
+        self.webhook_queue = Queue(WEBHOOK_QUEUE, connection=connection)
 
     def _enqueue(self, func: str, job_id: str, node_id: int, required: bool = False) -> bool:
         try:
@@ -135,6 +163,30 @@ class RedisJobQueue(JobQueue):
             # Redis is back. Refusing the caller's write now would gain nothing.
             log.warning("could not queue %s (%s); the sweep will catch up", job_id, type(exc).__name__)
             return False
+
+    def enqueue_webhook_delivery(self, delivery_id: int, attempts: int, at: datetime | None = None) -> bool:
+        job_id = webhook_job_id(delivery_id, attempts)
+        options: dict[str, Any] = {
+            "job_id": job_id,
+            "unique": True,
+            "result_ttl": 0,
+            "failure_ttl": FAILURE_TTL_SECONDS,
+            "job_timeout": WEBHOOK_JOB_TIMEOUT_SECONDS,
+        }
+        try:
+            for attempt in range(2):
+                try:
+                    if at is None:
+                        self.webhook_queue.enqueue(WEBHOOK_JOB, int(delivery_id), **options)
+                    else:
+                        self.webhook_queue.enqueue_at(at, WEBHOOK_JOB, int(delivery_id), **options)
+                    return True
+                except DuplicateJobError:
+                    if attempt or not self._drop_if_done(job_id):
+                        return False
+        except redis.RedisError as exc:
+            log.warning("could not queue %s (%s); the sweep will catch up", job_id, type(exc).__name__)
+        return False
 
     def _enqueue_unique(self, func: str, job_id: str, node_id: int) -> bool:
         for attempt in range(2):
@@ -231,6 +283,16 @@ class InProcessJobQueue(JobQueue):
             self._waiting.add(job_id)
             future = self.executor.submit(self._run, func, job_id, int(node_id), attempt)
             self.futures = [f for f in self.futures if not f.done()] + [future]
+        return True
+
+    def enqueue_webhook_delivery(self, delivery_id: int, attempts: int, at: datetime | None = None) -> bool:
+        job_id = webhook_job_id(delivery_id, attempts)
+        delay = 0.0 if at is None else (at - datetime.now(UTC)).total_seconds()
+        if delay <= 0:
+            return self._enqueue(WEBHOOK_JOB, job_id, delivery_id)
+        timer = threading.Timer(delay, self._enqueue, (WEBHOOK_JOB, job_id, delivery_id))
+        timer.daemon = True
+        timer.start()
         return True
 
     def _run(self, func: str, job_id: str, node_id: int, attempt: int) -> Any:

@@ -1,7 +1,8 @@
 """The 5-minute sweep: the sales rules (services/lifecycle.py: auto-accept, expiry, quotas, warnings),
 the fleet check (services/fleet_watch.py: dark nodes, migration steps, metric retention; also run
 every minute on its own by run_fleet_check), then reconciliation: re-enqueue every node whose
-applied revision lags (DESIGN.md §2, step 5).
+applied revision lags (DESIGN.md §2, step 5), and every due pending webhook delivery (services/webhooks.py;
+the every-minute fleet check does that too).
 
 `rq cron control_api.jobs.cron` enqueues `run_sweep` every 5 minutes; a worker runs it. `rq cron`
 has no lock between processes, so run_sweep takes one: a Redis key set with NX and a TTL, holding a
@@ -39,8 +40,9 @@ from ..services.lifecycle import run_lifecycle
 from ..services.node_health import HealthPolicy
 from ..services.proofs import delete_old_proofs
 from ..services.reports import post_daily_report
+from ..services.webhooks import due_deliveries
 from .context import WorkerContext, worker_context
-from .queue import JobQueue
+from .queue import JobQueue, ensure_queue
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,18 @@ def reconcile(session: Session, queue: JobQueue) -> list[int]:
     if lagging:
         log.info("sweep re-enqueued %d lagging node(s): %s", len(lagging), list(lagging))
     return list(lagging)
+
+
+def requeue_webhooks(session: Session, queue: JobQueue) -> list[int]:
+    """Queue every due pending webhook delivery (one lost with Redis at its commit, or whose scheduled retry
+    was lost); one already queued or scheduled for that attempt is coalesced. Returns their ids."""
+    due = due_deliveries(session, utcnow())
+    session.rollback()  # a read: release the snapshot
+    for delivery_id, attempts in due:
+        queue.enqueue_webhook_delivery(delivery_id, attempts)
+    if due:
+        log.info("sweep queued %d due webhook delivery(ies)", len(due))
+    return [delivery_id for delivery_id, _attempts in due]
 
 
 @contextmanager
@@ -131,6 +145,7 @@ def run_sweep(
     settings = settings or Settings.from_env()
     context = context or worker_context()
     queue = queue or JobQueue.from_settings(settings, context=context)
+    ensure_queue(context)  # where the webhook deliveries its commits write are queued
     if settings.redis_url:
         lock = redis_lock(redis.Redis.from_url(settings.redis_url), SWEEP_LOCK_KEY, SWEEP_LOCK_TTL_SECONDS)
     else:
@@ -147,6 +162,7 @@ def run_sweep(
             if post_daily_report(session, settings, utcnow()):
                 session.commit()
             fleet_check(session, queue, context.policy)
+            requeue_webhooks(session, queue)
             return reconcile(session, queue)
 
 
@@ -167,9 +183,11 @@ def run_fleet_check(settings: Settings | None = None, context: WorkerContext | N
     settings = settings or Settings.from_env()
     context = context or worker_context()
     queue = JobQueue.from_settings(settings, context=context)
+    ensure_queue(context)
     queue.reap_abandoned()
     with context.session_factory() as session:
         result = fleet_check(session, queue, context.policy)
+        requeue_webhooks(session, queue)
     return {"synced": result.touched, "migrating": result.migrate, "metrics_dropped": result.metrics_dropped}
 
 

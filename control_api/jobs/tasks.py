@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..config import Settings, node_api_url_problem
+from ..config import node_api_url_problem
 from ..models import Node, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook
 from ..services import migration
 from .context import Runner, WorkerContext, worker_context
 from .provisioning import mark_provisioned, rotate_agent_secret
-from .queue import JobQueue
+from .queue import ensure_queue
 from .sync import sync_node
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class SyncFailed(RuntimeError):
 def sync_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
     """RQ job `sync-node-<id>`: bring the node to its desired revision; raise SyncFailed on failure."""
     ctx = context or worker_context()
+    ensure_queue(ctx)  # where the webhook deliveries its commits write are queued
     outcome = _run(node_id, ctx, runner_override=None)
     after_sync(ctx)
     return outcome
@@ -47,6 +48,7 @@ def migrate_node_job(node_id: int, context: WorkerContext | None = None) -> dict
     """RQ job `migrate-node-<id>`: step every move on, then move the next batch of NODE_ID's dynamic
     configs (services/migration.py) and queue the syncs that carry them."""
     ctx = context or worker_context()
+    ensure_queue(ctx)
     now = utcnow()
     with ctx.session_factory() as session:
         touched = set(migration.advance(session, ctx.policy, now))
@@ -71,12 +73,10 @@ def _follow_up(ctx: WorkerContext, sync: list[int], migrate: list[int]) -> None:
     """Queue the jobs a job's outcome calls for (nothing is lost without a queue: the sweep re-finds it)."""
     if not (sync or migrate):
         return
-    if ctx.queue is None and not ctx.redis_url:
+    queue = ensure_queue(ctx)
+    if queue is None:
         log.info("no job queue in this context; the sweep will sync %s and migrate off %s", sync, migrate)
         return
-    if ctx.queue is None:
-        ctx.queue = JobQueue.from_settings(Settings(database_url="", redis_url=ctx.redis_url, jwt_secret_key=""))
-    queue = ctx.queue
     for node_id in sync:
         queue.enqueue_node_sync(node_id)
     for node_id in migrate:

@@ -38,6 +38,7 @@ from .sales import (
 from .usage import Usage, UsageReport
 from .user import LANGUAGES, User
 from .wallet import CREDIT_REASONS, DEBIT_REASONS, WALLET_REASONS, WalletEntry
+from .webhook import DELIVERY_STATUSES, WEBHOOK_EVENTS, Webhook, WebhookDelivery
 
 __all__ = [
     "ACTOR_TYPES",
@@ -48,6 +49,7 @@ __all__ = [
     "CORES",
     "CREDIT_REASONS",
     "DEBIT_REASONS",
+    "DELIVERY_STATUSES",
     "EXTENSION_PURPOSES",
     "LANGUAGES",
     "NODE_HEALTH",
@@ -66,6 +68,7 @@ __all__ = [
     "THRESHOLDS",
     "THRESHOLD_KEYS",
     "WALLET_REASONS",
+    "WEBHOOK_EVENTS",
     "Admin",
     "AuditLog",
     "AutoRenewal",
@@ -87,6 +90,8 @@ __all__ = [
     "User",
     "UserConfig",
     "WalletEntry",
+    "Webhook",
+    "WebhookDelivery",
     "columns_of",
     "utcnow",
 ]

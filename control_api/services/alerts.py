@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..actors import SYSTEM, Principal
 from ..models import Node, utcnow
-from . import audit, notifications
+from . import audit, notifications, webhooks
 from .migration import alert_counts
 from .node_health import AlertChange, HealthPolicy
 from .principals import acting_admin
@@ -68,6 +68,12 @@ def announce(session: Session, node: Node, change: AlertChange, policy: HealthPo
             cleared=sorted(change.cleared),
             breached=sorted(change.breached),
         )
+        if change.raised:
+            webhooks.emit(
+                session,
+                "node.alert_raised",
+                webhooks.node_payload(node, alerts=sorted(change.breached), raised=sorted(change.raised)),
+            )
         notifications.notify_admins(
             session,
             "node_alert",
@@ -79,6 +85,7 @@ def announce(session: Session, node: Node, change: AlertChange, policy: HealthPo
         )
     else:
         audit.record(session, SYSTEM, "node.alert_cleared", node_id=node.id, cleared=sorted(change.cleared))
+        webhooks.emit(session, "node.alert_cleared", webhooks.node_payload(node, cleared=sorted(change.cleared)))
         notifications.notify_admins(
             session, "node_alert_cleared", f"node_alert_cleared:{node.id}:{stamp}", node_id=node.id, node_name=node.name
         )

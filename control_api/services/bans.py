@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from ..actors import Principal, TelegramAdmin
 from ..errors import Forbidden
 from ..models import Payment, User, UserConfig
-from . import audit, discounts, notifications
+from . import audit, discounts, notifications, webhooks
 from .renewals import undo_temporary
 from .revisions import SERVED_STATUSES, bump, serving_nodes
 
@@ -88,6 +88,7 @@ def apply_ban(session: Session, actor: Principal, user: User, reason: str, now: 
         else:
             config.status, config.suspend_reason = "suspended", "ban"
             suspended += 1
+            webhooks.emit(session, "config.suspended", webhooks.config_payload(config, reason="ban"))
     # A temporary config of a rejected payment that had already left its node is revoked too.
     for config_id in revoked_config_ids - {config.id for config in configs}:
         config = session.get(UserConfig, config_id, with_for_update=True)

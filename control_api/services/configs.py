@@ -17,7 +17,7 @@ from ..actors import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, devices, notifications
+from . import audit, devices, notifications, webhooks
 from .lookup import get_or_404
 from .placement import place
 from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -49,6 +49,7 @@ def new_config(
     )
     session.add(config)
     session.flush()
+    webhooks.emit(session, "config.created", webhooks.config_payload(config))  # every way a config is made
     return config
 
 
@@ -137,6 +138,8 @@ def set_suspended(
     config.status, config.suspend_reason = ("suspended", "admin") if suspended else ("pending", None)
     touched = bump(session, serving_nodes([config]))
     audit.record(session, actor, "config.suspend" if suspended else "config.resume", config_id=config.id)
+    if suspended:
+        webhooks.emit(session, "config.suspended", webhooks.config_payload(config, reason="admin"))
     commit_and_dispatch(session, touched, dispatch)
     return config_view(session, config, admin=True)
 

@@ -22,7 +22,7 @@ from ..actors import SYSTEM
 from ..config import Settings
 from ..errors import Conflict
 from ..models import Payment, Plan, User, UserConfig, utcnow
-from . import audit, auto_renewal, notifications, payments
+from . import audit, auto_renewal, notifications, payments, webhooks
 from .configs import share_links
 from .placement import place_or_none
 from .revisions import SERVED_STATUSES, Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -194,6 +194,7 @@ def suspend_exhausted(session: Session, *where: ColumnElement[bool]) -> list[Use
             config.status, config.suspend_reason = "suspended", "quota"
             notifications.notify(session, config.user_id, "quota_100", f"quota_100:cfg-{config.id}:{period}", **facts)
             audit.record(session, SYSTEM, "config.quota_suspend", config_id=config.id)
+            webhooks.emit(session, "config.suspended", webhooks.config_payload(config, reason="quota"))
     return exhausted
 
 

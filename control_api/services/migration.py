@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from ..actors import SYSTEM, Principal
 from ..errors import Conflict
 from ..models import Node, Plan, UserConfig
-from . import audit, notifications
+from . import audit, notifications, webhooks
 from .configs import share_links
 from .lookup import get_or_404
 from .node_health import HealthPolicy
@@ -198,6 +198,19 @@ def _mark_live(session: Session, now: datetime) -> None:
                 location_tag=target.location_tag,
                 links=share_links(target, config),
             )
+        source = session.get(Node, config.previous_node_id) if config.previous_node_id is not None else None
+        webhooks.emit(
+            session,
+            "config.migrated",
+            webhooks.config_payload(
+                config,
+                from_node_id=config.previous_node_id,
+                from_node_name=source.name if source is not None else None,
+                to_node_id=target.id,
+                to_node_name=target.name,
+                location_tag=target.location_tag,
+            ),
+        )
         audit.record(
             session,
             SYSTEM,

@@ -28,7 +28,7 @@ from ..config import Settings
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..kvstore import KeyValueStore
 from ..models import EXTENSION_PURPOSES, Admin, Payment, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, discounts, notifications, proofs, renewals, wallet
+from . import audit, discounts, notifications, proofs, renewals, wallet, webhooks
 from .bans import apply_ban, ensure_not_banned, reviewer_columns
 from .configs import new_config
 from .lookup import get_or_404
@@ -111,6 +111,7 @@ def _create_payment(
         discounts.redeem(session, discount, user.id, payment_id=payment.id)
         facts.update(discount_code=discount.code.code, amount_off_cents=discount.amount_off_cents)
     audit.record(session, actor, "payment.create", payment_id=payment.id, user_id=user.id, **facts)
+    webhooks.emit(session, "payment.created", webhooks.payment_payload(payment))
     commit_and_dispatch(session, touched, dispatch)
     return payment, True
 
@@ -313,6 +314,7 @@ def approve(
     )
     by = None if reviewer is None else reviewer_name(session, payment)  # the sweep: worded by the bot
     notifications.payment_decided(session, payment, by, automatic=reviewer is None)
+    webhooks.emit(session, "payment.approved", webhooks.payment_payload(payment, automatic=reviewer is None))
     commit_and_dispatch(session, touched, dispatch)
     return payment
 
@@ -369,6 +371,7 @@ def _approve_topup(session: Session, reviewer: Principal | None, payment: Paymen
         session, reviewer, "payment.approve", payment_id=payment.id, entry_id=entry.id, amount_cents=entry.amount_cents
     )
     notifications.payment_decided(session, payment, reviewer_name(session, payment))
+    webhooks.emit(session, "payment.approved", webhooks.payment_payload(payment, automatic=False))
     session.commit()
     return payment
 
@@ -417,6 +420,7 @@ def reject(
     )
     audit.record(session, reviewer, "payment.reject", payment_id=payment.id, banned=ban, reason_code=reason_code)
     notifications.payment_decided(session, payment, reviewer_name(session, payment), banned=ban)
+    webhooks.emit(session, "payment.rejected", webhooks.payment_payload(payment, banned=ban))
     commit_and_dispatch(session, touched, dispatch)
     return payment
 

@@ -96,6 +96,13 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/v1/discount-codes/<int:code_id>"): frozenset({"admin"}),
     ("DELETE", "/api/v1/discount-codes/<int:code_id>"): frozenset({"admin"}),
     ("POST", "/api/v1/discount-codes/quote"): frozenset({"admin", "bot"}),
+    ("GET", "/api/v1/webhooks"): frozenset({"admin"}),
+    ("POST", "/api/v1/webhooks"): frozenset({"admin"}),
+    ("GET", "/api/v1/webhooks/<int:webhook_id>"): frozenset({"admin"}),
+    ("PATCH", "/api/v1/webhooks/<int:webhook_id>"): frozenset({"admin"}),
+    ("DELETE", "/api/v1/webhooks/<int:webhook_id>"): frozenset({"admin"}),
+    ("GET", "/api/v1/webhooks/<int:webhook_id>/deliveries"): frozenset({"admin"}),
+    ("POST", "/api/v1/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/retry"): frozenset({"admin"}),
     ("GET", "/api/v1/principals/admins"): frozenset({"admin"}),
     ("GET", "/api/v1/principals/bot-clients"): frozenset({"admin"}),
     **{
@@ -195,6 +202,10 @@ def body_for(method: str, rule: str, caller: str) -> dict | None:
         return {"name": f"Renamed by {caller}", "sort_order": 5}
     if method == "POST" and rule == "/api/v1/discount-codes":
         return {"code": f"MATRIX-{caller}", "percent_off": 10}
+    if method == "POST" and rule == "/api/v1/webhooks":
+        return {"url": f"https://hooks.example.com/{caller}", "events": ["payment.created"]}
+    if method == "PATCH" and rule.startswith("/api/v1/webhooks/"):
+        return {"description": f"Renamed by {caller}", "is_active": True}
     if method == "PATCH" and rule.startswith("/api/v1/discount-codes/"):
         return {"max_uses": 100, "is_active": True}
     if method == "PATCH":
@@ -271,6 +282,10 @@ def path_ids(world) -> dict[str, int]:
     location = client.post("/api/v1/locations", json=body_for("POST", "/api/v1/locations", "setup"), headers=admin)
     assert location.status_code == 201, location.json
     ids["location_id"] = location.json["id"]
+    # A webhook that takes payment.created: the payments below give it pending deliveries (no worker runs here).
+    webhook = client.post("/api/v1/webhooks", json=body_for("POST", "/api/v1/webhooks", "setup"), headers=admin)
+    assert webhook.status_code == 201, webhook.json
+    ids["webhook_id"] = webhook.json["id"]
     for verb in ("approve", "reject", "proof"):
         for caller in CALLERS:
             payment = client.post(
@@ -292,6 +307,9 @@ def path_ids(world) -> dict[str, int]:
         f"/api/v1/payments/{with_proof}/proof?user_id={buyer}", data=PNG, headers={**admin, "Content-Type": "image/png"}
     )
     assert stored.status_code == 200, stored.json
+    log = client.get(f"/api/v1/webhooks/{ids['webhook_id']}/deliveries", headers=admin)
+    assert log.status_code == 200 and log.json["items"], log.json
+    ids["delivery_id"] = log.json["items"][0]["id"]
     for caller in CALLERS:
         # One renewal or extra data in review per config: a paid config per caller.
         extended = client.post(

@@ -642,3 +642,35 @@ def test_the_proofs_schema_keeps_a_stored_proof_complete_and_its_kind_known(scra
     migrate.upgrade(scratch_engine)
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("payments")}
     assert {"proof_path", "proof_sha256", "proof_mime", "proof_size", "proof_uploaded_at"} <= columns
+
+
+def test_the_webhooks_schema_keeps_deliveries_with_their_endpoint_and_known_events_and_statuses(scratch_engine):
+    """0017: webhooks and their deliveries; a delivery names a known event and status and goes with its
+    endpoint; downgrading to 0019 (the revision before it) drops both tables."""
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO webhooks (id, url, secret, events, is_active, created_at, updated_at)"
+                " VALUES (1, 'https://hooks.example.com/x', 's', '[\"payment.created\"]', true,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    delivery = (
+        "INSERT INTO webhook_deliveries (webhook_id, event, payload, status, attempts, created_at)"
+        " VALUES (1, :event, '{}', :status, 0, CURRENT_TIMESTAMP)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(delivery), {"event": "payment.created", "status": "pending"})
+        connection.execute(text(delivery), {"event": "node.alert_cleared", "status": "failed"})
+    for event, status in (("payment.refunded", "pending"), ("payment.created", "sent")):
+        with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+            connection.execute(text(delivery), {"event": event, "status": status})
+    with scratch_engine.begin() as connection:
+        connection.execute(text("DELETE FROM webhooks WHERE id = 1"))
+        assert connection.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar() == 0
+    migrate.downgrade(scratch_engine, "0019")
+    assert not {"webhooks", "webhook_deliveries"} & user_tables(scratch_engine)
+    assert "device_blocks" in user_tables(scratch_engine)
+    migrate.upgrade(scratch_engine)
+    assert {"webhooks", "webhook_deliveries"} <= user_tables(scratch_engine)

@@ -153,6 +153,15 @@ BUSINESS_RULES = {
     "POST /api/v1/discount-codes/quote": rule(
         (409, 429), f"{CODE} plan_not_for_sale rate_limited", f"{CODE_WHY}; a plan on sale"
     ),
+    "POST /api/v1/webhooks": rule(
+        (422,), "invalid_webhook_url", "a webhook URL carries no credentials or fragment, and its port is in range"
+    ),
+    "PATCH /api/v1/webhooks/{webhook_id}": rule(
+        (422,), "invalid_webhook_url", "a webhook URL carries no credentials or fragment, and its port is in range"
+    ),
+    "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": rule(
+        (409,), "already_delivered", "a delivered delivery is not sent again"
+    ),
     "POST /api/v1/payments/{payment_id}/approve": rule(
         (409, 422), f"already_reviewed {ACTING}", f"a payment is reviewed once; {ACTING_WHY}"
     ),
@@ -312,6 +321,10 @@ def _seed(client, admin: Credentials) -> None:
         # The first entry's tag is in use (its delete is refused), the others' are not.
         location = {"tag": "local" if number == 1 else f"seed-{number}", "name": f"Seed {number}", "name_fa": "محل"}
         assert client.post("/api/v1/locations", json=location, headers=admin.headers).status_code == 201
+    for number in range(1, 4):
+        # Endpoints no worker delivers to here: the run's payments leave them pending deliveries to retry.
+        hook = {"url": f"https://hooks.example.com/{number}", "events": ["payment.created", "config.created"]}
+        assert client.post("/api/v1/webhooks", json=hook, headers=admin.headers).status_code == 201
     for number in range(1, 4):
         code = {"code": f"SEED-{number}", "percent_off": 10 * number, "plan_id": number, "max_uses": 1000}
         assert client.post("/api/v1/discount-codes", json=code, headers=admin.headers).status_code == 201

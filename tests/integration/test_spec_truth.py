@@ -655,3 +655,47 @@ def test_the_subscription_qr_code_is_the_png_the_spec_says(client, principals, s
         assert answer.get_data().startswith(b"\x89PNG\r\n\x1a\n")
     missing = client.get("/api/v1/users/987654/subscription/qr.png", headers=principals.bot.headers)
     assert missing.status_code == 404 and verdict(spec, component(spec, "ErrorOut"), missing.json)
+
+
+def test_webhook_rules_agree_with_the_server(client, principals, spec):
+    """A webhook's URL is http(s) by pattern, its events a non-empty list of known names, its secret 16-128
+    visible characters; what a pattern cannot state (credentials, a fragment, a port out of range) is the
+    documented invalid_webhook_url; the answers fit their schemas, and the secret is in the create's only."""
+    for method, path, status, code in [
+        ("POST", "/api/v1/webhooks", "422", "invalid_webhook_url"),
+        ("PATCH", "/api/v1/webhooks/{webhook_id}", "422", "invalid_webhook_url"),
+        ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", "409", "already_delivered"),
+    ]:
+        assert code in operation(spec, method, path)["responses"][status]["description"], (path, status)
+    admin = principals.admin.headers
+    webhook_in = component(spec, "WebhookIn")
+    good = {"url": "https://hooks.example.com/rayfleet?tenant=7", "events": ["payment.created"]}
+    for body, valid in [
+        (good, True),
+        ({**good, "url": "HTTP://hooks.example.com/"}, True),
+        ({**good, "events": ["payment.created", "node.alert_cleared"], "secret": "s" * 16}, True),
+        ({**good, "is_active": False, "description": None}, True),
+        ({**good, "url": "ftp://hooks.example.com/"}, False),
+        ({**good, "url": "https://hooks.example.com/a b"}, False),
+        ({**good, "url": "https://hooks.example.com/\n"}, False),
+        ({**good, "events": []}, False),
+        ({**good, "events": ["payment.refunded"]}, False),
+        ({**good, "secret": "s" * 15}, False),
+        ({**good, "secret": "s" * 129}, False),
+        ({**good, "secret": "with a space in it"}, False),
+        ({**good, "is_active": "yes"}, False),
+    ]:
+        assert verdict(spec, webhook_in, body) is valid, body
+        response = client.post("/api/v1/webhooks", json=body, headers=admin)
+        assert response.status_code == (201 if valid else 422), (body, response.json)
+        if valid:
+            assert verdict(spec, component(spec, "WebhookCreatedOut"), response.json), response.json
+    for url in ("https://u:p@hooks.example.com/", "https://hooks.example.com/#x", "https://hooks.example.com:70000/"):
+        assert verdict(spec, webhook_in, {**good, "url": url}), url  # the pattern admits it; the rule refuses it
+        refused = client.post("/api/v1/webhooks", json={**good, "url": url}, headers=admin)
+        assert refused.status_code == 422 and refused.json["error"] == "invalid_webhook_url", (url, refused.json)
+    listed = client.get("/api/v1/webhooks", headers=admin).json
+    assert verdict(spec, component(spec, "WebhookList"), listed) and listed["total"] == 4
+    assert not any("secret" in item for item in listed["items"])
+    log = client.get(f"/api/v1/webhooks/{listed['items'][0]['id']}/deliveries?status=failed", headers=admin).json
+    assert verdict(spec, component(spec, "DeliveryList"), log) and log["items"] == []

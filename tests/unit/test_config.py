@@ -45,6 +45,30 @@ def test_device_limit_settings(tmp_path):
     assert (settings.device_block_cooldown_seconds, settings.device_window_seconds) == (900, 300)
 
 
+def test_webhook_settings(tmp_path):
+    defaults = Settings.from_env({"JWT_SECRET_KEY": KEY}, instance_path=str(tmp_path))
+    assert (defaults.webhook_timeout_seconds, defaults.webhook_max_attempts, defaults.webhook_backoff_seconds) == (
+        5,
+        8,
+        30,
+    )
+    assert defaults.webhook_allow_private_targets is False
+    env = {
+        "JWT_SECRET_KEY": KEY,
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_MAX_ATTEMPTS": "3",
+        "WEBHOOK_BACKOFF_SECONDS": "1",
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+    }
+    settings = Settings.from_env(env, instance_path=str(tmp_path))
+    assert (settings.webhook_timeout_seconds, settings.webhook_max_attempts, settings.webhook_backoff_seconds) == (
+        2,
+        3,
+        1,
+    )
+    assert settings.webhook_allow_private_targets is True
+
+
 def test_secret_may_come_from_a_file(tmp_path):
     secret_file = tmp_path / "jwt"
     secret_file.write_text(KEY + "\n")
@@ -68,6 +92,11 @@ def test_secret_may_come_from_a_file(tmp_path):
         ({"JWT_SECRET_KEY": KEY, "DEVICE_BLOCK_COOLDOWN_SECONDS": "9"}, "at least 10"),
         ({"JWT_SECRET_KEY": KEY, "DEVICE_BLOCK_COOLDOWN_SECONDS": "604801"}, "at most 604800"),
         ({"JWT_SECRET_KEY": KEY, "DEVICE_WINDOW_SECONDS": "86401"}, "at most 86400"),
+        ({"JWT_SECRET_KEY": KEY, "WEBHOOK_TIMEOUT_SECONDS": "0"}, "at least 1"),
+        ({"JWT_SECRET_KEY": KEY, "WEBHOOK_TIMEOUT_SECONDS": "31"}, "at most 30"),
+        ({"JWT_SECRET_KEY": KEY, "WEBHOOK_MAX_ATTEMPTS": "26"}, "at most 25"),
+        ({"JWT_SECRET_KEY": KEY, "WEBHOOK_BACKOFF_SECONDS": "0"}, "at least 1"),
+        ({"JWT_SECRET_KEY": KEY, "WEBHOOK_ALLOW_PRIVATE_TARGETS": "maybe"}, "true or false"),
     ],
 )
 def test_bad_settings_fail_with_a_readable_message(env, message):

@@ -176,6 +176,7 @@ FLASK_FREE = [
     "control_api.jobs.sync",
     "control_api.jobs.tasks",
     "control_api.jobs.sweep",
+    "control_api.jobs.webhooks",
 ]
 
 
