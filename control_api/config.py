@@ -189,6 +189,10 @@ class Settings:
     shop_timezone: str = "UTC"
     # The daily sales report goes to the admin channel after this hour, shop time, for the day before (-1: never).
     daily_report_hour: int = 9
+    # The web console (/admin): a session ends after this many seconds without a request, and its cookie is
+    # marked Secure on every response when set (otherwise only when the request came over https).
+    console_idle_timeout_seconds: int = 1800
+    console_cookie_secure: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -263,4 +267,8 @@ class Settings:
             device_window_seconds=_parse_int(env, "DEVICE_WINDOW_SECONDS", 600, minimum=10, maximum=86400),
             shop_timezone=_parse_timezone(env.get("SHOP_TIMEZONE", "UTC").strip() or "UTC"),
             daily_report_hour=_parse_hour(env, "DAILY_REPORT_HOUR", 9),
+            console_idle_timeout_seconds=_parse_int(
+                env, "CONSOLE_IDLE_TIMEOUT_SECONDS", 1800, minimum=60, maximum=7 * 86400
+            ),
+            console_cookie_secure=_parse_bool(env, "CONSOLE_COOKIE_SECURE"),
         )

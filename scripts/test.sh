@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 # v2ray: the real VPN core the link and module tests run on loopback (the nodes get it from their role).
-ensure_apt ca-certificates redis-server v2ray nftables
+# chromium: the web console's browser tests (tests/integration/console) drive it through Playwright.
+ensure_apt ca-certificates redis-server v2ray nftables chromium
 ensure_postgres_binaries
 ensure_podman
 ensure_venv requirements-dev.txt
