@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 76, 12, 12, 28
 SERIES_CLASSES = 6  # .series-0 ... .series-5 in console.css
 
 
@@ -76,8 +76,10 @@ def line_chart(
     xs = [LEFT + (plot_w * index / (count - 1) if count > 1 else plot_w / 2) for index in range(count)]
     lines = []
     for number, (name, values) in enumerate(series.items()):
+        if count == 1 and values:  # one reading: a flat line across the plot, not an invisible dot
+            values, xs = [values[0], values[0]], [LEFT, LEFT + plot_w]
         points = " ".join(
-            f"{xs[i]:.1f},{TOP + plot_h - plot_h * value / top:.1f}" for i, value in enumerate(values[:count])
+            f"{xs[i]:.1f},{TOP + plot_h - plot_h * value / top:.1f}" for i, value in enumerate(values[: len(xs)])
         )
         lines.append(
             {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -35,6 +36,8 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
+# Pages, not API operations: APIFlask leaves blueprints with this flag off out of /openapi.json.
+bp.enable_openapi = False  # type: ignore[attr-defined]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +84,12 @@ def csrf_token() -> str:
 @bp.app_template_global("csrf_token")
 def _csrf_token_global() -> str:
     return csrf_token()
+
+
+@bp.app_template_filter("as_json")
+def _as_json(value: Any) -> str:
+    """JSON as people read it (no \\u escapes); the template escapes the result like any other text."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 @bp.before_request

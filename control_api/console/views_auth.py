@@ -60,7 +60,7 @@ def logout():
 @login_required
 def account():
     status = console_auth.totp_status(db_session(), current_admin())
-    return render_template("console/account.html", totp=status, done=request.args.get("done"), error=None)
+    return render_template("console/account.html", totp=status, totp_done=request.args.get("done"), error=None)
 
 
 @bp.post("/account/totp/start")
@@ -88,7 +88,7 @@ def _totp_change(change, done: str):
     except DomainError as error:
         db_session().rollback()
         status = console_auth.totp_status(db_session(), current_admin())
-        return render_template("console/account.html", totp=status, done=None, error=error.message), error.status
+        return render_template("console/account.html", totp=status, totp_done=None, error=error.message), error.status
     return redirect(url_for("console.account", done=done))
 
 
