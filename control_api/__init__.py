@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     from . import cli, extensions, metrics, security
     from .api import register_blueprints
+    from .console import init_console
     from .http_errors import register_error_handlers
     from .jobs.dispatch import init_embedded_sweep, init_webhook_dispatch
     from .openapi import init_openapi
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     security.init_security(app)
     register_error_handlers(app)
     register_blueprints(app)
+    init_console(app)
     init_openapi(app)
     metrics.init_metrics(app, app.extensions["rayfleet.db"], settings)
     cli.register_commands(app)

@@ -213,6 +213,10 @@ class Settings:
     proof_max_bytes: int = 5 * 1024 * 1024
     proof_storage_dir: str = ""
     proof_retention_days: int = 90
+    # The web console (/admin): a session ends after this many seconds without a request, and its cookie is
+    # marked Secure on every response when set (otherwise only when the request came over https).
+    console_idle_timeout_seconds: int = 1800
+    console_cookie_secure: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -300,4 +304,8 @@ class Settings:
             ),
             proof_storage_dir=env.get("PROOF_STORAGE_DIR", "").strip() or str(Path(instance_path).resolve() / "proofs"),
             proof_retention_days=_parse_int(env, "PROOF_RETENTION_DAYS", 90, minimum=1, maximum=3650),
+            console_idle_timeout_seconds=_parse_int(
+                env, "CONSOLE_IDLE_TIMEOUT_SECONDS", 1800, minimum=60, maximum=7 * 86400
+            ),
+            console_cookie_secure=_parse_bool(env, "CONSOLE_COOKIE_SECURE"),
         )

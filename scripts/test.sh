@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # v2ray: the real VPN core the link and module tests run on loopback (the nodes get it from their role).
 # prometheus: promtool and a real Prometheus for tests/integration/test_monitoring.py, which starts its own
 # on a free loopback port (on a systemd machine the package also starts a service on :9090; no test uses it).
-ensure_apt ca-certificates redis-server v2ray nftables prometheus
+# chromium: the web console's browser tests (tests/integration/console) drive it through Playwright.
+ensure_apt ca-certificates redis-server v2ray nftables prometheus chromium
 ensure_postgres_binaries
 ensure_podman
 ensure_venv requirements-dev.txt

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -92,7 +92,7 @@ def log_in(
     # Every attempt counts against the address. Only failures count against (address, account): a
     # stranger guessing from elsewhere cannot lock the account's owner out (issue 13.3).
     _enforce_rate(store, f"rayfleet:login:ip:{client_ip}", settings.login_rate_per_ip, "address")
-    allowed, window = settings.login_rate_per_username
+    allowed = settings.login_rate_per_username[0]
     failures_key = _failures_key(client_ip, kind, identifier)
     failures, seconds_left = store.peek(failures_key)
     if failures >= allowed:
@@ -101,11 +101,16 @@ def log_in(
         )
     principal = _authenticate(session, kind, identifier, secret)
     if principal is None:
-        store.hit(failures_key, window)
-        log.info("login refused kind=%s ip=%s", kind, client_ip)
-        raise Unauthorized("Invalid credentials.", code="invalid_credentials")
+        refuse_login(store, settings, client_ip, kind, identifier)
     log.info("login kind=%s id=%s", principal.kind, principal.id)
     return principal
+
+
+def refuse_login(store: KeyValueStore, settings: Settings, client_ip: str, kind: str, identifier: str) -> NoReturn:
+    """Count a failed login against (address, account) and say no (a wrong second factor counts too)."""
+    store.hit(_failures_key(client_ip, kind, identifier), settings.login_rate_per_username[1])
+    log.info("login refused kind=%s ip=%s", kind, client_ip)
+    raise Unauthorized("Invalid credentials.", code="invalid_credentials")
 
 
 def revoke_token(store: KeyValueStore, claims: dict[str, Any]) -> None:

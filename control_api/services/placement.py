@@ -89,3 +89,9 @@ def placeable(session: Session, plans: list[Plan]) -> dict[int, bool]:
         )
         for plan in plans
     }
+
+
+def node_loads(session: Session) -> dict[int, int]:
+    """{node_id: configs it serves}, the load placement weighs against capacity_score (the console shows it)."""
+    load = load_by_node()
+    return {node_id: count for node_id, count in session.execute(select(load.c.node_id, load.c.load)) if node_id}

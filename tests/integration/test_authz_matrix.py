@@ -113,7 +113,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
 }
 
 # Public or separately protected routes, outside the matrix.
-SKIPPED_PREFIXES = ("/openapi.json", "/docs", "/static", "/metrics")
+# /admin: the web console, behind its own session login (tests/integration/console).
+SKIPPED_PREFIXES = ("/openapi.json", "/docs", "/static", "/metrics", "/admin")
 SKIPPED_RULES = {"/api/v1/health", "/api/v1/auth/token", "/api/v1/nodes/register", "/sub/<token>"}
 # Added by Flask/Werkzeug to every GET route / every route; they never reach a view.
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}

@@ -674,3 +674,27 @@ def test_the_webhooks_schema_keeps_deliveries_with_their_endpoint_and_known_even
     assert "device_blocks" in user_tables(scratch_engine)
     migrate.upgrade(scratch_engine)
     assert {"webhooks", "webhook_deliveries"} <= user_tables(scratch_engine)
+
+
+def test_the_console_schema_keeps_totp_on_only_with_a_secret(scratch_engine):
+    """0018: admins carry an optional TOTP secret and when two-factor was turned on (never on without a
+    secret); downgrading drops both and keeps the admins."""
+    migrate.upgrade(scratch_engine)
+    insert = (
+        "INSERT INTO admins (username, password_hash, created_at, totp_secret, totp_enabled_at)"
+        " VALUES (:name, 'h', CURRENT_TIMESTAMP, :secret, :enabled)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(insert), {"name": "a", "secret": None, "enabled": None})
+        connection.execute(text(insert), {"name": "b", "secret": "JBSWY3DPEHPK3PXP", "enabled": None})
+        connection.execute(text(insert), {"name": "c", "secret": "JBSWY3DPEHPK3PXP", "enabled": "2026-12-12"})
+    with pytest.raises(IntegrityError), scratch_engine.begin() as connection:
+        connection.execute(text(insert), {"name": "d", "secret": None, "enabled": "2026-12-12"})
+    migrate.downgrade(scratch_engine, "0017")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("admins")}
+    assert not columns & {"totp_secret", "totp_enabled_at"}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM admins")).scalar() == 3
+    migrate.upgrade(scratch_engine)
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("admins")}
+    assert {"totp_secret", "totp_enabled_at"} <= columns

@@ -123,3 +123,13 @@ def test_expiry_warning_days(tmp_path):
     assert Settings.from_env(base, instance_path=str(tmp_path)).expiry_warning_days == (3, 1)
     assert Settings.from_env({**base, "EXPIRY_WARNING_DAYS": " 1, 7,3,3"}).expiry_warning_days == (7, 3, 1)
     assert Settings.from_env({**base, "EXPIRY_WARNING_DAYS": ""}).expiry_warning_days == ()
+
+
+def test_console_settings(tmp_path):
+    settings = Settings.from_env({"JWT_SECRET_KEY": KEY}, instance_path=str(tmp_path))
+    assert settings.console_idle_timeout_seconds == 1800 and settings.console_cookie_secure is False
+    env = {"JWT_SECRET_KEY": KEY, "CONSOLE_IDLE_TIMEOUT_SECONDS": "300", "CONSOLE_COOKIE_SECURE": "true"}
+    settings = Settings.from_env(env, instance_path=str(tmp_path))
+    assert settings.console_idle_timeout_seconds == 300 and settings.console_cookie_secure is True
+    with pytest.raises(SettingsError, match="CONSOLE_IDLE_TIMEOUT_SECONDS must be at least 60"):
+        Settings.from_env({"JWT_SECRET_KEY": KEY, "CONSOLE_IDLE_TIMEOUT_SECONDS": "5"})
