@@ -226,8 +226,9 @@ def test_a_download_past_a_small_cap_is_suspended_and_cut_with_a_bounded_overrun
     bound = rate * (AGENT_INTERVAL_SECONDS + 1 + max(0.0, to_cut)) + 2 * 1024 * 1024  # + what buffers hold
     print(
         f"\ncap {cap_mb} MiB at {rate / 2**20:.0f} MiB/s, agent interval {AGENT_INTERVAL_SECONDS} s: the client got "
-        f"{progress.bytes / 2**20:.1f} MiB, overrun {overrun / 2**20:.1f} MiB "
-        f"({overrun / (rate * AGENT_INTERVAL_SECONDS):.2f} agent intervals of traffic); suspended "
+        f"{progress.bytes / 2**20:.1f} MiB, overrun {overrun / 2**20:.1f} MiB = {overrun / rate:.1f} s of its traffic "
+        f"({overrun / (rate * AGENT_INTERVAL_SECONDS):.2f} test agent intervals; "
+        f"{overrun / (rate * 60):.2f} of the default 60 s interval); suspended "
         f"{suspended_at - started:.1f} s after the start, cut {to_cut:.1f} s after the suspension"
     )
     assert overrun <= bound, (overrun, bound)
