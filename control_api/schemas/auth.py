@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from apiflask import Schema, fields
-from apiflask.validators import OneOf
+from apiflask.validators import Length, OneOf
 
 from .common import OneOfSchema, text
 
@@ -10,6 +10,11 @@ class AdminTokenIn(Schema):
     kind = fields.String(required=True, validate=OneOf(["admin"]))
     username = text(64, required=True)
     password = text(256, required=True)
+    totp_code = fields.String(
+        load_default="",
+        validate=Length(max=16),
+        metadata={"description": "The current code of the admin's authenticator app, once two-factor is on (console)."},
+    )
 
 
 class ClientTokenIn(Schema):

@@ -146,17 +146,26 @@ def test_totp_once_enabled_is_required_at_login(app, client, principals, shop):
     bad = client.post("/admin/account/totp/confirm", data={"csrf_token": token, "code": "000000"})
     assert bad.status_code == 422
     totp = pyotp.TOTP(secret)
-    assert client.post("/admin/account/totp/confirm", data={"csrf_token": token, "code": totp.now()}).status_code == 302
+    first = totp.now()
+    assert client.post("/admin/account/totp/confirm", data={"csrf_token": token, "code": first}).status_code == 302
     assert db(app).scalar(select(Admin.totp_enabled_at).where(Admin.username == "alice")) is not None
     assert db(app).scalar(select(AuditLog).where(AuditLog.action == "admin.totp_enable")) is not None
 
     fresh = app.test_client()
     assert console_login(fresh, principals.admin).status_code == 401
     assert console_login(fresh, principals.admin, code="123456").status_code == 401
-    assert console_login(fresh, principals.admin, code=totp.now()).status_code == 401  # used above: once only
+    assert console_login(fresh, principals.admin, code=first).status_code == 401  # used above: once only
     code = totp.at(__import__("time").time() + 30)  # the next step, accepted within the skew window
     assert console_login(fresh, principals.admin, code=code).status_code == 302
     assert fresh.get("/admin/").status_code == 200
+
+    # The API's login holds the same second factor: the password alone no longer gets a token.
+    body = {"kind": "admin", "username": principals.admin.identifier, "password": principals.admin.secret}
+    assert app.test_client().post("/api/v1/auth/token", json=body).status_code == 401
+    now = __import__("time").time()
+    unused = next(c for c in (totp.at(now - 30), totp.at(now), totp.at(now + 30)) if c not in {first, code})
+    with_code = {**body, "totp_code": unused}
+    assert app.test_client().post("/api/v1/auth/token", json=with_code).status_code == 200
 
 
 def test_plans_are_created_edited_and_archived_with_the_api_schema(app, client, principals, shop):
