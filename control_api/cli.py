@@ -61,6 +61,13 @@ def register_commands(app: Flask) -> None:
         password = _run(principals.reset_admin_password, username)
         click.echo(f"admin: {username}\npassword: {password}\n{SHOWN_ONCE}")
 
+    @app.cli.command("reset-admin-two-factor")
+    @click.argument("username")
+    def reset_admin_two_factor(username: str) -> None:
+        """Turn an admin's two-factor off (a lost authenticator); they can set it up again in the console."""
+        _run(principals.reset_admin_two_factor, username)
+        click.echo(f"admin {username!r}: two-factor is off; the password alone logs in until it is set up again")
+
     @app.cli.command("create-bot-client")
     @click.argument("name")
     def create_bot_client(name: str) -> None:

@@ -48,6 +48,17 @@ def reset_admin_password(session: Session, actor: Principal, username: str) -> s
     return password
 
 
+def reset_admin_two_factor(session: Session, actor: Principal, username: str) -> None:
+    """Turn an admin's two-factor off (a lost device): the password alone logs in again until they set it up
+    anew. Operators only (the CLI): whoever holds the database holds this anyway."""
+    admin = _find_admin(session, username)
+    if admin is None:
+        raise NotFound(f"admin {username!r} does not exist")
+    admin.totp_secret, admin.totp_enabled_at = None, None
+    audit.record(session, actor, "admin.totp_reset", admin_id=admin.id, username=username)
+    session.commit()
+
+
 def create_bot_client(session: Session, actor: Principal, name: str) -> tuple[str, str]:
     """Create bot-service credentials; return (client_id, secret)."""
     if session.scalar(select(BotClient.id).where(BotClient.name == name)) is not None:

@@ -157,3 +157,22 @@ def test_names_nobody_could_log_in_with_are_refused_clearly(app):
             assert "Traceback" not in result.output
     assert rows(app, Admin) == []
     assert rows(app, BotClient) == []
+
+
+def test_an_admin_who_lost_the_authenticator_gets_two_factor_reset_by_the_operator(app, client):
+    password = run(app, "create-admin", "erin").output.splitlines()[1].removeprefix("password: ")
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        admin = session.scalar(select(Admin).where(Admin.username == "erin"))
+        admin.totp_secret, admin.totp_enabled_at = "JBSWY3DPEHPK3PXP", admin.created_at
+        session.commit()
+    body = {"kind": "admin", "username": "erin", "password": password}
+    assert client.post("/api/v1/auth/token", json=body).status_code == 401  # the code is required now
+
+    result = run(app, "reset-admin-two-factor", "erin")
+    assert result.exit_code == 0, result.output
+    assert client.post("/api/v1/auth/token", json=body).status_code == 200
+    (entry,) = rows(app, AuditLog, AuditLog.action == "admin.totp_reset")
+    assert (entry.actor_type, entry.details["username"]) == ("system", "erin")
+    missing = run(app, "reset-admin-two-factor", "nobody")
+    assert missing.exit_code != 0 and "does not exist" in missing.output
