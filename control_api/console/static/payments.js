@@ -22,7 +22,7 @@
       status.textContent = state.status + (state.reviewer ? " by " + state.reviewer : "");
       status.className = "pill status-" + state.status;
     }
-    Array.prototype.forEach.call(card.querySelectorAll("button, input, select"), function (control) {
+    Array.prototype.forEach.call(card.querySelectorAll("button, select, input:not([type=hidden])"), function (control) {
       control.disabled = true;
     });
   }

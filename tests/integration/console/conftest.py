@@ -134,7 +134,7 @@ def _end_test_session(app):
     app.extensions["rayfleet.db"].session.remove()
 
 
-def png(width: int = 40, height: int = 24) -> bytes:
+def png(width: int = 180, height: int = 240) -> bytes:
     """A real PNG (a browser decodes it: naturalWidth > 0), drawn without an image library."""
     import struct
     import zlib
@@ -142,7 +142,17 @@ def png(width: int = 40, height: int = 24) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    rows = b"".join(b"\x00" + bytes((30, 95, 191)) * width for _ in range(height))
+    def row(y: int) -> bytes:  # a receipt-like picture: a blue header, grey text lines on white
+        if y < 40:
+            return bytes((30, 95, 191)) * width
+        line = (y - 40) % 24 < 8 and 60 < y < height - 20
+        return (
+            (bytes((250, 250, 250)) * 16)
+            + (bytes((120, 120, 120) if line else (250, 250, 250)) * (width - 32))
+            + (bytes((250, 250, 250)) * 16)
+        )
+
+    rows = b"".join(b"\x00" + row(y) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
