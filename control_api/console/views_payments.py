@@ -16,8 +16,7 @@ from marshmallow import ValidationError
 from ..errors import Conflict, InvalidInput
 from ..extensions import db_session
 from ..jobs.dispatch import job_queue
-from ..models import REJECT_REASON_CODES
-from ..schemas.payments import PROOF_HEADERS, RejectIn
+from ..schemas.payments import PROOF_HEADERS, REJECT_REASON_CODES, RejectIn
 from ..services import configs as config_service
 from ..services import payments as payment_service
 from ..services import proofs as proof_service
