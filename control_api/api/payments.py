@@ -9,6 +9,7 @@ from ..openapi import raw_body
 from ..schemas.payments import (
     PROOF_BODY,
     PROOF_FILE,
+    PROOF_HEADERS,
     PaymentCreatedOut,
     PaymentIn,
     PaymentList,
@@ -174,8 +175,8 @@ def attach_proof(payment_id: int, query: dict) -> dict:
     )
 
 
-# A proof is shown as a file, never run as a page: no sniffing, nothing loaded, scripts and forms sandboxed.
-PROOF_HEADERS = {name: header["schema"]["enum"][0] for name, header in PROOF_FILE["headers"].items()}
+# A proof is shown as a file, never run as a page: no sniffing, nothing loaded, scripts and forms sandboxed
+# (schemas.payments.PROOF_HEADERS, the same for the console's proof route).
 
 
 @bp.get("/<int:payment_id>/proof")

@@ -158,6 +158,7 @@ def user_detail(user_id: int):
         "banned": "User banned.",
         "unbanned": "Ban lifted.",
         "rotated": "New subscription link issued; the old one stopped working.",
+        "devices_reset": "Devices forgotten: refused addresses are served again after the next sync.",
     }.get(request.args.get("done", ""))
     return render_template(
         "console/user.html", user=user, configs=configs, done=done, human_bytes=charts.human_bytes, error=None

@@ -214,6 +214,8 @@ PROOF_FILE = {
         )
     },
 }
+# The same headers as a dict, for every route that serves a proof (the API's and the console's).
+PROOF_HEADERS = {name: header["schema"]["enum"][0] for name, header in PROOF_FILE["headers"].items()}
 
 
 class PaymentCreatedOut(PaymentOut):

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from ..actors import Principal
 from ..errors import Conflict
 from ..models import Payment, UserConfig
-from . import audit
+from . import audit, discounts, proofs
 from .lookup import get_or_404
-from .payments import reviewer_name
+from .payments import payment_view, reviewer_name
 from .principals import acting_admin
 from .users import get_user
 
@@ -76,3 +76,32 @@ def record_review_event(session: Session, caller: Principal, payment_id: int, da
     audit.record(session, admin, EVENT_ACTIONS[event], payment_id=payment.id, **facts)
     session.commit()
     return {"payment_id": payment.id, "event": event, "status": payment.status, "actor": admin.name, **facts}
+
+
+def review_queue(session: Session, pending_limit: int = 100, decided_limit: int = 20) -> dict[str, Any]:
+    """The console's payments queue: pending payments oldest first, then the most recently decided ones, each
+    as its API view (payments.payment_view: plan, customer, proof_duplicate_of) with its customer's history
+    (customer_history, read once per customer)."""
+    pending = session.scalars(
+        select(Payment).where(Payment.status == "pending").order_by(Payment.created_at, Payment.id).limit(pending_limit)
+    ).all()
+    decided = session.scalars(
+        select(Payment)
+        .where(Payment.status != "pending")
+        .order_by(func.coalesce(Payment.reviewed_at, Payment.created_at).desc(), Payment.id.desc())
+        .limit(decided_limit)
+    ).all()
+    rows = [*pending, *decided]
+    duplicate_of = proofs.duplicates(session, rows)
+    applied = discounts.applied_views(session, [p.id for p in rows])
+    histories = {user_id: customer_history(session, user_id) for user_id in {p.user_id for p in rows}}
+    views = [payment_view(session, p, applied, duplicate_of) for p in rows]
+    for view in views:
+        view["history"] = histories[view["user"]["id"]]
+    return {"pending": views[: len(pending)], "decided": views[len(pending) :]}
+
+
+def decisions(session: Session, payment_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Where each of PAYMENT_IDS stands now (status and who decided), for pages that show them to update."""
+    payments = session.scalars(select(Payment).where(Payment.id.in_(payment_ids))).all()
+    return {p.id: {"status": p.status, "reviewer": reviewer_name(session, p)} for p in payments}

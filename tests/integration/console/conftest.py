@@ -132,3 +132,48 @@ def _end_test_session(app):
     """Tests read the database through the app's thread-scoped session; end it, or the next test's TRUNCATE waits."""
     yield
     app.extensions["rayfleet.db"].session.remove()
+
+
+def png(width: int = 180, height: int = 240) -> bytes:
+    """A real PNG (a browser decodes it: naturalWidth > 0), drawn without an image library."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    def row(y: int) -> bytes:  # a receipt-like picture: a blue header, grey text lines on white
+        if y < 40:
+            return bytes((30, 95, 191)) * width
+        line = (y - 40) % 24 < 8 and 60 < y < height - 20
+        return (
+            (bytes((250, 250, 250)) * 16)
+            + (bytes((120, 120, 120) if line else (250, 250, 250)) * (width - 32))
+            + (bytes((250, 250, 250)) * 16)
+        )
+
+    rows = b"".join(b"\x00" + row(y) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def pending_payment(client, principals, shop, telegram_id: int, username: str, proof: bytes | None, tag: str) -> int:
+    """A customer's pending payment for the shop's plan, with PROOF uploaded by the bot as it does; its id."""
+    bot = principals.bot.headers
+    user = client.put(f"/api/v1/users/telegram/{telegram_id}", json={"username": username}, headers=bot).json
+    evidence = {"evidence_file_id": f"photo-{tag}", "evidence_unique_id": f"unique-{tag}"}
+    created = client.post(
+        "/api/v1/payments",
+        json={"user_id": user["id"], "plan_id": shop.plan_id, "amount_cents": 1500, **evidence},
+        headers=bot,
+    )
+    assert created.status_code == 201, created.json
+    payment_id = created.json["id"]
+    if proof is not None:
+        uploaded = client.put(
+            f"/api/v1/payments/{payment_id}/proof?user_id={user['id']}",
+            data=proof,
+            headers={**bot, "Content-Type": "application/octet-stream"},
+        )
+        assert uploaded.status_code == 200, uploaded.json
+    return payment_id

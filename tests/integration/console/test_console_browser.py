@@ -12,9 +12,9 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from control_api.models import AuditLog, Node
+from control_api.models import AuditLog, Node, Payment, User
 
-from .conftest import ARTIFACTS, HOSTILE
+from .conftest import ARTIFACTS, HOSTILE, pending_payment, png
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -174,3 +174,80 @@ def test_the_console_fits_a_phone(browser, live_server, principals, shop):
         shot(page, "nodes-phone")
     finally:
         context.close()
+
+
+def test_approve_and_reject_with_ban_from_the_queue_seen_live_by_a_second_session(
+    app, browser, page, live_server, client, principals, shop
+):
+    approve_id = pending_payment(client, principals, shop, 8001, "first_customer", png(), "a")
+    reject_id = pending_payment(client, principals, shop, 8002, "second_customer", png(160, 200), "b")
+    again_id = pending_payment(
+        client, principals, shop, 8003, "third_customer", png(), "c"
+    )  # the first one's receipt again
+    other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    try:
+        for each in (page, other):
+            log_in(each, live_server, principals.admin)
+            each.wait_for_url(f"{live_server.url}/admin/")
+            each.get_by_role("link", name="Payments").click()
+            each.wait_for_url(f"{live_server.url}/admin/payments")
+        first = page.locator(f"article[data-payment-id='{approve_id}']")
+        image = first.locator("img.proof-img")
+        image.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+        assert image.evaluate("img => img.naturalWidth") == 180
+        assert (
+            page.locator(f"article[data-payment-id='{again_id}'] p.dup")
+            .inner_text()
+            .startswith(f"Same receipt as payment #{approve_id}")
+        )
+        assert first.locator("[data-field=status]").inner_text() == "pending"
+        shot(page, "payments")
+
+        first.get_by_role("button", name="Approve").click()
+        page.wait_for_url(re.compile(r"/admin/payments\?done=approved"))
+        assert page.get_by_role("status").inner_text() == "Payment approved."
+        assert page.locator(f"article[data-payment-id='{approve_id}'] [data-field=status]").inner_text() == (
+            "approved by alice"
+        )
+        shot(page, "payments-approved")
+
+        # The second session never reloads: the poller marks the decision and disables the buttons.
+        seen = other.locator(f"article[data-payment-id='{approve_id}']")
+        seen.locator("[data-field=status]").filter(has_text="approved by alice").wait_for(timeout=15_000)
+        assert seen.get_by_role("button", name="Approve").is_disabled()
+        assert seen.get_by_role("button", name="Reject").is_disabled()
+        assert (
+            other.locator(f"article[data-payment-id='{reject_id}']").get_by_role("button", name="Reject").is_enabled()
+        )
+        shot(other, "payments-second-session")
+
+        second = page.locator(f"article[data-payment-id='{reject_id}']")
+        second.get_by_label("Reason", exact=True).select_option("fake_receipt")
+        second.get_by_label("Ban the customer").check()
+        second.get_by_role("button", name="Reject").click()
+        page.wait_for_url(re.compile(r"/admin/payments\?done=rejected_banned"))
+        assert page.get_by_role("status").inner_text() == "Payment rejected and the customer banned."
+        shot(page, "payments-rejected")
+        other.locator(f"article[data-payment-id='{reject_id}'] [data-field=status]").filter(
+            has_text="rejected by alice"
+        ).wait_for(timeout=15_000)
+        shot(other, "payments-second-session-rejected")
+
+        # The second session's stale form is refused readably, never a second decision.
+        other.locator(f"article[data-payment-id='{reject_id}'] button").evaluate_all(
+            "buttons => buttons.forEach(b => { b.disabled = false; })"
+        )
+        other.locator(f"article[data-payment-id='{reject_id}']").get_by_role("button", name="Reject").click()
+        assert f"Payment {reject_id} is already rejected by alice." in other.get_by_role("alert").inner_text()
+    finally:
+        other.context.close()
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        assert session.get(Payment, approve_id).status == "approved"
+        rejected = session.get(Payment, reject_id)
+        assert (rejected.status, rejected.review_reason_code) == ("rejected", "fake_receipt")
+        assert session.get(User, rejected.user_id).is_banned
+        rows = session.scalars(select(AuditLog).where(AuditLog.action.in_(("payment.approve", "payment.reject"))))
+        decided = {(row.action, row.details["payment_id"], row.actor_type) for row in rows}
+        assert ("payment.approve", approve_id, "admin") in decided and ("payment.reject", reject_id, "admin") in decided
