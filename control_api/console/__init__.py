@@ -12,7 +12,13 @@ from .session import bp, init_session
 
 
 def init_console(app: Flask) -> None:
-    from . import views_auth, views_fleet, views_payments, views_records  # noqa: F401 - they add their routes to bp
+    from . import (  # noqa: F401 - they add their routes to bp
+        views_auth,
+        views_fleet,
+        views_payments,
+        views_records,
+        views_webhooks,
+    )
 
     init_session(app)
     app.register_blueprint(bp)

@@ -1,4 +1,5 @@
-"""Plans (list, create, edit, archive), the audit log, and users (search, ban/unban, rotate subscription).
+"""Plans (list, create, edit, archive), the audit log, and users (search, ban/unban, rotate subscription, the
+subscription's QR code).
 
 Forms are read into the JSON shapes the API takes and checked by the API's own schemas, so a rule about a
 field lives in one place (control_api/schemas) whichever door the change comes through.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import Response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from ..errors import NotFound
@@ -198,9 +199,22 @@ def user_unban(user_id: int):
     return redirect(url_for("console.user_detail", user_id=user_id, done="unbanned"))
 
 
+def _base_url() -> str:
+    """The subscription URLs' base, as the API's subscription routes take it."""
+    return console_settings().public_base_url or request.host_url
+
+
 @bp.post("/users/<int:user_id>/subscription/rotate")
 @login_required
 def user_rotate(user_id: int):
-    base_url = console_settings().public_base_url or request.host_url
-    subscription_service.rotate(db_session(), current_admin(), user_id, base_url)
+    subscription_service.rotate(db_session(), current_admin(), user_id, _base_url())
     return redirect(url_for("console.user_detail", user_id=user_id, done="rotated"))
+
+
+@bp.get("/users/<int:user_id>/subscription/qr.png")
+@login_required
+def user_subscription_qr(user_id: int) -> Response:
+    """The PNG GET /api/v1/users/{id}/subscription/qr.png returns (the same service, the same headers): the
+    user's subscription URL, which serves every active config's links. The URL is a secret, so it is never cached."""
+    png = subscription_service.subscription_qr_png(db_session(), user_id, _base_url())
+    return Response(png, status=200, mimetype="image/png", headers={"Cache-Control": "no-store"})
