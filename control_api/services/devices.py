@@ -80,7 +80,7 @@ def record_devices(
         .outerjoin(Plan, Plan.id == UserConfig.plan_id)
         .where(UserConfig.id.in_(sorted(reports)), *served_by(node_id))
         .order_by(UserConfig.id)
-        .with_for_update(of=UserConfig)
+        .with_for_update(of=UserConfig, key_share=True)  # lifecycle.NO_KEY_LOCKS
     ).all()
     seen, over, limits = [], [], {}
     for row in rows:

@@ -135,6 +135,11 @@ def _expire(session: Session, dispatch: Dispatch, now: datetime) -> int:
     return len(configs)
 
 
+# NO_KEY_LOCKS: these rows are locked FOR NO KEY UPDATE, not FOR UPDATE. They change no key, and a heartbeat
+# holds a KEY SHARE lock on a config (its usage rows' foreign key) while a second node's heartbeat for the same
+# moving config waits to add its bytes: FOR UPDATE would wait for that KEY SHARE, and the two would deadlock.
+
+
 def expire_due(session: Session, now: datetime, *where: ColumnElement[bool]) -> list[UserConfig]:
     """Expire every config (matching WHERE) past its expiry at NOW, served or suspended: status, the
     customer's notification, the audit row, in the caller's transaction. Returns those that were served (their
@@ -143,7 +148,7 @@ def expire_due(session: Session, now: datetime, *where: ColumnElement[bool]) -> 
         select(UserConfig)
         .where(UserConfig.status.in_((*SERVED_STATUSES, "suspended")), UserConfig.expires_at <= now, *where)
         .order_by(UserConfig.id)
-        .with_for_update()
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: see NO_KEY_LOCKS
     ).all()
     served = [config for config in configs if config.status in SERVED_STATUSES]
     for config in configs:
@@ -179,7 +184,7 @@ def suspend_exhausted(session: Session, *where: ColumnElement[bool]) -> list[Use
             *where,
         )
         .order_by(UserConfig.id)
-        .with_for_update()
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: see NO_KEY_LOCKS
     ).all()
     exhausted: list[UserConfig] = []
     for config in rows:
