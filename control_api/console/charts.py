@@ -52,17 +52,21 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], fmt: Any = str, ti
                 "title": f"{labels[index]}: {fmt(value)}",
             }
         )
+    return {**_frame("bar", title, top, fmt, labels, centres), "bars": bars}
+
+
+def _frame(kind: str, title: str, top: float, fmt: Any, labels: Sequence[str], xs: Sequence[float]) -> dict[str, Any]:
+    """What every chart's template needs besides its marks: size, plot edges, grid and x labels."""
     return {
-        "kind": "bar",
+        "kind": kind,
         "title": title,
         "width": WIDTH,
         "height": HEIGHT,
         "left": LEFT,
         "bottom": HEIGHT - BOTTOM,
         "right": WIDTH - RIGHT,
-        "bars": bars,
         "grid": _grid(top, fmt),
-        "x_labels": _x_labels(labels, centres),
+        "x_labels": _x_labels(labels, xs),
     }
 
 
@@ -90,18 +94,7 @@ def line_chart(
                 "last": fmt(values[-1]) if values else "",
             }
         )
-    return {
-        "kind": "line",
-        "title": title,
-        "width": WIDTH,
-        "height": HEIGHT,
-        "left": LEFT,
-        "bottom": HEIGHT - BOTTOM,
-        "right": WIDTH - RIGHT,
-        "lines": lines,
-        "grid": _grid(top, fmt),
-        "x_labels": _x_labels(labels, xs),
-    }
+    return {**_frame("line", title, top, fmt, labels, xs), "lines": lines}
 
 
 def sparkline(values: Sequence[float], width: int = 120, height: int = 28, top: float | None = None) -> str:

@@ -25,17 +25,22 @@ PLAN = {
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def shop(app, client, principals):
-    """An active node, a plan, a customer and a Telegram admin; returns a small namespace of ids."""
+def activate_node(app, node_id: int) -> None:
+    """NODE_ID active and serving one VLESS inbound at a documentation address."""
     with app.app_context():
         session = app.extensions["rayfleet.db"].session()
-        node = session.get(Node, principals.node.principal_id)
+        node = session.get(Node, node_id)
         node.status = "active"
         node.public_ip = "198.51.100.30"
         node.tls_server_name = "fra.rayfleet.test"
         node.inbounds = [{"profile": "vless-tcp-tls", "port": 443}]
         session.commit()
+
+
+@pytest.fixture
+def shop(app, client, principals):
+    """An active node, a plan, a customer and a Telegram admin; returns a small namespace of ids."""
+    activate_node(app, principals.node.principal_id)
     admin = principals.admin.headers
     plan = client.post("/api/v1/plans", json=PLAN, headers=admin).json
     customer = client.put("/api/v1/users/telegram/7001", json={"username": "buyer"}, headers=principals.bot.headers)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from control_api.models import Node, utcnow
+from control_api.models import utcnow
 from harness.services import free_port
+from tests.integration.test_payments import activate_node
 
 HOSTILE = "<script>alert(1)</script>"
 PLAN = {
@@ -52,14 +53,7 @@ def heartbeat(client, node, config_id: int, down: int, cpu: float, report_id: st
 @pytest.fixture
 def shop(app, client, principals):
     """node-a active and serving, a plan, two customers (one named HOSTILE), an approved payment, heartbeats."""
-    with app.app_context():
-        session = app.extensions["rayfleet.db"].session()
-        node = session.get(Node, principals.node.principal_id)
-        node.status = "active"
-        node.public_ip = "198.51.100.30"
-        node.tls_server_name = "fra.rayfleet.test"
-        node.inbounds = [{"profile": "vless-tcp-tls", "port": 443}]
-        session.commit()
+    activate_node(app, principals.node.principal_id)
     admin, bot = principals.admin.headers, principals.bot.headers
     plan = client.post("/api/v1/plans", json=PLAN, headers=admin).json
     buyer = client.put("/api/v1/users/telegram/7001", json={"username": "buyer"}, headers=bot).json
