@@ -10,11 +10,13 @@
   directory first on ANSIBLE_COLLECTIONS_PATH, so playbooks use its roles, module and filters by FQCN.
   The collections of the PyPI `ansible` package (ansible.posix, community.general, ...) are still
   found on sys.path.
-- suppress_env_files=True: extravars (UUIDs) are passed on the command line of the child, never
-  written to env/extravars; suppress_output_file=True: no artifacts/stdout. The event handler returns
-  False, so no job_events/*.json is written either. What remains is ansible-runner's own
-  artifacts/<ident>/command (the command line, so the extravars; mode 0600): the private_data_dir
-  (0700) is therefore made on tmpfs (/dev/shm) when there is one, and deleted when the run ends.
+- Extravars (UUIDs) go to the child as `-e @<file>`: one JSON file, mode 0600, in the run's private_data_dir
+  (0700), which is made on tmpfs (/dev/shm, RAM) when there is one and deleted when the run ends. Not on
+  the command line: Linux limits one argument to 128 KiB (MAX_ARG_STRLEN), about 1,500 users, so a full
+  sync of a larger node would fail with E2BIG (ansible-runner's own `extravars=` puts the JSON there).
+  suppress_env_files=True: no env/ files; suppress_output_file=True: no artifacts/stdout. The event
+  handler returns False, so no job_events/*.json is written either. What remains is ansible-runner's own
+  artifacts/<ident>/command (mode 0600, in the same directory), which now names only the file.
 - Everything the caller learns comes from events, never from parsing stdout: per-host stats
   (`playbook_on_stats`), the users module's `added`/`removed` (`runner_on_ok` of the
   `rayfleet.fleet.core_users` task) and failure messages (`runner_on_failed` / `runner_on_unreachable`).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -216,6 +219,14 @@ def _memory_tmp() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
 
+def _write_private(path: Path, text: str) -> Path:
+    """TEXT in a new file PATH that only this user can read (created 0600, never wider)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
+
+
 def run_playbook(
     playbook: str,
     inventory: dict[str, Any],
@@ -239,12 +250,13 @@ def run_playbook(
     try:
         # rmtree below removes the link, never what it points at (it does not follow symlinks).
         link_collection(collections_dir)
+        vars_file = _write_private(Path(private_data_dir) / "extravars.json", json.dumps(extravars))
         runner = ansible_runner.run(
             private_data_dir=private_data_dir,
             project_dir=str(PLAYBOOKS_DIR),
             playbook=playbook,
             inventory=inventory,
-            extravars=extravars,
+            cmdline=f"-e @{shlex.quote(str(vars_file))}",
             limit=limit,
             envvars=envvars,
             suppress_env_files=True,

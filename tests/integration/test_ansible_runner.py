@@ -93,3 +93,20 @@ def test_a_run_finds_the_repository_as_the_collection_and_the_bundled_collection
     assert json.loads(out.read_text()) == {"ports": [443], "bundled": {"name": "node1"}}
     assert leftovers() == before
     assert (Path(__file__).resolve().parents[2] / "galaxy.yml").is_file()  # removing the link kept its target
+
+
+def test_extravars_larger_than_one_command_line_argument_reach_the_playbook(tmp_path):
+    """A full sync of a big node sends megabytes of users: more than Linux allows in one argument
+    (MAX_ARG_STRLEN, 128 KiB), so the runner hands them over in a private file, gone after the run."""
+    before = leftovers()
+    users = [{"email": f"cfg-{n}", "id": str(uuid.uuid4()), "protocol": "vless", "level": 0} for n in range(5000)]
+    assert len(json.dumps(users)) > 3 * 128 * 1024
+    out = tmp_path / "count.txt"
+    playbook = write_playbook(
+        tmp_path,
+        [{"name": "counts the users", "ansible.builtin.copy": {"content": "{{ xray_users | length }}", "dest": str(out)}}],
+    )
+    result = run_playbook(playbook, inventory("n1"), {"xray_users": users}, limit="n1", timeout=120)
+    assert result.ok, result.error
+    assert out.read_text() == "5000"
+    assert leftovers() == before
