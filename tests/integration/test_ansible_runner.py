@@ -104,7 +104,7 @@ def test_extravars_larger_than_one_command_line_argument_reach_the_playbook(tmp_
     out = tmp_path / "count.txt"
     playbook = write_playbook(
         tmp_path,
-        [{"name": "counts the users", "ansible.builtin.copy": {"content": "{{ xray_users | length }}", "dest": str(out)}}],
+        [{"name": "counts", "ansible.builtin.copy": {"content": "{{ xray_users | length }}", "dest": str(out)}}],
     )
     result = run_playbook(playbook, inventory("n1"), {"xray_users": users}, limit="n1", timeout=120)
     assert result.ok, result.error
