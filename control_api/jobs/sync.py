@@ -5,6 +5,9 @@ users (xray_users) it sends the client addresses refused for one config each (xr
 address, until as unix seconds; services/devices.py), read in the same transaction.
 How revisions stay consistent with concurrent writers: services/revisions.py. After the run,
 applied_revision is raised to R only, so a bump during the run is left for the next sync.
+What is sent is the change since the node's last successful sync when that is known, else the full set
+(services/deltas.py); a node whose users module refuses the delta (its state is not the delta's base) gets
+the full set in a second run at once.
 
 Per-node variables (the inventory hook): the node row gives ansible_host (public_ip), xray_core,
 and, when set, xray_inbounds, xray_tls_server_name and xray_tls_self_signed (what links are built
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Node, SyncRun, UserConfig, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook, scrub
+from ..services.deltas import SyncPayload, plan_sync, record_served
 from ..services.revisions import desired_device_blocks, desired_users
 from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
 
@@ -56,10 +60,12 @@ def sync_node(
     runner: Runner | None = None,
     node_vars: NodeVars | None = None,
     timeout: int = DEFAULT_TIMEOUT_SECONDS,
+    full: bool = False,
 ) -> SyncRun:
     """Sync NODE_ID to its desired revision; return the finished SyncRun (succeeded or failed).
 
-    RUNNER defaults to the real one (runners.run_playbook: ansible-runner).
+    RUNNER defaults to the real one (runners.run_playbook: ansible-runner). FULL sends the whole user set
+    even when a delta would do (provisioning: the shape may change).
 
     A failed run is recorded, not raised: configs stay pending and applied_revision does not move,
     so the caller (the job) decides about retries from run.status.
@@ -72,20 +78,25 @@ def sync_node(
             assert node is not None
             inventory = node_inventory(node, node_vars)
             node_name = node.name
+            payload = plan_sync(session, node, users, full=full)
             run = SyncRun(node_id=node_id, revision=revision, status="running")
             session.add(run)
         run_id = run.id
     config_ids = [int(user["email"].removeprefix("cfg-")) for user in users]
 
     started = time.monotonic()
+
+    def run_once(sent: SyncPayload) -> PlaybookResult:
+        extravars = {**sent.extravars(), "xray_device_blocks": blocks, "rayfleet_revision": revision}
+        return (runner or run_playbook)(SYNC_PLAYBOOK, inventory, extravars, limit=node_name, timeout=timeout)
+
     try:
-        result: PlaybookResult | None = (runner or run_playbook)(
-            SYNC_PLAYBOOK,
-            inventory,
-            {"xray_users": users, "xray_device_blocks": blocks, "rayfleet_revision": revision},
-            limit=node_name,
-            timeout=timeout,
-        )
+        result: PlaybookResult | None = run_once(payload)
+        if result.ok and result.resync_hosts:
+            why = "; ".join(result.resync_hosts.values())
+            log.info("node %s refused the delta (%s); sending the full set", node_id, why)
+            payload = payload.as_full("the node refused the delta")
+            result = run_once(payload)
         error = result.error
     except Exception as exc:  # any crash of the runner is a failed sync, recorded readably
         log.exception("sync of node %s crashed", node_id)
@@ -100,14 +111,25 @@ def sync_node(
             run.duration_ms = duration_ms
             if result is not None:
                 run.rc, run.changed, run.added, run.removed = result.rc, result.changed, result.added, result.removed
-            if result is not None and result.ok:
+            if result is not None and result.ok and result.resync_hosts:
+                run.status, run.error = "failed", "the node asked for the full set after it was sent"
+            elif result is not None and result.ok:
                 _record_success(session, node_id, revision, config_ids)
+                record_served(session, node_id, payload, revision)
                 run.status = "succeeded"
             else:
                 run.status, run.error = "failed", error or "the sync failed"
         session.refresh(run)
         session.expunge(run)
-    log.info("sync of node %s to revision %s: %s in %s ms", node_id, revision, run.status, duration_ms)
+    log.info(
+        "sync of node %s to revision %s (%s, %s users): %s in %s ms",
+        node_id,
+        revision,
+        "full: " + payload.reason if payload.full else "delta",
+        payload.size,
+        run.status,
+        duration_ms,
+    )
     return run
 
 

@@ -105,21 +105,21 @@ def provision_node_job(node_id: int, context: WorkerContext | None = None) -> di
     def provision(_playbook: str, inventory: Any, extravars: dict[str, Any], **kwargs: Any) -> PlaybookResult:
         return runner(PROVISION_PLAYBOOK, inventory, {**extravars, **agent_vars}, **kwargs)
 
-    outcome = _run(node_id, ctx, runner_override=provision)
+    outcome = _run(node_id, ctx, runner_override=provision, full=True)
     mark_provisioned(ctx.session_factory, node_id)
     after_sync(ctx)
     return outcome
 
 
-def _run(node_id: int, ctx: WorkerContext, runner_override: Runner | None) -> dict[str, Any]:
+def _run(node_id: int, ctx: WorkerContext, runner_override: Runner | None, full: bool = False) -> dict[str, Any]:
     runner = runner_override or ctx.runner
     for _ in range(1 + MAX_DRAIN_PASSES):
-        run = sync_node(ctx.session_factory, node_id, runner=runner, node_vars=ctx.node_vars)
+        run = sync_node(ctx.session_factory, node_id, runner=runner, node_vars=ctx.node_vars, full=full)
         if run.status != "succeeded":
             raise SyncFailed(f"node {node_id} revision {run.revision}: {run.error or 'the run failed'}")
         if not _lags(ctx, node_id):
             break
-        runner = ctx.runner  # later passes only sync users, even after a provisioning run
+        runner, full = ctx.runner, False  # later passes only sync users, even after a provisioning run
     return {"node_id": node_id, "revision": run.revision, "sync_run_id": run.id}
 
 

@@ -16,6 +16,7 @@ from .node import (
     THRESHOLDS,
     Node,
     NodeMetric,
+    NodeServedUser,
     SyncRun,
 )
 from .notification import AUDIENCES, NOTIFICATION_KINDS, Notification
@@ -80,6 +81,7 @@ __all__ = [
     "Location",
     "Node",
     "NodeMetric",
+    "NodeServedUser",
     "Notification",
     "Payment",
     "Plan",

@@ -87,6 +87,22 @@ class Node(Base):
     alert_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Drained with "now": configs moved off it get no grace window on it.
     drain_immediate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The revision node_served_users describes (what the node serves since its last successful sync);
+    # NULL or unlike applied_revision: unknown, so the next sync sends the full set (services/deltas.py).
+    served_snapshot_revision: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class NodeServedUser(Base):
+    """One user a node serves as of its last successful sync: the base the next delta is computed from.
+
+    A digest of the user's identity (UUID, protocol, level), not the UUID: the UUIDs live in
+    user_configs only."""
+
+    __tablename__ = "node_served_users"
+
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
 
 
 class NodeMetric(Base):

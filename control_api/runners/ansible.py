@@ -80,6 +80,10 @@ class PlaybookResult:
     added_emails: list[str] = field(default_factory=list)
     removed_emails: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Hosts whose users module refused a delta (its base is not what the host serves): host -> why.
+    resync_hosts: dict[str, str] = field(default_factory=dict)
+    # The users module's own run time (the longest over the hosts), from its event: what a sync costs on the node.
+    users_module_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -111,6 +115,8 @@ class EventAccounting:
         self.added: set[str] = set()
         self.removed: set[str] = set()
         self.errors: list[str] = []
+        self.resync_hosts: dict[str, str] = {}
+        self.users_module_seconds = 0.0
         self._stats_seen = False
 
     def __call__(self, event: dict[str, Any]) -> bool:
@@ -121,6 +127,9 @@ class EventAccounting:
         if kind == "runner_on_ok" and self._is_users_task(data):
             self.added.update(_emails(res.get("added")))
             self.removed.update(_emails(res.get("removed")))
+            self.users_module_seconds = max(self.users_module_seconds, float(data.get("duration") or 0.0))
+            if res.get("resync_needed"):
+                self.resync_hosts[host] = scrub(_message(res))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.errors.append(f"{host}: task {data.get('task', '?')!r} failed: {_message(res)}")
         elif kind == "runner_on_unreachable":
@@ -279,4 +288,6 @@ def run_playbook(
         added_emails=sorted(accounting.added),
         removed_emails=sorted(accounting.removed),
         errors=accounting.errors,
+        resync_hosts=accounting.resync_hosts,
+        users_module_seconds=accounting.users_module_seconds,
     )

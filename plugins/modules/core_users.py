@@ -9,8 +9,12 @@ description:
   - Compares the desired clients of every inbound with what the node serves (the persisted config)
     and applies only the difference through the core's gRPC HandlerService (AlterInbound with
     AddUserOperation / RemoveUserOperation). The core is never restarted.
-  - Then writes the persisted config (the shape plus the users), validated by the core, so that a
-    later restart serves the same users.
+  - Then writes the persisted config (the shape plus the users) atomically, so that a later restart
+    serves the same users. A full set (C(users)) is validated by the core first; a delta (C(delta))
+    onto the state this module last wrote is not, because only clients changed (see the role's README).
+  - With C(delta), the node's recorded state (C(state_path)) must be the delta's base revision and the
+    config and shape on disk must be the ones it recorded; otherwise nothing changes and the result says
+    C(resync_needed), so the caller sends the full set.
   - After a live removal, the removed users' open connections are closed (their sockets destroyed with
     C(ss -K), found through the core's access log), because the core's API only refuses new ones; other
     users' connections and the core itself are untouched.
@@ -33,8 +37,30 @@ options:
     description:
       - The desired users as JSON text, each with C(email), C(id) (UUID), C(protocol) and optional
         C(level). Every inbound of a user's protocol serves it. Handled as one no_log value.
+      - Exactly one of C(users) and C(delta).
     type: json
-    required: true
+  delta:
+    description:
+      - The change from the revision the node applied last, as JSON text with C(base_revision) (int),
+        C(add) (users, as in C(users); one already served under its email is replaced) and C(remove)
+        (emails). Handled as one no_log value.
+    type: json
+  also_remove:
+    description:
+      - With C(users), emails the running core may serve although the config on disk does not list them
+        (what the control plane last had the node serve, when the file was restored from an old copy):
+        removed through the API unless desired. One the core does not have is no error.
+    type: list
+    elements: str
+    default: []
+  revision:
+    description: The revision this run brings the node to, recorded in C(state_path).
+    type: int
+  state_path:
+    description: Where the revision the node serves and digests of the config and shape it last wrote
+      are kept. Empty keeps no state (then C(delta) is refused).
+    type: path
+    default: ""
   service:
     description: The core's systemd unit; when it is not active, changes go to the file only.
     type: str
@@ -118,8 +144,13 @@ sessions_cut:
   description: How many open connections of removed users were closed.
   type: int
   returned: always
+resync_needed:
+  description: The delta's base is not what the node serves (reason in C(msg)); nothing was changed.
+  type: bool
+  returned: always
 """
 
+import hashlib
 import json
 import os
 import re
@@ -202,8 +233,9 @@ def validate_desired(inbounds, shape):
     return problems
 
 
-def plan(current, desired):
-    """(removals, additions) per inbound: [(tag, client)], comparing clients by email and content."""
+def plan(current, desired, also_remove=()):
+    """(removals, additions) per inbound: [(tag, client)], comparing clients by email and content.
+    ALSO_REMOVE: emails to remove from every inbound where they are not desired, listed in CURRENT or not."""
     removals, additions = [], []
     current_by_tag = {
         inbound.get("tag"): {client.get("email"): client for client in inbound.get("settings", {}).get("clients", [])}
@@ -219,6 +251,9 @@ def plan(current, desired):
         for email, client in wanted.items():
             if now.get(email) != client:
                 additions.append((tag, inbound["protocol"], client))
+        for email in also_remove:
+            if email not in wanted and email not in now:
+                removals.append((tag, inbound["protocol"], {"email": email}))
     return removals, additions
 
 
@@ -282,12 +317,109 @@ def stage_config(module, text):
     return temp_path
 
 
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state(path):
+    """The recorded state ({} when there is none or it is unreadable: then only a full set is accepted)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def resync_reason(params, state, base_revision):
+    """Why a delta onto BASE_REVISION cannot be applied here ("" when it can)."""
+    if not state:
+        return "the node has no recorded state"
+    if state.get("revision") != base_revision:
+        return "the node serves revision {}, the delta starts at {}".format(state.get("revision"), base_revision)
+    if not os.path.exists(params["config_path"]) or sha256_file(params["config_path"]) != state.get("config_sha256"):
+        return "the config on the node is not the one this module wrote last"
+    if sha256_file(params["shape_path"]) != state.get("shape_sha256"):
+        return "the config shape changed since the last full sync"
+    return ""
+
+
+def check_delta(delta):
+    """(base revision, users to add, emails to remove) from the delta document; never quotes a UUID."""
+    if not isinstance(delta, dict) or set(delta) - {"base_revision", "add", "remove"}:
+        raise ValueError("expected a mapping with base_revision, add and remove")
+    base = delta.get("base_revision")
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise TypeError("base_revision must be an integer")
+    remove = delta.get("remove", [])
+    if not isinstance(remove, list) or not all(isinstance(email, str) and email for email in remove):
+        raise TypeError("remove must be a list of emails")
+    return base, check_users(delta.get("add", [])), remove
+
+
+def desired_after(current, inbound_meta, additions, removed_emails):
+    """Every inbound's clients once the delta is applied to CURRENT (the persisted config): the ones
+    kept in their order, then the added ones. An added email replaces the client of that email."""
+    gone = set(removed_emails) | {user["email"] for user in additions}
+    clients_by_tag = {
+        inbound.get("tag"): inbound.get("settings", {}).get("clients", []) for inbound in current.get("inbounds", [])
+    }
+    desired = []
+    for meta, added in zip(inbound_meta, desired_inbounds(inbound_meta, additions), strict=True):
+        kept = [client for client in clients_by_tag.get(meta["tag"], []) if client.get("email") not in gone]
+        desired.append({"tag": meta["tag"], "protocol": meta["protocol"], "clients": kept + added["clients"]})
+    return desired
+
+
+def write_atomically(module, path, text):
+    """TEXT as PATH's new content: a staged file, flushed to disk, renamed over PATH (never half a file)."""
+    params = module.params
+    handle, temp_path = tempfile.mkstemp(prefix=".staged-", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        module.set_owner_if_different(temp_path, params["owner"], False)
+        module.set_group_if_different(temp_path, params["group"], False)
+        module.set_mode_if_different(temp_path, params["mode"], False)
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise
+
+
+def record_state(module):
+    """The revision now served and digests of the config and shape as written, for the next delta."""
+    params = module.params
+    if not params["state_path"] or params["revision"] is None:
+        return
+    state = {
+        "revision": params["revision"],
+        "config_sha256": sha256_file(params["config_path"]),
+        "shape_sha256": sha256_file(params["shape_path"]),
+    }
+    if read_state(params["state_path"]) != state:
+        write_atomically(module, params["state_path"], json.dumps(state) + "\n")
+
+
 def service_active(module):
     service = module.params["service"]
     if not service:
         return True
     rc, _out, _err = module.run_command(["systemctl", "is-active", "--quiet", service])
     return rc == 0
+
+
+def config_text(config):
+    """The persisted config as text: one line, from the C encoder (indent= takes the pure-Python one,
+    seconds at 100,000 users)."""
+    return json.dumps(config, ensure_ascii=False) + "\n"
 
 
 def main():
@@ -307,7 +439,11 @@ def main():
             },
             # One JSON document, not a list of dicts: per-element option checks and no_log masking of
             # every UUID cost seconds per thousand users; as one no_log string it is cheap and still hidden.
-            "users": {"type": "json", "required": True, "no_log": True},
+            "users": {"type": "json", "no_log": True},
+            "delta": {"type": "json", "no_log": True},
+            "also_remove": {"type": "list", "elements": "str", "default": []},
+            "revision": {"type": "int"},
+            "state_path": {"type": "path", "default": ""},
             "service": {"type": "str"},
             "core": {"type": "str", "required": True, "choices": ["xray", "v2ray"]},
             "api_address": {"type": "str", "default": "127.0.0.1:10085"},
@@ -319,39 +455,68 @@ def main():
             "access_log": {"type": "path", "default": ""},
             "ports": {"type": "list", "elements": "int", "default": []},
         },
+        required_one_of=[("users", "delta")],
+        mutually_exclusive=[("users", "delta")],
         supports_check_mode=True,
     )
     params = module.params
+    result = {
+        "changed": False,
+        "added": [],
+        "removed": [],
+        "api_calls": 0,
+        "config_written": False,
+        "sessions_cut": 0,
+        "resync_needed": False,
+    }
     try:
         shape = _load_json(params["shape_path"], "shape")
-        current = _load_json(params["config_path"], "config") if os.path.exists(params["config_path"]) else {}
     except (OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    try:
-        users = check_users(json.loads(params["users"]))
-    except (TypeError, ValueError) as exc:
-        module.fail_json(msg=mask_uuids(f"users: {exc}"))
-    desired = desired_inbounds(params["inbounds"], users)
+
+    if params["delta"] is not None:
+        try:
+            base, additions_wanted, removed_emails = check_delta(json.loads(params["delta"]))
+        except (TypeError, ValueError) as exc:
+            module.fail_json(msg=mask_uuids(f"delta: {exc}"))
+        reason = resync_reason(params, read_state(params["state_path"]), base) if params["state_path"] else "no state"
+        if reason:
+            module.exit_json(msg=f"a full sync is needed: {reason}", **{**result, "resync_needed": True})
+        try:
+            current = _load_json(params["config_path"], "config")
+        except (OSError, ValueError) as exc:
+            module.fail_json(msg=str(exc))
+        desired = desired_after(current, params["inbounds"], additions_wanted, removed_emails)
+        validate_full = False
+    else:
+        try:
+            current = _load_json(params["config_path"], "config") if os.path.exists(params["config_path"]) else {}
+            users = check_users(json.loads(params["users"]))
+        except (OSError, ValueError, TypeError) as exc:
+            module.fail_json(msg=mask_uuids(f"users: {exc}" if not isinstance(exc, OSError) else str(exc)))
+        desired = desired_inbounds(params["inbounds"], users)
+        validate_full = True
     problems = validate_desired(desired, shape)
     if problems:
         module.fail_json(msg="; ".join(problems))
 
-    removals, additions = plan(current, desired)
-    text = json.dumps(merged_config(shape, desired), indent=4, ensure_ascii=False) + "\n"
-    config_changed = not current or json.dumps(current, indent=4, ensure_ascii=False) + "\n" != text
-    result = {
-        "changed": bool(removals or additions or config_changed),
-        "added": ["{}/{}".format(tag, client["email"]) for tag, _p, client in additions],
-        "removed": ["{}/{}".format(tag, client["email"]) for tag, _p, client in removals],
-        "api_calls": 0,
-        "config_written": False,
-        "sessions_cut": 0,
-    }
-    if module.check_mode or not result["changed"]:
+    removals, additions = plan(current, desired, params["also_remove"] if params["users"] is not None else ())
+    new_config = merged_config(shape, desired)
+    config_changed = not current or current != new_config
+    result.update(
+        changed=bool(removals or additions or config_changed),
+        added=["{}/{}".format(tag, client["email"]) for tag, _p, client in additions],
+        removed=["{}/{}".format(tag, client["email"]) for tag, _p, client in removals],
+    )
+    if module.check_mode:
+        module.exit_json(**result)
+    if not result["changed"]:
+        record_state(module)
         module.exit_json(**result)
 
-    # Validate first: a config the core rejects must not reach the running core either.
-    staged = stage_config(module, text) if config_changed else None
+    text = config_text(new_config)
+    # A full set is validated first: a config the core rejects must not reach the running core either.
+    staged = stage_config(module, text) if config_changed and validate_full else None
     live = False
     try:
         if params["apply_live"] and (removals or additions) and service_active(module):
@@ -376,9 +541,13 @@ def main():
             os.replace(staged, params["config_path"])
             staged = None
             result["config_written"] = True
+        elif config_changed:
+            write_atomically(module, params["config_path"], text)
+            result["config_written"] = True
     finally:
         if staged and os.path.exists(staged):
             os.unlink(staged)
+    record_state(module)
     if live and removals and params["access_log"]:
         emails = sorted({client["email"] for _tag, _p, client in removals})
         try:

@@ -534,3 +534,98 @@ def test_the_api_client_tells_an_unknown_user_from_an_unknown_inbound(make_node)
     assert gone.value.not_found, gone.value.details
     assert "handler not found" in missing.value.details
     assert not missing.value.not_found
+
+
+def delta_args(node: Node, base: int, revision: int, add: list[User] = (), remove: list[User] = ()) -> dict[str, Any]:
+    """The module's arguments for a delta (what users.yml passes when the control API sends xray_users_delta)."""
+    args = node.args([], revision=revision, state_path=str(node.workdir / "users-state.json"))
+    del args["users"]
+    args["delta"] = json.dumps(
+        {"base_revision": base, "add": [user.as_role_user() for user in add], "remove": [u.email for u in remove]}
+    )
+    node.uuids_seen.update(user.id for user in add)
+    return args
+
+
+def full_args(node: Node, users: list[User], revision: int) -> dict[str, Any]:
+    return node.args(users, revision=revision, state_path=str(node.workdir / "users-state.json"))
+
+
+def test_a_delta_applies_only_the_change_live_and_persists_it_without_a_core_test(make_node, tmp_path: Path):
+    """+1 and -1 onto revision 1 reach the running core through its API; the file then holds exactly the
+    full set (the same document a full sync writes); the core's -test is not run (it is a command that fails)."""
+    alice, bob, carol = User("cfg-1", "vless"), User("cfg-2", "vmess"), User("cfg-3", "vless")
+    node = make_node([])
+    pid = node.core.pid
+    (full,) = node.run(full_args(node, [alice, bob], revision=1))
+    assert full["changed"] and full["resync_needed"] is False, full
+
+    failing_test = tmp_path / "core-test-that-fails"
+    failing_test.write_text("#!/bin/sh\nexit 3\n")
+    failing_test.chmod(0o755)
+    (delta,) = node.run({**delta_args(node, 1, 2, add=[carol], remove=[bob]), "test_command": [str(failing_test)]})
+
+    assert delta["resync_needed"] is False and delta["changed"], delta
+    assert delta["added"] == [f"{node.tag('vless-tcp-tls')}/cfg-3"]
+    assert delta["removed"] == [f"{node.tag('vmess-ws-tls')}/cfg-2"]
+    assert delta["api_calls"] == 2 and delta["config_written"] is True
+    written = json.loads(node.config_path.read_text())
+    assert written == core_filter().with_users(node.shape, node.desired([alice, carol]))
+    assert json.loads((node.workdir / "users-state.json").read_text())["revision"] == 2
+    assert node.core.pid == pid, "the core was restarted"
+    assert node.serves(carol) and node.serves(alice)
+    assert not node.serves(bob)
+
+
+def test_a_delta_onto_another_base_changes_nothing_and_asks_for_the_full_set(make_node):
+    """A node that missed a revision, or whose config was restored from an old copy, refuses the delta: the
+    file, the state and the core stay as they were; the full set then brings it to the desired users."""
+    alice, bob, carol = User("cfg-1", "vless"), User("cfg-2", "vless"), User("cfg-3", "vmess")
+    node = make_node([])
+    node.run(full_args(node, [alice], revision=1))
+    old_config = node.config_path.read_bytes()
+    node.run(delta_args(node, 1, 2, add=[bob]))
+    state = node.workdir / "users-state.json"
+
+    (missed,) = node.run(delta_args(node, 3, 4, add=[carol]))  # the node never got revision 3
+    assert missed["resync_needed"] is True and missed["changed"] is False, missed
+    assert "serves revision 2" in missed["msg"]
+    assert json.loads(state.read_text())["revision"] == 2
+    assert not node.serves(carol)
+
+    node.config_path.write_bytes(old_config)  # restored from a backup of revision 1, state left at 2
+    (restored,) = node.run(delta_args(node, 2, 3, add=[carol]))
+    assert restored["resync_needed"] is True and "not the one this module wrote" in restored["msg"], restored
+    assert node.config_path.read_bytes() == old_config
+
+    state.unlink()  # no state at all
+    (nostate,) = node.run(delta_args(node, 2, 3, add=[carol]))
+    assert nostate["resync_needed"] is True and "no recorded state" in nostate["msg"], nostate
+
+    # The control plane knows bob was served (its snapshot of revision 2), so it names him: the restored file
+    # does not list him, yet the running core still serves him.
+    (full,) = node.run({**full_args(node, [alice, carol], revision=4), "also_remove": [bob.email]})
+    assert full["resync_needed"] is False and full["changed"], full
+    assert node.serves(alice) and node.serves(carol) and not node.serves(bob)
+
+
+def test_a_delta_replayed_after_a_crash_before_the_file_was_written_converges(make_node):
+    """A run killed after its API calls but before it wrote the file leaves the core ahead of the file and the
+    state at the old revision: the same delta again is harmless for the core (already there / already gone)
+    and brings file and state to it."""
+    alice, bob, carol = User("cfg-1", "vless"), User("cfg-2", "vmess"), User("cfg-3", "vless")
+    node = make_node([])
+    node.run(full_args(node, [alice, bob], revision=1))
+    api = core_api().CoreAPI(f"127.0.0.1:{node.api_port}", "v2ray")
+    try:  # what the killed run got done: carol added, bob removed, through the API only
+        api.add_user(node.tag("vless-tcp-tls"), "vless", carol.email, carol.id)
+        api.remove_user(node.tag("vmess-ws-tls"), bob.email)
+    finally:
+        api.close()
+
+    (replayed,) = node.run(delta_args(node, 1, 2, add=[carol], remove=[bob]))
+    assert replayed["resync_needed"] is False and replayed["config_written"] is True, replayed
+    assert json.loads(node.config_path.read_text()) == core_filter().with_users(
+        node.shape, node.desired([alice, carol])
+    )
+    assert node.serves(carol) and node.serves(alice) and not node.serves(bob)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,6 +105,41 @@ def served_emails() -> dict[str, set[str]]:
 
 def all_served() -> set[str]:
     return set().union(*served_emails().values())
+
+
+CORE_API_SOURCE = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "core_api.py"
+# Runs inside the node with the core API client's source before it: asks the *running* core, per inbound,
+# whether it serves each email. Adding a user with a fresh UUID is refused with "already exists" exactly when
+# the core has that email; an addition that succeeds is undone at once.
+LIVE_PROBE = """
+import json, sys, uuid
+config = json.load(open("/etc/rayfleet-core/config.json"))
+candidates = json.loads(sys.argv[1])
+api = CoreAPI("127.0.0.1:10085", "v2ray")
+live = {}
+for inbound in config["inbounds"]:
+    tag, protocol = inbound.get("tag", ""), inbound.get("protocol")
+    if protocol not in ("vless", "vmess"):
+        continue
+    for email in candidates:
+        try:
+            api.add_user(tag, protocol, email, str(uuid.uuid4()))
+        except CoreAPIError as exc:
+            if exc.already_exists:
+                live.setdefault(tag, []).append(email)
+                continue
+            raise
+        api.remove_user(tag, email)
+print(json.dumps(live))
+"""
+
+
+def live_served(candidates: set[str]) -> dict[str, set[str]]:
+    """inbound tag -> which of CANDIDATES the running core serves, asked through the core's own API."""
+    script = CORE_API_SOURCE.read_text() + LIVE_PROBE
+    probe = podman("exec", "-i", CONTAINER, "python3", "-", json.dumps(sorted(candidates)), stdin=script)
+    assert probe.returncode == 0, probe.stderr
+    return {tag: set(emails) for tag, emails in json.loads(probe.stdout).items()}
 
 
 def make_configs(session_factory, address: str) -> tuple[int, list[int]]:
@@ -290,3 +326,109 @@ def test_a_crashing_runner_is_a_failed_sync_not_an_exception(session_factory):
     node, statuses = state(session_factory, node_id)
     assert node.applied_revision == 0
     assert set(statuses.values()) == {"pending"}
+
+
+def test_delta_syncs_stay_exact_after_a_restored_node_and_a_worker_killed_mid_sync(node_container, session_factory):
+    """Each sync sends only the change when the node's state is known; a node restored from an old copy of its
+    config, and a node whose last sync ran but was never recorded (the worker died), refuse the delta and get
+    the full set at once. After every step the running core serves exactly the desired users, asked through
+    its own API."""
+    node_id, config_ids = make_configs(session_factory, node_container.address)
+    sent: list[dict[str, Any]] = []
+
+    def recording(*args: Any, **kwargs: Any):
+        sent.append(args[2])
+        return run_playbook(*args, **kwargs)
+
+    def sync_recorded() -> SyncRun:
+        sent.clear()
+        run = sync_node(session_factory, node_id, runner=recording, node_vars=node_vars, timeout=90)
+        assert run.status == "succeeded", run.error
+        return run
+
+    def add_config(protocol: str = "vless") -> int:
+        made: list[int] = []
+
+        def add(session: Session) -> None:
+            config = UserConfig(
+                user_id=session.scalar(select(User.id)),
+                node_id=node_id,
+                uuid=str(uuid.uuid4()),
+                protocol=protocol,
+                kind="full",
+                status="pending",
+            )
+            session.add(config)
+            session.flush()
+            made.append(config.id)
+
+        bump(session_factory, node_id, add)
+        return made[0]
+
+    every: set[str] = set()
+
+    def assert_exact(desired_ids: list[int]) -> None:
+        desired = {f"cfg-{config_id}" for config_id in desired_ids}
+        every.update(desired)
+        live = live_served(every)
+        assert set().union(*live.values()) == desired, "the running core serves other users than desired"
+        assert all_served() == desired, "the persisted config lists other users than desired"
+
+    sync_recorded()
+    assert "xray_users" in sent[0], "the first sync of a node the control plane knows nothing of is a full one"
+    assert_exact(config_ids)
+
+    third = add_config()
+    sync_recorded()
+    (delta,) = sent
+    assert "xray_users" not in delta
+    assert [user["email"] for user in delta["xray_users_delta"]["add"]] == [f"cfg-{third}"]
+    assert delta["xray_users_delta"]["remove"] == []
+    assert_exact([*config_ids, third])
+
+    # A copy of the node's config and state as of now; then one more revision goes live.
+    backup = {
+        name: podman("exec", CONTAINER, "cat", f"/etc/rayfleet-core/{name}", check=True).stdout
+        for name in ("config.json", "users-state.json")
+    }
+    fourth = add_config("vmess")
+    sync_recorded()
+    assert_exact([*config_ids, third, fourth])
+
+    # The node is restored from the copy (the core keeps running and still serves the fourth config); then the
+    # first config is suspended and a fifth sold.
+    for name, text in backup.items():
+        podman("exec", "-i", CONTAINER, "sh", "-c", f"cat > /etc/rayfleet-core/{name}", stdin=text, check=True)
+
+    def suspend_first(session: Session) -> None:
+        session.get(UserConfig, config_ids[0]).status = "suspended"
+
+    bump(session_factory, node_id, suspend_first)
+    fifth = add_config()
+    sync_recorded()
+    assert len(sent) == 2 and "xray_users_delta" in sent[0] and "xray_users" in sent[1], "delta refused, then full"
+    assert f"cfg-{config_ids[0]}" in sent[1]["xray_users_also_remove"]
+    assert_exact([config_ids[1], third, fourth, fifth])
+
+    # The worker dies after the playbook ran but before it recorded the run: the node is ahead of what the
+    # control plane knows.
+    sixth = add_config()
+
+    def dies_after_the_run(*args: Any, **kwargs: Any):
+        run_playbook(*args, **kwargs)
+        raise RuntimeError("the worker was killed")
+
+    killed = sync_node(session_factory, node_id, runner=dies_after_the_run, node_vars=node_vars, timeout=90)
+    assert killed.status == "failed"
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision < node.desired_revision and statuses[sixth] == "pending"
+
+    def suspend_third(session: Session) -> None:
+        session.get(UserConfig, third).status = "suspended"
+
+    bump(session_factory, node_id, suspend_third)
+    sync_recorded()
+    assert len(sent) == 2 and "xray_users" in sent[1], "the node's state was ahead of the delta's base"
+    assert_exact([config_ids[1], fourth, fifth, sixth])
+    node, statuses = state(session_factory, node_id)
+    assert node.applied_revision == node.desired_revision == node.served_snapshot_revision
