@@ -48,8 +48,8 @@ options:
   also_remove:
     description:
       - With C(users), emails the running core may serve although the config on disk does not list them
-        (what the control plane last had the node serve, when the file was restored from an old copy):
-        removed through the API unless desired. One the core does not have is no error.
+        (what the control plane last had the node serve, when the file was restored from an old copy).
+        They are removed through the API unless desired; one the core does not have is no error.
     type: list
     elements: str
     default: []
