@@ -54,6 +54,8 @@ JOB_TIMEOUT_SECONDS = 600
 FAILURE_TTL_SECONDS = 24 * 3600
 _REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED}
 SYNC_JOB = "control_api.jobs.tasks.sync_node_job"
+SYNC_FLEET_JOB = "control_api.jobs.tasks.sync_fleet_job"
+SYNC_FLEET_JOB_ID = "sync-fleet"
 PROVISION_JOB = "control_api.jobs.tasks.provision_node_job"
 MIGRATE_JOB = "control_api.jobs.tasks.migrate_node_job"
 # Webhook deliveries run on the "default" queue (the one the sweep runs on), so no worker needs a new queue name.
@@ -113,6 +115,14 @@ class JobQueue(ABC):
 
     def enqueue_node_sync(self, node_id: int) -> bool:
         return self._enqueue(SYNC_JOB, sync_job_id(node_id), node_id)
+
+    def enqueue_node_syncs(self, node_ids: list[int]) -> bool:
+        """Sync NODE_IDS: one node's own job for one node, one batched run (`sync-fleet`, which reads every
+        lagging node when it starts) for several. True if a job was queued."""
+        ids = sorted(set(node_ids))
+        if len(ids) == 1:
+            return self.enqueue_node_sync(ids[0])
+        return bool(ids) and self._enqueue(SYNC_FLEET_JOB, SYNC_FLEET_JOB_ID, 0)
 
     def enqueue_migration(self, node_id: int) -> bool:
         """Move dynamic configs off an alerting or draining node; a lost one is queued again by the fleet check."""

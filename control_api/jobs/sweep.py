@@ -61,14 +61,14 @@ _process_lock = threading.Lock()
 
 
 def reconcile(session: Session, queue: JobQueue) -> list[int]:
-    """Enqueue a sync for every lagging, not disabled node; return their ids (coalesced ones included)."""
+    """Enqueue a sync of every lagging, not disabled node (one batched run when there are several); return
+    their ids (coalesced ones included)."""
     lagging = session.scalars(
         select(Node.id)
         .where(Node.applied_revision < Node.desired_revision, Node.status.not_in(SKIPPED_STATUSES))
         .order_by(Node.id)
     ).all()
-    for node_id in lagging:
-        queue.enqueue_node_sync(node_id)
+    queue.enqueue_node_syncs(list(lagging))
     if lagging:
         log.info("sweep re-enqueued %d lagging node(s): %s", len(lagging), list(lagging))
     return list(lagging)
@@ -170,8 +170,8 @@ def fleet_check(session: Session, queue: JobQueue, policy: HealthPolicy) -> Flee
     """services/fleet_watch.check_fleet, committed, then its syncs and migrations queued."""
     result = check_fleet(session, policy, utcnow())
     session.commit()
-    for node_id in result.touched:
-        queue.enqueue_node_sync(node_id)
+    if result.touched:
+        queue.enqueue_node_syncs(list(result.touched))
     for node_id in result.migrate:
         queue.enqueue_migration(node_id)
     return result

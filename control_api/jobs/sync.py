@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -31,11 +32,14 @@ from ..runners.ansible import PlaybookResult, run_playbook, scrub
 from ..services.deltas import SyncPayload, plan_sync, record_served
 from ..services.revisions import desired_device_blocks, desired_users
 from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
+from .node_locks import node_locks
 
 log = logging.getLogger(__name__)
 
 SYNC_PLAYBOOK = "sync_users.yml"
 DEFAULT_TIMEOUT_SECONDS = 300
+# Hosts a batched run works on at once (ansible's --forks): the worker's processes, not the node's.
+DEFAULT_FORKS = 10
 
 
 def node_inventory(node: Node, node_vars: NodeVars | None = None) -> dict[str, Any]:
@@ -54,6 +58,27 @@ def node_inventory(node: Node, node_vars: NodeVars | None = None) -> dict[str, A
     return {"all": {"children": {NODE_GROUP: {"hosts": {node.name: host_vars}}}}}
 
 
+class NodeBusy(RuntimeError):
+    """Another run (a node's own job, a fleet batch, a provisioning) holds the node's sync lock."""
+
+
+@dataclass
+class _Prepared:
+    """One node's part of a run: what was read at its revision, and the SyncRun row that records it."""
+
+    node_id: int
+    name: str
+    revision: int
+    host_vars: dict[str, Any]
+    payload: SyncPayload
+    blocks: list[dict[str, Any]]
+    config_ids: list[int]
+    run_id: int
+
+    def variables(self) -> dict[str, Any]:
+        return {**self.payload.extravars(), "xray_device_blocks": self.blocks, "rayfleet_revision": self.revision}
+
+
 def sync_node(
     session_factory: SessionFactory,
     node_id: int,
@@ -68,54 +93,152 @@ def sync_node(
     even when a delta would do (provisioning: the shape may change).
 
     A failed run is recorded, not raised: configs stay pending and applied_revision does not move,
-    so the caller (the job) decides about retries from run.status.
+    so the caller (the job) decides about retries from run.status. NodeBusy is raised when another run
+    holds the node (jobs/node_locks.py); the job retries later.
     """
+    with node_locks(session_factory, [node_id]) as held:
+        if node_id not in held:
+            raise NodeBusy(f"node {node_id} is being synced by another run")
+        prepared = _prepare(session_factory, node_id, node_vars, full)
+        started = time.monotonic()
+
+        def run_once(item: _Prepared) -> PlaybookResult:
+            inventory = _inventory({item.name: item.host_vars})
+            return (runner or run_playbook)(
+                SYNC_PLAYBOOK, inventory, item.variables(), limit=item.name, timeout=timeout
+            )
+
+        try:
+            result: PlaybookResult | None = run_once(prepared)
+            if result.ok and result.resync_hosts:
+                why = "; ".join(result.resync_hosts.values())
+                log.info("node %s refused the delta (%s); sending the full set", node_id, why)
+                prepared.payload = prepared.payload.as_full("the node refused the delta")
+                result = run_once(prepared)
+            error = result.error
+        except Exception as exc:  # any crash of the runner is a failed sync, recorded readably
+            log.exception("sync of node %s crashed", node_id)
+            result, error = None, scrub(f"the playbook run crashed: {type(exc).__name__}: {exc}")
+        duration_ms = result.duration_ms if result else int((time.monotonic() - started) * 1000)
+        ok = result is not None and result.ok and not result.resync_hosts
+        if result is not None and result.ok and result.resync_hosts:
+            error = "the node asked for the full set after it was sent"
+        return _finish(session_factory, prepared, result, ok, error, duration_ms)
+
+
+def sync_nodes(
+    session_factory: SessionFactory,
+    node_ids: list[int],
+    runner: Runner | None = None,
+    node_vars: NodeVars | None = None,
+    timeout: int = DEFAULT_TIMEOUT_SECONDS,
+    forks: int = DEFAULT_FORKS,
+) -> dict[int, SyncRun]:
+    """Sync every node of NODE_IDS in one playbook run over all of them (FORKS hosts at a time): the fleet-wide
+    change (the sweep after an outage, a ban touching many nodes, a migration wave) costs one run, not one per
+    node. Each host gets its own desired revision as host variables; a failing host holds back no other, and
+    each node's applied revision moves on its own result. Nodes another run holds are left out (not in the
+    answer). Hosts that refuse their delta get their full set in one more run over just them."""
+    with node_locks(session_factory, node_ids) as held:
+        prepared = [_prepare(session_factory, node_id, node_vars, False) for node_id in sorted(held)]
+        if not prepared:
+            return {}
+        started = time.monotonic()
+        outcomes: dict[int, tuple[PlaybookResult | None, bool, str]] = {}
+        pending = prepared
+        for _attempt in range(2):
+            inventory = _inventory({item.name: {**item.host_vars, **item.variables()} for item in pending})
+            try:
+                result: PlaybookResult | None = (runner or run_playbook)(
+                    SYNC_PLAYBOOK,
+                    inventory,
+                    {},
+                    limit=",".join(item.name for item in pending),
+                    timeout=timeout,
+                    forks=forks,
+                )
+            except Exception as exc:  # a crashed run fails every host in it, readably
+                log.exception("batched sync of nodes %s crashed", [item.node_id for item in pending])
+                error = scrub(f"the playbook run crashed: {type(exc).__name__}: {exc}")
+                outcomes.update({item.node_id: (None, False, error) for item in pending})
+                break
+            refused = []
+            for item in pending:
+                ok, error = _host_outcome(result, item.name)
+                if ok and item.name in result.resync_hosts and item.payload.full is False:
+                    item.payload = item.payload.as_full("the node refused the delta")
+                    refused.append(item)
+                    continue
+                if ok and item.name in result.resync_hosts:
+                    ok, error = False, "the node asked for the full set after it was sent"
+                outcomes[item.node_id] = (result, ok, error)
+            if not refused:
+                break
+            pending = refused
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return {item.node_id: _finish(session_factory, item, *outcomes[item.node_id], duration_ms) for item in prepared}
+
+
+def _host_outcome(result: PlaybookResult, host: str) -> tuple[bool, str]:
+    """Whether HOST's part of a multi-host run succeeded, and its errors (never another host's)."""
+    stats = result.hosts.get(host)
+    if result.status in ("timeout", "canceled", "error"):
+        return False, scrub(f"the playbook run ended with status {result.status}")
+    if stats is None:
+        return False, f"{host}: the run reported nothing for this node"
+    if stats.failed or stats.unreachable:
+        mine = [message for message in result.errors if message.startswith(f"{host}: ")]
+        return False, scrub("; ".join(mine) or f"{host}: a task failed")
+    return True, ""
+
+
+def _inventory(hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"all": {"children": {NODE_GROUP: {"hosts": hosts}}}}
+
+
+def _prepare(session_factory: SessionFactory, node_id: int, node_vars: NodeVars | None, full: bool) -> _Prepared:
+    """Read NODE_ID's desired revision, users and blocks consistently, plan the payload, open its SyncRun."""
     with session_factory() as session:
         with session.begin():
             revision, users = desired_users(session, node_id)
             blocks = desired_device_blocks(session, node_id, utcnow())
             node = session.get(Node, node_id)
             assert node is not None
-            inventory = node_inventory(node, node_vars)
-            node_name = node.name
+            host_vars = node_inventory(node, node_vars)["all"]["children"][NODE_GROUP]["hosts"][node.name]
             payload = plan_sync(session, node, users, full=full)
             run = SyncRun(node_id=node_id, revision=revision, status="running")
             session.add(run)
+            name = node.name
         run_id = run.id
-    config_ids = [int(user["email"].removeprefix("cfg-")) for user in users]
+    config_ids = [int(user["email"].removeprefix("cfg-")) for user in users if user["email"].startswith("cfg-")]
+    return _Prepared(node_id, name, revision, host_vars, payload, blocks, config_ids, run_id)
 
-    started = time.monotonic()
 
-    def run_once(sent: SyncPayload) -> PlaybookResult:
-        extravars = {**sent.extravars(), "xray_device_blocks": blocks, "rayfleet_revision": revision}
-        return (runner or run_playbook)(SYNC_PLAYBOOK, inventory, extravars, limit=node_name, timeout=timeout)
-
-    try:
-        result: PlaybookResult | None = run_once(payload)
-        if result.ok and result.resync_hosts:
-            why = "; ".join(result.resync_hosts.values())
-            log.info("node %s refused the delta (%s); sending the full set", node_id, why)
-            payload = payload.as_full("the node refused the delta")
-            result = run_once(payload)
-        error = result.error
-    except Exception as exc:  # any crash of the runner is a failed sync, recorded readably
-        log.exception("sync of node %s crashed", node_id)
-        result, error = None, scrub(f"the playbook run crashed: {type(exc).__name__}: {exc}")
-    duration_ms = result.duration_ms if result else int((time.monotonic() - started) * 1000)
-
+def _finish(
+    session_factory: SessionFactory,
+    item: _Prepared,
+    result: PlaybookResult | None,
+    ok: bool,
+    error: str,
+    duration_ms: int,
+) -> SyncRun:
+    """Record ITEM's outcome: on success its applied revision, live configs and served snapshot move on."""
+    if result is not None and len(result.hosts) <= 1:
+        duration_ms = result.duration_ms
     with session_factory() as session:
         with session.begin():
-            run = session.get(SyncRun, run_id)
+            run = session.get(SyncRun, item.run_id)
             assert run is not None
             run.finished_at = utcnow()
             run.duration_ms = duration_ms
             if result is not None:
-                run.rc, run.changed, run.added, run.removed = result.rc, result.changed, result.added, result.removed
-            if result is not None and result.ok and result.resync_hosts:
-                run.status, run.error = "failed", "the node asked for the full set after it was sent"
-            elif result is not None and result.ok:
-                _record_success(session, node_id, revision, config_ids)
-                record_served(session, node_id, payload, revision)
+                stats = result.hosts.get(item.name)
+                run.rc = result.rc
+                run.changed = stats.changed if stats is not None else result.changed
+                run.added, run.removed = result.added, result.removed
+            if ok:
+                _record_success(session, item.node_id, item.revision, item.config_ids)
+                record_served(session, item.node_id, item.payload, item.revision)
                 run.status = "succeeded"
             else:
                 run.status, run.error = "failed", error or "the sync failed"
@@ -123,10 +246,10 @@ def sync_node(
         session.expunge(run)
     log.info(
         "sync of node %s to revision %s (%s, %s users): %s in %s ms",
-        node_id,
-        revision,
-        "full: " + payload.reason if payload.full else "delta",
-        payload.size,
+        item.node_id,
+        item.revision,
+        "full: " + item.payload.reason if item.payload.full else "delta",
+        item.payload.size,
         run.status,
         duration_ms,
     )

@@ -1,5 +1,5 @@
-"""The job functions a worker runs: `sync_node_job(node_id)`, `provision_node_job(node_id)` and
-`migrate_node_job(node_id)`.
+"""The job functions a worker runs: `sync_node_job(node_id)`, `sync_fleet_job()`, `provision_node_job(node_id)`
+and `migrate_node_job(node_id)`.
 
 Jobs take ids and reload state (DESIGN.md §2); their context (sessions, runner, node vars) comes
 from context.py. A failed SyncRun RAISES SyncFailed, so RQ's Retry (see queue.py) schedules the
@@ -21,7 +21,7 @@ from ..services import migration
 from .context import Runner, WorkerContext, worker_context
 from .provisioning import mark_provisioned, rotate_agent_secret
 from .queue import ensure_queue
-from .sync import sync_node
+from .sync import sync_node, sync_nodes
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ PROVISION_PLAYBOOK = "provision_node.yml"
 # After a successful run, sync again while the node still lags (a change committed during the
 # run was coalesced into this job): at most this many extra passes, then the sweep takes over.
 MAX_DRAIN_PASSES = 3
+# Nodes one batched run syncs at most; more lagging nodes than that wait for the job's next pass.
+FLEET_BATCH_MAX = 200
+# A node's status that keeps it out of any sync (as the sweep's reconcile).
+NOT_SYNCED = ("disabled",)
 
 
 class SyncFailed(RuntimeError):
@@ -42,6 +46,42 @@ def sync_node_job(node_id: int, context: WorkerContext | None = None) -> dict[st
     outcome = _run(node_id, ctx, runner_override=None)
     after_sync(ctx)
     return outcome
+
+
+def sync_fleet_job(_unused: int = 0, context: WorkerContext | None = None) -> dict[str, Any]:
+    """RQ job `sync-fleet`: every lagging node in one playbook run (jobs/sync.py sync_nodes), then again while
+    nodes still lag (changes during the run), at most MAX_DRAIN_PASSES more times. The nodes are read when
+    the job runs, not when it was queued, so a coalesced request loses nothing. A node that failed is
+    left to its own retry: its sync job is queued (RQ's retries, as for any failed sync)."""
+    ctx = context or worker_context()
+    queue = ensure_queue(ctx)
+    synced: dict[int, str] = {}
+    for _ in range(1 + MAX_DRAIN_PASSES):
+        lagging = [node_id for node_id in _lagging_nodes(ctx) if synced.get(node_id) != "failed"]
+        if not lagging:
+            break
+        runs = sync_nodes(ctx.session_factory, lagging, runner=ctx.runner, node_vars=ctx.node_vars)
+        synced.update({node_id: run.status for node_id, run in runs.items()})
+        if not runs:
+            break  # every lagging node is held by another run, which drains it
+    failed = sorted(node_id for node_id, status in synced.items() if status == "failed")
+    if failed and queue is not None:
+        for node_id in failed:
+            queue.enqueue_node_sync(node_id)
+    after_sync(ctx)
+    return {"synced": sorted(node_id for node_id, status in synced.items() if status == "succeeded"), "failed": failed}
+
+
+def _lagging_nodes(ctx: WorkerContext) -> list[int]:
+    with ctx.session_factory() as session:
+        return list(
+            session.scalars(
+                select(Node.id)
+                .where(Node.applied_revision < Node.desired_revision, Node.status.not_in(NOT_SYNCED))
+                .order_by(Node.id)
+                .limit(FLEET_BATCH_MAX)
+            )
+        )
 
 
 def migrate_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
@@ -77,8 +117,8 @@ def _follow_up(ctx: WorkerContext, sync: list[int], migrate: list[int]) -> None:
     if queue is None:
         log.info("no job queue in this context; the sweep will sync %s and migrate off %s", sync, migrate)
         return
-    for node_id in sync:
-        queue.enqueue_node_sync(node_id)
+    if sync:
+        queue.enqueue_node_syncs(sync)  # a migration wave: one batched run
     for node_id in migrate:
         queue.enqueue_migration(node_id)
 

@@ -242,8 +242,10 @@ def run_playbook(
     extravars: dict[str, Any],
     limit: str,
     timeout: int,
+    forks: int | None = None,
 ) -> PlaybookResult:
-    """Run PLAYBOOK (relative to playbooks/, or absolute) against INVENTORY limited to LIMIT."""
+    """Run PLAYBOOK (relative to playbooks/, or absolute) against INVENTORY limited to LIMIT (a host, or
+    hosts separated by commas), FORKS hosts at a time (Ansible's default, 5, when None)."""
     private_data_dir = tempfile.mkdtemp(prefix="rayfleet-ansible-", dir=_memory_tmp())
     collections_dir = Path(private_data_dir) / "collections"
     accounting = EventAccounting()
@@ -267,6 +269,7 @@ def run_playbook(
             inventory=inventory,
             cmdline=f"-e @{shlex.quote(str(vars_file))}",
             limit=limit,
+            forks=forks,
             envvars=envvars,
             suppress_env_files=True,
             suppress_output_file=True,

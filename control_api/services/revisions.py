@@ -50,8 +50,13 @@ def serving_nodes(configs: Iterable[UserConfig]) -> list[int | None]:
 
 
 def commit_and_dispatch(session: Session, touched: list[int], dispatch: Dispatch) -> None:
-    """Commit the change, then queue a sync of every node it touched."""
+    """Commit the change, then queue a sync of every node it touched: one batched run for several when
+    DISPATCH is a job queue's enqueue_node_sync (its queue's enqueue_node_syncs), else one call per node."""
     session.commit()
+    batch = getattr(getattr(dispatch, "__self__", None), "enqueue_node_syncs", None)
+    if len(touched) > 1 and batch is not None:
+        batch(touched)
+        return
     for node_id in touched:
         dispatch(node_id)
 

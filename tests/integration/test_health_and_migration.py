@@ -36,6 +36,10 @@ class RecordingQueue:
         self.synced.append(node_id)
         return True
 
+    def enqueue_node_syncs(self, node_ids: list[int]) -> bool:
+        self.synced.extend(node_ids)
+        return True
+
     def enqueue_migration(self, node_id: int) -> bool:
         self.migrating.append(node_id)
         return True

@@ -27,10 +27,12 @@ from control_api.config import Settings
 from control_api.database import make_engine
 from control_api.jobs import InProcessJobQueue, JobQueue, RedisJobQueue, sync_job_id, tasks
 from control_api.jobs.context import WorkerContext, YamlNodeVars, set_worker_context
+from control_api.jobs.node_locks import node_locks
 from control_api.jobs.sweep import SWEEP_LOCK_KEY, process_lock, reconcile, redis_lock, run_sweep
+from control_api.jobs.sync import NodeBusy, sync_node, sync_nodes
 from control_api.jobs.tasks import SyncFailed
 from control_api.models import AuditLog, Node, SyncRun, User, UserConfig, utcnow
-from control_api.runners.ansible import PlaybookResult
+from control_api.runners.ansible import HostStats, PlaybookResult
 from control_api.services.credentials import verify_secret
 
 pytestmark = pytest.mark.postgres
@@ -45,6 +47,8 @@ class FakeRunner:
         self.gate = gate
         self.calls: list[tuple[str, str]] = []
         self.extravars: list[dict] = []
+        self.inventories: list[dict] = []
+        self.failing_hosts: set[str] = set()  # in a run over several hosts, only these fail
         self.lock = threading.Lock()
 
     def __call__(self, playbook: str, inventory: dict, extravars: dict, **kwargs: Any) -> PlaybookResult:
@@ -53,9 +57,15 @@ class FakeRunner:
         with self.lock:
             self.calls.append((playbook, kwargs["limit"]))
             self.extravars.append(extravars)
-        if self.ok:
-            return PlaybookResult(rc=0, status="successful", duration_ms=1)
-        return PlaybookResult(rc=2, status="failed", duration_ms=1, errors=["node unreachable"])
+            self.inventories.append(inventory)
+        hosts = kwargs["limit"].split(",")
+        if not self.ok:
+            return PlaybookResult(rc=2, status="failed", duration_ms=1, errors=["node unreachable"])
+        stats = {host: HostStats(ok=1, failed=int(host in self.failing_hosts)) for host in hosts}
+        if any(host in self.failing_hosts for host in hosts):
+            errors = [f"{host}: unreachable: no route" for host in hosts if host in self.failing_hosts]
+            return PlaybookResult(rc=2, status="failed", duration_ms=1, hosts=stats, errors=errors)
+        return PlaybookResult(rc=0, status="successful", duration_ms=1, hosts=stats)
 
 
 @pytest.fixture
@@ -223,7 +233,7 @@ def test_sweep_reenqueues_exactly_the_lagging_nodes_and_skips_when_locked(settin
 
     with sessionmaker(engine)() as session:
         assert reconcile(session, JobQueue.from_settings(settings)) == [lagging, also_lagging]
-    assert nodes.job_ids == [sync_job_id(lagging), sync_job_id(also_lagging)]
+    assert nodes.job_ids == ["sync-fleet"]  # several lagging nodes: one batched run
     nodes.empty()
 
     with redis_lock(conn, SWEEP_LOCK_KEY, 60) as held:  # another cron's sweep is running
@@ -237,7 +247,7 @@ def test_sweep_reenqueues_exactly_the_lagging_nodes_and_skips_when_locked(settin
     assert not conn.exists(SWEEP_LOCK_KEY)
 
     assert run_sweep(settings) == [lagging, also_lagging]
-    assert nodes.job_ids == [sync_job_id(lagging), sync_job_id(also_lagging)]
+    assert nodes.job_ids == ["sync-fleet"]
     assert not conn.exists(SWEEP_LOCK_KEY)
 
 
@@ -387,3 +397,43 @@ def test_the_cron_sweep_applies_the_sales_rules_then_reconciles(settings, engine
         assert session.get(UserConfig, config_id).status == "expired"
         assert session.get(Node, node_id).desired_revision == 1
     assert Queue("nodes", connection=conn).job_ids == [sync_job_id(node_id)]
+
+
+def test_a_fleet_batch_syncs_every_lagging_node_in_one_run_and_a_failing_host_holds_back_no_other(
+    settings, engine, conn, make_context
+):
+    runner = FakeRunner()
+    context = make_context(runner)
+    context.redis_url = settings.redis_url  # a worker's: where the failed node's own retry is queued
+    first, second, third = (add_node(engine, name, desired=2) for name in ("fra-1", "fra-2", "fra-3"))
+    add_node(engine, "off", desired=2, status="disabled")
+    runner.failing_hosts = {"fra-2"}
+
+    outcome = tasks.sync_fleet_job(context=context)
+
+    assert runner.calls[0] == ("sync_users.yml", "fra-1,fra-2,fra-3"), runner.calls
+    assert len(runner.calls) == 1, "the failed host is not retried inside the batch"
+    hosts = runner.inventories[0]["all"]["children"]["vpn_nodes"]["hosts"]
+    assert {name: hosts[name]["rayfleet_revision"] for name in hosts} == {"fra-1": 2, "fra-2": 2, "fra-3": 2}
+    assert runner.extravars[0] == {}, "each host's revision and users travel as its own host variables"
+    assert outcome == {"synced": [first, third], "failed": [second]}
+    assert revisions(engine, first) == revisions(engine, third) == (2, 2)
+    assert revisions(engine, second) == (0, 2)  # (applied, desired)
+    with sessionmaker(engine)() as session:
+        run = session.scalars(select(SyncRun).where(SyncRun.node_id == second)).one()
+        assert (run.status, run.error) == ("failed", "fra-2: unreachable: no route")
+    assert Queue("nodes", connection=conn).job_ids == [sync_job_id(second)], "the failed node retries on its own"
+
+
+def test_a_node_another_run_holds_is_left_out_of_a_batch_and_its_own_sync_waits(settings, engine, make_context):
+    runner = FakeRunner()
+    context = make_context(runner)
+    held, free = add_node(engine, "held", desired=1), add_node(engine, "free", desired=1)
+    with node_locks(context.session_factory, [held]) as taken:  # e.g. a provisioning run of that node
+        assert taken == {held}
+        runs = sync_nodes(context.session_factory, [held, free], runner=runner)
+        assert set(runs) == {free}
+        with pytest.raises(NodeBusy):
+            sync_node(context.session_factory, held, runner=runner)
+    assert runner.calls == [("sync_users.yml", "free")]
+    assert sync_node(context.session_factory, held, runner=runner).status == "succeeded"  # released
