@@ -11,7 +11,8 @@ V2Ray core).
 
 Figures, over --runs runs each (p50 / p95):
   - +1 user on a node that serves 1,000, 10,000 and 100,000 users (a delta);
-  - a full resync of 10,000 and 100,000 users onto a node that serves none;
+  - a full resync of 10,000 and 100,000 users onto a node that serves none (every user an API call), and
+    the same set sent in full again (the usual resync: a node whose state is unknown but serves them);
   - for comparison, +1 sent as the full set (what every sync sent before delta syncs);
   - the floor: the runner with an empty play, and with one ping of the node.
 Each as three times: the whole sync_node call (database reads and writes included), the playbook run
@@ -190,15 +191,19 @@ def measure(bench: Bench, runs: int, sizes: list[int], full_sizes: list[int], sa
             as_full[size] = comparison
         say(line(f"+1 user at {size:>7,} users (delta)", samples))
     full_samples: dict[int, list[Sample]] = {}
+    known_samples: dict[int, list[Sample]] = {}
     for size in full_sizes:
-        samples = []
+        samples, known = [], []
         for _ in range(runs):
             bench.clear()
             bench.sync(full=True)  # a node that serves none
             bench.add_configs(size)
             samples.append(bench.sync(full=True))
+            known.append(bench.sync(full=True))  # the usual resync: the node serves them, its state is unknown
         full_samples[size] = samples
+        known_samples[size] = known
         say(line(f"full resync of {size:>7,} users", samples))
+        say(line(f"full resync, node serves all {size:>7,}", known))
 
     print(f"\nsync_node -> run_playbook -> sync_users.yml, one podman node, V2Ray 4.34, {runs} runs each")
     print("  figure (p50/p95)                             whole sync_node      playbook run         users module")
@@ -206,6 +211,7 @@ def measure(bench: Bench, runs: int, sizes: list[int], full_sizes: list[int], sa
         print(line(f"+1 user at {size:>7,} users (delta)", samples))
     for size, samples in full_samples.items():
         print(line(f"full resync of {size:>7,} users", samples))
+        print(line(f"full resync, node serves all {size:>7,}", known_samples[size]))
     for size, samples in as_full.items():
         print(line(f"comparison: +1 at {size:>6,} sent as the full set", samples))
     smallest = min(plus_one)

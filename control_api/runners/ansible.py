@@ -69,7 +69,8 @@ class HostStats:
 
 @dataclass
 class PlaybookResult:
-    """What one playbook run did. `added`/`removed` count distinct client emails (not per inbound)."""
+    """What one playbook run did. `added`/`removed` count distinct client emails (not per inbound), summed over
+    the hosts; `added_emails`/`removed_emails` list at most the module's first entries of each host."""
 
     rc: int
     status: str  # ansible-runner's: successful | failed | timeout | canceled | error
@@ -116,6 +117,7 @@ class EventAccounting:
         self.removed: set[str] = set()
         self.errors: list[str] = []
         self.resync_hosts: dict[str, str] = {}
+        self.added_count = self.removed_count = 0
         self.users_module_seconds = 0.0
         self._stats_seen = False
 
@@ -127,6 +129,9 @@ class EventAccounting:
         if kind == "runner_on_ok" and self._is_users_task(data):
             self.added.update(_emails(res.get("added")))
             self.removed.update(_emails(res.get("removed")))
+            # The module lists only the first entries of a large change; its counts are per host.
+            self.added_count += int(res.get("added_count", len(_emails(res.get("added")))))
+            self.removed_count += int(res.get("removed_count", len(_emails(res.get("removed")))))
             self.users_module_seconds = max(self.users_module_seconds, float(data.get("duration") or 0.0))
             if res.get("resync_needed"):
                 self.resync_hosts[host] = scrub(_message(res))
@@ -286,8 +291,8 @@ def run_playbook(
         status=status,
         duration_ms=int((time.monotonic() - started) * 1000),
         hosts=accounting.hosts,
-        added=len(accounting.added),
-        removed=len(accounting.removed),
+        added=accounting.added_count,
+        removed=accounting.removed_count,
         added_emails=sorted(accounting.added),
         removed_emails=sorted(accounting.removed),
         errors=accounting.errors,

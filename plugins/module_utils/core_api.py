@@ -162,7 +162,7 @@ class CoreAPI:
     def add_user(self, tag, protocol, email, uuid, level=0, flow=""):
         self._call(self._alter, self.messages.add_user(tag, protocol, email, uuid, level, flow))
 
-    def alter_many(self, requests, window=64):
+    def alter_many(self, requests, window=256):
         """Send encoded AlterInbound REQUESTS with up to WINDOW in flight (one at a time costs a round
         trip each: ~7 s for 17k changes). Returns one CoreAPIError or None per request, in order."""
         outcomes = [None] * len(requests)

@@ -100,6 +100,16 @@ options:
       closing them off (e.g. a core without an access log).
     type: path
     default: ""
+  device_blocks:
+    description:
+      - The client addresses refused for one user each (the device guard's blocks), as JSON text, a list
+        of C(email), C(address), C(until). Written with C(ports) to C(device_blocks_path) when it differs.
+        Handled as one no_log value (addresses are personal data).
+    type: json
+  device_blocks_path:
+    description: The device guard's blocks file (root-only). Empty writes none.
+    type: path
+    default: ""
   ports:
     description: The ports of the core's user inbounds, where the users' connections are.
     type: list
@@ -143,6 +153,18 @@ config_written:
 sessions_cut:
   description: How many open connections of removed users were closed.
   type: int
+  returned: always
+added_count:
+  description: How many distinct emails were added (C(added) lists at most the first 100 entries).
+  type: int
+  returned: always
+removed_count:
+  description: How many distinct emails were removed (C(removed) lists at most the first 100 entries).
+  type: int
+  returned: always
+device_blocks_written:
+  description: Whether the device guard's blocks file changed.
+  type: bool
   returned: always
 resync_needed:
   description: The delta's base is not what the node serves (reason in C(msg)); nothing was changed.
@@ -408,6 +430,37 @@ def record_state(module):
         write_atomically(module, params["state_path"], json.dumps(state) + "\n")
 
 
+def write_device_blocks(module):
+    """The guard's blocks file, when asked for and different: {"ports", "blocks"}, root-only, renamed into place
+    (the guard never reads half of one). Returns whether it was written."""
+    params = module.params
+    if not params["device_blocks_path"] or params["device_blocks"] is None:
+        return False
+    wanted = {"ports": params["ports"], "blocks": json.loads(params["device_blocks"])}
+    try:
+        with open(params["device_blocks_path"], encoding="utf-8") as handle:
+            if json.load(handle) == wanted:
+                return False
+    except (OSError, ValueError):
+        pass
+    handle, temp_path = tempfile.mkstemp(prefix=".blocks-", dir=os.path.dirname(params["device_blocks_path"]) or ".")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(wanted, out)
+        os.chmod(temp_path, 0o600)
+        os.replace(temp_path, params["device_blocks_path"])
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise
+    return True
+
+
+# Entries of `added`/`removed` a result lists: a full resync of 100,000 users would otherwise return 175,000
+# strings that Ansible and the runner's events carry around for nothing (the counts say how many).
+LISTED_ENTRIES = 100
+
+
 def service_active(module):
     service = module.params["service"]
     if not service:
@@ -454,6 +507,8 @@ def main():
             "mode": {"type": "str", "default": "0640"},
             "access_log": {"type": "path", "default": ""},
             "ports": {"type": "list", "elements": "int", "default": []},
+            "device_blocks": {"type": "json", "no_log": True},
+            "device_blocks_path": {"type": "path", "default": ""},
         },
         required_one_of=[("users", "delta")],
         mutually_exclusive=[("users", "delta")],
@@ -468,6 +523,9 @@ def main():
         "config_written": False,
         "sessions_cut": 0,
         "resync_needed": False,
+        "added_count": 0,
+        "removed_count": 0,
+        "device_blocks_written": False,
     }
     try:
         shape = _load_json(params["shape_path"], "shape")
@@ -505,13 +563,17 @@ def main():
     config_changed = not current or current != new_config
     result.update(
         changed=bool(removals or additions or config_changed),
-        added=["{}/{}".format(tag, client["email"]) for tag, _p, client in additions],
-        removed=["{}/{}".format(tag, client["email"]) for tag, _p, client in removals],
+        added=["{}/{}".format(tag, client["email"]) for tag, _p, client in additions[:LISTED_ENTRIES]],
+        removed=["{}/{}".format(tag, client["email"]) for tag, _p, client in removals[:LISTED_ENTRIES]],
+        added_count=len({client["email"] for _t, _p, client in additions}),
+        removed_count=len({client["email"] for _t, _p, client in removals}),
     )
     if module.check_mode:
         module.exit_json(**result)
     if not result["changed"]:
         record_state(module)
+        result["device_blocks_written"] = write_device_blocks(module)
+        result["changed"] = result["device_blocks_written"]
         module.exit_json(**result)
 
     text = config_text(new_config)
@@ -548,6 +610,7 @@ def main():
         if staged and os.path.exists(staged):
             os.unlink(staged)
     record_state(module)
+    result["device_blocks_written"] = write_device_blocks(module)
     if live and removals and params["access_log"]:
         emails = sorted({client["email"] for _tag, _p, client in removals})
         try:

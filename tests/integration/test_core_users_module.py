@@ -629,3 +629,21 @@ def test_a_delta_replayed_after_a_crash_before_the_file_was_written_converges(ma
         node.shape, node.desired([alice, carol])
     )
     assert node.serves(carol) and node.serves(alice) and not node.serves(bob)
+
+
+def test_the_device_blocks_ride_along_in_the_same_call_root_only_and_only_when_they_change(make_node):
+    """The guard's blocks file is written by the users module itself (one module call per sync), mode 0600,
+    with the inbound ports; the same blocks again write nothing, and new ones replace them."""
+    alice = User("cfg-1", "vless")
+    node = make_node([alice])
+    path = node.workdir / "device-blocks.json"
+    blocks = [{"email": "cfg-1", "address": "198.51.100.7", "until": 1796000000}]
+    args = {**node.args([alice]), "device_blocks": json.dumps(blocks), "device_blocks_path": str(path)}
+
+    first, again, cleared = node.run(args, args, {**args, "device_blocks": "[]"})
+
+    assert first["device_blocks_written"] is True and first["changed"] is True, first
+    assert again["device_blocks_written"] is False and again["changed"] is False, again
+    assert cleared["device_blocks_written"] is True, cleared
+    assert json.loads(path.read_text()) == {"ports": [int(item["port"]) for item in node.inbounds], "blocks": []}
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
