@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="load-generator threads (one connection each)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
-    parser.add_argument("--retry-every", type=int, default=50, help="every Nth heartbeat of a node retries a report")
+    parser.add_argument("--retry-every", type=int, default=10, help="every Nth heartbeat of a node retries a report")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
 
@@ -270,9 +270,12 @@ def main() -> None:
         tally = Tally(per_config=dict(warm.per_config), accepted=dict(warm.accepted))
         warm_count = len(warm.latencies)
         tally_run = Tally()
+        trees = process_trees(plane.api.process.pid, plane.database_url)
+        cpu_before = cpu_seconds(trees)
         begun = time.monotonic()
         drive_all(port, shares, args.seconds, args.retry_every, tally_run)
         elapsed = time.monotonic() - begun
+        cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(trees).items()}
         tally.accepted.update(tally_run.accepted)
         for config_id, moved in tally_run.per_config.items():
             tally.per_config[config_id] = tally.per_config.get(config_id, 0) + moved
@@ -289,10 +292,49 @@ def main() -> None:
     if ms:
         print(f"  latency ms               p50 {statistics.median(ms):6.1f}   p95 {percentile(ms, 0.95):6.1f}   "
               f"p99 {percentile(ms, 0.99):6.1f}   max {ms[-1]:6.1f}   target p99 < 50")
+    print("  CPU during the run       " + "   ".join(f"{name} {spent / elapsed:4.2f} cores" for name, spent in cpu.items()))
+    if ordered:
+        per_beat = "   ".join(f"{name} {spent / len(ordered) * 1000:4.1f}" for name, spent in cpu.items())
+        print(f"  CPU ms per heartbeat     {per_beat}")
     print(f"  errors                   {sum(tally_run.errors.values())} {tally_run.errors or ''}".rstrip())
     print(f"  retried reports          {tally_run.retries} sent, {tally_run.duplicates} answered as duplicates")
     problems, summary = checks[:-1], checks[-1]
     print(f"  stored exactly once      {'yes' if not problems else 'NO: ' + '; '.join(problems)} ({summary})")
+
+
+def process_trees(api_pid: int, database_url: str) -> dict[str, list[Any]]:
+    """The processes whose CPU time the run costs: gunicorn (master + workers), PostgreSQL (postmaster + backends),
+    and this process (the load generator)."""
+    import psutil
+
+    port = database_url.rsplit(":", 1)[1].split("/", 1)[0]
+    postmaster = next(
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if process.info["cmdline"] and "-p" in process.info["cmdline"] and port in process.info["cmdline"]
+    )
+    api = psutil.Process(api_pid)
+    return {
+        "gunicorn": [api, *api.children(recursive=True)],
+        "postgres": [postmaster, *postmaster.children(recursive=True)],
+        "load generator": [psutil.Process()],
+    }
+
+
+def cpu_seconds(trees: dict[str, list[Any]]) -> dict[str, float]:
+    import psutil
+
+    totals = {}
+    for name, processes in trees.items():
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        totals[name] = total
+    return totals
 
 
 def drive_all(port: int, shares: list[list[SimNode]], seconds: float, retry_every: int, tally: Tally) -> None:
