@@ -147,7 +147,9 @@ def heartbeat_body(node: SimNode, rng: random.Random, retry: bool) -> dict[str, 
     }
 
 
-def drive(port: int, nodes: list[SimNode], deadline: float, retry_every: int, tally: Tally, lock: threading.Lock) -> None:
+def drive(
+    port: int, nodes: list[SimNode], deadline: float, retry_every: int, tally: Tally, lock: threading.Lock
+) -> None:
     """One load-generator thread: its NODES round-robin over one keep-alive connection until DEADLINE."""
     rng = random.Random(os.getpid() ^ threading.get_ident())
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -222,9 +224,8 @@ def verify(database_url: str, tally: Tally) -> list[str]:
             problems.append(f"report ids: {len(stored)} stored, {len(tally.accepted)} accepted")
         if any(count != 1 for count in stored.values()):
             problems.append("a report id stored more than once")
-        rows, bytes_in, bytes_out = db.execute(
-            select(func.count(), func.coalesce(func.sum(Usage.bytes_in), 0), func.coalesce(func.sum(Usage.bytes_out), 0))
-        ).one()
+        total_in, total_out = func.coalesce(func.sum(Usage.bytes_in), 0), func.coalesce(func.sum(Usage.bytes_out), 0)
+        rows, bytes_in, bytes_out = db.execute(select(func.count(), total_in, total_out)).one()
         sent = tuple(sum(values[i] for values in tally.accepted.values()) for i in range(3))
         if (rows, bytes_in, bytes_out) != sent:
             problems.append(f"usage rows/in/out {(rows, bytes_in, bytes_out)} != accepted {sent}")
@@ -236,7 +237,7 @@ def verify(database_url: str, tally: Tally) -> list[str]:
         }
         if used != tally.per_config:
             problems.append(f"used_bytes differs for {len(set(used.items()) ^ set(tally.per_config.items()))} configs")
-        return problems + [f"stored: {len(stored)} reports, {rows} usage rows, {bytes_in + bytes_out} bytes"]
+        return [*problems, f"stored: {len(stored)} reports, {rows} usage rows, {bytes_in + bytes_out} bytes"]
 
 
 def main() -> None:
@@ -253,13 +254,17 @@ def main() -> None:
 
     from harness.control_plane import control_plane
 
-    with tempfile.TemporaryDirectory(prefix="rayfleet-bench-") as tmp, control_plane(
-        Path(tmp), workers=args.workers, threads=args.threads
-    ) as plane:
+    with (
+        tempfile.TemporaryDirectory(prefix="rayfleet-bench-") as tmp,
+        control_plane(Path(tmp), workers=args.workers, threads=args.threads) as plane,
+    ):
         started = time.monotonic()
         nodes = setup(plane, args.nodes, args.configs)
-        print(f"{args.nodes} nodes registered, {args.nodes * args.configs} configs sold in "
-              f"{time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"{args.nodes} nodes registered, {args.nodes * args.configs} configs sold in "
+            f"{time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         port = int(plane.url.rsplit(":", 1)[1])
         shares = [nodes[index :: args.clients] for index in range(args.clients)]
         # A short warm-up (every worker's connections and caches), not counted.
@@ -284,15 +289,22 @@ def main() -> None:
     ordered = sorted(tally_run.latencies)
     ms = [value * 1000 for value in ordered]
     print("\nheartbeats against gunicorn + PostgreSQL + Redis on loopback (load generator on the same machine)")
-    print(f"  gunicorn: {args.workers} workers x {args.threads} threads (gthread); load: {args.clients} client "
-          f"threads, {args.nodes} nodes x {args.configs} configs, one report of {args.configs} per heartbeat")
+    print(
+        f"  gunicorn: {args.workers} workers x {args.threads} threads (gthread); load: {args.clients} client "
+        f"threads, {args.nodes} nodes x {args.configs} configs, one report of {args.configs} per heartbeat"
+    )
     print(f"  CPUs: {os.cpu_count()}; warm-up: {warm_count} heartbeats in 2 s, not counted")
-    print(f"  heartbeats answered      {len(ordered):7d} in {elapsed:.1f} s = {len(ordered) / elapsed:7.1f} /s"
-          "   target >= 330 /s")
+    print(
+        f"  heartbeats answered      {len(ordered):7d} in {elapsed:.1f} s = {len(ordered) / elapsed:7.1f} /s"
+        "   target >= 330 /s"
+    )
     if ms:
-        print(f"  latency ms               p50 {statistics.median(ms):6.1f}   p95 {percentile(ms, 0.95):6.1f}   "
-              f"p99 {percentile(ms, 0.99):6.1f}   max {ms[-1]:6.1f}   target p99 < 50")
-    print("  CPU during the run       " + "   ".join(f"{name} {spent / elapsed:4.2f} cores" for name, spent in cpu.items()))
+        print(
+            f"  latency ms               p50 {statistics.median(ms):6.1f}   p95 {percentile(ms, 0.95):6.1f}   "
+            f"p99 {percentile(ms, 0.99):6.1f}   max {ms[-1]:6.1f}   target p99 < 50"
+        )
+    cores = "   ".join(f"{name} {spent / elapsed:4.2f} cores" for name, spent in cpu.items())
+    print(f"  CPU during the run       {cores}")
     if ordered:
         per_beat = "   ".join(f"{name} {spent / len(ordered) * 1000:4.1f}" for name, spent in cpu.items())
         print(f"  CPU ms per heartbeat     {per_beat}")
@@ -341,7 +353,9 @@ def drive_all(port: int, shares: list[list[SimNode]], seconds: float, retry_ever
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=drive, args=(port, share, deadline, retry_every, tally, lock)) for share in shares if share
+        threading.Thread(target=drive, args=(port, share, deadline, retry_every, tally, lock))
+        for share in shares
+        if share
     ]
     for thread in threads:
         thread.start()

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from harness.podman_node import wait_for
 from harness.processes import REPO, VENV_BIN, ApiClient, ManagedProcess
 from harness.services import free_port, postgres_server, redis_server
@@ -102,5 +104,5 @@ def control_plane(workdir: Path, workers: int = 2, threads: int = 4, **env_overr
 def _healthy(client: ApiClient) -> bool:
     try:
         return client.session.get(f"{client.base_url}/api/v1/health", timeout=2).status_code == 200
-    except Exception:
+    except requests.RequestException:
         return False
