@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -48,6 +49,15 @@ def payment_decided(
         reason_code=payment.review_reason_code,
         banned=banned,
     )
+
+
+def existing_keys(session: Session, keys: Sequence[str], batch: int = 1000) -> set[str]:
+    """The dedupe keys among KEYS that a notification already holds (notify() would add nothing for them)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        found.update(session.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.in_(chunk))))
+    return found
 
 
 def _add(session: Session, note: Notification) -> bool:
