@@ -1,7 +1,7 @@
 """How many node heartbeats the control plane takes: heartbeats/s and latency under concurrent load.
 
     .venv/bin/python bench/heartbeats.py [--nodes 100] [--configs 20] [--seconds 20] [--clients 16]
-                                          [--workers 3] [--threads 4] [--retry-every 50]
+                                          [--rate 0] [--workers 3] [--threads 4] [--retry-every 10]
 
 Runs the control plane alone (harness/control_plane.py): its own PostgreSQL and Redis (harness/services.py) and
 gunicorn serving `control_api:create_app()` on loopback, as production does (no worker: the syncs that
@@ -13,8 +13,10 @@ config creation queues stay queued). Then:
 2. for --seconds, --clients load-generator threads in this process (they share the 2 cores with the API and
    PostgreSQL) each drive their share of the nodes round-robin over one keep-alive connection, sending the
    agent's heartbeat (agent/__main__.py): host metrics plus ONE traffic report (a fresh report_id) of the
-   node's --configs configs. Every --retry-every'th heartbeat of a node re-sends its previous report (a lost
-   answer, retried) with new metrics: the API must name it a duplicate and store nothing.
+   node's --configs configs; closed loop (each client sends its next heartbeat once the last was answered:
+   the most the machine takes), or with --rate, paced at that many heartbeats/s in all. Every
+   --retry-every'th heartbeat of a node re-sends its previous report (a lost answer, retried) with new
+   metrics: the API must name it a duplicate and store nothing.
 3. afterwards, the database must hold every accepted report exactly once: usage_reports rows, usage rows and
    their byte sums, and user_configs.used_bytes all equal what the API accepted.
 
@@ -148,15 +150,28 @@ def heartbeat_body(node: SimNode, rng: random.Random, retry: bool) -> dict[str, 
 
 
 def drive(
-    port: int, nodes: list[SimNode], deadline: float, retry_every: int, tally: Tally, lock: threading.Lock
+    port: int,
+    nodes: list[SimNode],
+    deadline: float,
+    retry_every: int,
+    tally: Tally,
+    lock: threading.Lock,
+    interval: float = 0.0,
 ) -> None:
-    """One load-generator thread: its NODES round-robin over one keep-alive connection until DEADLINE."""
+    """One load-generator thread: its NODES round-robin over one keep-alive connection until DEADLINE, one
+    heartbeat every INTERVAL seconds (0: the next as soon as the last was answered)."""
     rng = random.Random(os.getpid() ^ threading.get_ident())
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies, errors, accepted, per_config = [], {}, {}, {}
     duplicates = retries = 0
     turn = 0
+    due = time.monotonic() + rng.random() * interval  # the clients' beats spread over the interval
     while time.monotonic() < deadline:
+        if interval:
+            due += interval
+            pause = due - interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
         node = nodes[turn % len(nodes)]
         turn += 1
         node.beats += 1
@@ -246,6 +261,9 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=20, help="configs per node, one usage entry each per report")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=16, help="load-generator threads (one connection each)")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="offered heartbeats/s (paced); 0: closed loop, each client sends on"
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--retry-every", type=int, default=10, help="every Nth heartbeat of a node retries a report")
@@ -278,7 +296,7 @@ def main() -> None:
         trees = process_trees(plane.api.process.pid, plane.database_url)
         cpu_before = cpu_seconds(trees)
         begun = time.monotonic()
-        drive_all(port, shares, args.seconds, args.retry_every, tally_run)
+        drive_all(port, shares, args.seconds, args.retry_every, tally_run, args.rate)
         elapsed = time.monotonic() - begun
         cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(trees).items()}
         tally.accepted.update(tally_run.accepted)
@@ -288,10 +306,11 @@ def main() -> None:
 
     ordered = sorted(tally_run.latencies)
     ms = [value * 1000 for value in ordered]
+    pacing = f"paced at {args.rate:g}/s in all" if args.rate else "closed loop"
     print("\nheartbeats against gunicorn + PostgreSQL + Redis on loopback (load generator on the same machine)")
     print(
         f"  gunicorn: {args.workers} workers x {args.threads} threads (gthread); load: {args.clients} client "
-        f"threads, {args.nodes} nodes x {args.configs} configs, one report of {args.configs} per heartbeat"
+        f"threads ({pacing}), {args.nodes} nodes x {args.configs} configs, one report of {args.configs} per heartbeat"
     )
     print(f"  CPUs: {os.cpu_count()}; warm-up: {warm_count} heartbeats in 2 s, not counted")
     print(
@@ -349,11 +368,15 @@ def cpu_seconds(trees: dict[str, list[Any]]) -> dict[str, float]:
     return totals
 
 
-def drive_all(port: int, shares: list[list[SimNode]], seconds: float, retry_every: int, tally: Tally) -> None:
+def drive_all(
+    port: int, shares: list[list[SimNode]], seconds: float, retry_every: int, tally: Tally, rate: float = 0.0
+) -> None:
+    """Every share driven by its own thread; RATE heartbeats/s in all (spread evenly), or closed-loop when 0."""
+    interval = len(shares) / rate if rate else 0.0
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=drive, args=(port, share, deadline, retry_every, tally, lock))
+        threading.Thread(target=drive, args=(port, share, deadline, retry_every, tally, lock, interval))
         for share in shares
         if share
     ]
