@@ -226,21 +226,23 @@ def _warn_expiring(session: Session, now: datetime, warning_days: Sequence[int])
     for config in configs:
         days = min(day for day in warning_days if config.expires_at <= now + timedelta(days=day))
         due.append((config, days, f"expiring:cfg-{config.id}:{config.expires_at:%Y%m%d%H%M}:{days}d"))
-    # Most were warned by an earlier sweep: their keys are looked up in batches, not one query each.
-    sent = notifications.existing_keys(session, [key for _config, _days, key in due])
-    warned = 0
-    for config, days, key in due:
-        if key in sent:
-            continue
-        warned += notifications.notify(
-            session,
-            config.user_id,
-            "expiring",
-            key,
-            config_id=config.id,
-            config_kind=config.kind,
-            expires_at=config.expires_at.isoformat(),
-            days_left=days,
-        )
+    # Most were warned by an earlier sweep, and the rest are written together (notifications.notify_many).
+    warned = notifications.notify_many(
+        session,
+        [
+            notifications.Notice(
+                config.user_id,
+                "expiring",
+                key,
+                {
+                    "config_id": config.id,
+                    "config_kind": config.kind,
+                    "expires_at": config.expires_at.isoformat(),
+                    "days_left": days,
+                },
+            )
+            for config, days, key in due
+        ],
+    )
     session.commit()
     return warned
