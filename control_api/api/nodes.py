@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from flask import Response
 
 from ..extensions import db_session, kv_store
 from ..jobs.dispatch import job_queue
@@ -27,7 +28,7 @@ from ..services import auth as auth_service
 from ..services import heartbeat as heartbeat_service
 from ..services import nodes as node_service
 from ..services.devices import DevicePolicy
-from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, client_ip, health_policy, settings
+from .common import ACTING_ADMIN_422, API_PREFIX, BEARER, client_ip, dumped, health_policy, settings
 
 bp = APIBlueprint("nodes", __name__, url_prefix=f"{API_PREFIX}/nodes", tag="Nodes")
 
@@ -199,11 +200,11 @@ def get_node(node_id: int):
     security=BEARER,
     responses={403: "The bot acted for someone who is not an admin (not_an_admin)", 422: ACTING_ADMIN_422},
 )
-def list_nodes(query: dict) -> dict:
+def list_nodes(query: dict) -> Response:
     items = node_service.list_nodes(
         db_session(), current_principal(), query.get("acting_telegram_id"), settings().node_stale_after_seconds
     )
-    return {"items": items}
+    return dumped(NodeList, {"items": items})
 
 
 @bp.get("/<int:node_id>/configs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
@@ -49,9 +50,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+@cache
+def _column_keys(model: type[Base]) -> tuple[str, ...]:
+    return tuple(column.key for column in model.__mapper__.column_attrs)
+
+
 def columns_of(row: Base) -> dict[str, Any]:
     """ROW's mapped columns by attribute name: the start of every API view of a row."""
-    return {column.key: getattr(row, column.key) for column in type(row).__mapper__.column_attrs}
+    keys = _column_keys(type(row))
+    loaded = row.__dict__  # a loaded column's value, as getattr would return it, without the descriptor
+    if all(key in loaded for key in keys):
+        return {key: loaded[key] for key in keys}
+    return {key: getattr(row, key) for key in keys}  # expired or deferred ones: the ORM loads them
 
 
 def enum_check(column: str, values: tuple[str, ...]) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -105,6 +105,8 @@ def record_heartbeat(
     here = node.id in ended
     if here:
         bump(session, [node.id])
+    # Read in the heartbeat's own transaction (it sees this report's bytes), so the answer costs no second one.
+    watch = quota_watch(session, node.id, quota_watch_bytes)
     session.commit()
     others = sorted(ended - {node.id})
     if others:
@@ -129,7 +131,7 @@ def record_heartbeat(
         "ignored_devices": devices.ignored,
         "device_limits": [{"email": email, "max_devices": limit} for email, limit in sorted(devices.limits.items())],
         "desired_revision": node.desired_revision,
-        "quota_watch": quota_watch(session, node.id, quota_watch_bytes),
+        "quota_watch": watch,
     }
 
 
@@ -190,39 +192,46 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
             foreign.add(config_id)
     try:
         with session.begin_nested():
-            row = UsageReport(node_id=node_id, report_id=report["report_id"])
-            session.add(row)
-            session.flush()
+            # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
+            report_row = session.execute(
+                insert(UsageReport).values(node_id=node_id, report_id=report["report_id"]).returning(UsageReport.id)
+            ).scalar_one()
             unknown = 0
             moved: dict[int, int] = {}
+            usage_rows = []
             for entry in report["usage"]:
                 config_id = int(CONFIG_EMAIL.match(entry["email"]).group(1))
                 if config_id not in owners:
                     unknown += config_id not in foreign
                     continue
-                session.add(
-                    Usage(
-                        user_id=owners[config_id],
-                        config_id=config_id,
-                        report_id=row.id,
-                        bytes_in=entry["uplink"],
-                        bytes_out=entry["downlink"],
-                        period_start=report["period_start"],
-                        period_end=report["period_end"],
-                    )
+                usage_rows.append(
+                    {
+                        "user_id": owners[config_id],
+                        "config_id": config_id,
+                        "report_id": report_row,
+                        "bytes_in": entry["uplink"],
+                        "bytes_out": entry["downlink"],
+                        "period_start": report["period_start"],
+                        "period_end": report["period_end"],
+                    }
                 )
                 moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
-            session.flush()
-            totals = [{"config": config_id, "moved": n} for config_id, n in moved.items() if n]
-            if totals:
-                # One executemany, in SQL: concurrent reports for one config add up instead of overwriting.
-                configs = UserConfig.__table__
-                session.execute(
-                    update(configs)
-                    .where(configs.c.id == bindparam("config"))
-                    .values(used_bytes=configs.c.used_bytes + bindparam("moved")),
-                    totals,
-                )
+            if usage_rows:
+                session.execute(insert(Usage.__table__), usage_rows)  # one multi-row INSERT (insertmanyvalues)
+            _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
     except IntegrityError:
         return None
     return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))
+
+
+def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:
+    """used_bytes += MOVED[id] for every config in MOVED, in one UPDATE, in SQL: concurrent reports for one config
+    add up instead of overwriting. The rows are matched by id (IN), so PostgreSQL locks them in index order."""
+    if not moved:
+        return
+    configs = UserConfig.__table__
+    session.execute(
+        update(configs)
+        .where(configs.c.id.in_(sorted(moved)))
+        .values(used_bytes=configs.c.used_bytes + case(moved, value=configs.c.id, else_=0))
+    )

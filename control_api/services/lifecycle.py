@@ -222,18 +222,27 @@ def _warn_expiring(session: Session, now: datetime, warning_days: Sequence[int])
             UserConfig.expires_at <= now + timedelta(days=max(warning_days)),
         )
     ).all()
-    warned = 0
+    due = []
     for config in configs:
         days = min(day for day in warning_days if config.expires_at <= now + timedelta(days=day))
-        warned += notifications.notify(
-            session,
-            config.user_id,
-            "expiring",
-            f"expiring:cfg-{config.id}:{config.expires_at:%Y%m%d%H%M}:{days}d",
-            config_id=config.id,
-            config_kind=config.kind,
-            expires_at=config.expires_at.isoformat(),
-            days_left=days,
-        )
+        due.append((config, days, f"expiring:cfg-{config.id}:{config.expires_at:%Y%m%d%H%M}:{days}d"))
+    # Most were warned by an earlier sweep, and the rest are written together (notifications.notify_many).
+    warned = notifications.notify_many(
+        session,
+        [
+            notifications.Notice(
+                config.user_id,
+                "expiring",
+                key,
+                {
+                    "config_id": config.id,
+                    "config_kind": config.kind,
+                    "expires_at": config.expires_at.isoformat(),
+                    "days_left": days,
+                },
+            )
+            for config, days, key in due
+        ],
+    )
     session.commit()
     return warned

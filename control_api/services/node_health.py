@@ -127,12 +127,18 @@ def evaluate(session: Session, node: Node, policy: HealthPolicy, now: datetime, 
     limits = policy.limits_for(node)
     before: dict[str, Any] = dict(node.alert_breached or {})
     after: dict[str, Any] = {}
-    recent = session.scalars(
-        select(NodeMetric)
-        .where(NodeMetric.node_id == node.id)
-        .order_by(NodeMetric.timestamp.desc(), NodeMetric.id.desc())
-        .limit(policy.window)
-    ).all()
+    # The fleet check reads no metrics for a node without an open alert: it may only raise dark, which they
+    # do not decide (one query per healthy node saved, every minute).
+    recent = (
+        session.scalars(
+            select(NodeMetric)
+            .where(NodeMetric.node_id == node.id)
+            .order_by(NodeMetric.timestamp.desc(), NodeMetric.id.desc())
+            .limit(policy.window)
+        ).all()
+        if heartbeat or before
+        else []
+    )
     values = [metric_values(metric, node) for metric in recent]
     for threshold in METRIC_THRESHOLDS:
         limit = limits[threshold]

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..actors import Principal
 from ..config import Settings, node_api_url_problem
@@ -92,7 +92,12 @@ def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) ->
 def latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
     if not ids:
         return {}
-    newest = select(func.max(model.id)).where(model.node_id.in_(ids)).group_by(model.node_id)
+    # Per node, a correlated max(id): one probe of the (node_id, id) index each, where a GROUP BY over the
+    # table would read every row the nodes have (all retained heartbeats).
+    newer = aliased(model)
+    newest = select(select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()).where(
+        Node.id.in_(ids)
+    )
     return {row.node_id: row for row in session.scalars(select(model).where(model.id.in_(newest)))}
 
 

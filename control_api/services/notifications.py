@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +49,47 @@ def payment_decided(
         reason_code=payment.review_reason_code,
         banned=banned,
     )
+
+
+class Notice(NamedTuple):
+    user_id: int
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+
+
+def notify_many(session: Session, notices: Sequence[Notice]) -> int:
+    """notify() for each of NOTICES, in the caller's transaction; how many were added. The keys are looked up in
+    batches and the new ones inserted in one flush; if a concurrent writer took one meanwhile, they go one by
+    one after all (notify: that one is skipped)."""
+    sent = existing_keys(session, [notice.dedupe_key for notice in notices])
+    first: dict[str, Notice] = {}
+    for notice in notices:
+        if notice.dedupe_key not in sent:
+            first.setdefault(notice.dedupe_key, notice)
+    fresh = list(first.values())
+    if not fresh:
+        return 0
+    try:
+        with session.begin_nested():
+            session.add_all(
+                Notification(
+                    user_id=notice.user_id, kind=notice.kind, dedupe_key=notice.dedupe_key, payload=notice.payload
+                )
+                for notice in fresh
+            )
+    except IntegrityError:
+        return sum(notify(session, *notice[:3], **notice.payload) for notice in fresh)
+    return len(fresh)
+
+
+def existing_keys(session: Session, keys: Sequence[str], batch: int = 1000) -> set[str]:
+    """The dedupe keys among KEYS that a notification already holds (notify() would add nothing for them)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        found.update(session.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.in_(chunk))))
+    return found
 
 
 def _add(session: Session, note: Notification) -> bool:
