@@ -1,7 +1,7 @@
 """indexes on node_metrics (node_id, id) and sync_runs (node_id, id): each node's newest row in one probe
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0022
 Create Date: 2026-12-05
 
 GET /nodes (and the monitoring views) show each node's last heartbeat and last sync run, the row with the
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
