@@ -357,13 +357,14 @@ def read_state(path):
     return state if isinstance(state, dict) else {}
 
 
-def resync_reason(params, state, base_revision):
-    """Why a delta onto BASE_REVISION cannot be applied here ("" when it can)."""
+def resync_reason(params, state, base_revision, config_sha256):
+    """Why a delta onto BASE_REVISION cannot be applied here ("" when it can). CONFIG_SHA256: the config's
+    digest as read now (None when there is none)."""
     if not state:
         return "the node has no recorded state"
     if state.get("revision") != base_revision:
         return "the node serves revision {}, the delta starts at {}".format(state.get("revision"), base_revision)
-    if not os.path.exists(params["config_path"]) or sha256_file(params["config_path"]) != state.get("config_sha256"):
+    if config_sha256 is None or config_sha256 != state.get("config_sha256"):
         return "the config on the node is not the one this module wrote last"
     if sha256_file(params["shape_path"]) != state.get("shape_sha256"):
         return "the config shape changed since the last full sync"
@@ -383,18 +384,48 @@ def check_delta(delta):
     return base, check_users(delta.get("add", [])), remove
 
 
-def desired_after(current, inbound_meta, additions, removed_emails):
-    """Every inbound's clients once the delta is applied to CURRENT (the persisted config): the ones
-    kept in their order, then the added ones. An added email replaces the client of that email."""
+def apply_delta(current, inbound_meta, additions, removed_emails):
+    """Apply the delta to CURRENT (the persisted config, changed in place): per inbound, the clients of removed
+    or re-added emails go and the added ones are appended. Returns (removals, additions, problems) as plan()
+    and validate_desired() would for the whole set, in one pass over the clients: only the added clients are
+    new, so only they are checked (a non-empty email once, a valid UUID no other client has)."""
     gone = set(removed_emails) | {user["email"] for user in additions}
-    clients_by_tag = {
-        inbound.get("tag"): inbound.get("settings", {}).get("clients", []) for inbound in current.get("inbounds", [])
-    }
-    desired = []
-    for meta, added in zip(inbound_meta, desired_inbounds(inbound_meta, additions), strict=True):
-        kept = [client for client in clients_by_tag.get(meta["tag"], []) if client.get("email") not in gone]
-        desired.append({"tag": meta["tag"], "protocol": meta["protocol"], "clients": kept + added["clients"]})
-    return desired
+    inbounds = {inbound.get("tag"): inbound for inbound in current.get("inbounds", [])}
+    removals, added, problems = [], [], []
+    for meta, wanted in zip(inbound_meta, desired_inbounds(inbound_meta, additions), strict=True):
+        tag, protocol = meta["tag"], meta["protocol"]
+        inbound = inbounds.get(tag)
+        if inbound is None:
+            problems.append(f"inbound {tag!r} is not in the config; run provision_node.yml first")
+            continue
+        kept, dropped = [], {}
+        for client in inbound.setdefault("settings", {}).get("clients", []):
+            if client.get("email") in gone:
+                dropped[client.get("email")] = client
+            else:
+                kept.append(client)
+        ids = {str(client.get("id", "")).lower() for client in kept}
+        new_by_email = {}
+        for client in wanted["clients"]:
+            email, uuid = client.get("email"), str(client.get("id", ""))
+            if not email:
+                problems.append(f"a client of inbound {tag!r} has an empty email (it could never be removed)")
+                continue
+            if email in new_by_email:
+                problems.append(f"email {email!r} appears twice in inbound {tag!r}")
+            if not UUID_RE.match(uuid):
+                problems.append(f"client {email!r} of inbound {tag!r} has no valid UUID")
+            elif uuid.lower() in ids:
+                problems.append(f"client {email!r} of inbound {tag!r} shares its UUID with another client")
+            ids.add(uuid.lower())
+            new_by_email[email] = client
+            if dropped.get(email) != client:  # the very same client again is no change
+                added.append((tag, protocol, client))
+        removals.extend(
+            (tag, protocol, client) for email, client in dropped.items() if new_by_email.get(email) != client
+        )
+        inbound["settings"]["clients"] = kept + wanted["clients"]
+    return removals, added, problems
 
 
 def write_atomically(module, path, text):
@@ -416,14 +447,15 @@ def write_atomically(module, path, text):
         raise
 
 
-def record_state(module):
-    """The revision now served and digests of the config and shape as written, for the next delta."""
+def record_state(module, config_sha256=None):
+    """The revision now served and digests of the config (CONFIG_SHA256 when the caller knows it) and shape as
+    written, for the next delta."""
     params = module.params
     if not params["state_path"] or params["revision"] is None:
         return
     state = {
         "revision": params["revision"],
-        "config_sha256": sha256_file(params["config_path"]),
+        "config_sha256": config_sha256 or sha256_file(params["config_path"]),
         "shape_sha256": sha256_file(params["shape_path"]),
     }
     if read_state(params["state_path"]) != state:
@@ -537,14 +569,22 @@ def main():
             base, additions_wanted, removed_emails = check_delta(json.loads(params["delta"]))
         except (TypeError, ValueError) as exc:
             module.fail_json(msg=mask_uuids(f"delta: {exc}"))
-        reason = resync_reason(params, read_state(params["state_path"]), base) if params["state_path"] else "no state"
+        try:
+            with open(params["config_path"], "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            raw = None
+        config_sha256 = hashlib.sha256(raw).hexdigest() if raw is not None else None
+        reason = "no state" if not params["state_path"] else ""
+        reason = reason or resync_reason(params, read_state(params["state_path"]), base, config_sha256)
         if reason:
             module.exit_json(msg=f"a full sync is needed: {reason}", **{**result, "resync_needed": True})
         try:
-            current = _load_json(params["config_path"], "config")
-        except (OSError, ValueError) as exc:
-            module.fail_json(msg=str(exc))
-        desired = desired_after(current, params["inbounds"], additions_wanted, removed_emails)
+            current = json.loads(raw)
+        except ValueError as exc:
+            module.fail_json(msg=f"config {params['config_path']} is not valid JSON: {exc}")
+        removals, additions, problems = apply_delta(current, params["inbounds"], additions_wanted, removed_emails)
+        new_config, config_changed = current, bool(removals or additions)
         validate_full = False
     else:
         try:
@@ -553,14 +593,13 @@ def main():
         except (OSError, ValueError, TypeError) as exc:
             module.fail_json(msg=mask_uuids(f"users: {exc}" if not isinstance(exc, OSError) else str(exc)))
         desired = desired_inbounds(params["inbounds"], users)
+        problems = validate_desired(desired, shape)
+        removals, additions = plan(current, desired, params["also_remove"])
+        new_config = merged_config(shape, desired)
+        config_changed, config_sha256 = not current or current != new_config, None
         validate_full = True
-    problems = validate_desired(desired, shape)
     if problems:
         module.fail_json(msg="; ".join(problems))
-
-    removals, additions = plan(current, desired, params["also_remove"] if params["users"] is not None else ())
-    new_config = merged_config(shape, desired)
-    config_changed = not current or current != new_config
     result.update(
         changed=bool(removals or additions or config_changed),
         added=["{}/{}".format(tag, client["email"]) for tag, _p, client in additions[:LISTED_ENTRIES]],
@@ -571,12 +610,13 @@ def main():
     if module.check_mode:
         module.exit_json(**result)
     if not result["changed"]:
-        record_state(module)
+        record_state(module, config_sha256)
         result["device_blocks_written"] = write_device_blocks(module)
         result["changed"] = result["device_blocks_written"]
         module.exit_json(**result)
 
     text = config_text(new_config)
+    written_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest() if config_changed else config_sha256
     # A full set is validated first: a config the core rejects must not reach the running core either.
     staged = stage_config(module, text) if config_changed and validate_full else None
     live = False
@@ -609,7 +649,7 @@ def main():
     finally:
         if staged and os.path.exists(staged):
             os.unlink(staged)
-    record_state(module)
+    record_state(module, written_sha256)
     result["device_blocks_written"] = write_device_blocks(module)
     if live and removals and params["access_log"]:
         emails = sorted({client["email"] for _tag, _p, client in removals})
