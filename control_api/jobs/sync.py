@@ -206,11 +206,19 @@ def _prepare(session_factory: SessionFactory, node_id: int, node_vars: NodeVars 
             assert node is not None
             host_vars = node_inventory(node, node_vars)["all"]["children"][NODE_GROUP]["hosts"][node.name]
             payload = plan_sync(session, node, users, full=full)
+            # The configs this run makes live: those served that are pending now (read at revision R). Not
+            # every served id: at 100,000 users that IN list alone would cost the node's whole set again.
+            pending = set(
+                session.scalars(
+                    select(UserConfig.id).where(UserConfig.node_id == node_id, UserConfig.status == "pending")
+                )
+            )
             run = SyncRun(node_id=node_id, revision=revision, status="running")
             session.add(run)
             name = node.name
         run_id = run.id
-    config_ids = [int(user["email"].removeprefix("cfg-")) for user in users if user["email"].startswith("cfg-")]
+    served = (int(user["email"].removeprefix("cfg-")) for user in users if user["email"].startswith("cfg-"))
+    config_ids = [config_id for config_id in served if config_id in pending]
     return _Prepared(node_id, name, revision, host_vars, payload, blocks, config_ids, run_id)
 
 

@@ -50,9 +50,9 @@ options:
       - With C(users), emails the running core may serve although the config on disk does not list them
         (what the control plane last had the node serve, when the file was restored from an old copy).
         They are removed through the API unless desired; one the core does not have is no error.
-    type: list
-    elements: str
-    default: []
+      - JSON text (a list of emails), like C(users).
+    type: json
+    default: "[]"
   revision:
     description: The revision this run brings the node to, recorded in C(state_path).
     type: int
@@ -526,7 +526,7 @@ def main():
             # every UUID cost seconds per thousand users; as one no_log string it is cheap and still hidden.
             "users": {"type": "json", "no_log": True},
             "delta": {"type": "json", "no_log": True},
-            "also_remove": {"type": "list", "elements": "str", "default": []},
+            "also_remove": {"type": "json", "default": "[]"},
             "revision": {"type": "int"},
             "state_path": {"type": "path", "default": ""},
             "service": {"type": "str"},
@@ -594,7 +594,10 @@ def main():
             module.fail_json(msg=mask_uuids(f"users: {exc}" if not isinstance(exc, OSError) else str(exc)))
         desired = desired_inbounds(params["inbounds"], users)
         problems = validate_desired(desired, shape)
-        removals, additions = plan(current, desired, params["also_remove"])
+        also_remove = json.loads(params["also_remove"])
+        if not isinstance(also_remove, list) or not all(isinstance(email, str) for email in also_remove):
+            module.fail_json(msg="also_remove: expected a list of emails")
+        removals, additions = plan(current, desired, also_remove)
         new_config = merged_config(shape, desired)
         config_changed, config_sha256 = not current or current != new_config, None
         validate_full = True

@@ -604,7 +604,7 @@ def test_a_delta_onto_another_base_changes_nothing_and_asks_for_the_full_set(mak
 
     # The control plane knows bob was served (its snapshot of revision 2), so it names him: the restored file
     # does not list him, yet the running core still serves him.
-    (full,) = node.run({**full_args(node, [alice, carol], revision=4), "also_remove": [bob.email]})
+    (full,) = node.run({**full_args(node, [alice, carol], revision=4), "also_remove": json.dumps([bob.email])})
     assert full["resync_needed"] is False and full["changed"], full
     assert node.serves(alice) and node.serves(carol) and not node.serves(bob)
 

@@ -196,7 +196,7 @@ def test_the_sync_carries_the_active_blocks_of_the_configs_the_node_serves(app, 
     run = sync_node(sessionmaker(engine, expire_on_commit=False), node_id, runner=runner)
     assert run.status == "succeeded"
     assert sent[0]["xray_device_blocks"] == active
-    assert [user["email"] for user in sent[0]["xray_users"]] == [f"cfg-{one_device}"]
+    assert [user["email"] for user in json.loads(sent[0]["xray_users_json"])] == [f"cfg-{one_device}"]
 
 
 def test_admins_see_and_reset_a_configs_devices_and_the_bot_sees_counts_only(

@@ -375,15 +375,16 @@ def test_delta_syncs_stay_exact_after_a_restored_node_and_a_worker_killed_mid_sy
         assert all_served() == desired, "the persisted config lists other users than desired"
 
     sync_recorded()
-    assert "xray_users" in sent[0], "the first sync of a node the control plane knows nothing of is a full one"
+    assert "xray_users_json" in sent[0], "the first sync of a node the control plane knows nothing of is a full one"
     assert_exact(config_ids)
 
     third = add_config()
     sync_recorded()
-    (delta,) = sent
-    assert "xray_users" not in delta
-    assert [user["email"] for user in delta["xray_users_delta"]["add"]] == [f"cfg-{third}"]
-    assert delta["xray_users_delta"]["remove"] == []
+    (sent_delta,) = sent
+    assert "xray_users_json" not in sent_delta
+    delta = json.loads(sent_delta["xray_users_delta_json"])
+    assert [user["email"] for user in delta["add"]] == [f"cfg-{third}"]
+    assert delta["remove"] == []
     assert_exact([*config_ids, third])
 
     # A copy of the node's config and state as of now; then one more revision goes live.
@@ -406,8 +407,9 @@ def test_delta_syncs_stay_exact_after_a_restored_node_and_a_worker_killed_mid_sy
     bump(session_factory, node_id, suspend_first)
     fifth = add_config()
     sync_recorded()
-    assert len(sent) == 2 and "xray_users_delta" in sent[0] and "xray_users" in sent[1], "delta refused, then full"
-    assert f"cfg-{config_ids[0]}" in sent[1]["xray_users_also_remove"]
+    assert len(sent) == 2, "delta refused, then the full set"
+    assert "xray_users_delta_json" in sent[0] and "xray_users_json" in sent[1]
+    assert f"cfg-{config_ids[0]}" in json.loads(sent[1]["xray_users_also_remove_json"])
     assert_exact([config_ids[1], third, fourth, fifth])
 
     # The worker dies after the playbook ran but before it recorded the run: the node is ahead of what the
@@ -428,7 +430,7 @@ def test_delta_syncs_stay_exact_after_a_restored_node_and_a_worker_killed_mid_sy
 
     bump(session_factory, node_id, suspend_third)
     sync_recorded()
-    assert len(sent) == 2 and "xray_users" in sent[1], "the node's state was ahead of the delta's base"
+    assert len(sent) == 2 and "xray_users_json" in sent[1], "the node's state was ahead of the delta's base"
     assert_exact([config_ids[1], fourth, fifth, sixth])
     node, statuses = state(session_factory, node_id)
     assert node.applied_revision == node.desired_revision == node.served_snapshot_revision
