@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Node, SyncRun, UserConfig, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook, scrub
+from ..services import identity_pool
 from ..services.revisions import desired_device_blocks, desired_users
 from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
 
@@ -56,6 +57,7 @@ def sync_node(
     runner: Runner | None = None,
     node_vars: NodeVars | None = None,
     timeout: int = DEFAULT_TIMEOUT_SECONDS,
+    pool_size: int = 0,
 ) -> SyncRun:
     """Sync NODE_ID to its desired revision; return the finished SyncRun (succeeded or failed).
 
@@ -63,7 +65,10 @@ def sync_node(
 
     A failed run is recorded, not raised: configs stay pending and applied_revision does not move,
     so the caller (the job) decides about retries from run.status.
+
+    POOL_SIZE: the warm identity pool's size per protocol (services/identity_pool.py), refilled first.
     """
+    _refill_pool(session_factory, node_id, pool_size)
     with session_factory() as session:
         with session.begin():
             revision, users = desired_users(session, node_id)
@@ -75,7 +80,7 @@ def sync_node(
             run = SyncRun(node_id=node_id, revision=revision, status="running")
             session.add(run)
         run_id = run.id
-    config_ids = [int(user["email"].removeprefix("cfg-")) for user in users]
+    config_ids = [int(user["email"].removeprefix("cfg-")) for user in users if user["email"].startswith("cfg-")]
 
     started = time.monotonic()
     try:
@@ -102,6 +107,7 @@ def sync_node(
                 run.rc, run.changed, run.added, run.removed = result.rc, result.changed, result.added, result.removed
             if result is not None and result.ok:
                 _record_success(session, node_id, revision, config_ids)
+                identity_pool.mark_ready(session, node_id, revision, (user["email"] for user in users))
                 run.status = "succeeded"
             else:
                 run.status, run.error = "failed", error or "the sync failed"
@@ -109,6 +115,14 @@ def sync_node(
         session.expunge(run)
     log.info("sync of node %s to revision %s: %s in %s ms", node_id, revision, run.status, duration_ms)
     return run
+
+
+def _refill_pool(session_factory: SessionFactory, node_id: int, size: int) -> None:
+    """The warm identity pool (services/identity_pool.py), refilled in its own transaction before the users are
+    read, so this run serves the new identities. Only a pool that exists or should is touched."""
+    with session_factory() as session, session.begin():
+        if size > 0 or identity_pool.has_pool(session, node_id):
+            identity_pool.refill(session, node_id, size)
 
 
 def _record_success(session: Session, node_id: int, revision: int, config_ids: list[int]) -> None:

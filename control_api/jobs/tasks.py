@@ -114,7 +114,9 @@ def provision_node_job(node_id: int, context: WorkerContext | None = None) -> di
 def _run(node_id: int, ctx: WorkerContext, runner_override: Runner | None) -> dict[str, Any]:
     runner = runner_override or ctx.runner
     for _ in range(1 + MAX_DRAIN_PASSES):
-        run = sync_node(ctx.session_factory, node_id, runner=runner, node_vars=ctx.node_vars)
+        run = sync_node(
+            ctx.session_factory, node_id, runner=runner, node_vars=ctx.node_vars, pool_size=ctx.identity_pool_size
+        )
         if run.status != "succeeded":
             raise SyncFailed(f"node {node_id} revision {run.revision}: {run.error or 'the run failed'}")
         if not _lags(ctx, node_id):
