@@ -324,3 +324,15 @@ def test_no_pool_identity_reaches_an_answer_a_payload_an_audit_row_or_a_log(app,
     assert config["uuid"] in everything  # the probe finds UUIDs where they are
     assert not [uuid for uuid in hidden if uuid in everything]
     assert served == {f"cfg-{config['id']}"}
+
+
+def test_a_pool_size_of_zero_retires_the_pool_at_the_next_sync(principals, factory):
+    node_id = principals.node.principal_id
+    runner = warm(factory, node_id, size=2)
+    assert len(runner.users[-1]) == 4
+    sync_node(factory, node_id, runner=runner, pool_size=0)
+    assert runner.users[-1] == []
+    assert all(i.retired_at is not None for i in pool(factory, node_id))
+    with factory() as session:
+        node = session.get_one(Node, node_id)
+        assert node.applied_revision == node.desired_revision
