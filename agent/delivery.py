@@ -1,9 +1,9 @@
 """What goes into a heartbeat, so that the API can always take it and the journal always drains.
 
 - Journaling: usage entries the API cannot map to a config (an operator's own user in the core,
-  anything but `cfg-<id>`) are dropped before anything is written (each name logged once), and a
-  period's usage is split into reports of at most MAX_USAGE_PER_REPORT entries, so no single
-  report outgrows the API's body limit.
+  anything but `cfg-<id>` and the warm pool's `pool-<id>`) are dropped before anything is written
+  (each name logged once), and a period's usage is split into reports of at most
+  MAX_USAGE_PER_REPORT entries, so no single report outgrows the API's body limit.
 - Sending: reports go in batches bounded by count (the API's limit) and by encoded size; a 413
   halves the size budget for the rest of the process. A batch the API refuses as invalid (422)
   names its bad reports (the error details index them): those are quarantined, the rest resent; when
@@ -29,11 +29,13 @@ MAX_USAGE_PER_REPORT = 2_000  # ≈ 120 KB of JSON
 INCIDENT_DETAIL_MAX = 500  # the API's limit (IncidentIn.detail)
 INCIDENT_KIND_MAX = 64
 CONFIG_EMAIL = re.compile(r"^cfg-[0-9]{1,18}$")
+# What usage may name: a config, or an identity of the node's warm pool (the API settles its traffic).
+USAGE_EMAIL = re.compile(r"^(?:cfg|pool)-[0-9]{1,18}$")
 _WARNED_LIMIT = 1_000  # how many distinct foreign names are remembered for "log once"
 
 
 class UsageFilter:
-    """Drops usage entries the API cannot map (not `cfg-<id>`), logging each name once."""
+    """Drops usage entries the API cannot map (not `cfg-<id>` or `pool-<id>`), logging each name once."""
 
     def __init__(self) -> None:
         self._warned: set[str] = set()
@@ -42,7 +44,7 @@ class UsageFilter:
         kept = []
         for entry in usage:
             email = str(entry.get("email", ""))
-            if CONFIG_EMAIL.match(email):
+            if USAGE_EMAIL.match(email):
                 kept.append(dict(entry))
             elif email not in self._warned and len(self._warned) < _WARNED_LIMIT:
                 self._warned.add(email)

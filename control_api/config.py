@@ -217,6 +217,10 @@ class Settings:
     # marked Secure on every response when set (otherwise only when the request came over https).
     console_idle_timeout_seconds: int = 1800
     console_cookie_secure: bool = False
+    # The warm identity pool (services/identity_pool.py): identities per protocol each provisioning or active node
+    # serves before any sale, so a config sold on it works before the API answers; 0 turns the pool off (the
+    # next sync retires what is left).
+    identity_pool_size: int = 20
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -308,4 +312,5 @@ class Settings:
                 env, "CONSOLE_IDLE_TIMEOUT_SECONDS", 1800, minimum=60, maximum=7 * 86400
             ),
             console_cookie_secure=_parse_bool(env, "CONSOLE_COOKIE_SECURE"),
+            identity_pool_size=_parse_int(env, "IDENTITY_POOL_SIZE", 20, minimum=0, maximum=1000),
         )

@@ -86,6 +86,8 @@ class WorkerContext:
     redis_url: str = ""
     # WEBHOOK_*: timeouts, attempts, backoff and whether internal targets are allowed (jobs/webhooks.py).
     webhook_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # IDENTITY_POOL_SIZE: the warm identity pool each sync refills (services/identity_pool.py); 0: none.
+    identity_pool_size: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> WorkerContext:
@@ -102,6 +104,7 @@ class WorkerContext:
             policy=HealthPolicy.from_settings(settings),
             redis_url=settings.redis_url,
             webhook_policy=DeliveryPolicy.from_settings(settings),
+            identity_pool_size=settings.identity_pool_size,
         )
         context.queue_webhooks_after_commit(factory)
         return context

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Node, SyncRun, UserConfig, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook, scrub
+from ..services import identity_pool
 from ..services.deltas import SyncPayload, plan_sync, record_served
 from ..services.revisions import desired_device_blocks, desired_users
 from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
@@ -86,6 +87,7 @@ def sync_node(
     node_vars: NodeVars | None = None,
     timeout: int = DEFAULT_TIMEOUT_SECONDS,
     full: bool = False,
+    pool_size: int = 0,
 ) -> SyncRun:
     """Sync NODE_ID to its desired revision; return the finished SyncRun (succeeded or failed).
 
@@ -95,10 +97,13 @@ def sync_node(
     A failed run is recorded, not raised: configs stay pending and applied_revision does not move,
     so the caller (the job) decides about retries from run.status. NodeBusy is raised when another run
     holds the node (jobs/node_locks.py); the job retries later.
+
+    POOL_SIZE: the warm identity pool's size per protocol (services/identity_pool.py), refilled first.
     """
     with node_locks(session_factory, [node_id]) as held:
         if node_id not in held:
             raise NodeBusy(f"node {node_id} is being synced by another run")
+        _refill_pool(session_factory, node_id, pool_size)
         prepared = _prepare(session_factory, node_id, node_vars, full)
         started = time.monotonic()
 
@@ -133,6 +138,7 @@ def sync_nodes(
     node_vars: NodeVars | None = None,
     timeout: int = DEFAULT_TIMEOUT_SECONDS,
     forks: int = DEFAULT_FORKS,
+    pool_size: int = 0,
 ) -> dict[int, SyncRun]:
     """Sync every node of NODE_IDS in one playbook run over all of them (FORKS hosts at a time): the fleet-wide
     change (the sweep after an outage, a ban touching many nodes, a migration wave) costs one run, not one per
@@ -140,6 +146,8 @@ def sync_nodes(
     each node's applied revision moves on its own result. Nodes another run holds are left out (not in the
     answer). Hosts that refuse their delta get their full set in one more run over just them."""
     with node_locks(session_factory, node_ids) as held:
+        for node_id in sorted(held):
+            _refill_pool(session_factory, node_id, pool_size)
         prepared = [_prepare(session_factory, node_id, node_vars, False) for node_id in sorted(held)]
         if not prepared:
             return {}
@@ -247,6 +255,7 @@ def _finish(
             if ok:
                 _record_success(session, item.node_id, item.revision, item.config_ids)
                 record_served(session, item.node_id, item.payload, item.revision)
+                identity_pool.mark_ready(session, item.node_id, item.revision, (u["email"] for u in item.payload.users))
                 run.status = "succeeded"
             else:
                 run.status, run.error = "failed", error or "the sync failed"
@@ -262,6 +271,14 @@ def _finish(
         duration_ms,
     )
     return run
+
+
+def _refill_pool(session_factory: SessionFactory, node_id: int, size: int) -> None:
+    """The warm identity pool (services/identity_pool.py), refilled in its own transaction before the users are
+    read, so this run serves the new identities. Only a pool that exists or should is touched."""
+    with session_factory() as session, session.begin():
+        if size > 0 or identity_pool.has_pool(session, node_id):
+            identity_pool.refill(session, node_id, size)
 
 
 def _record_success(session: Session, node_id: int, revision: int, config_ids: list[int]) -> None:

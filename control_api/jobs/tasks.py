@@ -60,7 +60,13 @@ def sync_fleet_job(_unused: int = 0, context: WorkerContext | None = None) -> di
         lagging = [node_id for node_id in _lagging_nodes(ctx) if synced.get(node_id) != "failed"]
         if not lagging:
             break
-        runs = sync_nodes(ctx.session_factory, lagging, runner=ctx.runner, node_vars=ctx.node_vars)
+        runs = sync_nodes(
+            ctx.session_factory,
+            lagging,
+            runner=ctx.runner,
+            node_vars=ctx.node_vars,
+            pool_size=ctx.identity_pool_size,
+        )
         synced.update({node_id: run.status for node_id, run in runs.items()})
         if not runs:
             break  # every lagging node is held by another run, which drains it
@@ -154,7 +160,14 @@ def provision_node_job(node_id: int, context: WorkerContext | None = None) -> di
 def _run(node_id: int, ctx: WorkerContext, runner_override: Runner | None, full: bool = False) -> dict[str, Any]:
     runner = runner_override or ctx.runner
     for _ in range(1 + MAX_DRAIN_PASSES):
-        run = sync_node(ctx.session_factory, node_id, runner=runner, node_vars=ctx.node_vars, full=full)
+        run = sync_node(
+            ctx.session_factory,
+            node_id,
+            runner=runner,
+            node_vars=ctx.node_vars,
+            full=full,
+            pool_size=ctx.identity_pool_size,
+        )
         if run.status != "succeeded":
             raise SyncFailed(f"node {node_id} revision {run.revision}: {run.error or 'the run failed'}")
         if not _lags(ctx, node_id):

@@ -5,6 +5,7 @@ from .auto_renewal import AUTO_RENEWAL_OUTCOMES, AutoRenewal
 from .base import Base, columns_of, utcnow
 from .device import DeviceBlock
 from .discount import DiscountCode, DiscountRedemption
+from .identity_pool import PoolIdentity
 from .location import Location
 from .node import (
     CORES,
@@ -85,6 +86,7 @@ __all__ = [
     "Notification",
     "Payment",
     "Plan",
+    "PoolIdentity",
     "Referral",
     "SyncRun",
     "Usage",

@@ -273,7 +273,11 @@ class IncidentIn(Schema):
 
 
 class UserTrafficIn(Schema):
-    email = Text(required=True, validate=Pattern(r"^cfg-[0-9]{1,18}$", error="Expected cfg-<config id>."))
+    email = Text(
+        required=True,
+        validate=Pattern(r"^(cfg|pool)-[0-9]{1,18}$", error="Expected cfg-<config id> or pool-<id>."),
+        metadata={"description": "cfg-<config id>, or pool-<id> (an identity of the node's warm pool)."},
+    )
     uplink = db_integer(0, 10**15, required=True, metadata={"description": "Bytes from the client."})
     downlink = db_integer(0, 10**15, required=True, metadata={"description": "Bytes to the client."})
 

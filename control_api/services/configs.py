@@ -17,7 +17,7 @@ from ..actors import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from ..links import PROFILES, Client, Inbound, build_link
 from ..models import Node, Plan, User, UserConfig, columns_of, utcnow
-from . import audit, devices, notifications, webhooks
+from . import audit, devices, identity_pool, notifications, webhooks
 from .lookup import get_or_404
 from .placement import place
 from .revisions import Dispatch, bump, commit_and_dispatch, serving_nodes
@@ -35,20 +35,27 @@ def new_config(
 ) -> UserConfig:
     """A pending config on NODE (flushed, so it has an id); the caller bumps the node and commits.
 
+    It adopts a ready identity of NODE's warm pool when there is one (identity_pool.take): the node serves its
+    UUID already, so the link works before the caller answers, and the sync the caller's bump queues renames it
+    to the config's email. Otherwise (no node, an empty pool) a fresh UUID waits for that sync.
     NODE None: the config waits unplaced (no node had room); the sweep places it (lifecycle.py)."""
+    now = utcnow()
+    pooled = identity_pool.take(session, node.id, protocol, now) if node is not None else None
     config = UserConfig(
         user_id=user.id,
         node_id=node.id if node is not None else None,
         plan_id=plan.id if plan is not None else None,
-        uuid=str(uuid.uuid4()),
+        uuid=pooled.uuid if pooled is not None else str(uuid.uuid4()),
         protocol=protocol,
         kind=kind,
         status="pending",
         data_limit_mb=data_limit_mb,
-        expires_at=utcnow() + timedelta(days=days),
+        expires_at=now + timedelta(days=days),
     )
     session.add(config)
     session.flush()
+    if pooled is not None:
+        pooled.adopted_config_id = config.id
     webhooks.emit(session, "config.created", webhooks.config_payload(config))  # every way a config is made
     return config
 

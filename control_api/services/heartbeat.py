@@ -11,6 +11,10 @@ two nodes' heartbeats never wait on each other.
 The heartbeat's device counts are held against the plans' max_devices in the same transaction (devices.py): a
 newly refused address bumps the config's nodes the same way.
 
+Traffic reported for the warm pool's identities (pool-<id>) is settled first (identity_pool.settle_usage): the
+adopting config's once the identity was adopted, nobody's before, and an unadopted identity that carried any
+is retired (the node is bumped to drop it).
+
 A node may charge traffic only to configs it serves: usage for a config placed on another node is
 dropped, counted in the answer (foreign_configs) and audited as an incident, so one leaked node
 secret cannot run every customer's quota down.
@@ -30,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from ..actors import Principal
 from ..models import Node, NodeMetric, Usage, UsageReport, User, UserConfig, utcnow
-from . import audit, lifecycle
+from . import audit, identity_pool, lifecycle
 from .alerts import announce
 from .devices import DevicePolicy, record_devices
 from .node_health import HealthPolicy, evaluate
@@ -88,8 +92,12 @@ def record_heartbeat(
     accepted: list[str] = []
     duplicates: list[str] = []
     unknown, foreign, moved = 0, set(), set()
+    pool_retired = 0
     for report in data["reports"]:
-        stored = _store_report(session, node.id, report)
+        # Traffic of the warm pool's identities (pool-<id>): the adopting config's, or nobody's (identity_pool.py).
+        settled = identity_pool.settle_usage(session, node.id, report["usage"], report["period_start"], now)
+        pool_retired += settled.retired
+        stored = _store_report(session, node.id, {**report, "usage": settled.usage})
         if stored is None:
             duplicates.append(report["report_id"])
         else:
@@ -102,6 +110,8 @@ def record_heartbeat(
     ended = _end_service(session, node.id, moved, now)
     devices = record_devices(session, node.id, data["devices"], now, device_policy or DevicePolicy())
     ended |= devices.nodes
+    if pool_retired:
+        ended.add(node.id)  # the node drops the retired identities at its next sync
     here = node.id in ended
     if here:
         bump(session, [node.id])

@@ -127,7 +127,7 @@ def get_node(session: Session, principal: Principal, node_id: int, stale_after_s
 def served_configs(session: Session, principal: Principal, node_id: int) -> dict[str, Any]:
     """What the node must serve now, with the revision it corresponds to (the node's own view)."""
     node = get_node_for(session, principal, node_id)
-    revision, users = desired_users(session, node.id)
+    revision, users = desired_users(session, node.id, pool=False)  # pool identities are never shown
     session.commit()  # ends the read transaction and its row lock
     return {"node_id": node.id, "revision": revision, "applied_revision": node.applied_revision, "users": users}
 

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import DeviceBlock, Node, User, UserConfig
+from .identity_pool import desired_pool_users
 
 # A config in one of these statuses is on its node (pending: waiting for the next sync).
 SERVED_STATUSES = ("pending", "active")
@@ -72,8 +73,9 @@ def served_by(node_id: int) -> list[ColumnElement[bool]]:
     ]
 
 
-def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, Any]]]:
-    """(desired_revision, the users the node must serve), read consistently (see the module doc)."""
+def desired_users(session: Session, node_id: int, pool: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """(desired_revision, the users the node must serve), read consistently (see the module doc). POOL False
+    leaves out the node's warm pool identities (what an API answer shows: they are never shown)."""
     revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
     if revision is None:
         raise LookupError(f"node {node_id} does not exist")
@@ -84,6 +86,8 @@ def desired_users(session: Session, node_id: int) -> tuple[int, list[dict[str, A
         .order_by(UserConfig.id)
     )
     users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]
+    if pool:
+        users += desired_pool_users(session, node_id)  # the warm pool (identity_pool.py), after the configs
     return int(revision), users
 
 

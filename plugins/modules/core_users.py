@@ -17,7 +17,8 @@ description:
     C(resync_needed), so the caller sends the full set.
   - After a live removal, the removed users' open connections are closed (their sockets destroyed with
     C(ss -K), found through the core's access log), because the core's API only refuses new ones; other
-    users' connections and the core itself are untouched.
+    users' connections and the core itself are untouched. A removal whose UUID the same run adds back under
+    another email is a rename (a warm pool identity adopted by a config): its connections stay open.
   - Never logs UUIDs; results name clients by email only.
 options:
   shape_path:
@@ -277,6 +278,20 @@ def plan(current, desired, also_remove=()):
             if email not in wanted and email not in now:
                 removals.append((tag, inbound["protocol"], {"email": email}))
     return removals, additions
+
+
+def renamed_emails(removals, additions):
+    """Emails among REMOVALS whose UUID the same run adds back under another email: renames (a warm pool's
+    pool-<id> adopted by a config, cfg-<id>). They still go through remove + add, but their open connections
+    are the same customer's and must not be cut."""
+    added = {}
+    for _tag, _p, client in additions:
+        added.setdefault(str(client.get("id", "")).lower(), set()).add(client["email"])
+    return {
+        client["email"]
+        for _tag, _p, client in removals
+        if added.get(str(client.get("id", "")).lower(), set()) - {client["email"]}
+    }
 
 
 def merged_config(shape, desired):
@@ -655,7 +670,7 @@ def main():
     record_state(module, written_sha256)
     result["device_blocks_written"] = write_device_blocks(module)
     if live and removals and params["access_log"]:
-        emails = sorted({client["email"] for _tag, _p, client in removals})
+        emails = sorted({client["email"] for _tag, _p, client in removals} - renamed_emails(removals, additions))
         try:
             result["sessions_cut"] = cut(emails, params["access_log"], params["ports"])
         except (OSError, subprocess.CalledProcessError) as exc:

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
-from control_api.models import UserConfig, utcnow
+from control_api.models import PoolIdentity, UserConfig, utcnow
 from harness.fleet import (
     AGENT_INTERVAL_SECONDS,
     BIG_BODY,
@@ -97,6 +97,28 @@ def test_a_sold_config_carries_traffic_is_metered_and_suspends(fleet: Fleet):
     # Counted once: later heartbeats add nothing for that transfer.
     time.sleep(2 * AGENT_INTERVAL_SECONDS + 1)
     assert fleet.usage_bytes(config["id"]) == metered
+
+
+def test_a_config_bought_from_the_warm_pool_carries_bytes_before_any_sync(fleet: Fleet):
+    """Issue 19, item 4: the node already serves a pool identity the sale adopts, so the link from the API's
+    answer carries bytes at once. No sync can finish meanwhile: the test holds a SHARE lock on sync_runs (every
+    sync writes its row there first; a sale does not), so the bytes come through the identity the node
+    already had. Released, the sync renames it to the config's email and the same link keeps working."""
+    plan = fleet.create_plan()
+    user = fleet.create_user(7020)
+    fleet.wait_node_in_sync()  # the provision run (and any sync since) served and readied the pool
+    with fleet.engine.begin() as held:
+        held.execute(text("LOCK TABLE sync_runs IN SHARE MODE"))
+        config = fleet.create_config(user["id"], plan["id"], protocol="vless")
+        fetched = fleet.fetch(link_for(config))
+        assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)
+        assert fleet.config_status(config["id"]) == "pending"  # no sync has served it as cfg-<id> yet
+        with fleet.engine.connect() as connection:
+            adopted = connection.scalar(select(func.count()).where(PoolIdentity.adopted_config_id == config["id"]))
+        assert adopted == 1
+    fleet.wait_config(config["id"], "active")
+    fetched = fleet.fetch(link_for(config))
+    assert (fetched["status"], fetched["bytes"]) == (200, BIG_BODY)
 
 
 def test_the_served_singbox_subscription_is_a_working_client(fleet: Fleet):

@@ -33,6 +33,7 @@ from harness.origin import origin_server
 from harness.singbox import ByteCounter, ProxyError, fetch_via_link
 from tests.fixtures.xray_role import (
     V2RayProcess,
+    collection_module,
     collections_dir,
     core_api,
     core_check,
@@ -323,6 +324,61 @@ def test_a_removed_users_open_download_is_cut_and_nobody_elses(make_node, tmp_pa
     assert ended_at[alice.email] - removed_at < 5, ended_at[alice.email] - removed_at
     assert outcomes[bob.email]["status"] == 200 and outcomes[bob.email]["sha256"] == sha256
     assert node.core.running() and node.core.pid == pid
+
+
+def test_a_pool_identity_renamed_to_its_config_keeps_its_open_download_and_serves_under_the_new_email(
+    make_node, tmp_path: Path
+):
+    """Issue 19, item 4: a sale adopts a warm pool identity (pool-<id>, already served), and the next sync serves
+    the same UUID as cfg-<id>. The module removes pool-<id> and adds cfg-<id>, but this is a rename: the
+    customer's download that started under pool-<id> is not cut, while a real removal in the same run is."""
+    pooled, leaving = User("pool-7", "vless"), User("cfg-2", "vless")
+    adopted = User("cfg-9", "vless", id=pooled.id)
+    size, rate = 24 * 1024 * 1024, 3 * 1024 * 1024  # 8 s, read slowly by the client
+    with origin_server(tmp_path / "big", size=size) as (url, sha256):
+        node = make_node([pooled, leaving], served_origin=(url, sha256))
+        progress = {user.email: ByteCounter() for user in (pooled, leaving)}
+        outcomes: dict[str, Any] = {}
+
+        def download(user: User) -> None:
+            try:
+                outcomes[user.email] = fetch_via_link(
+                    node.link(user), url, limit_rate=rate, output=progress[user.email], timeout=60
+                )
+            except ProxyError as exc:
+                outcomes[user.email] = exc
+
+        threads = [threading.Thread(target=download, args=(user,)) for user in (pooled, leaving)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while min(p.bytes for p in progress.values()) < 1024 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert min(p.bytes for p in progress.values()) >= 1024 * 1024, "the downloads never started"
+
+        (result,) = node.run(node.args([adopted]))
+        for thread in threads:
+            thread.join(timeout=60)
+        assert node.serves(adopted) and not node.serves(leaving)
+
+    tag = node.tag("vless-tcp-tls")
+    assert sorted(result["removed"]) == [f"{tag}/cfg-2", f"{tag}/pool-7"] and result["added"] == [f"{tag}/cfg-9"]
+    assert result["sessions_cut"] >= 1, result  # cfg-2's
+    assert outcomes[pooled.email]["status"] == 200 and outcomes[pooled.email]["sha256"] == sha256
+    assert isinstance(outcomes[leaving.email], ProxyError), outcomes[leaving.email]
+
+
+def test_renamed_emails_are_removals_whose_uuid_comes_back_under_another_email():
+    module = collection_module("plugins.modules.core_users")
+    one, two = str(uuid.uuid4()), str(uuid.uuid4())
+    removals = [
+        ("t", "vless", {"email": "pool-1", "id": one}),
+        ("t", "vless", {"email": "cfg-5", "id": two}),  # same email back with a new level: no rename
+        ("t", "vless", {"email": "cfg-6", "id": str(uuid.uuid4())}),  # gone
+    ]
+    additions = [("t", "vless", {"email": "cfg-4", "id": one.upper()}), ("t", "vless", {"email": "cfg-5", "id": two})]
+    assert module.renamed_emails(removals, additions) == {"pool-1"}
+    assert module.renamed_emails(removals, []) == set()
 
 
 def test_check_mode_reports_the_change_but_changes_neither_file_nor_core(make_node):

@@ -30,10 +30,10 @@ def entry(email: str, down: int = 1) -> dict:
 def test_unmappable_usage_is_dropped_and_each_name_logged_once(caplog):
     keep = UsageFilter()
     with caplog.at_level(logging.WARNING):
-        first = keep([entry("cfg-1"), entry("ops@example"), entry("cfg-x"), entry("cfg-22")])
-        second = keep([entry("ops@example"), entry("cfg-3")])
+        first = keep([entry("cfg-1"), entry("ops@example"), entry("cfg-x"), entry("cfg-22"), entry("pool-x")])
+        second = keep([entry("ops@example"), entry("cfg-3"), entry("pool-7")])  # the warm pool's identities
     assert [item["email"] for item in first] == ["cfg-1", "cfg-22"]
-    assert [item["email"] for item in second] == ["cfg-3"]
+    assert [item["email"] for item in second] == ["cfg-3", "pool-7"]
     assert caplog.text.count("ops@example") == 1 and caplog.text.count("cfg-x") == 1
 
 
