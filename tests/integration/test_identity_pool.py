@@ -7,6 +7,7 @@ are about who gets which identity, what is billed, and what is shown.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -31,13 +32,20 @@ INBOUNDS = [{"profile": "vless-tcp-tls", "port": 443}, {"profile": "vmess-ws-tls
 
 
 class Runner:
-    """Stands in for run_playbook: succeeds, and keeps the users each run was given."""
+    """Stands in for run_playbook: succeeds, and keeps the users the node serves after each run (a full set as
+    sent, or the previous set with a delta applied, as the users module does)."""
 
     def __init__(self) -> None:
         self.users: list[list[dict[str, Any]]] = []
 
     def __call__(self, playbook: str, inventory: dict, extravars: dict, **kwargs: Any) -> PlaybookResult:
-        self.users.append(extravars["xray_users"])
+        if "xray_users_json" in extravars:
+            served = json.loads(extravars["xray_users_json"])
+        else:
+            delta = json.loads(extravars["xray_users_delta_json"])
+            gone = set(delta["remove"]) | {user["email"] for user in delta["add"]}
+            served = [user for user in self.users[-1] if user["email"] not in gone] + delta["add"]
+        self.users.append(served)
         return PlaybookResult(rc=0, status="successful", duration_ms=1)
 
 
@@ -110,7 +118,8 @@ def test_a_sync_serves_the_pool_after_the_configs_and_a_sale_adopts_a_ready_iden
     run = sync_node(factory, node_id, runner=runner, pool_size=3)
     assert run.status == "succeeded"
     served = runner.users[-1]
-    assert served[0] == {"email": f"cfg-{config['id']}", "id": adopted[0].uuid, "protocol": "vless", "level": 0}
+    mine = [user for user in served if user["email"] == f"cfg-{config['id']}"]
+    assert mine == [{"email": f"cfg-{config['id']}", "id": adopted[0].uuid, "protocol": "vless", "level": 0}]
     assert f"pool-{adopted[0].id}" not in {user["email"] for user in served}
     assert sum(user["email"].startswith("pool-") for user in served) == 6
     with factory() as session:
