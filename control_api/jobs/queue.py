@@ -20,13 +20,14 @@ enqueues, never loads the job modules or ansible-runner (with Redis, never at al
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -51,9 +52,12 @@ NODES_QUEUE = "nodes"
 QUEUES = (NODES_QUEUE, "default")
 RETRY_INTERVALS = [2, 5, 15, 30, 60]
 JOB_TIMEOUT_SECONDS = 600
+# A change coalesced into a running sync job gets one more sync this much later (RedisJobQueue).
+FOLLOW_UP_SECONDS = 2
 FAILURE_TTL_SECONDS = 24 * 3600
 _REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED}
 SYNC_JOB = "control_api.jobs.tasks.sync_node_job"
+SYNC_FOLLOW_UP_JOB = "control_api.jobs.tasks.sync_node_if_lagging_job"
 SYNC_FLEET_JOB = "control_api.jobs.tasks.sync_fleet_job"
 SYNC_FLEET_JOB_ID = "sync-fleet"
 PROVISION_JOB = "control_api.jobs.tasks.provision_node_job"
@@ -215,8 +219,34 @@ class RedisJobQueue(JobQueue):
             except DuplicateJobError:
                 if attempt or not self._drop_if_done(job_id):
                     log.debug("%s coalesced into the queued job", job_id)
+                    if func == SYNC_JOB:
+                        self._follow_up_if_running(job_id, node_id)
                     return False
         return False
+
+    def _follow_up_if_running(self, job_id: str, node_id: int) -> None:
+        """A change coalesced into a sync job that is already running: the job drains what it finds lagging,
+        but a change committed after its last look (its tail: the follow-up work after the run) would wait
+        for the sweep. So one more sync of the node is scheduled FOLLOW_UP_SECONDS later under its own id
+        (unique too: any number of such changes make one); it finds the node in sync and ends at once when
+        the running job did catch it (sync_node_if_lagging_job)."""
+        try:
+            if Job.fetch(job_id, connection=self.connection).get_status(refresh=True) != JobStatus.STARTED:
+                return
+        except NoSuchJobError:
+            return
+        with contextlib.suppress(DuplicateJobError):
+            self.queue.enqueue_in(
+                timedelta(seconds=FOLLOW_UP_SECONDS),
+                SYNC_FOLLOW_UP_JOB,
+                int(node_id),
+                job_id=f"{job_id}-again",
+                unique=True,
+                result_ttl=0,
+                failure_ttl=FAILURE_TTL_SECONDS,
+                job_timeout=JOB_TIMEOUT_SECONDS,
+                retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            )
 
     def reap_abandoned(self) -> None:
         """A worker killed mid-job (SIGKILL, OOM, a lost host) leaves its job STARTED, and RQ's

@@ -90,6 +90,15 @@ def _lagging_nodes(ctx: WorkerContext) -> list[int]:
         )
 
 
+def sync_node_if_lagging_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
+    """RQ job `sync-node-<id>-again` (queue.py): a change was coalesced into a running sync job; sync the node
+    only if it still lags (the running job usually caught the change)."""
+    ctx = context or worker_context()
+    if not _lags(ctx, node_id):
+        return {"node_id": node_id, "skipped": "in sync"}
+    return sync_node_job(node_id, context=ctx)
+
+
 def migrate_node_job(node_id: int, context: WorkerContext | None = None) -> dict[str, Any]:
     """RQ job `migrate-node-<id>`: step every move on, then move the next batch of NODE_ID's dynamic
     configs (services/migration.py) and queue the syncs that carry them."""

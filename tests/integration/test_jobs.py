@@ -437,3 +437,30 @@ def test_a_node_another_run_holds_is_left_out_of_a_batch_and_its_own_sync_waits(
             sync_node(context.session_factory, held, runner=runner)
     assert runner.calls == [("sync_users.yml", "free")]
     assert sync_node(context.session_factory, held, runner=runner).status == "succeeded"  # released
+
+
+def test_a_change_coalesced_into_a_running_sync_gets_a_follow_up_that_syncs_only_if_still_lagging(
+    settings, engine, conn, make_context
+):
+    """A sale committed in a running job's tail (after its last look at the node) is not left for the sweep:
+    the coalesced enqueue schedules `sync-node-<id>-again`, which syncs the node if it still lags."""
+    runner = FakeRunner()
+    context = make_context(runner)
+    node_id = add_node(engine, "node-a", desired=1)
+    queue = JobQueue.from_settings(settings)
+    assert queue.enqueue_node_sync(node_id) is True
+    job = Job.fetch(sync_job_id(node_id), connection=conn)
+    job.set_status(JobStatus.STARTED)  # as while a worker runs it
+
+    with sessionmaker(engine)() as session, session.begin():  # the sale in the job's tail
+        session.get(Node, node_id).desired_revision = 2
+    assert queue.enqueue_node_sync(node_id) is False  # coalesced into the running job ...
+    scheduled = Queue("nodes", connection=conn).scheduled_job_registry.get_job_ids()
+    assert scheduled == [f"sync-node-{node_id}-again"]  # ... which gets one follow-up, however many changes
+    assert queue.enqueue_node_sync(node_id) is False
+    assert Queue("nodes", connection=conn).scheduled_job_registry.get_job_ids() == scheduled
+
+    assert tasks.sync_node_if_lagging_job(node_id, context=context)["revision"] == 2
+    assert revisions(engine, node_id) == (2, 2)
+    assert tasks.sync_node_if_lagging_job(node_id, context=context) == {"node_id": node_id, "skipped": "in sync"}
+    assert len(runner.calls) == 1
