@@ -51,7 +51,10 @@ ROLE_VARS = {
     "xray_core": "v2ray",
     "xray_tls_self_signed": True,
     "xray_tls_server_name": "bench.rayfleet.test",
-    "xray_inbounds": [{"profile": "vless-tcp-tls", "port": 8443}, {"profile": "vmess-ws-tls", "port": 8444}],
+    "xray_inbounds": [
+        {"profile": "vless-tcp-tls", "port": 8443},
+        {"profile": "vmess-ws-tls", "port": 8444, "path": "/vm"},
+    ],
 }
 
 
