@@ -132,6 +132,9 @@ class Bench:
             raise SystemExit(f"the sync failed: {run.error}")
         playbook = sum(result.duration_ms for result in self.results) / 1000
         module = sum(result.users_module_seconds for result in self.results)
+        if len(self.results) > 1:  # the node refused the delta: the sync sent the full set in a second run
+            refusals = "; ".join(reason for result in self.results for reason in result.resync_hosts.values())
+            print(f"    (this sync took {len(self.results)} playbook runs: {refusals})", flush=True)
         return elapsed, playbook, module
 
 
