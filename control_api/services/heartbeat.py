@@ -57,11 +57,16 @@ def record_heartbeat(
     configs past their expiry end here (module docstring), and its device counts are held against the plans'
     limits (devices.py); DISPATCH queues the syncs that carry the changes."""
     policy = policy or HealthPolicy()
-    node = session.get_one(Node, node_principal.id, with_for_update=True)
     now = utcnow()
-    node.last_seen_at = now
-    if node.status == "offline":
-        node.status = "active"
+    # One statement locks the node's row, marks it seen (an offline node is back) and reads it back: the
+    # principal's lookup has just loaded the node, so a SELECT ... FOR UPDATE and an UPDATE would be two more.
+    node = session.scalars(
+        update(Node)
+        .where(Node.id == node_principal.id)
+        .values(last_seen_at=now, status=case((Node.status == "offline", "active"), else_=Node.status))
+        .returning(Node),
+        execution_options={"populate_existing": True, "synchronize_session": False},
+    ).one()
     session.add(
         NodeMetric(
             node_id=node.id,
