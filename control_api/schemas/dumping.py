@@ -34,13 +34,27 @@ def dump(schema: Schema, obj: Any, many: bool | None = None) -> Any:
     return _one(schema, obj)
 
 
+def _plan(schema: Schema) -> list[tuple[str, str, str, fields.Field, bool, tuple[type, ...] | None]]:
+    """Per dump field, once per schema instance: (name, the key it is read from, the key it is written to, the
+    field, whether marshmallow must read it, the value types it passes through unchanged)."""
+    plan = schema.__dict__.get("_rayfleet_dump_plan")
+    if plan is None:
+        plan = []
+        for name, field in schema.dump_fields.items():
+            key = name if field.attribute is None else field.attribute
+            identity = None if getattr(field, "as_string", False) else _IDENTITY.get(type(field))
+            out = name if field.data_key is None else field.data_key
+            plan.append((name, key, out, field, "." in key or not field._CHECK_ATTRIBUTE, identity))
+        schema.__dict__["_rayfleet_dump_plan"] = plan
+    return plan
+
+
 def _one(schema: Schema, obj: Any) -> dict[str, Any]:
     if type(obj) is not dict:
         return schema._serialize(obj)
     result = schema.dict_class()
-    for name, field in schema.dump_fields.items():
-        key = name if field.attribute is None else field.attribute
-        if "." in key or not field._CHECK_ATTRIBUTE:
+    for name, key, out, field, accessor, identity in _plan(schema):
+        if accessor:
             value = field.serialize(name, obj, accessor=schema.get_attribute)
         else:
             value = obj[key] if key in obj else getattr(obj, key, missing)
@@ -49,10 +63,11 @@ def _one(schema: Schema, obj: Any) -> dict[str, Any]:
                 value = default() if callable(default) else default
                 if value is missing:
                     continue
-            value = _value(field, value, name, obj)
+            if not (identity and (value is None or type(value) in identity)):
+                value = _value(field, value, name, obj)
         if value is missing:
             continue
-        result[name if field.data_key is None else field.data_key] = value
+        result[out] = value
     return result
 
 
