@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Result, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -51,7 +51,7 @@ def list_nodes(
     acting_admin(session, caller, acting_telegram_id)
     # Core rows, not ORM objects: the same columns as columns_of reads, without building and tracking an
     # instance per row (a read-only list of every node, each with its last heartbeat and sync).
-    nodes = session.execute(select(*column_attributes(Node)).order_by(Node.id)).all()
+    nodes = _rows(session.execute(select(*column_attributes(Node)).order_by(Node.id)))
     return node_views(session, nodes, stale_after_seconds, latest=latest_rows_by_node)
 
 
@@ -61,7 +61,7 @@ def node_view(session: Session, node: Node, stale_after_seconds: int) -> dict[st
 
 def node_views(
     session: Session,
-    nodes: Sequence[Node | Row[Any]],
+    nodes: Sequence[Any],
     stale_after_seconds: int,
     latest: Callable[..., Any] | None = None,
 ) -> list[dict[str, Any]]:
@@ -112,20 +112,35 @@ def latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], id
     return {row.node_id: row for row in session.scalars(select(model).where(model.id.in_(newest)))}
 
 
-def latest_rows_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Row]:
-    """latest_by_node as Core rows of the model's columns_of columns."""
+def latest_rows_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
+    """latest_by_node as Core rows: dicts of the model's columns_of columns, also read as attributes."""
     if not ids:
         return {}
     newer = aliased(model)
     newest = select(select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()).where(
         Node.id.in_(ids)
     )
-    rows = session.execute(select(*column_attributes(model)).where(model.id.in_(newest)))
+    rows = _rows(session.execute(select(*column_attributes(model)).where(model.id.in_(newest))))
     return {row.node_id: row for row in rows}
 
 
+class _Columns(dict):
+    """A row's columns as a dict that also reads as attributes (row.id), like the ORM object it stands for."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _rows(result: Result[Any]) -> list[_Columns]:
+    keys = tuple(result.keys())
+    return [_Columns(zip(keys, row, strict=True)) for row in result]
+
+
 def _columns(row: Any) -> dict[str, Any]:
-    return row._asdict() if isinstance(row, Row) else columns_of(row)
+    return dict(row) if isinstance(row, _Columns) else columns_of(row)
 
 
 def _health(last_seen_at: datetime | None, now: datetime, stale_after_seconds: int) -> str:
