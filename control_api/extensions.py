@@ -6,13 +6,13 @@ Each app keeps its own instances in app.extensions, so tests can build many apps
 from __future__ import annotations
 
 from flask import Flask, current_app
-from flask_jwt_extended import JWTManager
 from sqlalchemy.orm import Session
 
 from .database import Database
+from .jwt_claims import CachingJWTManager
 from .kvstore import KeyValueStore, MemoryStore, RedisStore
 
-jwt = JWTManager()
+jwt = CachingJWTManager()
 
 
 def init_extensions(app: Flask, database_url: str, redis_url: str) -> None:

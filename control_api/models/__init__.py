@@ -2,7 +2,7 @@
 
 from .audit import ACTOR_TYPES, AuditLog
 from .auto_renewal import AUTO_RENEWAL_OUTCOMES, AutoRenewal
-from .base import Base, columns_of, utcnow
+from .base import Base, column_attributes, columns_of, utcnow
 from .device import DeviceBlock
 from .discount import DiscountCode, DiscountRedemption
 from .identity_pool import PoolIdentity
@@ -96,6 +96,7 @@ __all__ = [
     "WalletEntry",
     "Webhook",
     "WebhookDelivery",
+    "column_attributes",
     "columns_of",
     "utcnow",
 ]

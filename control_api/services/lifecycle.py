@@ -140,13 +140,27 @@ def _expire(session: Session, dispatch: Dispatch, now: datetime) -> int:
 # moving config waits to add its bytes: FOR UPDATE would wait for that KEY SHARE, and the two would deadlock.
 
 
+def due_for_expiry(now: datetime | ColumnElement[Any]) -> list[ColumnElement[bool]]:
+    """The configs expire_due ends at NOW."""
+    return [UserConfig.status.in_((*SERVED_STATUSES, "suspended")), UserConfig.expires_at <= now]
+
+
+def near_cap() -> list[ColumnElement[bool]]:
+    """The configs suspend_exhausted warns or suspends."""
+    return [
+        UserConfig.status.in_(SERVED_STATUSES),
+        UserConfig.data_limit_mb.is_not(None),
+        UserConfig.used_bytes * 100 >= UserConfig.data_limit_mb * MIB * QUOTA_WARNING_PERCENT,
+    ]
+
+
 def expire_due(session: Session, now: datetime, *where: ColumnElement[bool]) -> list[UserConfig]:
     """Expire every config (matching WHERE) past its expiry at NOW, served or suspended: status, the
     customer's notification, the audit row, in the caller's transaction. Returns those that were served (their
     nodes must drop them); the caller bumps and commits."""
     configs = session.scalars(
         select(UserConfig)
-        .where(UserConfig.status.in_((*SERVED_STATUSES, "suspended")), UserConfig.expires_at <= now, *where)
+        .where(*due_for_expiry(now), *where)
         .order_by(UserConfig.id)
         .with_for_update(key_share=True)  # FOR NO KEY UPDATE: see NO_KEY_LOCKS
     ).all()
@@ -177,12 +191,7 @@ def suspend_exhausted(session: Session, *where: ColumnElement[bool]) -> list[Use
     caller bumps their nodes and commits."""
     rows = session.scalars(
         select(UserConfig)
-        .where(
-            UserConfig.status.in_(SERVED_STATUSES),
-            UserConfig.data_limit_mb.is_not(None),
-            UserConfig.used_bytes * 100 >= UserConfig.data_limit_mb * MIB * QUOTA_WARNING_PERCENT,
-            *where,
-        )
+        .where(*near_cap(), *where)
         .order_by(UserConfig.id)
         .with_for_update(key_share=True)  # FOR NO KEY UPDATE: see NO_KEY_LOCKS
     ).all()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Result, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ..actors import Principal
 from ..config import Settings, node_api_url_problem
 from ..errors import Conflict, Forbidden
-from ..models import Node, NodeMetric, SyncRun, UserConfig, columns_of, utcnow
+from ..models import Node, NodeMetric, SyncRun, UserConfig, column_attributes, columns_of, utcnow
 from . import audit, migration
 from .credentials import hash_secret, new_client_id, new_secret
 from .lookup import get_or_404
@@ -49,21 +49,32 @@ def list_nodes(
 ) -> list[dict[str, Any]]:
     """Every node as admins see it; the bot may list them for a Telegram admin it names."""
     acting_admin(session, caller, acting_telegram_id)
-    return node_views(session, list(session.scalars(select(Node).order_by(Node.id))), stale_after_seconds)
+    # Core rows, not ORM objects: the same columns as columns_of reads, without building and tracking an
+    # instance per row (a read-only list of every node, each with its last heartbeat and sync).
+    nodes = _rows(session.execute(select(*column_attributes(Node)).order_by(Node.id)))
+    return node_views(session, nodes, stale_after_seconds, latest=latest_rows_by_node)
 
 
 def node_view(session: Session, node: Node, stale_after_seconds: int) -> dict[str, Any]:
     return node_views(session, [node], stale_after_seconds)[0]
 
 
-def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) -> list[dict[str, Any]]:
-    """NODES as admins see them: the row plus health, sync state, the last heartbeat and the last sync.
+def node_views(
+    session: Session,
+    nodes: Sequence[Any],
+    stale_after_seconds: int,
+    latest: Callable[..., Any] | None = None,
+) -> list[dict[str, Any]]:
+    """NODES (ORM objects, or Core rows of their columns_of columns) as admins see them: the row plus health, sync
+    state, the last heartbeat and the last sync. LATEST reads the last heartbeats and syncs (latest_by_node, or
+    latest_rows_by_node for rows).
 
     Three grouped queries for any number of nodes (no query per node).
     """
+    latest = latest or latest_by_node
     ids = [node.id for node in nodes]
-    metrics = latest_by_node(session, NodeMetric, ids)
-    runs = latest_by_node(session, SyncRun, ids)
+    metrics = latest(session, NodeMetric, ids)
+    runs = latest(session, SyncRun, ids)
     pending = dict(
         session.execute(
             select(UserConfig.node_id, func.count())
@@ -78,12 +89,12 @@ def node_views(session: Session, nodes: list[Node], stale_after_seconds: int) ->
         metric = metrics.get(node.id)
         views.append(
             {
-                **columns_of(node),
+                **_columns(node),
                 "health": _health(node.last_seen_at, now, stale_after_seconds),
                 "sync_state": sync_state(node, run),
                 "pending_configs": pending.get(node.id, 0),
-                "last_metrics": None if metric is None else {**columns_of(metric), "at": metric.timestamp},
-                "last_sync": None if run is None else columns_of(run),
+                "last_metrics": None if metric is None else {**_columns(metric), "at": metric.timestamp},
+                "last_sync": None if run is None else _columns(run),
             }
         )
     return views
@@ -99,6 +110,37 @@ def latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], id
         Node.id.in_(ids)
     )
     return {row.node_id: row for row in session.scalars(select(model).where(model.id.in_(newest)))}
+
+
+def latest_rows_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
+    """latest_by_node as Core rows: dicts of the model's columns_of columns, also read as attributes."""
+    if not ids:
+        return {}
+    newer = aliased(model)
+    newest = select(select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()).where(
+        Node.id.in_(ids)
+    )
+    rows = _rows(session.execute(select(*column_attributes(model)).where(model.id.in_(newest))))
+    return {row.node_id: row for row in rows}
+
+
+class _Columns(dict):
+    """A row's columns as a dict that also reads as attributes (row.id), like the ORM object it stands for."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _rows(result: Result[Any]) -> list[_Columns]:
+    keys = tuple(result.keys())
+    return [_Columns(zip(keys, row, strict=True)) for row in result]
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return dict(row) if isinstance(row, _Columns) else columns_of(row)
 
 
 def _health(last_seen_at: datetime | None, now: datetime, stale_after_seconds: int) -> str:

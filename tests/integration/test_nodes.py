@@ -125,6 +125,9 @@ def test_admin_views_show_health_sync_state_last_heartbeat_and_last_sync(app, cl
     assert view["health"] == "stale" and view["sync_state"] == "failing"
     assert view["last_sync"]["status"] == "failed" and view["last_sync"]["error"] == "host unreachable"
     assert listed[principals.other_node.principal_id]["last_sync"] is None
+    # The list reads Core rows, a single node's view ORM objects: the same view, field for field.
+    for item_id, item in listed.items():
+        assert client.get(f"/api/v1/nodes/{item_id}", headers=admin).json == item
 
     with app.app_context():
         session = app.extensions["rayfleet.db"].session()

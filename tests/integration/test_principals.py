@@ -48,6 +48,7 @@ def test_a_disabled_bot_client_is_locked_out_until_enabled(app, client, principa
 def test_rotating_a_secret_ends_every_token_issued_with_the_old_one(app, client, principals):
     admin, bot = principals.admin, principals.bot
     old_token = bot.token
+    assert me(client, bot).status_code == 200  # the token's claims are verified, and kept (jwt_claims.py)
     rotated = client.post(f"{API}/bot-clients/{bot.principal_id}/rotate-secret", headers=admin.headers)
     assert rotated.status_code == 200 and rotated.json["secret_rotated_at"] is not None
     new_secret = rotated.json["secret"]
@@ -63,8 +64,9 @@ def test_rotating_a_secret_ends_every_token_issued_with_the_old_one(app, client,
 
 def test_a_disabled_node_can_neither_report_nor_be_provisioned(app, client, principals):
     admin, node = principals.admin, principals.node
-    assert client.post(f"{API}/nodes/{node.principal_id}/disable", headers=admin.headers).json["disabled"] is True
     heartbeat = {"cpu": 1.0, "mem": 1.0, "bandwidth_in": 0, "bandwidth_out": 0, "core_active": True}
+    assert client.post("/api/v1/nodes/heartbeat", json=heartbeat, headers=node.headers).status_code == 200
+    assert client.post(f"{API}/nodes/{node.principal_id}/disable", headers=admin.headers).json["disabled"] is True
     assert client.post("/api/v1/nodes/heartbeat", json=heartbeat, headers=node.headers).status_code == 401
     refused = client.post(f"/api/v1/nodes/{node.principal_id}/provision", headers=admin.headers)
     assert refused.status_code == 409 and refused.json["error"] == "node_disabled"
