@@ -23,7 +23,7 @@ _REQUIRED = ("cpu", "mem", "bandwidth_in", "bandwidth_out", "core_active")
 _REPORT = frozenset(("report_id", "period_start", "period_end", "usage"))
 _ENTRY = frozenset(("email", "uplink", "downlink"))
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # slug(64), ASCII only
-_EMAIL = re.compile(r"cfg-[0-9]{1,18}")
+_EMAIL = re.compile(r"(cfg|pool)-[0-9]{1,18}")  # as UserTrafficIn.email
 _MAX_REPORTS, _MAX_USAGE = 100, 100_000
 
 

@@ -110,6 +110,8 @@ SAMPLES = [
     _variant((*ENTRY, "email"), "cfg-" + "9" * 18),
     _variant((*ENTRY, "email"), "cfg-" + "9" * 19),
     _variant((*ENTRY, "email"), "user@example.com"),
+    _variant((*ENTRY, "email"), "pool-7"),  # a warm pool identity's traffic
+    _variant((*ENTRY, "email"), "pool-"),
     _variant((*ENTRY, "uplink"), 10**15 + 1),
     _variant((*ENTRY, "uplink"), 3.0),
     _variant((*ENTRY, "downlink"), -5),
