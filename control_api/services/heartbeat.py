@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, Select, any_, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Select, bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -186,7 +186,8 @@ def _end_service_probe() -> Select:
             *lifecycle.due_for_expiry(bindparam("now")),
             or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
         ),
-        exists().where(*lifecycle.near_cap(), UserConfig.id == any_(bindparam("moved", type_=ARRAY(Integer)))),
+        # An expanding IN, not = ANY(array): the embedded default is SQLite, which has no arrays.
+        exists().where(*lifecycle.near_cap(), UserConfig.id.in_(bindparam("moved", expanding=True))),
     )
 
 
