@@ -18,7 +18,7 @@ description:
   - After a live removal, the removed users' open connections are closed (their sockets destroyed with
     C(ss -K), found through the core's access log), because the core's API only refuses new ones; other
     users' connections and the core itself are untouched. A removal whose UUID the same run adds back under
-    another email is a rename (a warm pool identity adopted by a config): its connections stay open.
+    another email is a rename (a warm pool identity adopted by a config), so its connections stay open.
   - Never logs UUIDs; results name clients by email only.
 options:
   shape_path:
