@@ -7,15 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
+from harness.fleet import create_admin
 from harness.podman_node import wait_for
-from harness.processes import REPO, VENV_BIN, ApiClient, ManagedProcess
+from harness.processes import VENV_BIN, ApiClient, ManagedProcess
 from harness.services import free_port, postgres_server, redis_server
 
 
@@ -42,20 +42,6 @@ def gunicorn_argv(port: int, workers: int, threads: int) -> list[str]:
         "5",
         "control_api:create_app()",
     ]
-
-
-def _create_admin(env: dict[str, str]) -> tuple[str, str]:
-    username = "bench-admin"
-    result = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "control_api", "create-admin", username],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
-    return username, lines["password"]
 
 
 @contextlib.contextmanager
@@ -95,7 +81,7 @@ def control_plane(workdir: Path, workers: int = 2, threads: int = 4, **env_overr
             wait_for(lambda: _healthy(client) or not api.alive, "the control API did not answer", 60)
             if not api.alive:
                 raise RuntimeError(f"the control API exited:\n{api.tail()}")
-            client.login(*_create_admin(env))
+            client.login(*create_admin(env, "bench-admin"))
             yield ControlPlane(database_url, redis_url, env, api, url, client)
         finally:
             api.stop()
