@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import scoped_session, sessionmaker
 
@@ -16,9 +17,17 @@ class Database:
 
 def make_engine(url: str) -> Engine:
     """An engine for URL. hide_parameters: a database error never carries the statement's values (UUIDs,
-    subscription tokens, secrets' hashes) into an exception message, and so never into a log."""
+    subscription tokens, secrets' hashes) into an exception message, and so never into a log.
+
+    JSON columns are read with orjson: a node list reads three per node, and the standard library's decoder
+    was a tenth of that request."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+            json_deserializer=orjson.loads,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -29,4 +38,6 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True, json_deserializer=orjson.loads
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import orjson
 from apiflask import Schema
 from flask import Response, current_app, request
 
@@ -43,5 +44,7 @@ def _instance(schema: type[Schema]) -> Schema:
 
 def dumped(schema: type[Schema], data: Any) -> Response:
     """DATA as @bp.output(SCHEMA) answers it (the same JSON, status 200), serialised by schemas/dumping.py: for
-    the big lists, where marshmallow's own dump costs more than the queries."""
-    return current_app.json.response(dump(_instance(schema), data))
+    the big lists, where marshmallow's own dump costs more than the queries. Encoded by orjson, keys sorted
+    as Flask's own provider sorts them: the standard library's encoder cost a tenth of a 1,000-node list."""
+    body = orjson.dumps(dump(_instance(schema), data), option=orjson.OPT_SORT_KEYS)
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)

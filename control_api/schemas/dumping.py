@@ -10,6 +10,7 @@ tests/unit/test_dumping.py holds it equal to schema.dump.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -55,25 +56,53 @@ def _plan(schema: Schema) -> list[tuple[str, str, str, fields.Field, bool, tuple
 def _one(schema: Schema, obj: Any) -> dict[str, Any]:
     if type(obj) is not dict:
         return schema._serialize(obj)
-    result = schema.dict_class()
-    for name, key, out, field, accessor, identity, iso in _plan(schema):
+    return _compiled(schema)(obj)
+
+
+def _compiled(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The plan as one straight-line function of a dict, built once per schema instance: what a loop over the
+    plan did per field and per object (unpacking, branching on the field's kind) is decided here, once. A list
+    of 1,000 nodes is about 30,000 objects; the loop cost more than the values it moved."""
+    function = schema.__dict__.get("_rayfleet_dump_function")
+    if function is not None:
+        return function
+    names: dict[str, Any] = {"_MISSING": missing, "_datetime": datetime, "_absent": _absent, "_value": _value}
+    lines = ["def _dump(obj):", "    result = _dict_class()"]
+    names["_dict_class"] = schema.dict_class
+    for number, (name, key, out, field, accessor, identity, iso) in enumerate(_plan(schema)):
+        field_name, name_name = f"_field{number}", f"_name{number}"
+        names[field_name], names[name_name] = field, name
         if accessor:
-            value = field.serialize(name, obj, accessor=schema.get_attribute)
-        else:
-            value = obj[key] if key in obj else getattr(obj, key, missing)
-            if value is missing:
-                default = field.dump_default
-                value = default() if callable(default) else default
-                if value is missing:
-                    continue
-            if iso and type(value) is datetime:
-                value = value.isoformat()  # DateTime._serialize's "iso" function
-            elif not (identity and (value is None or type(value) in identity)):
-                value = _value(field, value, name, obj)
-        if value is missing:
+            names[f"_getter{number}"] = schema.get_attribute
+            lines.append(f"    value = {field_name}.serialize({name_name}, obj, accessor=_getter{number})")
+            lines.append(f"    if value is not _MISSING: result[{out!r}] = value")
             continue
-        result[out] = value
-    return result
+        lines.append(f"    value = obj[{key!r}] if {key!r} in obj else _absent(obj, {key!r}, {field_name})")
+        lines.append("    if value is not _MISSING:")
+        if iso:
+            lines.append("        if type(value) is _datetime: value = value.isoformat()")
+            lines.append(f"        else: value = _value({field_name}, value, {name_name}, obj)")
+        elif identity:
+            names[f"_types{number}"] = identity
+            lines.append(f"        if value is not None and type(value) not in _types{number}:")
+            lines.append(f"            value = _value({field_name}, value, {name_name}, obj)")
+        else:
+            lines.append(f"        value = _value({field_name}, value, {name_name}, obj)")
+        lines.append(f"        if value is not _MISSING: result[{out!r}] = value")
+    lines.append("    return result")
+    exec("\n".join(lines), names)  # noqa: S102 - source built above from the schema's own field names
+    function = names["_dump"]
+    schema.__dict__["_rayfleet_dump_function"] = function
+    return function
+
+
+def _absent(obj: Any, key: str, field: fields.Field) -> Any:
+    """A key the dict lacks: an attribute of that name (a dict subclass's), else the field's dump_default."""
+    value = getattr(obj, key, missing)
+    if value is missing:
+        default = field.dump_default
+        value = default() if callable(default) else default
+    return value
 
 
 def _value(field: fields.Field, value: Any, name: str, obj: Any) -> Any:

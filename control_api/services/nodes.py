@@ -51,7 +51,7 @@ def list_nodes(
     acting_admin(session, caller, acting_telegram_id)
     # Core rows, not ORM objects: the same columns as columns_of reads, without building and tracking an
     # instance per row (a read-only list of every node, each with its last heartbeat and sync).
-    nodes = _rows(session.execute(select(*column_attributes(Node)).order_by(Node.id)))
+    nodes = _rows(session.connection().execute(select(*column_attributes(Node)).order_by(Node.id)))
     return node_views(session, nodes, stale_after_seconds, latest=latest_rows_by_node)
 
 
@@ -103,25 +103,26 @@ def node_views(
 def latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
     if not ids:
         return {}
-    # Per node, a correlated max(id): one probe of the (node_id, id) index each, where a GROUP BY over the
-    # table would read every row the nodes have (all retained heartbeats).
-    newer = aliased(model)
-    newest = select(select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()).where(
-        Node.id.in_(ids)
-    )
-    return {row.node_id: row for row in session.scalars(select(model).where(model.id.in_(newest)))}
+    return {
+        row.node_id: row
+        for row in session.scalars(select(model).join_from(Node, model, _newest_of(model)).where(Node.id.in_(ids)))
+    }
 
 
 def latest_rows_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
     """latest_by_node as Core rows: dicts of the model's columns_of columns, also read as attributes."""
     if not ids:
         return {}
+    statement = select(*column_attributes(model)).join_from(Node, model, _newest_of(model)).where(Node.id.in_(ids))
+    return {row.node_id: row for row in _rows(session.connection().execute(statement))}
+
+
+def _newest_of(model: type[NodeMetric] | type[SyncRun]) -> Any:
+    """The join condition from nodes to each node's newest MODEL row: a correlated max(id), one probe of the
+    (node_id, id) index per node, where a GROUP BY would read every row the nodes have (all retained
+    heartbeats). Joined, not `id IN (subquery)`: PostgreSQL then probes once per node, not twice."""
     newer = aliased(model)
-    newest = select(select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()).where(
-        Node.id.in_(ids)
-    )
-    rows = _rows(session.execute(select(*column_attributes(model)).where(model.id.in_(newest))))
-    return {row.node_id: row for row in rows}
+    return model.id == select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()
 
 
 class _Columns(dict):
