@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, case, exists, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
@@ -71,18 +72,10 @@ def record_heartbeat(
         .returning(Node),
         execution_options={"populate_existing": True, "synchronize_session": False},
     ).one()
-    session.add(
-        NodeMetric(
-            node_id=node.id,
-            cpu=data["cpu"],
-            mem=data["mem"],
-            bandwidth_in=data["bandwidth_in"],
-            bandwidth_out=data["bandwidth_out"],
-            latency_ms=data["latency_ms"],
-            timestamp=now,
-        )
-    )
-    change = evaluate(session, node, policy, now, heartbeat=True)
+    metric = {key: data[key] for key in ("cpu", "mem", "bandwidth_in", "bandwidth_out", "latency_ms")}
+    # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
+    session.execute(insert(NodeMetric.__table__).values(node_id=node.id, timestamp=now, **metric))
+    change = evaluate(session, node, policy, now, heartbeat=True, latest=NodeMetric(**metric))
     announce(session, node, change, policy, now)
     for incident in data["incidents"]:
         audit.record(
@@ -220,8 +213,9 @@ class StoredReport:
 def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> StoredReport | None:
     """Store one report's usage rows; None when the report id was stored before (a retry).
 
-    A savepoint per report: a concurrent or repeated delivery of the same id loses the race on the
-    unique (node_id, report_id) constraint and is counted as a duplicate, never twice.
+    The report row goes in first with ON CONFLICT DO NOTHING on the unique (node_id, report_id): a repeated
+    delivery of the same id inserts nothing and is counted as a duplicate, and a concurrent one waits on the
+    first's row and then does the same, never counted twice (no savepoint: two statements fewer a report).
     """
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
     rows = session.execute(
@@ -236,38 +230,44 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
             owners[config_id] = user_id
         else:
             foreign.add(config_id)
-    try:
-        with session.begin_nested():
-            # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
-            report_row = session.execute(
-                insert(UsageReport).values(node_id=node_id, report_id=report["report_id"]).returning(UsageReport.id)
-            ).scalar_one()
-            unknown = 0
-            moved: dict[int, int] = {}
-            usage_rows = []
-            for entry in report["usage"]:
-                config_id = int(CONFIG_EMAIL.match(entry["email"]).group(1))
-                if config_id not in owners:
-                    unknown += config_id not in foreign
-                    continue
-                usage_rows.append(
-                    {
-                        "user_id": owners[config_id],
-                        "config_id": config_id,
-                        "report_id": report_row,
-                        "bytes_in": entry["uplink"],
-                        "bytes_out": entry["downlink"],
-                        "period_start": report["period_start"],
-                        "period_end": report["period_end"],
-                    }
-                )
-                moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
-            if usage_rows:
-                session.execute(insert(Usage.__table__), usage_rows)  # one multi-row INSERT (insertmanyvalues)
-            _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
-    except IntegrityError:
+    # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
+    report_row = session.execute(
+        _dialect_insert(session)(UsageReport.__table__)
+        .values(node_id=node_id, report_id=report["report_id"])
+        .on_conflict_do_nothing(index_elements=["node_id", "report_id"])
+        .returning(UsageReport.__table__.c.id)
+    ).scalar()
+    if report_row is None:
         return None
+    unknown = 0
+    moved: dict[int, int] = {}
+    usage_rows = []
+    for entry in report["usage"]:
+        config_id = int(CONFIG_EMAIL.match(entry["email"]).group(1))
+        if config_id not in owners:
+            unknown += config_id not in foreign
+            continue
+        usage_rows.append(
+            {
+                "user_id": owners[config_id],
+                "config_id": config_id,
+                "report_id": report_row,
+                "bytes_in": entry["uplink"],
+                "bytes_out": entry["downlink"],
+                "period_start": report["period_start"],
+                "period_end": report["period_end"],
+            }
+        )
+        moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
+    if usage_rows:
+        session.execute(insert(Usage.__table__), usage_rows)  # one multi-row INSERT (insertmanyvalues)
+    _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
     return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))
+
+
+def _dialect_insert(session: Session) -> Callable[..., Any]:
+    """The INSERT construct with ON CONFLICT of the session's database (PostgreSQL, or SQLite: the embedded default)."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:

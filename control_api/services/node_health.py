@@ -118,17 +118,23 @@ def is_dark(node: Node, limit: float, now: datetime) -> bool:
     return (now - node.last_seen_at).total_seconds() > limit
 
 
-def evaluate(session: Session, node: Node, policy: HealthPolicy, now: datetime, heartbeat: bool) -> AlertChange:
+def evaluate(
+    session: Session, node: Node, policy: HealthPolicy, now: datetime, heartbeat: bool, latest: NodeMetric | None = None
+) -> AlertChange:
     """Judge NODE on its last heartbeats and update its open alert (the caller commits).
 
-    HEARTBEAT: called for a heartbeat just stored (metric thresholds; dark may clear). Otherwise
-    called by the fleet check, which may only raise dark (metrics are judged when they arrive).
+    HEARTBEAT: called for a heartbeat just stored (metric thresholds; dark may clear); LATEST, when given, is
+    that heartbeat's metrics. Otherwise called by the fleet check, which may only raise dark (metrics are
+    judged when they arrive).
     """
     limits = policy.limits_for(node)
     before: dict[str, Any] = dict(node.alert_breached or {})
     after: dict[str, Any] = {}
     # The fleet check reads no metrics for a node without an open alert: it may only raise dark, which they
-    # do not decide (one query per healthy node saved, every minute).
+    # do not decide (one query per healthy node saved, every minute). Nor does a heartbeat of a node without
+    # one whose own metrics are all within their limits: a breach needs every heartbeat of the window over
+    # its limit, this one included (judge), so nothing can be raised (one query per usual heartbeat saved).
+    quiet = heartbeat and not before and latest is not None and not _over_any(metric_values(latest, node), limits)
     recent = (
         session.scalars(
             select(NodeMetric)
@@ -136,7 +142,7 @@ def evaluate(session: Session, node: Node, policy: HealthPolicy, now: datetime, 
             .order_by(NodeMetric.timestamp.desc(), NodeMetric.id.desc())
             .limit(policy.window)
         ).all()
-        if heartbeat or before
+        if (heartbeat or before) and not quiet
         else []
     )
     values = [metric_values(metric, node) for metric in recent]
@@ -166,6 +172,13 @@ def evaluate(session: Session, node: Node, policy: HealthPolicy, now: datetime, 
     elif not after:
         node.alert_since = None
     return AlertChange(raised=raised, cleared=cleared, breached=after)
+
+
+def _over_any(values: dict[str, float | None], limits: dict[str, float | None]) -> bool:
+    return any(
+        (limit := limits[threshold]) is not None and (value := values[threshold]) is not None and value > limit
+        for threshold in METRIC_THRESHOLDS
+    )
 
 
 def watched_nodes(session: Session) -> list[Node]:
