@@ -206,3 +206,40 @@ def test_a_move_whose_target_goes_bad_before_it_serves_rolls_back(session):
     target.alert_since, target.alert_breached = T0, {"cpu": {}}
     assert migration.advance(session, POLICY, T0) == [target.id]
     assert (config.node_id, config.previous_node_id) == (source.id, None)
+
+
+def test_a_heartbeat_judged_with_its_own_metrics_ends_as_one_judged_on_the_history(session):
+    """evaluate(latest=...) skips the metric read for a quiet heartbeat of a node without an alert; the
+    outcome after every heartbeat of a random run is the one judged on the stored history alone."""
+    import random
+
+    from sqlalchemy import event
+
+    reads = []
+    event.listen(
+        session.get_bind(),
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_args: reads.append(statement) if "FROM node_metrics" in statement else None,
+    )
+    rng = random.Random(19)
+    with_latest, on_history = add_node(session, "a"), add_node(session, "b", client_id="client-b2")
+    for number in range(300):
+        at = T0 + timedelta(seconds=30 * number)
+        cpu = rng.choice([5.0, 50.0, 90.0, 99.0]) if number % 40 < 20 else 5.0
+        latency = rng.choice([10.0, 20.0, 400.0, None])
+        changes = []
+        for node, latest in ((with_latest, True), (on_history, False)):
+            node.last_seen_at = at
+            metric = NodeMetric(
+                node_id=node.id, cpu=cpu, mem=10.0, bandwidth_in=0, bandwidth_out=0, latency_ms=latency, timestamp=at
+            )
+            session.add(metric)
+            session.flush()
+            before = len(reads)
+            changes.append(evaluate(session, node, POLICY, at, heartbeat=True, latest=metric if latest else None))
+            quiet = (
+                latest and not changes[-1].breached and not changes[-1].cleared and cpu <= 85 and (latency or 0) <= 300
+            )
+            assert (len(reads) == before) is quiet, (number, cpu, latency)
+        assert changes[0] == changes[1], number
+        assert with_latest.alert_since == on_history.alert_since
