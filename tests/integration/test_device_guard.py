@@ -81,13 +81,16 @@ def test_a_blocked_device_is_refused_while_the_same_customers_other_device_and_a
             assert min(p.bytes for p in progress.values()) >= 2 * MiB, "the downloads never started"
 
             write_blocks(blocks, ports, [{"email": "cfg-1", "address": SECOND, "until": time.time() + 30}])
-            blocked_at = time.monotonic()
+            blocked_at, bytes_at_block = time.monotonic(), progress["alice@second"].bytes
             for thread in threads:
                 thread.join(timeout=60)
 
             # The blocked pair's open download is reset at once; its neighbours' complete intact.
             assert isinstance(outcomes["alice@second"], ProxyError), outcomes["alice@second"]
-            assert progress["alice@second"].bytes < size / 2
+            # Cut before its end, and within a few seconds of traffic at its rate after the block (where it
+            # stood at the block depends on how the machine scheduled the three streams, not on the guard).
+            assert progress["alice@second"].bytes < size
+            assert progress["alice@second"].bytes - bytes_at_block <= 3 * rate + MiB
             cut_after = ended_at["alice@second"] - blocked_at
             assert cut_after < 3, cut_after
             for name in ("alice@first", "bob@second"):
