@@ -40,6 +40,8 @@ def gunicorn_argv(port: int, workers: int, threads: int) -> list[str]:
         f"127.0.0.1:{port}",
         "--graceful-timeout",
         "5",
+        "--config",
+        "python:control_api.gunicorn_conf",
         "control_api:create_app()",
     ]
 

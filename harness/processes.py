@@ -120,6 +120,8 @@ class ApiServer(ManagedProcess):
             f"{gateway}:{self.port}",
             "--graceful-timeout",
             "5",
+            "--config",
+            "python:control_api.gunicorn_conf",
             "control_api:create_app()",
         ]
         super().__init__("control API", argv, env, log)

@@ -74,4 +74,4 @@ fi
 # One worker: the embedded default keeps rate limits and the blocklist in process memory. The access
 # log goes through RedactingLogger: subscription tokens are credentials and never reach a log.
 exec .venv/bin/gunicorn --workers 1 --threads 8 --bind "$host:$port" --access-logfile - \
-  --logger-class control_api.gunicorn_logging.RedactingLogger 'control_api:create_app()'
+  --config python:control_api.gunicorn_conf --logger-class control_api.gunicorn_logging.RedactingLogger 'control_api:create_app()'
