@@ -15,7 +15,7 @@ import requests
 
 from harness.fleet import create_admin
 from harness.podman_node import wait_for
-from harness.processes import VENV_BIN, ApiClient, ManagedProcess
+from harness.processes import VENV_BIN, ApiClient, ManagedProcess, gunicorn_argv
 from harness.services import free_port, postgres_server, redis_server
 
 
@@ -27,23 +27,6 @@ class ControlPlane:
     api: ManagedProcess
     url: str
     client: ApiClient  # logged in as an admin
-
-
-def gunicorn_argv(port: int, workers: int, threads: int) -> list[str]:
-    return [
-        str(VENV_BIN / "gunicorn"),
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--graceful-timeout",
-        "5",
-        "--config",
-        "python:control_api.gunicorn_conf",
-        "control_api:create_app()",
-    ]
 
 
 @contextlib.contextmanager
@@ -75,7 +58,8 @@ def control_plane(workdir: Path, workers: int = 2, threads: int = 4, **env_overr
         }
         for name in ("JWT_SECRET_KEY_FILE", "TEST_DATABASE_URL", "TEST_REDIS_URL"):
             env.pop(name, None)
-        api = ManagedProcess("control API", gunicorn_argv(port, workers, threads), env, workdir / "api.log")
+        argv = gunicorn_argv([f"127.0.0.1:{port}"], workers, threads)
+        api = ManagedProcess("control API", argv, env, workdir / "api.log")
         api.start()
         try:
             url = f"http://127.0.0.1:{port}"

@@ -102,28 +102,23 @@ def _listening(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def gunicorn_argv(binds: list[str], workers: int, threads: int) -> list[str]:
+    """gunicorn serving `control_api:create_app()` on BINDS (host:port) as production does: its settings module
+    (control_api/gunicorn_conf.py), WORKERS x THREADS, a short graceful timeout for tests."""
+    argv = [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--threads", str(threads)]
+    for bind in binds:
+        argv += ["--bind", bind]
+    settings = ["--config", "python:control_api.gunicorn_conf"]
+    return [*argv, "--graceful-timeout", "5", *settings, "control_api:create_app()"]
+
+
 class ApiServer(ManagedProcess):
     """gunicorn `control_api:create_app()` on 127.0.0.1:PORT and GATEWAY:PORT (where the agents reach it)."""
 
     def __init__(self, env: dict[str, str], gateway: str, log: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.gateway = gateway
-        argv = [
-            str(VENV_BIN / "gunicorn"),
-            "--workers",
-            "2",
-            "--threads",
-            "8",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--bind",
-            f"{gateway}:{self.port}",
-            "--graceful-timeout",
-            "5",
-            "--config",
-            "python:control_api.gunicorn_conf",
-            "control_api:create_app()",
-        ]
+        argv = gunicorn_argv([f"127.0.0.1:{self.port}", f"{gateway}:{self.port}"], workers=2, threads=8)
         super().__init__("control API", argv, env, log)
 
     @property
