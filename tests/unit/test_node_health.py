@@ -6,10 +6,11 @@ The database is an in-memory SQLite with the real schema; the clock is a paramet
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 
 from control_api.errors import Conflict
@@ -211,10 +212,6 @@ def test_a_move_whose_target_goes_bad_before_it_serves_rolls_back(session):
 def test_a_heartbeat_judged_with_its_own_metrics_ends_as_one_judged_on_the_history(session):
     """evaluate(latest=...) skips the metric read for a quiet heartbeat of a node without an alert; the
     outcome after every heartbeat of a random run is the one judged on the stored history alone."""
-    import random
-
-    from sqlalchemy import event
-
     reads = []
     event.listen(
         session.get_bind(),
