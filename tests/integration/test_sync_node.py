@@ -2,7 +2,7 @@
 
 One container for the module (start_node: the flags of the molecule scenarios, on a network of its
 own), provisioned once with the xray role through run_playbook. The node's connection
-(containers.podman.podman) and the role's shape variables reach the inventory through sync_node's
+(rayfleet.fleet.podman_pipelined) and the role's shape variables reach the inventory through sync_node's
 node_vars hook, as a worker's configuration would.
 What the node serves is read from the core's persisted /etc/rayfleet-core/config.json (what the
 users module wrote and the core reloads), and one active config carries real traffic from the share
@@ -55,7 +55,7 @@ ROLE_VARS = {
     "xray_blocked_destination_cidrs": ["127.0.0.0/8"],
 }
 CONNECTION_VARS = {
-    "ansible_connection": "containers.podman.podman",
+    "ansible_connection": "rayfleet.fleet.podman_pipelined",
     "ansible_host": CONTAINER,
     "ansible_python_interpreter": "/usr/bin/python3",
 }

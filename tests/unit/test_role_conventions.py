@@ -100,3 +100,15 @@ def test_every_role_has_its_default_scenario_on_a_network_of_its_own(role: str):
     assert f"--label=io.rayfleet.molecule={role}-default" in platform["extra_opts"]
     assert config["prerun"] is False and config["dependency"]["enabled"] is False
     assert ".ansible/collections" in config["ansible"]["env"]["ANSIBLE_COLLECTIONS_PATH"]
+
+
+SCENARIO_FILES = sorted(ROLES_DIR.parent.glob("molecule/*/molecule.yml")) + sorted(
+    ROLES_DIR.glob("*/molecule/*/molecule.yml")
+)
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_FILES, ids=lambda path: str(path.parent.relative_to(ROLES_DIR.parent)))
+def test_every_scenario_reaches_its_containers_pipelined(scenario: Path):
+    """One `podman exec` per module (plugins/connection/podman_pipelined.py), not four."""
+    config = yaml.safe_load(scenario.read_text())
+    assert config["provisioner"]["connection_options"] == {"ansible_connection": "rayfleet.fleet.podman_pipelined"}
