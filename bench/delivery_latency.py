@@ -19,7 +19,7 @@ gunicorn serving the control API, an `rq worker --with-scheduler` process, and o
 
 Targets (DESIGN.md §2, issues #4 and #19): p95 < 1 s for (a) with a warm pool, <= 5 s with an empty one;
 <= 3 playbook runs for (b) (--burst 0 skips it). Prints figures only,
-no pass/fail. Holds the machine-wide molecule lock while its container exists; removes only it.
+no pass/fail. Holds both container locks (machine_lock) while its container exists; removes only it.
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ def main() -> None:
     from control_api import migrate
     from control_api.database import make_engine
     from harness import fleet as harness
+    from harness.podman_node import machine_lock
     from harness.services import postgres_server, redis_server
 
     spec = harness.FleetSpec(
@@ -208,7 +209,7 @@ def main() -> None:
         migrate.upgrade(engine)
         engine.dispose()
         print("starting the fleet and provisioning the node through the API (a few minutes) ...", flush=True)
-        with harness.start_fleet(spec, Path(tmp), database_url, redis_url) as fleet:
+        with harness.start_fleet(spec, Path(tmp), database_url, redis_url, lock=machine_lock) as fleet:
             provisioned = fleet.provision_seconds
             plan_id = fleet.create_plan()["id"]
             print(f"fleet up; the provision job took the node to in_sync in {provisioned:.0f} s", flush=True)

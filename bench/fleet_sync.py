@@ -40,13 +40,15 @@ from control_api.database import make_engine  # noqa: E402
 from control_api.jobs.sync import sync_node, sync_nodes  # noqa: E402
 from control_api.models import Node, User, UserConfig  # noqa: E402
 from control_api.runners.ansible import link_collection, run_playbook  # noqa: E402
-from harness.podman_node import CONTAINERS_CONF, build_node_image, join_node, molecule_lock, start_node  # noqa: E402
+from harness.podman_node import CONTAINERS_CONF, build_node_image, join_node, machine_lock, start_node  # noqa: E402
 from harness.services import postgres_server  # noqa: E402
 
 NETWORK = "rayfleet-bench-fleet-sync"
 LABEL = "bench_fleet_sync"
+# rayfleet.fleet.podman_pipelined: one `podman exec` per module, as production's pipelined SSH;
+# --connection containers.podman.podman gives the figures of before.
 ROLE_VARS = {
-    "ansible_connection": "containers.podman.podman",
+    "ansible_connection": "rayfleet.fleet.podman_pipelined",
     "ansible_python_interpreter": "/usr/bin/python3",
     "xray_core": "v2ray",
     "xray_tls_self_signed": True,
@@ -118,14 +120,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--forks", type=int, default=10)
+    parser.add_argument("--connection", default=ROLE_VARS["ansible_connection"], help="the nodes' ansible_connection")
     args = parser.parse_args()
+    ROLE_VARS["ansible_connection"] = args.connection
     os.environ["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
     build_node_image()
     link_collection(REPO / ".ansible" / "collections")
     names = [f"rayfleet-bench-fs-{n}" for n in range(args.nodes)]
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(postgres_server())
-        stack.enter_context(molecule_lock())
+        stack.enter_context(machine_lock())
         stack.enter_context(start_node(names[0], LABEL, NETWORK))
         for name in names[1:]:
             stack.enter_context(join_node(name, LABEL, NETWORK))
@@ -175,7 +179,10 @@ def main() -> None:
     wall = {label: statistics.median(sample[0] for sample in samples) for label, samples in figures.items()}
     cpu = {label: statistics.median(sample[1] for sample in samples) for label, samples in figures.items()}
     cores = os.cpu_count() or 1
-    print(f"\n{args.nodes} podman nodes dirty at once, +1 config each ({args.users} served), {args.runs} runs, p50")
+    print(
+        f"\n{args.nodes} podman nodes ({args.connection}) dirty at once, +1 config each ({args.users} served), "
+        f"{args.runs} runs, p50"
+    )
     print(f"  {'':18s} {'wall s':>8s} {'CPU s':>8s}")
     for label in figures:
         print(f"  {label:18s} {wall[label]:8.2f} {cpu[label]:8.2f}")

@@ -20,7 +20,7 @@ until all --configs were live on node 2 (the config's migration.live_on_target; 
 database), the longest gap any sampled old link saw (goal 0 s: make-before-break), and how many
 playbook runs (`sync_runs` rows) it took, per node. The grace window (--grace, MIGRATION_GRACE_SECONDS)
 outlasts the bench, so the old links must keep working throughout. Prints figures only, no pass/fail.
-Holds the machine-wide molecule lock while its containers exist; removes only them.
+Holds both container locks (machine_lock) while its containers exist; removes only them.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def main() -> None:
     from harness import fleet as harness
     from harness import migration
     from harness.link_sampler import LinkSampler
+    from harness.podman_node import machine_lock
     from harness.services import postgres_server, redis_server
 
     spec = harness.FleetSpec(
@@ -155,7 +156,9 @@ def main() -> None:
         migrate.upgrade(engine)
         engine.dispose()
         print("starting the fleet and provisioning two nodes through the API (a few minutes) ...", flush=True)
-        with harness.start_fleet(spec, Path(tmp), database_url, redis_url, env_overrides=env) as fleet:
+        with harness.start_fleet(
+            spec, Path(tmp), database_url, redis_url, env_overrides=env, lock=machine_lock
+        ) as fleet:
             node1, node2 = (node.node_id for node in fleet.nodes)
             address1, address2 = (node.container.address for node in fleet.nodes)
             provisioned = [node.provision_seconds for node in fleet.nodes]

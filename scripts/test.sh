@@ -32,27 +32,31 @@ if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"
 fi
 
-# The whole suite as two pytest processes side by side: tests/e2e (molecule scenarios and fleets in
-# containers, which take turns on the machine-wide molecule lock and mostly wait on them) and
-# tests/unit + tests/integration. Each starts its own PostgreSQL and Redis. The second one's output
-# is shown after the first's; the run fails if either does.
+# The whole suite as two pytest processes side by side, one per kind of container test (each kind takes
+# turns on its own lock, harness/podman_node.py): the molecule scenarios (tests/e2e/test_molecule.py,
+# real systemd containers converged by molecule), and everything else (tests/unit, tests/integration,
+# then the e2e fleets, whose containers the harness starts). A scenario mostly waits on its containers
+# (about one core of two), so the other process has room. Each starts its own PostgreSQL and Redis. The
+# second one's output is shown after the first's; the run fails if either does.
 for path in tests/*; do
     case "$path" in
     tests/unit | tests/integration | tests/e2e | tests/fixtures | tests/__init__.py | tests/conftest.py | tests/__pycache__) ;;
     *) echo "scripts/test.sh runs tests/unit, tests/integration and tests/e2e only: add $path to it" >&2; exit 1 ;;
     esac
 done
+scenarios=tests/e2e/test_molecule.py
 rest_log=$(mktemp -t rayfleet-pytest-rest.XXXXXX)
-echo "==> pytest tests/unit tests/integration (in the background, log shown below)"
-.venv/bin/python -m pytest tests/unit tests/integration -p no:cacheprovider --durations=15 >"$rest_log" 2>&1 &
+echo "==> pytest tests/unit tests/integration tests/e2e except $scenarios (in the background, log shown below)"
+.venv/bin/python -m pytest tests/unit tests/integration tests/e2e --ignore="$scenarios" -p no:cacheprovider \
+    --durations=15 >"$rest_log" 2>&1 &
 rest_pid=$!
-echo "==> pytest tests/e2e"
-e2e_rc=0
-.venv/bin/python -m pytest tests/e2e --durations=15 || e2e_rc=$?
+echo "==> pytest $scenarios"
+scenarios_rc=0
+.venv/bin/python -m pytest "$scenarios" --durations=15 || scenarios_rc=$?
 rest_rc=0
 wait "$rest_pid" || rest_rc=$?
-echo "==> pytest tests/unit tests/integration (ran beside tests/e2e): exit $rest_rc"
+echo "==> pytest tests/unit tests/integration tests/e2e except $scenarios (ran beside it): exit $rest_rc"
 cat "$rest_log"
 rm -f "$rest_log"
-echo "==> pytest: tests/e2e exit $e2e_rc, tests/unit + tests/integration exit $rest_rc"
-[ "$e2e_rc" -eq 0 ] && [ "$rest_rc" -eq 0 ]
+echo "==> pytest: $scenarios exit $scenarios_rc, the rest exit $rest_rc"
+[ "$scenarios_rc" -eq 0 ] && [ "$rest_rc" -eq 0 ]

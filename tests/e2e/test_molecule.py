@@ -9,7 +9,6 @@ docs/runbooks/testing.md.
 from __future__ import annotations
 
 import collections
-import fcntl
 import os
 import signal
 import subprocess
@@ -24,14 +23,13 @@ import yaml
 
 from control_api.runners.ansible import link_collection
 from harness.netguard import interface_addresses, podman_network
+from harness.podman_node import molecule_lock
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "molecule" / "containers.conf"
 # Where every scenario's ansible.env looks for the collection rayfleet.fleet (the repository, linked).
 COLLECTIONS_DIR = REPO / ".ansible" / "collections"
 VENV_BIN = Path(sys.prefix) / "bin"
-# One molecule run at a time on the machine: two cores, and scenarios may share container names.
-LOCK_FILE = Path("/var/tmp/rayfleet-molecule.lock")
 TIMEOUT_SECONDS = 1800
 TAIL_LINES = 150
 
@@ -109,9 +107,10 @@ def node_image() -> None:
 
 
 @pytest.fixture
-def machine_lock() -> Iterator[None]:
-    with LOCK_FILE.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def scenario_lock() -> Iterator[None]:
+    """One scenario at a time on the machine (scenarios may share container names); the harness's
+    containers (the fleets) take another lock and may run meanwhile (harness/podman_node.py)."""
+    with molecule_lock():
         yield
 
 
@@ -161,7 +160,7 @@ def test_the_node_scenario_is_found():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("directory", "scenario"), SCENARIOS, ids=[f"{d}:{s}" for d, s in SCENARIOS])
-def test_molecule_scenario(directory, scenario, node_image, machine_lock, tmp_path):
+def test_molecule_scenario(directory, scenario, node_image, scenario_lock, tmp_path):
     assert os.geteuid() == 0, "molecule scenarios run rootful podman: run the tests as root (CI does)"
     cwd = REPO / directory
     removed = remove_stale_containers(cwd, scenario)

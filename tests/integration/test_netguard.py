@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.netguard import NonLocalAddressError, check_test_address, network_gateway, podman_network
-from harness.podman_node import IMAGE, NodeNetwork, build_node_image, molecule_lock, podman
+from harness.podman_node import IMAGE, NodeNetwork, build_node_image, harness_lock, podman
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ LABEL = "netguard"
 def test_a_test_network_is_refused_until_a_container_joins_it_and_after_it_is_gone():
     build_node_image()
     network = NodeNetwork(NETWORK, LABEL)
-    with molecule_lock():
+    with harness_lock():
         podman("rm", "-f", "-t", "0", CONTAINER)
         network.create()
         try:

@@ -31,7 +31,7 @@ from harness.podman_node import (
     CONTAINERS_CONF,
     NodeContainer,
     build_node_image,
-    molecule_lock,
+    harness_lock,
     podman,
     start_node,
 )
@@ -67,9 +67,9 @@ def node_vars(_node: Node) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def node_container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeContainer]:
-    """A provisioned podman node on a network of its own; holds the machine-wide molecule lock while it exists."""
+    """A provisioned podman node on a network of its own; holds the harness lock while it exists."""
     build_node_image()
-    with molecule_lock(), pytest.MonkeyPatch.context() as patch:
+    with harness_lock(), pytest.MonkeyPatch.context() as patch:
         # ansible-runner's child inherits the environment: the podman connection plugin needs this too.
         patch.setenv("CONTAINERS_CONF", str(CONTAINERS_CONF))
         with start_node(CONTAINER, "sync_node", NETWORK) as node:
