@@ -7,6 +7,9 @@ That plugin runs every module as four `podman exec` calls (make a temporary dire
 module in, run it, remove the directory); each `podman exec` costs about 0.18 s here. It cannot
 pipeline only because `podman exec` does not pass its standard input on without `-i`. This one
 adds `-i` when Ansible has input for the command, so a pipelined module is one `podman exec`.
+A container that is stopped or gone is a connection failure (the host is unreachable), as with SSH: the
+parent only found out when its first call (making the temporary directory) failed, and a pipelined
+module's failed exec would otherwise read as a module failure.
 Used by the molecule scenarios and the test fleets; nodes in production are reached over SSH.
 """
 
@@ -63,9 +66,13 @@ DOCUMENTATION = """
 
 import shlex
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.connection import ensure_connect
 from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
+
+# What podman 4 says (exit code 255 or 125) when it cannot exec in the container at all.
+_CANNOT_EXEC = (b"can only create exec sessions on running containers", b"no container with name or ID")
 
 
 class Connection(PodmanConnection):
@@ -81,4 +88,7 @@ class Connection(PodmanConnection):
             exec_args.append("--interactive")
         if self.user:
             exec_args.extend(("--user", self.user))
-        return self._podman(exec_args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
+        rc, stdout, stderr = self._podman(exec_args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
+        if rc in (125, 255) and any(marker in stderr for marker in _CANNOT_EXEC):
+            raise AnsibleConnectionFailure(f"podman exec in {self._container_id}: {to_native(stderr).strip()}")
+        return rc, stdout, stderr
