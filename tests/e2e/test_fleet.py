@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -374,12 +374,27 @@ def test_a_second_device_past_max_devices_is_refused_the_first_kept_and_freed_af
                 return False
 
         # Until the first device has aged out of the agent's window it still counts, and an expired block
-        # would only be made again: wait that out, then for the cool-down's end.
-        time.sleep(DEVICE_WINDOW_SECONDS + 2 * AGENT_INTERVAL_SECONDS)
-        freed_at = wait_for(
-            lambda: not view()["device_blocks"] and second_works() and time.monotonic(),
-            "the second device was never served again",
+        # would only be made again. The node reports a link only while some device of it is in the window,
+        # so the window is empty once devices_seen_at stops moving: wait for that (a fixed sleep was not
+        # enough on a loaded machine) and for the cool-down's end, then use the second device.
+        def window_empty_and_unblocked() -> bool:
+            answer = view()
+            seen_at = answer["devices_seen_at"] and datetime.fromisoformat(answer["devices_seen_at"])
+            if seen_at and seen_at.tzinfo is None:
+                seen_at = seen_at.replace(tzinfo=UTC)
+            quiet = not seen_at or datetime.now(UTC) - seen_at > timedelta(seconds=3 * AGENT_INTERVAL_SECONDS)
+            return quiet and not answer["device_blocks"]
+
+        wait_for(
+            window_empty_and_unblocked,
+            "the link's devices never aged out of the window, or its block never ended",
             timeout=DEVICE_COOLDOWN_SECONDS + DEVICE_WINDOW_SECONDS + 20 * AGENT_INTERVAL_SECONDS,
+            interval=1,
+        )
+        freed_at = wait_for(
+            lambda: second_works() and time.monotonic(),
+            "the second device was never served again",
+            timeout=20 * AGENT_INTERVAL_SECONDS,  # the sync that lifts the node's block
             interval=1,
         )
         fetched = fetch_via_link(link, url, bind_address=second_address, timeout=60)
