@@ -69,6 +69,10 @@ FLEET_SQL = [
     """INSERT INTO node_metrics (node_id, cpu, mem, bandwidth_in, bandwidth_out, latency_ms, timestamp)
        SELECT node.id, 20 + (m % 30), 40, 1000000, 2000000, 12.5, now() - m * interval '1 minute'
        FROM nodes node, generate_series(0, :metrics - 1) AS m ORDER BY m DESC, node.id""",
+    # The newest of them on the node row, as the heartbeat keeps it there.
+    """UPDATE nodes SET last_metrics_at = m.timestamp, last_cpu = m.cpu, last_mem = m.mem,
+              last_bandwidth_in = m.bandwidth_in, last_bandwidth_out = m.bandwidth_out, last_latency_ms = m.latency_ms
+       FROM node_metrics m WHERE m.id = (SELECT max(id) FROM node_metrics WHERE node_id = nodes.id)""",
     """INSERT INTO sync_runs (node_id, revision, status, rc, changed, added, removed, duration_ms, started_at,
                               finished_at)
        SELECT id, 5, 'succeeded', 0, 1, 3, 0, 2500, now() - interval '1 hour', now() - interval '1 hour'

@@ -90,6 +90,14 @@ class Node(Base):
     # The revision node_served_users describes (what the node serves since its last successful sync);
     # NULL or unlike applied_revision: unknown, so the next sync sends the full set (services/deltas.py).
     served_snapshot_revision: Mapped[int | None] = mapped_column(BigInteger)
+    # The last heartbeat's metrics, also kept in node_metrics: written by the heartbeat's own UPDATE of this row,
+    # so listing the fleet reads no metric history (services/nodes.py). NULL until the first heartbeat.
+    last_metrics_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_cpu: Mapped[float | None] = mapped_column(Float)
+    last_mem: Mapped[float | None] = mapped_column(Float)
+    last_bandwidth_in: Mapped[int | None] = mapped_column(BigInteger)
+    last_bandwidth_out: Mapped[int | None] = mapped_column(BigInteger)
+    last_latency_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class NodeServedUser(Base):

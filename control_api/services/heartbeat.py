@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 CONFIG_EMAIL = re.compile(r"^cfg-([0-9]+)$")
 DEFAULT_QUOTA_WATCH_BYTES = 1024 * 1024 * 1024  # QUOTA_WATCH_MB
 MAX_QUOTA_WATCH = 1000
+METRIC_KEYS = ("cpu", "mem", "bandwidth_in", "bandwidth_out", "latency_ms")
 
 
 def record_heartbeat(
@@ -63,16 +64,22 @@ def record_heartbeat(
     limits (devices.py); DISPATCH queues the syncs that carry the changes."""
     policy = policy or HealthPolicy()
     now = utcnow()
-    # One statement locks the node's row, marks it seen (an offline node is back) and reads it back: the
-    # principal's lookup has just loaded the node, so a SELECT ... FOR UPDATE and an UPDATE would be two more.
+    metric = {key: data[key] for key in METRIC_KEYS}
+    # One statement locks the node's row, marks it seen (an offline node is back), keeps this heartbeat's
+    # metrics on it (what GET /nodes shows) and reads it back: the principal's lookup has just loaded the node,
+    # so a SELECT ... FOR UPDATE and an UPDATE would be two more.
     node = session.scalars(
         update(Node)
         .where(Node.id == node_principal.id)
-        .values(last_seen_at=now, status=case((Node.status == "offline", "active"), else_=Node.status))
+        .values(
+            last_seen_at=now,
+            status=case((Node.status == "offline", "active"), else_=Node.status),
+            last_metrics_at=now,
+            **{f"last_{key}": value for key, value in metric.items()},
+        )
         .returning(Node),
         execution_options={"populate_existing": True, "synchronize_session": False},
     ).one()
-    metric = {key: data[key] for key in ("cpu", "mem", "bandwidth_in", "bandwidth_out", "latency_ms")}
     # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
     session.execute(insert(NodeMetric.__table__).values(node_id=node.id, timestamp=now, **metric))
     change = evaluate(session, node, policy, now, heartbeat=True, latest=NodeMetric(**metric))

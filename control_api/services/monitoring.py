@@ -22,13 +22,12 @@ from ..models import (
     PAYMENT_PURPOSES,
     PAYMENT_STATUSES,
     Node,
-    NodeMetric,
     Payment,
     SyncRun,
     UserConfig,
 )
 from .node_health import WATCHED_STATUSES, HealthPolicy, metric_values
-from .nodes import latest_by_node, sync_state
+from .nodes import last_metric, latest_rows_by_node, sync_state
 
 # A payment pending longer than this is overdue for review (alert RayfleetPaymentsWaitingOverADay).
 PAYMENT_OVERDUE_AFTER = timedelta(days=1)
@@ -37,19 +36,17 @@ PAYMENT_OVERDUE_AFTER = timedelta(days=1)
 def node_figures(session: Session, policy: HealthPolicy) -> list[dict[str, Any]]:
     """One entry per node: its labels, its last heartbeat's values, its limits, its open alert and sync state."""
     nodes = list(session.scalars(select(Node).order_by(Node.id)))
-    ids = [node.id for node in nodes]
-    metrics = latest_by_node(session, NodeMetric, ids)
-    runs = latest_by_node(session, SyncRun, ids)
+    runs = latest_rows_by_node(session, SyncRun, None)  # every node's
     configs: dict[int, dict[str, int]] = {node.id: dict.fromkeys(CONFIG_STATUSES, 0) for node in nodes}
     for node_id, status, count in session.execute(
         select(UserConfig.node_id, UserConfig.status, func.count())
-        .where(UserConfig.node_id.in_(ids))
+        .where(UserConfig.node_id.is_not(None))  # every node's
         .group_by(UserConfig.node_id, UserConfig.status)
     ):
         configs[node_id][status] = count
     figures = []
     for node in nodes:
-        metric = metrics.get(node.id)
+        metric = last_metric(node)
         figures.append(
             {
                 "name": node.name,

@@ -51,8 +51,8 @@ def list_nodes(
     acting_admin(session, caller, acting_telegram_id)
     # Core rows, not ORM objects: the same columns as columns_of reads, without building and tracking an
     # instance per row (a read-only list of every node, each with its last heartbeat and sync).
-    nodes = _rows(session.connection().execute(select(*column_attributes(Node)).order_by(Node.id)))
-    return node_views(session, nodes, stale_after_seconds, latest=latest_rows_by_node)
+    nodes = _rows(session.connection().execute(select(*_VIEW_COLUMNS).order_by(Node.id)))
+    return node_views(session, nodes, stale_after_seconds, every_node=True)
 
 
 def node_view(session: Session, node: Node, stale_after_seconds: int) -> dict[str, Any]:
@@ -60,69 +60,75 @@ def node_view(session: Session, node: Node, stale_after_seconds: int) -> dict[st
 
 
 def node_views(
-    session: Session,
-    nodes: Sequence[Any],
-    stale_after_seconds: int,
-    latest: Callable[..., Any] | None = None,
+    session: Session, nodes: Sequence[Any], stale_after_seconds: int, every_node: bool = False
 ) -> list[dict[str, Any]]:
     """NODES (ORM objects, or Core rows of their columns_of columns) as admins see them: the row plus health, sync
-    state, the last heartbeat and the last sync. LATEST reads the last heartbeats and syncs (latest_by_node, or
-    latest_rows_by_node for rows).
+    state, the last heartbeat (kept on the row) and the last sync. EVERY_NODE: NODES are all the nodes there
+    are, so the grouped reads need no list of ids (1,000 bound parameters cost more than the rows they name).
 
-    Three grouped queries for any number of nodes (no query per node).
+    Two grouped queries for any number of nodes (no query per node).
     """
-    latest = latest or latest_by_node
-    ids = [node.id for node in nodes]
-    metrics = latest(session, NodeMetric, ids)
-    runs = latest(session, SyncRun, ids)
-    pending = dict(
-        session.execute(
-            select(UserConfig.node_id, func.count())
-            .where(UserConfig.node_id.in_(ids), UserConfig.status == "pending")
-            .group_by(UserConfig.node_id)
-        ).all()
-    )
+    ids = None if every_node else [node.id for node in nodes]
+    runs = latest_rows_by_node(session, SyncRun, ids)
+    pending_configs = select(UserConfig.node_id, func.count()).where(UserConfig.status == "pending")
+    if ids is not None:
+        pending_configs = pending_configs.where(UserConfig.node_id.in_(ids))
+    pending = dict(session.execute(pending_configs.group_by(UserConfig.node_id)).all())
     now = utcnow()
     views = []
     for node in nodes:
         run = runs.get(node.id)
-        metric = metrics.get(node.id)
-        views.append(
-            {
-                **_columns(node),
-                "health": _health(node.last_seen_at, now, stale_after_seconds),
-                "sync_state": sync_state(node, run),
-                "pending_configs": pending.get(node.id, 0),
-                "last_metrics": None if metric is None else {**_columns(metric), "at": metric.timestamp},
-                "last_sync": None if run is None else _columns(run),
-            }
+        view = _columns(node)
+        metrics = {key: view.pop(column) for key, column in _METRIC_COLUMNS.items()}
+        view.update(
+            health=_health(node.last_seen_at, now, stale_after_seconds),
+            sync_state=sync_state(node, run),
+            pending_configs=pending.get(node.id, 0),
+            last_metrics=None if metrics["at"] is None else metrics,
+            last_sync=None if run is None else dict(run),
         )
+        views.append(view)
     return views
 
 
-def latest_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
-    if not ids:
-        return {}
-    return {
-        row.node_id: row
-        for row in session.scalars(select(model).join_from(Node, model, _newest_of(model)).where(Node.id.in_(ids)))
-    }
+def last_metric(node: Node) -> NodeMetric | None:
+    """NODE's last heartbeat's metrics (kept on its row) as an unsaved NodeMetric; None before its first."""
+    if node.last_metrics_at is None:
+        return None
+    values = {key: getattr(node, column) for key, column in _METRIC_COLUMNS.items() if key != "at"}
+    return NodeMetric(node_id=node.id, timestamp=node.last_metrics_at, **values)
 
 
-def latest_rows_by_node(session: Session, model: type[NodeMetric] | type[SyncRun], ids: list[int]) -> dict[int, Any]:
-    """latest_by_node as Core rows: dicts of the model's columns_of columns, also read as attributes."""
-    if not ids:
+def latest_rows_by_node(session: Session, model: type[SyncRun], ids: list[int] | None) -> dict[int, Any]:
+    """Each node's newest MODEL row (of the nodes IDS, or of every node when None), as a dict of the model's
+    columns_of columns that also reads as attributes."""
+    if ids is not None and not ids:
         return {}
-    statement = select(*column_attributes(model)).join_from(Node, model, _newest_of(model)).where(Node.id.in_(ids))
+    statement = select(*column_attributes(model)).join_from(Node, model, _newest_of(model))
+    if ids is not None:
+        statement = statement.where(Node.id.in_(ids))
     return {row.node_id: row for row in _rows(session.connection().execute(statement))}
 
 
-def _newest_of(model: type[NodeMetric] | type[SyncRun]) -> Any:
+def _newest_of(model: type[SyncRun]) -> Any:
     """The join condition from nodes to each node's newest MODEL row: a correlated max(id), one probe of the
     (node_id, id) index per node, where a GROUP BY would read every row the nodes have (all retained
-    heartbeats). Joined, not `id IN (subquery)`: PostgreSQL then probes once per node, not twice."""
+    runs). Joined, not `id IN (subquery)`: PostgreSQL then probes once per node, not twice."""
     newer = aliased(model)
     return model.id == select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()
+
+
+# NodeOut's last_metrics keys and the node columns they are kept in (heartbeat.py writes them).
+_METRIC_COLUMNS = {
+    "at": "last_metrics_at",
+    "cpu": "last_cpu",
+    "mem": "last_mem",
+    "bandwidth_in": "last_bandwidth_in",
+    "bandwidth_out": "last_bandwidth_out",
+    "latency_ms": "last_latency_ms",
+}
+# A node's columns as the list reads them: the agent's secret hash is never part of a view.
+_VIEW_COLUMNS = [column for column in column_attributes(Node) if column.key != "secret_hash"]
 
 
 class _Columns(dict):

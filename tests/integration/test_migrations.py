@@ -698,3 +698,38 @@ def test_the_console_schema_keeps_totp_on_only_with_a_secret(scratch_engine):
     migrate.upgrade(scratch_engine)
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("admins")}
     assert {"totp_secret", "totp_enabled_at"} <= columns
+
+
+def test_the_node_row_keeps_its_newest_heartbeat_filled_from_the_history(scratch_engine):
+    """0023: the upgrade copies each node's newest node_metrics row onto it (a node without one stays NULL);
+    downgrading drops the columns and keeps every metric row."""
+    migrate.upgrade(scratch_engine, "0021")
+    node = (
+        "INSERT INTO nodes (id, name, region, location_tag, status, core, capacity_score, client_id, jwt_secret,"
+        " desired_revision, applied_revision, created_at) VALUES (:id, :name, 'r', 't', 'active', 'xray', 1,"
+        " :name, 'h', 0, 0, CURRENT_TIMESTAMP)"
+    )
+    metric = (
+        "INSERT INTO node_metrics (id, node_id, cpu, mem, bandwidth_in, bandwidth_out, latency_ms, timestamp)"
+        " VALUES (:id, :node, :cpu, 40, :id, 20, :latency, :at)"
+    )
+    with scratch_engine.begin() as connection:
+        connection.execute(text(node), [{"id": 1, "name": "seen"}, {"id": 2, "name": "never"}])
+        connection.execute(
+            text(metric),
+            [
+                {"id": 7, "node": 1, "cpu": 10.5, "latency": 3.25, "at": "2026-12-06 08:00:00"},
+                {"id": 9, "node": 1, "cpu": 77.25, "latency": None, "at": "2026-12-06 08:01:00"},
+            ],
+        )
+    migrate.upgrade(scratch_engine)
+    read = "SELECT id, last_cpu, last_mem, last_bandwidth_in, last_latency_ms, last_metrics_at FROM nodes ORDER BY id"
+    with scratch_engine.connect() as connection:
+        (seen, never) = connection.execute(text(read)).all()
+    assert seen[:5] == (1, 77.25, 40.0, 9, None) and seen[5] is not None
+    assert never == (2, None, None, None, None, None)
+    migrate.downgrade(scratch_engine, "0021")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("nodes")}
+    assert not {"last_cpu", "last_metrics_at"} & columns
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM node_metrics")).scalar() == 2
