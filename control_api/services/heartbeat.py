@@ -22,13 +22,14 @@ secret cannot run every customer's quota down.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import BigInteger, Select, bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -69,19 +70,12 @@ def record_heartbeat(
     # metrics on it (what GET /nodes shows) and reads it back: the principal's lookup has just loaded the node,
     # so a SELECT ... FOR UPDATE and an UPDATE would be two more.
     node = session.scalars(
-        update(Node)
-        .where(Node.id == node_principal.id)
-        .values(
-            last_seen_at=now,
-            status=case((Node.status == "offline", "active"), else_=Node.status),
-            last_metrics_at=now,
-            **{f"last_{key}": value for key, value in metric.items()},
-        )
-        .returning(Node),
+        _NODE_SEEN,
+        {"node_id": node_principal.id, "now": now, **metric},
         execution_options={"populate_existing": True, "synchronize_session": False},
     ).one()
     # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
-    session.execute(insert(NodeMetric.__table__).values(node_id=node.id, timestamp=now, **metric))
+    session.execute(_METRIC_INSERT, {"node_id": node.id, "timestamp": now, **metric})
     change = evaluate(session, node, policy, now, heartbeat=True, latest=NodeMetric(**metric))
     announce(session, node, change, policy, now)
     for incident in data["incidents"]:
@@ -191,9 +185,37 @@ def _end_service_probe() -> Select:
     )
 
 
-# Built once: a heartbeat runs them with new parameters (the statement is neither rebuilt nor re-keyed).
+def _node_seen_statement() -> Any:
+    """UPDATE the node :node_id: seen at :now (offline -> active), this heartbeat's metrics (:cpu, ...) kept on
+    its row; RETURNING the node."""
+    return (
+        update(Node)
+        .where(Node.id == bindparam("node_id"))
+        .values(
+            last_seen_at=bindparam("now"),
+            status=case((Node.status == "offline", "active"), else_=Node.status),
+            last_metrics_at=bindparam("now"),
+            **{f"last_{key}": bindparam(key) for key in METRIC_KEYS},
+        )
+        .returning(Node)
+    )
+
+
+def _owners_statement() -> Select:
+    """The configs of :ids with their customer and the nodes that serve them."""
+    return select(UserConfig.id, UserConfig.user_id, UserConfig.node_id, UserConfig.previous_node_id).where(
+        UserConfig.id.in_(bindparam("ids", expanding=True))
+    )
+
+
+# Built once: a heartbeat runs them with new parameters (the statement is neither rebuilt nor re-keyed; building
+# and cache-keying a statement cost a heartbeat more than PostgreSQL's running of it).
 _QUOTA_WATCH = _quota_watch_statement()
 _END_SERVICE_PROBE = _end_service_probe()
+_NODE_SEEN = _node_seen_statement()
+_METRIC_INSERT = insert(NodeMetric.__table__)
+_OWNERS = _owners_statement()
+_USAGE_INSERT = insert(Usage.__table__)
 
 
 def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> set[int]:
@@ -225,11 +247,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
     first's row and then does the same, never counted twice (no savepoint: two statements fewer a report).
     """
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
-    rows = session.execute(
-        select(UserConfig.id, UserConfig.user_id, UserConfig.node_id, UserConfig.previous_node_id).where(
-            UserConfig.id.in_(ids)
-        )
-    )
+    rows = session.execute(_OWNERS, {"ids": sorted(ids)})
     owners, foreign = {}, set()
     for config_id, user_id, config_node_id, previous_node_id in rows:
         # A moving config is served by its source and its target: both report its traffic.
@@ -239,10 +257,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
             foreign.add(config_id)
     # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
     report_row = session.execute(
-        _dialect_insert(session)(UsageReport.__table__)
-        .values(node_id=node_id, report_id=report["report_id"])
-        .on_conflict_do_nothing(index_elements=["node_id", "report_id"])
-        .returning(UsageReport.__table__.c.id)
+        _report_insert(session.get_bind().dialect.name), {"node_id": node_id, "report_id": report["report_id"]}
     ).scalar()
     if report_row is None:
         return None
@@ -267,14 +282,23 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
         )
         moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
     if usage_rows:
-        session.execute(insert(Usage.__table__), usage_rows)  # one multi-row INSERT (insertmanyvalues)
+        session.execute(_USAGE_INSERT, usage_rows)  # one multi-row INSERT (insertmanyvalues)
     _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
     return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))
 
 
-def _dialect_insert(session: Session) -> Callable[..., Any]:
-    """The INSERT construct with ON CONFLICT of the session's database (PostgreSQL, or SQLite: the embedded default)."""
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+@functools.cache
+def _report_insert(dialect: str) -> Any:
+    """INSERT the usage report (:node_id, :report_id) unless stored before, RETURNING its id: with ON CONFLICT of
+    DIALECT (PostgreSQL, or SQLite: the embedded default). Built once per dialect."""
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    reports = UsageReport.__table__
+    return (
+        dialect_insert(reports)
+        .values(node_id=bindparam("node_id"), report_id=bindparam("report_id"))
+        .on_conflict_do_nothing(index_elements=["node_id", "report_id"])
+        .returning(reports.c.id)
+    )
 
 
 def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:
@@ -282,9 +306,21 @@ def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:
     add up instead of overwriting. The rows are matched by id (IN), so PostgreSQL locks them in index order."""
     if not moved:
         return
+    parameters = {}
+    for number, config_id in enumerate(sorted(moved)):
+        parameters[f"id_{number}"] = config_id
+        parameters[f"bytes_{number}"] = moved[config_id]
+    session.execute(_used_bytes_update(len(moved)), parameters)
+
+
+@functools.lru_cache(maxsize=256)
+def _used_bytes_update(count: int) -> Any:
+    """The UPDATE of _add_used_bytes for COUNT configs (:id_0, :bytes_0, ...), built once per count: a report's
+    configs are a node's customers, so the counts repeat."""
     configs = UserConfig.__table__
-    session.execute(
-        update(configs)
-        .where(configs.c.id.in_(sorted(moved)))
-        .values(used_bytes=configs.c.used_bytes + case(moved, value=configs.c.id, else_=0))
+    ids = [bindparam(f"id_{number}", type_=configs.c.id.type) for number in range(count)]
+    added = case(
+        *[(configs.c.id == ids[number], bindparam(f"bytes_{number}", type_=BigInteger())) for number in range(count)],
+        else_=0,
     )
+    return update(configs).where(configs.c.id.in_(ids)).values(used_bytes=configs.c.used_bytes + added)
