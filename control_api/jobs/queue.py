@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,6 +57,10 @@ JOB_TIMEOUT_SECONDS = 600
 FOLLOW_UP_SECONDS = 2
 FAILURE_TTL_SECONDS = 24 * 3600
 _REPLACEABLE = {JobStatus.FAILED, JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A job's status as RQ keeps it in the job's hash.
+_QUEUED, _STARTED, _SCHEDULED = (
+    status.value.encode() for status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED)
+)
 SYNC_JOB = "control_api.jobs.tasks.sync_node_job"
 SYNC_FOLLOW_UP_JOB = "control_api.jobs.tasks.sync_node_if_lagging_job"
 SYNC_FLEET_JOB = "control_api.jobs.tasks.sync_fleet_job"
@@ -203,6 +208,9 @@ class RedisJobQueue(JobQueue):
         return False
 
     def _enqueue_unique(self, func: str, job_id: str, node_id: int) -> bool:
+        if func == SYNC_JOB and self._sync_already_covered(job_id):
+            log.debug("%s coalesced into the waiting job", job_id)
+            return False
         for attempt in range(2):
             try:
                 self.queue.enqueue(
@@ -223,6 +231,25 @@ class RedisJobQueue(JobQueue):
                         self._follow_up_if_running(job_id, node_id)
                     return False
         return False
+
+    def _sync_already_covered(self, job_id: str) -> bool:
+        """Whether a sync job that has not started yet will see this change (committed before the call): the
+        node's job waits in the queue, or it runs (its worker's heartbeat is fresh) and its follow-up waits.
+        That is what the full path below concludes too, in one round trip where RQ's enqueue, refused as a
+        duplicate, and the checks after it take seven or more: a burst of sales on one node dispatches its
+        sync once per sale. Anything else (no job, a kept record, an abandoned run, no follow-up yet) takes the
+        full path."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            pipeline.hget(Job.key_for(job_id), "status")
+            pipeline.hget(Job.key_for(f"{job_id}-again"), "status")
+            pipeline.zrangebyscore(self.queue.started_job_registry.key, time.time(), "+inf")
+            status, follow_up, running = pipeline.execute()
+        if status == _QUEUED:
+            return True
+        if status != _STARTED or follow_up not in (_QUEUED, _SCHEDULED):
+            return False
+        # The started registry's members are "<job id>:<execution id>", each scored by its heartbeat's expiry.
+        return any(member.decode().rsplit(":", 1)[0] == job_id for member in running)
 
     def _follow_up_if_running(self, job_id: str, node_id: int) -> None:
         """A change coalesced into a sync job that is already running: the job drains what it finds lagging,

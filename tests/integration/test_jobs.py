@@ -439,6 +439,40 @@ def test_a_node_another_run_holds_is_left_out_of_a_batch_and_its_own_sync_waits(
     assert sync_node(context.session_factory, held, runner=runner).status == "succeeded"  # released
 
 
+def test_a_burst_of_changes_coalesces_into_the_waiting_sync_without_asking_rq_again(
+    settings, engine, conn, monkeypatch
+):
+    """While the node's sync waits in the queue, or runs (fresh heartbeat) with its follow-up waiting, a further
+    change is already covered: the enqueue answers from the jobs' status alone (RQ's enqueue is not called).
+    A started job without a follow-up, or whose worker's heartbeat lapsed, takes the full path."""
+    node_id = add_node(engine, "node-a", desired=1)
+    queue = JobQueue.from_settings(settings)
+    nodes = Queue("nodes", connection=conn)
+    assert queue.enqueue_node_sync(node_id) is True
+    calls = []
+    real_enqueue = Queue.enqueue
+    monkeypatch.setattr(Queue, "enqueue", lambda *args, **kwargs: calls.append(args) or real_enqueue(*args, **kwargs))
+    for _ in range(5):
+        assert queue.enqueue_node_sync(node_id) is False
+    assert calls == [] and nodes.job_ids == [sync_job_id(node_id)]
+
+    job = Job.fetch(sync_job_id(node_id), connection=conn)
+    nodes.remove(job)  # a worker took it and runs it
+    job.set_status(JobStatus.STARTED)
+    conn.zadd(nodes.started_job_registry.key, {f"{job.id}:run": time.time() + 60})
+    assert queue.enqueue_node_sync(node_id) is False  # the full path: a follow-up is scheduled
+    assert len(calls) == 1
+    scheduled = nodes.scheduled_job_registry.get_job_ids()
+    assert scheduled == [f"sync-node-{node_id}-again"]
+    for _ in range(5):
+        assert queue.enqueue_node_sync(node_id) is False
+    assert len(calls) == 1 and nodes.scheduled_job_registry.get_job_ids() == scheduled
+
+    conn.zadd(nodes.started_job_registry.key, {f"{job.id}:run": time.time() - 1})  # its worker died
+    assert queue.enqueue_node_sync(node_id) is True  # the full path reaps it and queues the sync again
+    assert len(calls) == 3 and nodes.job_ids == [sync_job_id(node_id)]  # refused as a duplicate, queued after the reap
+
+
 def test_a_change_coalesced_into_a_running_sync_gets_a_follow_up_that_syncs_only_if_still_lagging(
     settings, engine, conn, make_context
 ):
