@@ -115,9 +115,9 @@ class NodeServedUser(Base):
 
 class NodeMetric(Base):
     __tablename__ = "node_metrics"
-    # (node_id, timestamp): the health window's "last N heartbeats of a node"; timestamp: retention.
-    # (node_id, id): each node's newest row in one index probe (services/nodes.py latest_by_node).
-    __table_args__ = (Index(None, "node_id", "timestamp"), Index(None, "timestamp"), Index(None, "node_id", "id"))
+    # (node_id, timestamp): the health window's "last N heartbeats of a node"; timestamp: retention. The newest
+    # row's values are kept on the node (Node.last_metrics_at, ...), so no index finds it.
+    __table_args__ = (Index(None, "node_id", "timestamp"), Index(None, "timestamp"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
@@ -136,7 +136,7 @@ class SyncRun(Base):
     __table_args__ = (
         CheckConstraint(enum_check("status", SYNC_STATUSES), name="status"),
         Index(None, "node_id", "started_at"),
-        Index(None, "node_id", "id"),  # each node's newest run in one index probe (latest_by_node)
+        Index(None, "node_id", "id"),  # each node's newest run in one index probe (nodes.latest_rows_by_node)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -700,9 +700,14 @@ def test_the_console_schema_keeps_totp_on_only_with_a_secret(scratch_engine):
     assert {"totp_secret", "totp_enabled_at"} <= columns
 
 
+def metric_indexes(engine) -> set[str]:
+    return {index["name"] for index in inspect(engine).get_indexes("node_metrics")}
+
+
 def test_the_node_row_keeps_its_newest_heartbeat_filled_from_the_history(scratch_engine):
-    """0023: the upgrade copies each node's newest node_metrics row onto it (a node without one stays NULL);
-    downgrading drops the columns and keeps every metric row."""
+    """0023: the upgrade copies each node's newest node_metrics row onto it (a node without one stays NULL) and
+    drops the index that found that row; downgrading drops the columns, makes the index again and keeps every
+    metric row."""
     migrate.upgrade(scratch_engine, "0021")
     node = (
         "INSERT INTO nodes (id, name, region, location_tag, status, core, capacity_score, client_id, jwt_secret,"
@@ -728,8 +733,10 @@ def test_the_node_row_keeps_its_newest_heartbeat_filled_from_the_history(scratch
         (seen, never) = connection.execute(text(read)).all()
     assert seen[:5] == (1, 77.25, 40.0, 9, None) and seen[5] is not None
     assert never == (2, None, None, None, None, None)
+    assert "ix_node_metrics_node_id_id" not in metric_indexes(scratch_engine)  # nothing looks the newest row up
     migrate.downgrade(scratch_engine, "0021")
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("nodes")}
     assert not {"last_cpu", "last_metrics_at"} & columns
+    assert "ix_node_metrics_node_id_id" in metric_indexes(scratch_engine)
     with scratch_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM node_metrics")).scalar() == 2

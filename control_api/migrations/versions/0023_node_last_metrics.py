@@ -6,9 +6,11 @@ Create Date: 2026-12-06
 
 nodes.last_metrics_at, last_cpu, last_mem, last_bandwidth_in, last_bandwidth_out and last_latency_ms hold the
 node's newest heartbeat (the heartbeat writes them in the UPDATE that marks the node seen), so GET /nodes and
-the metrics exporter read no metric history. The upgrade fills them from each node's newest node_metrics row.
+the metrics exporter read no metric history. The upgrade fills them from each node's newest node_metrics row,
+then drops the index 0020 made for finding that row (node_metrics (node_id, id)): nothing reads it any more, and
+every heartbeat's INSERT paid for it.
 
-Downgrading drops the columns; node_metrics still holds every heartbeat.
+Downgrading drops the columns and makes the index again; node_metrics still holds every heartbeat.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ def upgrade() -> None:
         for name, (source, _) in COLUMNS.items()
     )
     op.execute(f"UPDATE nodes SET {assignments}")  # noqa: S608
+    op.drop_index("ix_node_metrics_node_id_id", table_name="node_metrics")
 
 
 def downgrade() -> None:
+    op.create_index("ix_node_metrics_node_id_id", "node_metrics", ["node_id", "id"])
     with op.batch_alter_table("nodes") as batch:
         for name in reversed(COLUMNS):
             batch.drop_column(name)
