@@ -310,13 +310,24 @@ def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:
     for number, config_id in enumerate(sorted(moved)):
         parameters[f"id_{number}"] = config_id
         parameters[f"bytes_{number}"] = moved[config_id]
-    session.execute(_used_bytes_update(len(moved)), parameters)
+    count = len(moved)
+    statement = _cached_used_bytes_update(count) if count <= MAX_CACHED_USED_BYTES else _used_bytes_update(count)
+    session.execute(statement, parameters)
 
 
-@functools.lru_cache(maxsize=256)
+# The reports of a heartbeat interval name a few dozen configs at most, so their counts repeat: those statements
+# are kept. A larger report builds its own: a statement keeps three expression objects per config, and a node
+# choosing its report sizes must not grow every worker's memory.
+MAX_CACHED_USED_BYTES = 64
+
+
+@functools.lru_cache(maxsize=MAX_CACHED_USED_BYTES)
+def _cached_used_bytes_update(count: int) -> Any:
+    return _used_bytes_update(count)
+
+
 def _used_bytes_update(count: int) -> Any:
-    """The UPDATE of _add_used_bytes for COUNT configs (:id_0, :bytes_0, ...), built once per count: a report's
-    configs are a node's customers, so the counts repeat."""
+    """The UPDATE of _add_used_bytes for COUNT configs, with parameters :id_0, :bytes_0, ..."""
     configs = UserConfig.__table__
     ids = [bindparam(f"id_{number}", type_=configs.c.id.type) for number in range(count)]
     added = case(

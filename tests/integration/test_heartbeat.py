@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from control_api.models import AuditLog, Node, NodeMetric, Usage, UsageReport, User, UserConfig
+from control_api.services.heartbeat import MAX_CACHED_USED_BYTES
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -84,6 +85,35 @@ def test_a_heartbeat_records_metrics_and_traffic(app, client, principals):
         metric = session.scalar(select(NodeMetric).where(NodeMetric.node_id == node.principal_id))
         assert (metric.cpu, metric.mem, metric.bandwidth_out, metric.latency_ms) == (12.5, 40.0, 5000, 8.5)
         assert session.get(Node, node.principal_id).last_seen_at is not None
+
+
+def test_reports_of_any_size_add_each_configs_bytes(app, client, principals):
+    """The used_bytes UPDATE is kept per number of configs up to MAX_CACHED_USED_BYTES and built for larger
+    reports: both add each config's own bytes (a config named twice in a report adds both entries)."""
+    node = principals.node
+    count = MAX_CACHED_USED_BYTES + 36
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        users = [User(telegram_id=5_100_000 + n, subscription_token=f"tok-{uuid.uuid4()}") for n in range(count)]
+        session.add_all(users)
+        session.flush()
+        configs = [
+            UserConfig(user_id=user.id, node_id=node.principal_id, uuid=str(uuid.uuid4()), kind="full", status="active")
+            for user in users
+        ]
+        session.add_all(configs)
+        session.commit()
+        ids = [config.id for config in configs]
+    small = report("r-small", *[(f"cfg-{config_id}", 1, n + 1) for n, config_id in enumerate(ids[:3])])
+    large = report("r-large", *[(f"cfg-{config_id}", 2, 1000 + n) for n, config_id in enumerate(ids)])
+    large["usage"].append({"email": f"cfg-{ids[-1]}", "uplink": 5, "downlink": 7})
+    for body in (heartbeat([small, large]), heartbeat([{**large, "report_id": "r-large-2"}])):
+        response = client.post("/api/v1/nodes/heartbeat", json=body, headers=node.headers)
+        assert response.status_code == 200, response.json
+    for n, config_id in enumerate(ids):
+        uplink = 2 * 2 + (1 if n < 3 else 0) + (2 * 5 if n == count - 1 else 0)
+        downlink = 2 * (1000 + n) + (n + 1 if n < 3 else 0) + (2 * 7 if n == count - 1 else 0)
+        assert usage_totals(app, config_id) == (uplink, downlink), n
 
 
 def test_a_retried_report_is_counted_once(app, client, principals):
