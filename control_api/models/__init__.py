@@ -9,6 +9,7 @@ from .identity_pool import PoolIdentity
 from .location import Location
 from .node import (
     CORES,
+    LAST_METRIC_COLUMNS,
     NODE_HEALTH,
     NODE_STATUSES,
     SYNC_STATES,
@@ -54,6 +55,7 @@ __all__ = [
     "DELIVERY_STATUSES",
     "EXTENSION_PURPOSES",
     "LANGUAGES",
+    "LAST_METRIC_COLUMNS",
     "NODE_HEALTH",
     "NODE_STATUSES",
     "NOTIFICATION_KINDS",

@@ -100,6 +100,16 @@ class Node(Base):
     last_latency_ms: Mapped[float | None] = mapped_column(Float)
 
 
+# Each heartbeat metric (a NodeMetric column) and the Node column that keeps the last heartbeat's value.
+LAST_METRIC_COLUMNS = {
+    "cpu": "last_cpu",
+    "mem": "last_mem",
+    "bandwidth_in": "last_bandwidth_in",
+    "bandwidth_out": "last_bandwidth_out",
+    "latency_ms": "last_latency_ms",
+}
+
+
 class NodeServedUser(Base):
     """One user a node serves as of its last successful sync: the base the next delta is computed from.
 

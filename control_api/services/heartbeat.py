@@ -35,7 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
-from ..models import Node, NodeMetric, Usage, UsageReport, User, UserConfig, utcnow
+from ..models import LAST_METRIC_COLUMNS, Node, NodeMetric, Usage, UsageReport, User, UserConfig, utcnow
 from . import audit, identity_pool, lifecycle
 from .alerts import announce
 from .devices import DevicePolicy, record_devices
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 CONFIG_EMAIL = re.compile(r"^cfg-([0-9]+)$")
 DEFAULT_QUOTA_WATCH_BYTES = 1024 * 1024 * 1024  # QUOTA_WATCH_MB
 MAX_QUOTA_WATCH = 1000
-METRIC_KEYS = ("cpu", "mem", "bandwidth_in", "bandwidth_out", "latency_ms")
 
 
 def record_heartbeat(
@@ -65,7 +64,7 @@ def record_heartbeat(
     limits (devices.py); DISPATCH queues the syncs that carry the changes."""
     policy = policy or HealthPolicy()
     now = utcnow()
-    metric = {key: data[key] for key in METRIC_KEYS}
+    metric = {key: data[key] for key in LAST_METRIC_COLUMNS}
     # One statement locks the node's row, marks it seen (an offline node is back), keeps this heartbeat's
     # metrics on it (what GET /nodes shows) and reads it back: the principal's lookup has just loaded the node,
     # so a SELECT ... FOR UPDATE and an UPDATE would be two more.
@@ -195,7 +194,7 @@ def _node_seen_statement() -> Any:
             last_seen_at=bindparam("now"),
             status=case((Node.status == "offline", "active"), else_=Node.status),
             last_metrics_at=bindparam("now"),
-            **{f"last_{key}": bindparam(key) for key in METRIC_KEYS},
+            **{column: bindparam(key) for key, column in LAST_METRIC_COLUMNS.items()},
         )
         .returning(Node)
     )

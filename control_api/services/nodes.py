@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased
 from ..actors import Principal
 from ..config import Settings, node_api_url_problem
 from ..errors import Conflict, Forbidden
-from ..models import Node, NodeMetric, SyncRun, UserConfig, column_attributes, columns_of, utcnow
+from ..models import LAST_METRIC_COLUMNS, Node, NodeMetric, SyncRun, UserConfig, column_attributes, columns_of, utcnow
 from . import audit, migration
 from .credentials import hash_secret, new_client_id, new_secret
 from .lookup import get_or_404
@@ -119,14 +119,7 @@ def _newest_of(model: type[SyncRun]) -> Any:
 
 
 # NodeOut's last_metrics keys and the node columns they are kept in (heartbeat.py writes them).
-_METRIC_COLUMNS = {
-    "at": "last_metrics_at",
-    "cpu": "last_cpu",
-    "mem": "last_mem",
-    "bandwidth_in": "last_bandwidth_in",
-    "bandwidth_out": "last_bandwidth_out",
-    "latency_ms": "last_latency_ms",
-}
+_METRIC_COLUMNS = {"at": "last_metrics_at", **LAST_METRIC_COLUMNS}
 # A node's columns as the list reads them: the agent's secret hash is never part of a view.
 _VIEW_COLUMNS = [column for column in column_attributes(Node) if column.key != "secret_hash"]
 
