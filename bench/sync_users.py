@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from sqlalchemy import delete, insert, select, update  # noqa: E402
+from sqlalchemy import delete, insert, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from control_api import migrate  # noqa: E402
@@ -112,6 +112,12 @@ class Bench:
                 session.execute(insert(UserConfig), rows[start : start + 10_000])
             self.bump(session)
 
+    def analyze(self) -> None:
+        """Statistics after a bulk load, as autovacuum gathers them within a minute or so on a live fleet: without
+        them PostgreSQL may plan a sync's reads for a table it believes empty."""
+        with self.session_factory() as session, session.begin():
+            session.execute(text("ANALYZE user_configs, node_served_users"))
+
     def clear(self) -> None:
         with self.session_factory() as session, session.begin():
             session.execute(delete(UserConfig).where(UserConfig.node_id == self.node_id))
@@ -185,6 +191,7 @@ def measure(bench: Bench, runs: int, sizes: list[int], full_sizes: list[int], sa
         bench.clear()
         bench.add_configs(size)
         bench.sync(full=True)  # the node serves SIZE users, the control plane knows it
+        bench.analyze()
         samples = []
         for _ in range(runs):
             bench.add_configs(1)

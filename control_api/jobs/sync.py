@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 from ..models import Node, SyncRun, UserConfig, utcnow
 from ..runners.ansible import PlaybookResult, run_playbook, scrub
 from ..services import identity_pool
-from ..services.deltas import SyncPayload, plan_sync, record_served
-from ..services.revisions import desired_device_blocks, desired_users
+from ..services.deltas import SyncPayload, full_payload, plan_sync, record_served
+from ..services.revisions import desired_device_blocks, lock_desired_revision, pending_served_configs
 from .context import NODE_GROUP, NodeVars, Runner, SessionFactory
 from .node_locks import node_locks
 
@@ -118,7 +118,7 @@ def sync_node(
             if result.ok and result.resync_hosts:
                 why = "; ".join(result.resync_hosts.values())
                 log.info("node %s refused the delta (%s); sending the full set", node_id, why)
-                prepared.payload = prepared.payload.as_full("the node refused the delta")
+                _prepare_full(session_factory, prepared, "the node refused the delta")
                 result = run_once(prepared)
             error = result.error
         except Exception as exc:  # any crash of the runner is a failed sync, recorded readably
@@ -174,7 +174,7 @@ def sync_nodes(
             for item in pending:
                 ok, error = _host_outcome(result, item.name)
                 if ok and item.name in result.resync_hosts and item.payload.full is False:
-                    item.payload = item.payload.as_full("the node refused the delta")
+                    _prepare_full(session_factory, item, "the node refused the delta")
                     refused.append(item)
                     continue
                 if ok and item.name in result.resync_hosts:
@@ -208,26 +208,30 @@ def _prepare(session_factory: SessionFactory, node_id: int, node_vars: NodeVars 
     """Read NODE_ID's desired revision, users and blocks consistently, plan the payload, open its SyncRun."""
     with session_factory() as session:
         with session.begin():
-            revision, users = desired_users(session, node_id)
-            blocks = desired_device_blocks(session, node_id, utcnow())
+            revision = lock_desired_revision(session, node_id)
             node = session.get(Node, node_id)
             assert node is not None
+            payload = plan_sync(session, node, full=full)
+            blocks = desired_device_blocks(session, node_id, utcnow())
             host_vars = node_inventory(node, node_vars)["all"]["children"][NODE_GROUP]["hosts"][node.name]
-            payload = plan_sync(session, node, users, full=full)
-            # The configs this run makes live: those served that are pending now (read at revision R). Not
-            # every served id: at 100,000 users that IN list alone would cost the node's whole set again.
-            pending = set(
-                session.scalars(
-                    select(UserConfig.id).where(UserConfig.node_id == node_id, UserConfig.status == "pending")
-                )
-            )
+            # The configs this run makes live: those it serves that are pending now (read at revision R).
+            config_ids = pending_served_configs(session, node_id)
             run = SyncRun(node_id=node_id, revision=revision, status="running")
             session.add(run)
             name = node.name
         run_id = run.id
-    served = (int(user["email"].removeprefix("cfg-")) for user in users if user["email"].startswith("cfg-"))
-    config_ids = [config_id for config_id in served if config_id in pending]
     return _Prepared(node_id, name, revision, host_vars, payload, blocks, config_ids, run_id)
+
+
+def _prepare_full(session_factory: SessionFactory, item: _Prepared, reason: str) -> None:
+    """ITEM's node refused its delta: read its whole set to send instead. The set is read at the revision desired
+    now, as _prepare reads it (the delta's own revision may have been passed meanwhile), and the run records it."""
+    with session_factory() as session, session.begin():
+        item.revision = lock_desired_revision(session, item.node_id)
+        item.payload = full_payload(session, item.node_id, reason)
+        item.blocks = desired_device_blocks(session, item.node_id, utcnow())
+        item.config_ids = pending_served_configs(session, item.node_id)
+        session.execute(update(SyncRun).where(SyncRun.id == item.run_id).values(revision=item.revision))
 
 
 def _finish(
@@ -255,7 +259,7 @@ def _finish(
             if ok:
                 _record_success(session, item.node_id, item.revision, item.config_ids)
                 record_served(session, item.node_id, item.payload, item.revision)
-                identity_pool.mark_ready(session, item.node_id, item.revision, (u["email"] for u in item.payload.users))
+                identity_pool.mark_ready(session, item.node_id, item.revision, item.payload.pool_emails)
                 run.status = "succeeded"
             else:
                 run.status, run.error = "failed", error or "the sync failed"

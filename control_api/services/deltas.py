@@ -1,6 +1,7 @@
 """Delta syncs: a sync sends a node the change since the revision it applied last, not its whole user set.
 
-    payload = plan_sync(session, node, users)        # in the sync's read transaction
+    revision = lock_desired_revision(session, node_id)   # in the sync's read transaction
+    payload = plan_sync(session, node)
     ... run the playbook with payload.extravars ...
     record_served(session, node_id, payload, revision) # after the node confirmed it
 
@@ -28,6 +29,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..models import Node, NodeServedUser
+from .identity_pool import desired_pool_users
+from .revisions import desired_configs, desired_user_list
 
 # Rows per INSERT when a full set replaces a snapshot (100,000 users: 20 statements).
 _INSERT_BATCH = 5000
@@ -44,7 +47,7 @@ class SyncPayload:
     """What one sync sends a node: the full set (full=True) or the change from base_revision."""
 
     full: bool
-    users: list[dict[str, Any]]  # the whole desired set (always kept: a resync sends it)
+    users: list[dict[str, Any]]  # the whole desired set with full=True; empty for a delta (never built)
     add: list[dict[str, Any]] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     base_revision: int | None = None
@@ -53,6 +56,8 @@ class SyncPayload:
     # node removes them from the running core too, even if its config file (restored from an old copy)
     # does not list them.
     also_remove: list[str] = field(default_factory=list)
+    # The warm pool identities (pool-<id>) the node serves once this payload is applied (identity_pool.mark_ready).
+    pool_emails: list[str] = field(default_factory=list)
 
     def extravars(self) -> dict[str, Any]:
         """The playbook's variables, as JSON text: Ansible takes ~20 s to load a 100,000-element list variable
@@ -65,9 +70,6 @@ class SyncPayload:
         delta = {"base_revision": self.base_revision, "add": self.add, "remove": self.remove}
         return {"xray_users_delta_json": json.dumps(delta)}
 
-    def as_full(self, reason: str) -> SyncPayload:
-        return SyncPayload(full=True, users=self.users, reason=reason, also_remove=self.gone())
-
     def gone(self) -> list[str]:
         return self.also_remove if self.full else self.remove
 
@@ -77,20 +79,57 @@ class SyncPayload:
         return len(self.users) if self.full else len(self.add) + len(self.remove)
 
 
-def plan_sync(session: Session, node: Node, users: list[dict[str, Any]], full: bool = False) -> SyncPayload:
-    """The payload that brings NODE from what it served after its last sync to USERS (desired_users)."""
-    rows = session.execute(select(NodeServedUser.email, NodeServedUser.digest).where(NodeServedUser.node_id == node.id))
-    served = {email: digest for email, digest in rows}
-    wanted = {user["email"] for user in users}
-    remove = sorted(email for email in served if email not in wanted)
+def plan_sync(session: Session, node: Node, full: bool = False) -> SyncPayload:
+    """The payload that brings NODE from what it served after its last sync to what it must serve now, read in
+    the caller's transaction after revisions.lock_desired_revision.
+
+    A delta compares the configs' rows with the snapshot as plain tuples and builds a user only for what it
+    sends: the whole set as users (a dict each) is built for a full payload alone."""
     if full:
-        return SyncPayload(full=True, users=users, reason="asked for", also_remove=remove)
+        return full_payload(session, node.id, "asked for")
     if node.served_snapshot_revision is None or node.served_snapshot_revision != node.applied_revision:
-        return SyncPayload(full=True, users=users, reason="what the node serves is not known", also_remove=remove)
-    add = [user for user in users if served.get(user["email"]) != user_digest(user)]
-    if len(add) + len(remove) > len(users):
-        return SyncPayload(full=True, users=users, reason="the change is larger than the set", also_remove=remove)
-    return SyncPayload(full=False, users=users, add=add, remove=remove, base_revision=node.applied_revision)
+        return full_payload(session, node.id, "what the node serves is not known")
+    # Core rows, not the ORM's: at 100,000 users the ORM's row processing cost more than the comparison.
+    connection = session.connection()
+    snapshot = select(NodeServedUser.email, NodeServedUser.digest).where(NodeServedUser.node_id == node.id)
+    served: dict[str, str] = {email: digest for email, digest in connection.execute(snapshot)}
+    add, wanted, sha256 = [], 0, hashlib.sha256
+    for id_, uuid, protocol in connection.execute(desired_configs(node.id)):
+        email = f"cfg-{id_}"
+        wanted += 1
+        # user_digest of a config's user (level 0), inlined: it runs once per user the node serves.
+        if served.pop(email, None) != sha256(f"{uuid.lower()}|{protocol}|0".encode()).hexdigest()[:32]:
+            add.append({"email": email, "id": uuid, "protocol": protocol, "level": 0})
+    pool = desired_pool_users(session, node.id)
+    for user in pool:
+        if served.pop(user["email"], None) != user_digest(user):
+            add.append(user)
+    remove = sorted(served)  # what is left of the snapshot is no longer wanted
+    if len(add) + len(remove) > wanted + len(pool):
+        return full_payload(session, node.id, "the change is larger than the set")
+    return SyncPayload(
+        full=False,
+        users=[],
+        add=add,
+        remove=remove,
+        base_revision=node.applied_revision,
+        pool_emails=[user["email"] for user in pool],
+    )
+
+
+def full_payload(session: Session, node_id: int, reason: str) -> SyncPayload:
+    """NODE_ID's whole desired set (after revisions.lock_desired_revision in the caller's transaction), with the
+    emails its last snapshot had it serve that are no longer wanted."""
+    users = desired_user_list(session, node_id)
+    wanted = {user["email"] for user in users}
+    served = session.scalars(select(NodeServedUser.email).where(NodeServedUser.node_id == node_id))
+    return SyncPayload(
+        full=True,
+        users=users,
+        reason=reason,
+        also_remove=sorted(email for email in served if email not in wanted),
+        pool_emails=[user["email"] for user in users if not user["email"].startswith("cfg-")],
+    )
 
 
 def record_served(session: Session, node_id: int, payload: SyncPayload, revision: int) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import DeviceBlock, Node, User, UserConfig
@@ -76,25 +76,59 @@ def served_by(node_id: int) -> list[ColumnElement[bool]]:
 def desired_users(session: Session, node_id: int, pool: bool = True) -> tuple[int, list[dict[str, Any]]]:
     """(desired_revision, the users the node must serve), read consistently (see the module doc). POOL False
     leaves out the node's warm pool identities (what an API answer shows: they are never shown)."""
+    revision = lock_desired_revision(session, node_id)
+    return revision, desired_user_list(session, node_id, pool)
+
+
+def lock_desired_revision(session: Session, node_id: int) -> int:
+    """NODE_ID's desired revision, its row held FOR SHARE until the transaction ends: what the transaction reads
+    of the node's users from now on is exactly the set at that revision (module doc)."""
     revision = session.scalar(select(Node.desired_revision).where(Node.id == node_id).with_for_update(read=True))
     if revision is None:
         raise LookupError(f"node {node_id} does not exist")
-    configs = session.execute(
+    return int(revision)
+
+
+def desired_configs(node_id: int) -> Select[tuple[int, str, str]]:
+    """The (id, uuid, protocol) of every config NODE_ID serves, by id: its node users cfg-<id>."""
+    return (
         select(UserConfig.id, UserConfig.uuid, UserConfig.protocol)
         .join(User, User.id == UserConfig.user_id)
         .where(*served_by(node_id))
         .order_by(UserConfig.id)
     )
+
+
+def desired_user_list(session: Session, node_id: int, pool: bool = True) -> list[dict[str, Any]]:
+    """The users NODE_ID must serve (after lock_desired_revision in the same transaction): its configs, then
+    unless POOL is False its warm pool identities."""
+    configs = session.execute(desired_configs(node_id))
     users = [{"email": f"cfg-{id_}", "id": uuid, "protocol": protocol, "level": 0} for id_, uuid, protocol in configs]
     if pool:
         users += desired_pool_users(session, node_id)  # the warm pool (identity_pool.py), after the configs
-    return int(revision), users
+    return users
+
+
+def pending_served_configs(session: Session, node_id: int) -> list[int]:
+    """The ids of the configs NODE_ID serves that wait for it (pending on it): what its sync makes live."""
+    return list(
+        session.scalars(
+            select(UserConfig.id)
+            .join(User, User.id == UserConfig.user_id)
+            .where(*served_by(node_id), UserConfig.node_id == node_id, UserConfig.status == "pending")
+            .order_by(UserConfig.id)
+        )
+    )
 
 
 def desired_device_blocks(session: Session, node_id: int, now: datetime) -> list[dict[str, Any]]:
     """The client addresses the node must refuse for one config each (services/devices.py): the blocks still
     active at NOW of the configs it serves, by config and address. Read after desired_users in its transaction,
     so they belong to the same revision (a new block bumps the revision too)."""
+    # Most fleets have no block in force: asked first, so the join below never runs on a node's whole set (with
+    # stale statistics PostgreSQL may start it from the configs, 100 ms at 100,000).
+    if not session.scalar(select(exists().where(DeviceBlock.until > now))):
+        return []
     blocks = session.execute(
         select(DeviceBlock.config_id, DeviceBlock.address, DeviceBlock.until)
         .join(UserConfig, UserConfig.id == DeviceBlock.config_id)

@@ -345,3 +345,39 @@ def test_a_pool_size_of_zero_retires_the_pool_at_the_next_sync(principals, facto
     with factory() as session:
         node = session.get_one(Node, node_id)
         assert node.applied_revision == node.desired_revision
+
+
+def test_a_refused_delta_is_resent_as_the_full_set_desired_by_then_and_the_run_records_that_revision(
+    client, principals, factory
+):
+    """A node that refuses its delta (its state is not the delta's base) gets the whole set at once. That set is
+    read when it is sent: a sale committed between the two runs is in it, its config goes live, the pool
+    identities it carries are ready, and the run and the node record the revision the set belongs to."""
+    node_id = principals.node.principal_id
+    runner = warm(factory, node_id, size=2)
+    plan_id = make_plan(client, principals.admin)
+    first = buy(client, principals.admin, make_user(client, principals.bot, 611), plan_id, node_id)
+    late: dict[str, Any] = {}
+
+    def refuses_once(playbook: str, inventory: dict, extravars: dict, **kwargs: Any) -> PlaybookResult:
+        if "xray_users_delta_json" in extravars and not late:
+            assert [u["email"] for u in json.loads(extravars["xray_users_delta_json"])["add"]][:1] == [
+                f"cfg-{first['id']}"
+            ]
+            late.update(buy(client, principals.admin, make_user(client, principals.bot, 612), plan_id, node_id))
+            name = next(iter(inventory["all"]["children"]["vpn_nodes"]["hosts"]))
+            return PlaybookResult(rc=0, status="successful", duration_ms=1, resync_hosts={name: "restored"})
+        return runner(playbook, inventory, extravars, **kwargs)
+
+    run = sync_node(factory, node_id, runner=refuses_once, pool_size=2)
+    assert run.status == "succeeded", run.error
+    served = {user["email"] for user in runner.users[-1]}
+    assert {f"cfg-{first['id']}", f"cfg-{late['id']}"} <= served
+    with factory() as session:
+        node = session.get_one(Node, node_id)
+        assert run.revision == node.desired_revision == node.applied_revision == node.served_snapshot_revision
+        assert session.get_one(UserConfig, first["id"]).status == "active"
+        assert session.get_one(UserConfig, late["id"]).status == "active"
+        pool_emails = {f"pool-{i.id}" for i in pool(factory, node_id) if i.adopted_at is None and i.retired_at is None}
+    assert pool_emails <= served
+    assert all(i.ready_revision is not None for i in pool(factory, node_id) if i.adopted_at is None)
