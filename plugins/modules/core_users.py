@@ -181,6 +181,7 @@ import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rayfleet.fleet.plugins.module_utils.config_splice import dumps_with_spans, splice_delta
 from ansible_collections.rayfleet.fleet.plugins.module_utils.core_api import CoreAPI, CoreAPIError
 from ansible_collections.rayfleet.fleet.plugins.module_utils.core_clients import desired_inbounds
 from ansible_collections.rayfleet.fleet.plugins.module_utils.live_sessions import cut
@@ -462,9 +463,9 @@ def write_atomically(module, path, text):
         raise
 
 
-def record_state(module, config_sha256=None):
+def record_state(module, config_sha256=None, spans=None):
     """The revision now served and digests of the config (CONFIG_SHA256 when the caller knows it) and shape as
-    written, for the next delta."""
+    written, for the next delta; with SPANS, where the config's clients arrays lie (module_utils/config_splice)."""
     params = module.params
     if not params["state_path"] or params["revision"] is None:
         return
@@ -473,6 +474,8 @@ def record_state(module, config_sha256=None):
         "config_sha256": config_sha256 or sha256_file(params["config_path"]),
         "shape_sha256": sha256_file(params["shape_path"]),
     }
+    if spans:
+        state["spans"] = spans
     if read_state(params["state_path"]) != state:
         write_atomically(module, params["state_path"], json.dumps(state) + "\n")
 
@@ -516,10 +519,14 @@ def service_active(module):
     return rc == 0
 
 
-def config_text(config):
-    """The persisted config as text: one line, from the C encoder (indent= takes the pure-Python one,
-    seconds at 100,000 users)."""
-    return json.dumps(config, ensure_ascii=False) + "\n"
+def _spans_of_unchanged(params, config_sha256=None):
+    """The clients arrays' spans recorded for the config on disk, when the recorded digest is still the file's
+    (CONFIG_SHA256 when the caller knows it); else None, and the next delta parses the config."""
+    state = read_state(params["state_path"]) if params["state_path"] else {}
+    spans = state.get("spans")
+    if not isinstance(spans, dict) or not os.path.exists(params["config_path"]):
+        return None
+    return spans if state.get("config_sha256") == (config_sha256 or sha256_file(params["config_path"])) else None
 
 
 def main():
@@ -590,16 +597,27 @@ def main():
         except OSError:
             raw = None
         config_sha256 = hashlib.sha256(raw).hexdigest() if raw is not None else None
-        reason = "no state" if not params["state_path"] else ""
-        reason = reason or resync_reason(params, read_state(params["state_path"]), base, config_sha256)
+        state = read_state(params["state_path"]) if params["state_path"] else {}
+        reason = "no state" if not params["state_path"] else resync_reason(params, state, base, config_sha256)
         if reason:
             module.exit_json(msg=f"a full sync is needed: {reason}", **{**result, "resync_needed": True})
-        try:
-            current = json.loads(raw)
-        except ValueError as exc:
-            module.fail_json(msg=f"config {params['config_path']} is not valid JSON: {exc}")
-        removals, additions, problems = apply_delta(current, params["inbounds"], additions_wanted, removed_emails)
-        new_config, config_changed = current, bool(removals or additions)
+        # A small delta onto the text this module wrote is spliced into it (config_splice: the same bytes as
+        # parsing and writing it whole, without the cost of a large config); anything else is parsed.
+        spliced = None
+        if isinstance(state.get("spans"), dict):
+            wanted = desired_inbounds(params["inbounds"], additions_wanted)
+            spliced = splice_delta(raw.decode("utf-8"), state["spans"], wanted, removed_emails, UUID_RE)
+        if spliced is not None:
+            text, spans, removals, additions, problems = spliced
+            new_config = None
+        else:
+            try:
+                current = json.loads(raw)
+            except ValueError as exc:
+                module.fail_json(msg=f"config {params['config_path']} is not valid JSON: {exc}")
+            removals, additions, problems = apply_delta(current, params["inbounds"], additions_wanted, removed_emails)
+            new_config = current
+        config_changed = bool(removals or additions)
         validate_full = False
     else:
         try:
@@ -627,13 +645,16 @@ def main():
     )
     if module.check_mode:
         module.exit_json(**result)
+    tags = [inbound["tag"] for inbound in params["inbounds"]]
     if not result["changed"]:
-        record_state(module, config_sha256)
+        # Unchanged: the spans of the text on disk (a full set's text was not written; a delta's is the old one).
+        record_state(module, config_sha256, _spans_of_unchanged(params, config_sha256))
         result["device_blocks_written"] = write_device_blocks(module)
         result["changed"] = result["device_blocks_written"]
         module.exit_json(**result)
 
-    text = config_text(new_config)
+    if new_config is not None:
+        text, spans = dumps_with_spans(new_config, tags)
     written_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest() if config_changed else config_sha256
     # A full set is validated first: a config the core rejects must not reach the running core either.
     staged = stage_config(module, text) if config_changed and validate_full else None
@@ -667,7 +688,7 @@ def main():
     finally:
         if staged and os.path.exists(staged):
             os.unlink(staged)
-    record_state(module, written_sha256)
+    record_state(module, written_sha256, spans if config_changed else _spans_of_unchanged(params, written_sha256))
     result["device_blocks_written"] = write_device_blocks(module)
     if live and removals and params["access_log"]:
         emails = sorted({client["email"] for _tag, _p, client in removals} - renamed_emails(removals, additions))
