@@ -12,6 +12,8 @@ description:
   - Then writes the persisted config (the shape plus the users) atomically, so that a later restart
     serves the same users. A full set (C(users)) is validated by the core first; a delta (C(delta))
     onto the state this module last wrote is not, because only clients changed (see the role's README).
+    A small delta is spliced into the config's text rather than parsed and written whole; the bytes are
+    the same (module_utils/config_splice.py).
   - With C(delta), the node's recorded state (C(state_path)) must be the delta's base revision and the
     config and shape on disk must be the ones it recorded; otherwise nothing changes and the result says
     C(resync_needed), so the caller sends the full set.
