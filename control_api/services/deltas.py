@@ -70,9 +70,6 @@ class SyncPayload:
         delta = {"base_revision": self.base_revision, "add": self.add, "remove": self.remove}
         return {"xray_users_delta_json": json.dumps(delta)}
 
-    def gone(self) -> list[str]:
-        return self.also_remove if self.full else self.remove
-
     @property
     def size(self) -> int:
         """Users this run moves to the node."""
