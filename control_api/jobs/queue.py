@@ -71,6 +71,10 @@ MIGRATE_JOB = "control_api.jobs.tasks.migrate_node_job"
 WEBHOOK_QUEUE = "default"
 WEBHOOK_JOB = "control_api.jobs.webhooks.deliver_webhook_job"
 WEBHOOK_JOB_TIMEOUT_SECONDS = 60
+# The jobs rq cron queues (cron.py registers the functions themselves).
+SWEEP_JOBS = ("control_api.jobs.sweep.run_sweep", "control_api.jobs.sweep.run_fleet_check")
+# Every job a worker may run, by name: worker.PreloadedWorker imports their modules before its first fork.
+JOB_NAMES = (SYNC_JOB, SYNC_FOLLOW_UP_JOB, SYNC_FLEET_JOB, PROVISION_JOB, MIGRATE_JOB, WEBHOOK_JOB, *SWEEP_JOBS)
 
 
 def job_function(name: str) -> Callable[..., Any]:
