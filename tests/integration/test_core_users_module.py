@@ -12,6 +12,7 @@ Ansible's output, at any verbosity.
 from __future__ import annotations
 
 import grp
+import hashlib
 import json
 import os
 import pwd
@@ -631,6 +632,32 @@ def test_a_delta_applies_only_the_change_live_and_persists_it_without_a_core_tes
     assert node.core.pid == pid, "the core was restarted"
     assert node.serves(carol) and node.serves(alice)
     assert not node.serves(bob)
+
+
+def test_an_unchanged_full_set_records_the_digest_and_spans_of_the_text_on_disk(make_node):
+    """The same full set at a newer revision writes no config, and the state it records still describes the text
+    on disk (its digest, where the clients arrays lie), so the next delta is checked against that text."""
+    alice, bob, carol = User("cfg-1", "vless"), User("cfg-2", "vmess"), User("cfg-3", "vless")
+    node = make_node([])
+    node.run(full_args(node, [alice, bob], revision=1))
+    state_path = node.workdir / "users-state.json"
+    first = json.loads(state_path.read_text())
+    written = node.config_path.read_bytes()
+
+    (again,) = node.run(full_args(node, [alice, bob], revision=2))
+    assert again["changed"] is False and again["resync_needed"] is False, again
+    assert node.config_path.read_bytes() == written
+    state = json.loads(state_path.read_text())
+    assert state["revision"] == 2
+    assert state["config_sha256"] == hashlib.sha256(written).hexdigest() == first["config_sha256"]
+    assert state["spans"] == first["spans"] and state["spans"]
+
+    (delta,) = node.run(delta_args(node, 2, 3, add=[carol]))
+    assert delta["resync_needed"] is False and delta["config_written"] is True, delta
+    assert json.loads(node.config_path.read_text()) == core_filter().with_users(
+        node.shape, node.desired([alice, bob, carol])
+    )
+    assert node.serves(carol)
 
 
 def test_a_delta_onto_another_base_changes_nothing_and_asks_for_the_full_set(make_node):
