@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,27 @@ def run_durations(fleet: Any, since_id: int) -> list[float]:
     return [ms / 1000 for ms in rows]
 
 
-def burst(fleet: Any, harness: Any, plan_id: int, count: int, samples: int) -> dict[str, float]:
+def run_timeline(fleet: Any, since_id: int, origin: datetime) -> list[str]:
+    """Each playbook run after SINCE_ID: when it started and ended, seconds after ORIGIN, and what it carried."""
+    from sqlalchemy import select
+
+    from control_api.models import SyncRun
+
+    with fleet.engine.connect() as connection:
+        rows = connection.execute(
+            select(SyncRun.started_at, SyncRun.finished_at, SyncRun.added, SyncRun.removed, SyncRun.status)
+            .where(SyncRun.id > since_id)
+            .order_by(SyncRun.id)
+        ).all()
+    lines = []
+    for started_at, finished_at, added, removed, status in rows:
+        start = (started_at - origin).total_seconds()
+        end = f"{(finished_at - origin).total_seconds():5.2f}" if finished_at else "  -  "
+        lines.append(f"run {start:5.2f} -> {end} s   +{added} -{removed}   {status}")
+    return lines
+
+
+def burst(fleet: Any, harness: Any, plan_id: int, count: int, samples: int) -> dict[str, Any]:
     users = [fleet.create_user(900_000 + n)["id"] for n in range(count)]
     fleet.wait_node_in_sync()
     token = fleet.client.session.headers["Authorization"]
@@ -150,6 +171,7 @@ def burst(fleet: Any, harness: Any, plan_id: int, count: int, samples: int) -> d
         body = {"plan_id": plan_id, "protocol": "vless", "node_id": fleet.node_id}
         return client.call("POST", f"/users/{user_id}/configs", json=body, expect=201)
 
+    origin = datetime.now(UTC)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:
         configs = list(pool.map(create, users))
@@ -179,6 +201,7 @@ def burst(fleet: Any, harness: Any, plan_id: int, count: int, samples: int) -> d
         "sampled": sampled,
         "runs": fleet.sync_runs(since_id=runs_before),
         "failed_runs": fleet.sync_runs("failed", since_id=runs_before),
+        "timeline": run_timeline(fleet, runs_before, origin),
     }
 
 
@@ -248,6 +271,8 @@ def main() -> None:
                 f"{figures['runs']:6d}   (failed: {figures['failed_runs']})   target <= 3",
             ),
         ]
+        for number, line in enumerate(figures["timeline"]):
+            rows.append(("    the runs, from the first call" if number == 0 else "", line))
     print("\ndelivery through the whole fleet (gunicorn + rq worker + podman node, V2Ray 4.34)")
     print(f"  (POST /nodes/{{id}}/provision -> node active and in sync: {provisioned:.0f} s)")
     for label, value in rows:
