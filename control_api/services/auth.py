@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
@@ -35,8 +36,24 @@ def _failures_key(client_ip: str, kind: str, identifier: str) -> str:
 
 def secret_version(row: Admin | BotClient | Node) -> int:
     """The version of ROW's current secret: when it was last rotated, in microseconds (0: never)."""
-    rotated = row.secret_rotated_at
+    return _version_of(row.secret_rotated_at)
+
+
+def _version_of(rotated: datetime | None) -> int:
     return 0 if rotated is None else int(rotated.timestamp() * 1_000_000)
+
+
+def _principal_row(table: Table, name: ColumnElement, live: ColumnElement) -> Select:
+    """(name, live, secret_rotated_at) of the principal :id in TABLE: a Core read, built once (every request with a
+    token runs one; loading the ORM object cost a node's heartbeat more than PostgreSQL's part of it)."""
+    return select(name, live, table.c.secret_rotated_at).where(table.c.id == bindparam("id"))
+
+
+_PRINCIPAL_ROWS = {
+    "admin": _principal_row(Admin.__table__, Admin.__table__.c.username, Admin.__table__.c.disabled_at.is_(None)),
+    "bot": _principal_row(BotClient.__table__, BotClient.__table__.c.name, BotClient.__table__.c.disabled_at.is_(None)),
+    "node": _principal_row(Node.__table__, Node.__table__.c.name, Node.__table__.c.status != "disabled"),
+}
 
 
 def _authenticate(session: Session, kind: str, identifier: str, secret: str) -> Principal | None:
@@ -65,21 +82,16 @@ def revoked_key(jti: str) -> str:
 def load_principal(session: Session, kind: str, principal_id: int, token_version: int = 0) -> Principal | None:
     """The principal behind a token, or None if it was deleted or disabled since, or if its secret was
     rotated after the token was minted (TOKEN_VERSION, the secret version the token carries)."""
-    row: Admin | BotClient | Node | None
-    if kind == "admin":
-        row = session.get(Admin, principal_id)
-        live, name = row is not None and row.disabled_at is None, row.username if row else ""
-    elif kind == "bot":
-        row = session.get(BotClient, principal_id)
-        live, name = row is not None and row.disabled_at is None, row.name if row else ""
-    elif kind == "node":
-        row = session.get(Node, principal_id)
-        live, name = row is not None and row.status != "disabled", row.name if row else ""
-    else:
+    statement = _PRINCIPAL_ROWS.get(kind)
+    if statement is None:
         return None
-    if row is None or not live or secret_version(row) != token_version:
+    row = session.connection().execute(statement, {"id": principal_id}).first()
+    if row is None:
         return None
-    return Principal(kind, row.id, name, secret_version=token_version)
+    name, live, rotated = row
+    if not live or _version_of(rotated) != token_version:
+        return None
+    return Principal(kind, principal_id, name, secret_version=token_version)
 
 
 def log_in(

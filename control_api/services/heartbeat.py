@@ -74,7 +74,7 @@ def record_heartbeat(
         execution_options={"populate_existing": True, "synchronize_session": False},
     ).one()
     # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
-    session.execute(_METRIC_INSERT, {"node_id": node.id, "timestamp": now, **metric})
+    session.connection().execute(_METRIC_INSERT, {"node_id": node.id, "timestamp": now, **metric})
     change = evaluate(session, node, policy, now, heartbeat=True, latest=NodeMetric(**metric))
     announce(session, node, change, policy, now)
     for incident in data["incidents"]:
@@ -113,6 +113,8 @@ def record_heartbeat(
     here = node.id in ended
     if here:
         bump(session, [node.id])
+    if ended:
+        session.flush()  # the configs expire_due/suspend_exhausted changed: the watch below reads without the ORM
     # Read in the heartbeat's own transaction (it sees this report's bytes), so the answer costs no second one.
     watch = quota_watch(session, node.id, quota_watch_bytes)
     session.commit()
@@ -149,7 +151,8 @@ def quota_watch(session: Session, node_id: int, under_bytes: int) -> list[dict[s
     reaches its cap, so a fast download is suspended within seconds, not a whole interval later."""
     if under_bytes <= 0:
         return []
-    rows = session.execute(_QUOTA_WATCH, {"node_id": node_id, "under_bytes": under_bytes})
+    # On the session's connection: the ORM's execution path and autoflush cost a heartbeat more than the read.
+    rows = session.connection().execute(_QUOTA_WATCH, {"node_id": node_id, "under_bytes": under_bytes})
     return [{"email": f"cfg-{config_id}", "remaining_bytes": int(left)} for config_id, left in rows]
 
 
@@ -223,9 +226,13 @@ def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> s
 
     The probe reads what the locking reads of expire_due and suspend_exhausted would find (committed rows and
     this transaction's own writes); they run only when it finds something, and decide under their locks."""
-    due, near = session.execute(_END_SERVICE_PROBE, {"node_id": node_id, "now": now, "moved": sorted(moved)}).one()
-    served_here = or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id)
-    ended = lifecycle.expire_due(session, now, served_here) if due else []
+    # Without the ORM (no autoflush): nothing before it in a heartbeat changes a config through the ORM.
+    probe = session.connection().execute(_END_SERVICE_PROBE, {"node_id": node_id, "now": now, "moved": sorted(moved)})
+    due, near = probe.one()
+    ended = []
+    if due:
+        served_here = or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id)
+        ended = lifecycle.expire_due(session, now, served_here)
     if moved and near:
         ended += lifecycle.suspend_exhausted(session, UserConfig.id.in_(sorted(moved)))
     return {node for node in serving_nodes(ended) if node is not None}
@@ -246,7 +253,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
     first's row and then does the same, never counted twice (no savepoint: two statements fewer a report).
     """
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
-    rows = session.execute(_OWNERS, {"ids": sorted(ids)})
+    rows = session.connection().execute(_OWNERS, {"ids": sorted(ids)})
     owners, foreign = {}, set()
     for config_id, user_id, config_node_id, previous_node_id in rows:
         # A moving config is served by its source and its target: both report its traffic.
@@ -255,9 +262,13 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
         else:
             foreign.add(config_id)
     # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
-    report_row = session.execute(
-        _report_insert(session.get_bind().dialect.name), {"node_id": node_id, "report_id": report["report_id"]}
-    ).scalar()
+    report_row = (
+        session.connection()
+        .execute(
+            _report_insert(session.get_bind().dialect.name), {"node_id": node_id, "report_id": report["report_id"]}
+        )
+        .scalar()
+    )
     if report_row is None:
         return None
     unknown = 0
@@ -281,7 +292,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
         )
         moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
     if usage_rows:
-        session.execute(_USAGE_INSERT, usage_rows)  # one multi-row INSERT (insertmanyvalues)
+        session.connection().execute(_USAGE_INSERT, usage_rows)  # one multi-row INSERT (insertmanyvalues)
     _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
     return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))
 
@@ -311,7 +322,7 @@ def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:
         parameters[f"bytes_{number}"] = moved[config_id]
     count = len(moved)
     statement = _cached_used_bytes_update(count) if count <= MAX_CACHED_USED_BYTES else _used_bytes_update(count)
-    session.execute(statement, parameters)
+    session.connection().execute(statement, parameters)
 
 
 # The reports of a heartbeat interval name a few dozen configs at most, so their counts repeat: those statements

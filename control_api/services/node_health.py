@@ -166,10 +166,12 @@ def evaluate(
         silent = (now - node.last_seen_at).total_seconds() if node.last_seen_at else None
         after["dark"] = {"value": round(silent, 1) if silent else None, "limit": dark_limit, "since": now.isoformat()}
     raised, cleared = frozenset(after) - frozenset(before), frozenset(before) - frozenset(after)
-    node.alert_breached = after
+    # Assigned only when they change: an untouched node leaves the session clean, so the commit flushes nothing.
+    if node.alert_breached != after:
+        node.alert_breached = after
     if after and node.alert_since is None:
         node.alert_since = now
-    elif not after:
+    elif not after and node.alert_since is not None:
         node.alert_since = None
     return AlertChange(raised=raised, cleared=cleared, breached=after)
 

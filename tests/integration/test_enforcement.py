@@ -91,6 +91,15 @@ def test_the_heartbeat_names_the_configs_close_to_their_cap_so_the_agent_reports
     assert config_of(app, config_id).status == "suspended"
 
 
+def test_a_config_the_heartbeat_expires_is_not_in_its_quota_watch(app, client, principals, shop, queue):
+    """Near its cap and past its expiry: the heartbeat expires it, and the watch it answers with (read after that,
+    in the same transaction) no longer names it."""
+    config_id = pay(client, principals, shop).json["config"]["id"]  # temporary: 1000 MB
+    change(app, config_id, used_bytes=999 * MIB, expires_at=utcnow() - timedelta(seconds=5))
+    assert beat(client, principals.node)["quota_watch"] == []
+    assert config_of(app, config_id).status == "expired"
+
+
 def test_a_heartbeat_expires_its_nodes_configs_past_their_expiry_and_nobody_elses(app, client, principals, shop, queue):
     mine = pay(client, principals, shop, evidence="a").json["config"]["id"]
     other_customer = client.put("/api/v1/users/telegram/7010", json={}, headers=principals.bot.headers).json["id"]
