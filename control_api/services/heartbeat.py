@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import ARRAY, BigInteger, Select, any_, bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -173,17 +173,26 @@ def _quota_watch_statement() -> Select:
     )
 
 
-def _end_service_probe() -> Select:
+def _id_in(column: Any, name: str, dialect: str) -> Any:
+    """COLUMN in the list bound as :NAME: `= ANY(:NAME)` on PostgreSQL (one array parameter), an expanding IN on
+    SQLite (the embedded default has no arrays), whose rendering per call cost a heartbeat more."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(BigInteger)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@functools.cache
+def _end_service_probe(dialect: str) -> Select:
     """Whether a config the node serves is due for expiry at :now, and whether one of :moved is near its cap:
-    one cheap read that spares the heartbeat both locking reads when, as nearly always, neither is."""
+    one cheap read that spares the heartbeat both locking reads when, as nearly always, neither is. Built once
+    per dialect."""
     node_id = bindparam("node_id")
     return select(
         exists().where(
             *lifecycle.due_for_expiry(bindparam("now")),
             or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
         ),
-        # An expanding IN, not = ANY(array): the embedded default is SQLite, which has no arrays.
-        exists().where(*lifecycle.near_cap(), UserConfig.id.in_(bindparam("moved", expanding=True))),
+        exists().where(*lifecycle.near_cap(), _id_in(UserConfig.id, "moved", dialect)),
     )
 
 
@@ -203,20 +212,19 @@ def _node_seen_statement() -> Any:
     )
 
 
-def _owners_statement() -> Select:
-    """The configs of :ids with their customer and the nodes that serve them."""
+@functools.cache
+def _owners_statement(dialect: str) -> Select:
+    """The configs of :ids with their customer and the nodes that serve them. Built once per dialect."""
     return select(UserConfig.id, UserConfig.user_id, UserConfig.node_id, UserConfig.previous_node_id).where(
-        UserConfig.id.in_(bindparam("ids", expanding=True))
+        _id_in(UserConfig.id, "ids", dialect)
     )
 
 
 # Built once: a heartbeat runs them with new parameters (the statement is neither rebuilt nor re-keyed; building
 # and cache-keying a statement cost a heartbeat more than PostgreSQL's running of it).
 _QUOTA_WATCH = _quota_watch_statement()
-_END_SERVICE_PROBE = _end_service_probe()
 _NODE_SEEN = _node_seen_statement()
 _METRIC_INSERT = insert(NodeMetric.__table__)
-_OWNERS = _owners_statement()
 _USAGE_INSERT = insert(Usage.__table__)
 
 
@@ -227,7 +235,10 @@ def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> s
     The probe reads what the locking reads of expire_due and suspend_exhausted would find (committed rows and
     this transaction's own writes); they run only when it finds something, and decide under their locks."""
     # Without the ORM (no autoflush): nothing before it in a heartbeat changes a config through the ORM.
-    probe = session.connection().execute(_END_SERVICE_PROBE, {"node_id": node_id, "now": now, "moved": sorted(moved)})
+    connection = session.connection()
+    probe = connection.execute(
+        _end_service_probe(connection.dialect.name), {"node_id": node_id, "now": now, "moved": sorted(moved)}
+    )
     due, near = probe.one()
     ended = []
     if due:
@@ -253,7 +264,8 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
     first's row and then does the same, never counted twice (no savepoint: two statements fewer a report).
     """
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
-    rows = session.connection().execute(_OWNERS, {"ids": sorted(ids)})
+    connection = session.connection()
+    rows = connection.execute(_owners_statement(connection.dialect.name), {"ids": sorted(ids)})
     owners, foreign = {}, set()
     for config_id, user_id, config_node_id, previous_node_id in rows:
         # A moving config is served by its source and its target: both report its traffic.
@@ -262,13 +274,9 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
         else:
             foreign.add(config_id)
     # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
-    report_row = (
-        session.connection()
-        .execute(
-            _report_insert(session.get_bind().dialect.name), {"node_id": node_id, "report_id": report["report_id"]}
-        )
-        .scalar()
-    )
+    report_row = connection.execute(
+        _report_insert(connection.dialect.name), {"node_id": node_id, "report_id": report["report_id"]}
+    ).scalar()
     if report_row is None:
         return None
     unknown = 0
@@ -292,7 +300,7 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
         )
         moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
     if usage_rows:
-        session.connection().execute(_USAGE_INSERT, usage_rows)  # one multi-row INSERT (insertmanyvalues)
+        connection.execute(_USAGE_INSERT, usage_rows)  # one multi-row INSERT (insertmanyvalues)
     _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
     return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))
 
