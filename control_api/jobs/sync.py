@@ -255,7 +255,7 @@ def _finish(
                 stats = result.hosts.get(item.name)
                 run.rc = result.rc
                 run.changed = stats.changed if stats is not None else result.changed
-                run.added, run.removed = result.added, result.removed
+                run.added, run.removed = result.counts_for(item.name)  # its own, not the batch's
             if ok:
                 _record_success(session, item.node_id, item.revision, item.config_ids)
                 record_served(session, item.node_id, item.payload, item.revision)

@@ -70,7 +70,8 @@ class HostStats:
 @dataclass
 class PlaybookResult:
     """What one playbook run did. `added`/`removed` count distinct client emails (not per inbound), summed over
-    the hosts; `added_emails`/`removed_emails` list at most the module's first entries of each host."""
+    the hosts, and `host_counts` per host; `added_emails`/`removed_emails` list at most the module's first
+    entries of each host."""
 
     rc: int
     status: str  # ansible-runner's: successful | failed | timeout | canceled | error
@@ -85,6 +86,14 @@ class PlaybookResult:
     resync_hosts: dict[str, str] = field(default_factory=dict)
     # The users module's own run time (the longest over the hosts), from its event: what a sync costs on the node.
     users_module_seconds: float = 0.0
+    # host -> (added, removed) of its users module: a batched run's hosts each record their own.
+    host_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def counts_for(self, host: str) -> tuple[int, int]:
+        """(added, removed) on HOST: its own counts, or the run's when it had no other host."""
+        if host in self.host_counts:
+            return self.host_counts[host]
+        return (self.added, self.removed) if set(self.hosts) <= {host} else (0, 0)
 
     @property
     def ok(self) -> bool:
@@ -118,6 +127,7 @@ class EventAccounting:
         self.errors: list[str] = []
         self.resync_hosts: dict[str, str] = {}
         self.added_count = self.removed_count = 0
+        self.host_counts: dict[str, tuple[int, int]] = {}
         self.users_module_seconds = 0.0
         self._stats_seen = False
 
@@ -130,8 +140,12 @@ class EventAccounting:
             self.added.update(_emails(res.get("added")))
             self.removed.update(_emails(res.get("removed")))
             # The module lists only the first entries of a large change; its counts are per host.
-            self.added_count += int(res.get("added_count", len(_emails(res.get("added")))))
-            self.removed_count += int(res.get("removed_count", len(_emails(res.get("removed")))))
+            added = int(res.get("added_count", len(_emails(res.get("added")))))
+            removed = int(res.get("removed_count", len(_emails(res.get("removed")))))
+            self.added_count += added
+            self.removed_count += removed
+            before = self.host_counts.get(host, (0, 0))
+            self.host_counts[host] = (before[0] + added, before[1] + removed)
             self.users_module_seconds = max(self.users_module_seconds, float(data.get("duration") or 0.0))
             if res.get("resync_needed"):
                 self.resync_hosts[host] = scrub(_message(res))
@@ -298,4 +312,5 @@ def run_playbook(
         errors=accounting.errors,
         resync_hosts=accounting.resync_hosts,
         users_module_seconds=accounting.users_module_seconds,
+        host_counts=accounting.host_counts,
     )

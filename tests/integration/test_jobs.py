@@ -49,6 +49,7 @@ class FakeRunner:
         self.extravars: list[dict] = []
         self.inventories: list[dict] = []
         self.failing_hosts: set[str] = set()  # in a run over several hosts, only these fail
+        self.host_counts: dict[str, tuple[int, int]] = {}  # what each host's users module reports (added, removed)
         self.lock = threading.Lock()
 
     def __call__(self, playbook: str, inventory: dict, extravars: dict, **kwargs: Any) -> PlaybookResult:
@@ -65,7 +66,16 @@ class FakeRunner:
         if any(host in self.failing_hosts for host in hosts):
             errors = [f"{host}: unreachable: no route" for host in hosts if host in self.failing_hosts]
             return PlaybookResult(rc=2, status="failed", duration_ms=1, hosts=stats, errors=errors)
-        return PlaybookResult(rc=0, status="successful", duration_ms=1, hosts=stats)
+        counts = {host: self.host_counts[host] for host in hosts if host in self.host_counts}
+        return PlaybookResult(
+            rc=0,
+            status="successful",
+            duration_ms=1,
+            hosts=stats,
+            added=sum(added for added, _ in counts.values()),
+            removed=sum(removed for _, removed in counts.values()),
+            host_counts=counts,
+        )
 
 
 @pytest.fixture
@@ -423,6 +433,23 @@ def test_a_fleet_batch_syncs_every_lagging_node_in_one_run_and_a_failing_host_ho
         run = session.scalars(select(SyncRun).where(SyncRun.node_id == second)).one()
         assert (run.status, run.error) == ("failed", "fra-2: unreachable: no route")
     assert Queue("nodes", connection=conn).job_ids == [sync_job_id(second)], "the failed node retries on its own"
+
+
+def test_each_node_of_a_batch_records_what_its_own_host_added_and_removed(settings, engine, make_context):
+    runner = FakeRunner()
+    runner.host_counts = {"fra-1": (3, 1), "fra-2": (0, 2)}
+    first, second, quiet = (add_node(engine, name, desired=2) for name in ("fra-1", "fra-2", "fra-3"))
+
+    tasks.sync_fleet_job(context=make_context(runner))
+
+    assert runner.calls == [("sync_users.yml", "fra-1,fra-2,fra-3")]
+    with sessionmaker(engine)() as session:
+        recorded = {run.node_id: (run.status, run.added, run.removed) for run in session.scalars(select(SyncRun)).all()}
+    assert recorded == {
+        first: ("succeeded", 3, 1),
+        second: ("succeeded", 0, 2),
+        quiet: ("succeeded", 0, 0),
+    }, "each run records its own host's counts, not the batch's (3 added, 3 removed)"
 
 
 def test_a_node_another_run_holds_is_left_out_of_a_batch_and_its_own_sync_waits(settings, engine, make_context):

@@ -32,6 +32,24 @@ def test_users_module_results_count_distinct_emails_not_inbounds():
     assert accounting.removed == {"cfg-9"}
 
 
+def test_each_hosts_users_module_counts_are_kept_apart():
+    accounting = EventAccounting()
+    accounting(users_ok("n1", ["t/cfg-1", "t/cfg-2"], ["t/cfg-3"]))
+    accounting(users_ok("n2", [], ["t/cfg-4"]))
+    assert (accounting.added_count, accounting.removed_count) == (2, 2)
+    assert accounting.host_counts == {"n1": (2, 1), "n2": (0, 1)}
+    result = PlaybookResult(rc=0, status="successful", duration_ms=1, host_counts=accounting.host_counts)
+    assert result.counts_for("n2") == (0, 1)
+    assert result.counts_for("n3") == (0, 0)
+
+
+def test_a_run_over_one_host_without_host_counts_is_that_hosts():
+    result = PlaybookResult(rc=0, status="successful", duration_ms=1, hosts={"n1": HostStats(ok=1)}, added=4)
+    assert result.counts_for("n1") == (4, 0)
+    other = PlaybookResult(rc=0, status="successful", duration_ms=1, hosts={"n1": HostStats(), "n2": HostStats()})
+    assert other.counts_for("n1") == (0, 0)
+
+
 def test_only_the_users_task_is_read_for_adds_even_under_a_short_name():
     accounting = EventAccounting()
     accounting(ok("n1", "Something else", "ansible.builtin.copy", changed=True, added=["x/cfg-5"]))
