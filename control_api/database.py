@@ -6,6 +6,8 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from . import prepared_statements
+
 
 class Database:
     """An engine plus a request-scoped session, removed when the app context ends."""
@@ -38,6 +40,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True, json_deserializer=orjson.loads
     )
+    prepared_statements.install(engine)  # the statements marked PREPARED are planned once per connection
+    return engine

@@ -18,6 +18,7 @@ from ..config import Settings
 from ..errors import RateLimited, Unauthorized
 from ..kvstore import KeyValueStore
 from ..models import Admin, BotClient, Node
+from ..prepared_statements import PREPARED
 from .credentials import verify_secret
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def _version_of(rotated: datetime | None) -> int:
 def _principal_row(table: Table, name: ColumnElement, live: ColumnElement) -> Select:
     """(name, live, secret_rotated_at) of the principal :id in TABLE: a Core read, built once (every request with a
     token runs one; loading the ORM object cost a node's heartbeat more than PostgreSQL's part of it)."""
-    return select(name, live, table.c.secret_rotated_at).where(table.c.id == bindparam("id"))
+    return (
+        select(name, live, table.c.secret_rotated_at).where(table.c.id == bindparam("id")).execution_options(**PREPARED)
+    )
 
 
 _PRINCIPAL_ROWS = {

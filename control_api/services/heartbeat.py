@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from ..actors import Principal
 from ..models import LAST_METRIC_COLUMNS, Node, NodeMetric, Usage, UsageReport, User, UserConfig, utcnow
+from ..prepared_statements import PREPARED
 from . import audit, identity_pool, lifecycle
 from .alerts import announce
 from .devices import DevicePolicy, record_devices
@@ -207,7 +208,7 @@ def _end_service_probe(dialect: str) -> Select:
             or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
         ),
         exists().where(*lifecycle.near_cap(), _id_in(UserConfig.id, "moved", dialect)),
-    )
+    ).execution_options(**PREPARED)
 
 
 def _node_seen_statement() -> Any:
@@ -229,16 +230,18 @@ def _node_seen_statement() -> Any:
 @functools.cache
 def _owners_statement(dialect: str) -> Select:
     """The configs of :ids with their customer and the nodes that serve them. Built once per dialect."""
-    return select(UserConfig.id, UserConfig.user_id, UserConfig.node_id, UserConfig.previous_node_id).where(
-        _id_in(UserConfig.id, "ids", dialect)
+    return (
+        select(UserConfig.id, UserConfig.user_id, UserConfig.node_id, UserConfig.previous_node_id)
+        .where(_id_in(UserConfig.id, "ids", dialect))
+        .execution_options(**PREPARED)
     )
 
 
 # Built once: a heartbeat runs them with new parameters (the statement is neither rebuilt nor re-keyed; building
 # and cache-keying a statement cost a heartbeat more than PostgreSQL's running of it).
-_QUOTA_WATCH = _quota_watch_statement()
-_NODE_SEEN = _node_seen_statement()
-_METRIC_INSERT = insert(NodeMetric.__table__)
+_QUOTA_WATCH = _quota_watch_statement().execution_options(**PREPARED)
+_NODE_SEEN = _node_seen_statement().execution_options(**PREPARED)
+_METRIC_INSERT = insert(NodeMetric.__table__).execution_options(**PREPARED)
 _USAGE_INSERT = insert(Usage.__table__)
 
 
@@ -330,6 +333,7 @@ def _report_insert(dialect: str) -> Any:
         .values(node_id=bindparam("node_id"), report_id=bindparam("report_id"))
         .on_conflict_do_nothing(index_elements=["node_id", "report_id"])
         .returning(reports.c.id)
+        .execution_options(**PREPARED)
     )
 
 
@@ -357,14 +361,18 @@ def _usage_insert_from_arrays() -> Any:
         .table_valued(*_USAGE_COLUMNS)
         .render_derived()
     )
-    return insert(usage).from_select(
-        [*_USAGE_COLUMNS, "report_id", "period_start", "period_end"],
-        select(
-            *[rows.c[column] for column in _USAGE_COLUMNS],
-            bindparam("report_id", type_=usage.c.report_id.type),
-            bindparam("period_start", type_=usage.c.period_start.type),
-            bindparam("period_end", type_=usage.c.period_end.type),
-        ),
+    return (
+        insert(usage)
+        .from_select(
+            [*_USAGE_COLUMNS, "report_id", "period_start", "period_end"],
+            select(
+                *[rows.c[column] for column in _USAGE_COLUMNS],
+                bindparam("report_id", type_=usage.c.report_id.type),
+                bindparam("period_start", type_=usage.c.period_start.type),
+                bindparam("period_end", type_=usage.c.period_end.type),
+            ),
+        )
+        .execution_options(**PREPARED)
     )
 
 
@@ -397,7 +405,12 @@ def _used_bytes_from_arrays() -> Any:
         .table_valued("id", "amount")
         .render_derived()
     )
-    return update(configs).where(configs.c.id == moved.c.id).values(used_bytes=configs.c.used_bytes + moved.c.amount)
+    return (
+        update(configs)
+        .where(configs.c.id == moved.c.id)
+        .values(used_bytes=configs.c.used_bytes + moved.c.amount)
+        .execution_options(**PREPARED)
+    )
 
 
 _USED_BYTES_FROM_ARRAYS = _used_bytes_from_arrays()
