@@ -81,8 +81,8 @@ def record_heartbeat(
     now = utcnow()
     metric = {key: data[key] for key in LAST_METRIC_COLUMNS}
     # One statement locks the node's row, marks it seen (an offline node is back), keeps this heartbeat's
-    # metrics on it (what GET /nodes shows) and reads it back: the principal's lookup has just loaded the node,
-    # so a SELECT ... FOR UPDATE and an UPDATE would be two more.
+    # metrics on it (what GET /nodes shows) and reads it back, where a SELECT ... FOR UPDATE and an UPDATE would
+    # be two statements.
     node = session.scalars(
         _NODE_SEEN,
         {"node_id": node_principal.id, "now": now, **metric},
