@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from agent import core_api as agent_core_api
@@ -60,12 +61,27 @@ def node(tmp_path: Path) -> Iterator[dict]:
     core = V2RayProcess(config, [tcp_port, api_port], tmp_path / "v2ray.log")
     core.start()
     api = agent_core_api.connect(f"127.0.0.1:{api_port}", "v2ray")
+    wait_until_the_api_answers(api)
     try:
         with origin_server(tmp_path / "origin", size=BODY_SIZE) as origin:
             yield {"api": api, "inbound": inbounds[0], "tag": flt.inbound_tag(inbounds[0]), "origin": origin}
     finally:
         api.close()
         core.stop()
+
+
+def wait_until_the_api_answers(api, seconds: float = 15) -> None:
+    """V2Ray listens on its API port a moment before its API handler is registered: a call in between is
+    dropped ("non existing tag: api" in its log, "Socket closed" here), which a loaded machine makes likely."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            agent_core_api.read_user_traffic(api)
+            return
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_the_agent_uses_the_collections_client_not_a_copy():

@@ -91,8 +91,11 @@ def test_a_blocked_device_is_refused_while_the_same_customers_other_device_and_a
             # stood at the block depends on how the machine scheduled the three streams, not on the guard).
             assert progress["alice@second"].bytes < size
             assert progress["alice@second"].bytes - bytes_at_block <= 3 * rate + MiB
+            # And it ended by the reset, not by running out: left alone it had at least 22 MiB, over 7 s at its
+            # rate, still to go. (A 3 s bound failed once at 3.01 s on a loaded machine; the bytes bound above is
+            # the tight one.)
             cut_after = ended_at["alice@second"] - blocked_at
-            assert cut_after < 3, cut_after
+            assert cut_after < 5, cut_after
             for name in ("alice@first", "bob@second"):
                 assert outcomes[name]["status"] == 200 and outcomes[name]["sha256"] == sha256, (name, outcomes[name])
 
