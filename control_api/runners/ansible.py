@@ -11,7 +11,9 @@
   The collections of the PyPI `ansible` package (ansible.posix, community.general, ...) are still
   found on sys.path.
 - Extravars (UUIDs) go to the child as `-e @<file>`: one JSON file, mode 0600, in the run's private_data_dir
-  (0700), which is made on tmpfs (/dev/shm, RAM) when there is one and deleted when the run ends. Not on
+  (0700), which is made on tmpfs (/dev/shm, RAM) when there is one and deleted when the run ends. A
+  process killed mid-run (SIGKILL, the OOM killer, systemd's stop timeout) cannot delete it: its name
+  carries the owner's pid, and the next run removes the directories of owners that are gone. Not on
   the command line: Linux limits one argument to 128 KiB (MAX_ARG_STRLEN), about 1,500 users, so a full
   sync of a larger node would fail with E2BIG (ansible-runner's own `extravars=` puts the JSON there).
   suppress_env_files=True: no env/ files; suppress_output_file=True: no artifacts/stdout. The event
@@ -29,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -49,6 +52,9 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _MAX_ERROR_CHARS = 2000
 # Only ever the parent of mkdtemp(): a fresh directory with a random name and mode 0700.
 _MEMORY_TMP = Path("/dev/shm")  # noqa: S108
+_RUN_DIR_PREFIX = "rayfleet-ansible-"
+# <prefix><owner pid>-<mkdtemp's random part: lower-case letters, digits and underscores>
+_RUN_DIR_NAME = re.compile(rf"{_RUN_DIR_PREFIX}(\d+)-[a-z0-9_]+")
 _TASK_RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
 
 
@@ -247,6 +253,41 @@ def _memory_tmp() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
 
+def _new_run_dir() -> str:
+    """A fresh private_data_dir (mode 0700) named after this process, so that a later run can tell it
+    from a live run's once this process is gone."""
+    return tempfile.mkdtemp(prefix=f"{_RUN_DIR_PREFIX}{os.getpid()}-", dir=_memory_tmp())
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
+
+
+def reap_orphaned_run_dirs(parent: Path) -> list[str]:
+    """Remove from PARENT the run directories of processes that no longer exist: what a run killed before
+    its `finally` left behind, extravars (users' UUIDs) included. Only this user's directories; a live
+    owner's are kept (a reused pid only keeps one longer). Returns the names removed."""
+    removed = []
+    for path in parent.glob(f"{_RUN_DIR_PREFIX}*"):
+        match = _RUN_DIR_NAME.fullmatch(path.name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        try:
+            info = path.lstat()
+        except FileNotFoundError:  # another run reaped it first
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
 def _write_private(path: Path, text: str) -> Path:
     """TEXT in a new file PATH that only this user can read (created 0600, never wider)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -265,7 +306,8 @@ def run_playbook(
 ) -> PlaybookResult:
     """Run PLAYBOOK (relative to playbooks/, or absolute) against INVENTORY limited to LIMIT (a host, or
     hosts separated by commas), FORKS hosts at a time (Ansible's default, 5, when None)."""
-    private_data_dir = tempfile.mkdtemp(prefix="rayfleet-ansible-", dir=_memory_tmp())
+    reap_orphaned_run_dirs(Path(_memory_tmp() or tempfile.gettempdir()))
+    private_data_dir = _new_run_dir()
     collections_dir = Path(private_data_dir) / "collections"
     accounting = EventAccounting()
     envvars = {

@@ -14,9 +14,11 @@ Both nodes are provisioned once for the module (≈90 s each on 2 cores); the te
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ import redis
 from sqlalchemy import select
 
 from control_api.models import SyncRun
+from control_api.runners.ansible import _memory_tmp
 from harness.fleet import BIG_BODY, SMALL_BODY, Fleet, FleetSpec, NodeSpec, link_for, start_fleet, wait_for
 from harness.link_sampler import LinkSampler
 from harness.migration import (
@@ -288,6 +291,11 @@ def running_sync_of(fleet: Fleet, node_id: int, since_id: int) -> int | None:
         )
 
 
+def killed_run_dirs(pids: list[int]) -> list[str]:
+    parent = Path(_memory_tmp() or tempfile.gettempdir())
+    return [path.name for pid in pids for path in parent.glob(f"rayfleet-ansible-{pid}-*")]
+
+
 def test_a_worker_killed_mid_migration_is_completed_by_the_sweep(fleet: Fleet, state):
     node1, node2 = node_ids(fleet)
     address1, address2 = (node.container.address for node in fleet.nodes)
@@ -350,5 +358,7 @@ def test_a_worker_killed_mid_migration_is_completed_by_the_sweep(fleet: Fleet, s
     with fleet.engine.connect() as connection:
         status = connection.scalar(select(SyncRun.status).where(SyncRun.id == run_id))
     assert status != "succeeded", "the killed run cannot have recorded success: was it killed?"
+    # The killed run could not delete its private_data_dir (node 2's users' UUIDs, on tmpfs); a later run did.
+    assert not killed_run_dirs(killed), "a killed run's private_data_dir outlived the runs after it"
     assert_refused(fleet, old_link)
     clear(fleet, node1)
