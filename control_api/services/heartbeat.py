@@ -32,29 +32,27 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
-    Connection,
     Select,
     any_,
     bindparam,
     case,
     exists,
-    func,
     insert,
     or_,
     select,
+    true,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..actors import Principal
-from ..models import LAST_METRIC_COLUMNS, Node, NodeMetric, Usage, UsageReport, User, UserConfig, utcnow
+from ..models import LAST_METRIC_COLUMNS, Node, NodeMetric, User, UserConfig, utcnow
 from ..prepared_statements import PREPARED
 from . import audit, identity_pool, lifecycle
 from .alerts import announce
 from .devices import DevicePolicy, record_devices
 from .node_health import HealthPolicy, evaluate
+from .report_store import store_report
 from .revisions import Dispatch, bump, served_by, serving_nodes
 
 log = logging.getLogger(__name__)
@@ -83,13 +81,16 @@ def record_heartbeat(
     # One statement locks the node's row, marks it seen (an offline node is back), keeps this heartbeat's
     # metrics on it (what GET /nodes shows) and reads it back, where a SELECT ... FOR UPDATE and an UPDATE would
     # be two statements.
+    # On PostgreSQL the same statement also INSERTs the metrics row (a WITH), on SQLite a second one does.
+    dialect = session.get_bind().dialect.name
     node = session.scalars(
-        _NODE_SEEN,
+        _node_seen(dialect),
         {"node_id": node_principal.id, "now": now, **metric},
         execution_options={"populate_existing": True, "synchronize_session": False},
     ).one()
-    # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
-    session.connection().execute(_METRIC_INSERT, {"node_id": node.id, "timestamp": now, **metric})
+    if dialect != "postgresql":
+        # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
+        session.connection().execute(_METRIC_INSERT, {"node_id": node.id, "timestamp": now, **metric})
     change = evaluate(session, node, policy, now, heartbeat=True, latest=NodeMetric(**metric))
     announce(session, node, change, policy, now)
     for incident in data["incidents"]:
@@ -110,7 +111,7 @@ def record_heartbeat(
         # Traffic of the warm pool's identities (pool-<id>): the adopting config's, or nobody's (identity_pool.py).
         settled = identity_pool.settle_usage(session, node.id, report["usage"], report["period_start"], now)
         pool_retired += settled.retired
-        stored = _store_report(session, node.id, {**report, "usage": settled.usage})
+        stored = _store_report(session, node.id, {**report, "usage": settled.usage}, now)
         if stored is None:
             duplicates.append(report["report_id"])
         else:
@@ -120,7 +121,10 @@ def record_heartbeat(
             moved |= stored.moved
     if foreign:
         audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node.id, config_ids=sorted(foreign))
-    ended = _end_service(session, node.id, moved, now)
+    # One read in the heartbeat's own transaction (it sees this report's bytes): whether a config is due to end,
+    # and the quota watch of the answer, which is read again only when configs ended.
+    probe = _probe(session, node.id, moved, now, quota_watch_bytes)
+    ended = _end_service(session, node.id, moved, now, probe)
     devices = record_devices(session, node.id, data["devices"], now, device_policy or DevicePolicy())
     ended |= devices.nodes
     if pool_retired:
@@ -128,10 +132,11 @@ def record_heartbeat(
     here = node.id in ended
     if here:
         bump(session, [node.id])
-    if ended:
-        session.flush()  # the configs expire_due/suspend_exhausted changed: the watch below reads without the ORM
-    # Read in the heartbeat's own transaction (it sees this report's bytes), so the answer costs no second one.
-    watch = quota_watch(session, node.id, quota_watch_bytes)
+    if probe.ends_service(moved):
+        session.flush()  # the configs expire_due/suspend_exhausted changed: the watch reads without the ORM
+        watch = quota_watch(session, node.id, quota_watch_bytes)
+    else:
+        watch = probe.watch
     session.commit()
     others = sorted(ended - {node.id})
     if others:
@@ -196,25 +201,62 @@ def _id_in(column: Any, name: str, dialect: str) -> Any:
     return column.in_(bindparam(name, expanding=True))
 
 
+@dataclass(frozen=True)
+class Probe:
+    due: bool  # a config the node serves is past its expiry
+    near: bool  # a config of the report's moved ones is near its cap
+    watch: list[dict[str, Any]]  # quota_watch's answer, as of the probe
+
+    def ends_service(self, moved: set[int]) -> bool:
+        """Whether _end_service takes its locking reads (and may end configs)."""
+        return self.due or bool(moved and self.near)
+
+
+def _probe(session: Session, node_id: int, moved: set[int], now: Any, under_bytes: int) -> Probe:
+    """Whether a config the node serves is due for expiry at NOW, whether one of MOVED is near its cap, and the quota
+    watch: one cheap read that spares the heartbeat both locking reads of _end_service when, as nearly always,
+    neither is, and spares it a second read for its answer."""
+    # On the connection (no autoflush): nothing before it in a heartbeat changes a config through the ORM.
+    connection = session.connection()
+    parameters = {"node_id": node_id, "now": now, "moved": sorted(moved), "under_bytes": max(under_bytes, 0)}
+    rows = connection.execute(_probe_statement(connection.dialect.name), parameters).all()
+    watch = [
+        {"email": f"cfg-{config_id}", "remaining_bytes": int(left)}
+        for _due, _near, config_id, left in rows
+        if config_id is not None
+    ]
+    return Probe(bool(rows[0][0]), bool(rows[0][1]), watch)
+
+
 @functools.cache
-def _end_service_probe(dialect: str) -> Select:
-    """Whether a config the node serves is due for expiry at :now, and whether one of :moved is near its cap:
-    one cheap read that spares the heartbeat both locking reads when, as nearly always, neither is. Built once
-    per dialect."""
+def _probe_statement(dialect: str) -> Select:
+    """One row of (due, near) joined to the quota watch's rows (NULLs when it has none): the end-of-service probe
+    of _probe, and quota_watch's read (an :under_bytes of 0 watches nothing). Built once per dialect."""
     node_id = bindparam("node_id")
-    return select(
-        exists().where(
+    flags = select(
+        exists()
+        .where(
             *lifecycle.due_for_expiry(bindparam("now")),
             or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id),
-        ),
-        exists().where(*lifecycle.near_cap(), _id_in(UserConfig.id, "moved", dialect)),
-    ).execution_options(**PREPARED)
-
-
-def _node_seen_statement() -> Any:
-    """UPDATE the node :node_id: seen at :now (offline -> active), this heartbeat's metrics (:cpu, ...) kept on
-    its row; RETURNING the node."""
+        )
+        .label("due"),
+        exists().where(*lifecycle.near_cap(), _id_in(UserConfig.id, "moved", dialect)).label("near"),
+    ).subquery("flags")
+    watch = _quota_watch_statement().subquery("watch")
     return (
+        select(flags.c.due, flags.c.near, watch.c.id, watch.c.remaining)
+        .select_from(flags.outerjoin(watch, true()))
+        .order_by(watch.c.remaining, watch.c.id)
+        .execution_options(**PREPARED)
+    )
+
+
+@functools.cache
+def _node_seen(dialect: str) -> Any:
+    """UPDATE the node :node_id: seen at :now (offline -> active), this heartbeat's metrics (:cpu, ...) kept on
+    its row; RETURNING the node. On PostgreSQL it INSERTs the metrics row too, in a WITH (one round trip, and one
+    of SQLAlchemy's executions, fewer). Built once per dialect."""
+    statement = (
         update(Node)
         .where(Node.id == bindparam("node_id"))
         .values(
@@ -225,6 +267,15 @@ def _node_seen_statement() -> Any:
         )
         .returning(Node)
     )
+    if dialect == "postgresql":
+        metrics = NodeMetric.__table__
+        row = insert(metrics).values(
+            node_id=bindparam("node_id", type_=metrics.c.node_id.type),
+            timestamp=bindparam("now", type_=metrics.c.timestamp.type),
+            **{key: bindparam(key, type_=metrics.c[key].type) for key in LAST_METRIC_COLUMNS},
+        )
+        statement = statement.add_cte(row.cte("metric"))
+    return statement.execution_options(**PREPARED)
 
 
 @functools.cache
@@ -240,28 +291,20 @@ def _owners_statement(dialect: str) -> Select:
 # Built once: a heartbeat runs them with new parameters (the statement is neither rebuilt nor re-keyed; building
 # and cache-keying a statement cost a heartbeat more than PostgreSQL's running of it).
 _QUOTA_WATCH = _quota_watch_statement().execution_options(**PREPARED)
-_NODE_SEEN = _node_seen_statement().execution_options(**PREPARED)
 _METRIC_INSERT = insert(NodeMetric.__table__).execution_options(**PREPARED)
-_USAGE_INSERT = insert(Usage.__table__)
 
 
-def _end_service(session: Session, node_id: int, moved: set[int], now: Any) -> set[int]:
+def _end_service(session: Session, node_id: int, moved: set[int], now: Any, probe: Probe) -> set[int]:
     """In the heartbeat's transaction: expire the node's configs past their expiry and suspend those of MOVED
     (configs whose usage this heartbeat added) at their cap. Returns every node that served one of them.
 
-    The probe reads what the locking reads of expire_due and suspend_exhausted would find (committed rows and
-    this transaction's own writes); they run only when it finds something, and decide under their locks."""
-    # Without the ORM (no autoflush): nothing before it in a heartbeat changes a config through the ORM.
-    connection = session.connection()
-    probe = connection.execute(
-        _end_service_probe(connection.dialect.name), {"node_id": node_id, "now": now, "moved": sorted(moved)}
-    )
-    due, near = probe.one()
+    The PROBE read what the locking reads of expire_due and suspend_exhausted would find (committed rows and
+    this transaction's own writes); they run only when it found something, and decide under their locks."""
     ended = []
-    if due:
+    if probe.due:
         served_here = or_(UserConfig.node_id == node_id, UserConfig.previous_node_id == node_id)
         ended = lifecycle.expire_due(session, now, served_here)
-    if moved and near:
+    if moved and probe.near:
         ended += lifecycle.suspend_exhausted(session, UserConfig.id.in_(sorted(moved)))
     return {node for node in serving_nodes(ended) if node is not None}
 
@@ -273,13 +316,9 @@ class StoredReport:
     moved: frozenset[int]  # configs whose usage the report added to
 
 
-def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> StoredReport | None:
-    """Store one report's usage rows; None when the report id was stored before (a retry).
-
-    The report row goes in first with ON CONFLICT DO NOTHING on the unique (node_id, report_id): a repeated
-    delivery of the same id inserts nothing and is counted as a duplicate, and a concurrent one waits on the
-    first's row and then does the same, never counted twice (no savepoint: two statements fewer a report).
-    """
+def _store_report(session: Session, node_id: int, report: dict[str, Any], now: Any) -> StoredReport | None:
+    """Store one report's usage rows and add them to the configs' used_bytes (report_store.py); None when the report
+    id was stored before (a retry, or a concurrent delivery of the same report)."""
     ids = {int(match.group(1)) for entry in report["usage"] if (match := CONFIG_EMAIL.match(entry["email"]))}
     connection = session.connection()
     rows = connection.execute(_owners_statement(connection.dialect.name), {"ids": sorted(ids)})
@@ -290,12 +329,6 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
             owners[config_id] = user_id
         else:
             foreign.add(config_id)
-    # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
-    report_row = connection.execute(
-        _report_insert(connection.dialect.name), {"node_id": node_id, "report_id": report["report_id"]}
-    ).scalar()
-    if report_row is None:
-        return None
     unknown = 0
     moved: dict[int, int] = {}
     usage_rows = []
@@ -308,131 +341,13 @@ def _store_report(session: Session, node_id: int, report: dict[str, Any]) -> Sto
             {
                 "user_id": owners[config_id],
                 "config_id": config_id,
-                "report_id": report_row,
                 "bytes_in": entry["uplink"],
                 "bytes_out": entry["downlink"],
-                "period_start": report["period_start"],
-                "period_end": report["period_end"],
             }
         )
         moved[config_id] = moved.get(config_id, 0) + entry["uplink"] + entry["downlink"]
-    if usage_rows:
-        _insert_usage(connection, usage_rows)
-    _add_used_bytes(session, {config_id: n for config_id, n in moved.items() if n})
+    # Core statements, not ORM objects: a report is a few hundred rows at most, written and never read.
+    period = (report["period_start"], report["period_end"])
+    if store_report(connection, node_id, report["report_id"], now, period, usage_rows, moved) is None:
+        return None
     return StoredReport(unknown, frozenset(foreign), frozenset(config_id for config_id, n in moved.items() if n))
-
-
-@functools.cache
-def _report_insert(dialect: str) -> Any:
-    """INSERT the usage report (:node_id, :report_id) unless stored before, RETURNING its id: with ON CONFLICT of
-    DIALECT (PostgreSQL, or SQLite: the embedded default). Built once per dialect."""
-    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    reports = UsageReport.__table__
-    return (
-        dialect_insert(reports)
-        .values(node_id=bindparam("node_id"), report_id=bindparam("report_id"))
-        .on_conflict_do_nothing(index_elements=["node_id", "report_id"])
-        .returning(reports.c.id)
-        .execution_options(**PREPARED)
-    )
-
-
-_USAGE_COLUMNS = ("user_id", "config_id", "bytes_in", "bytes_out")
-
-
-def _insert_usage(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """INSERT one report's usage ROWS (all of one report and period) in one statement: on PostgreSQL a constant
-    INSERT ... SELECT over unnest() of one array per column, built once; else (SQLite) a multi-row INSERT.
-    SQLAlchemy's multi-row path (insertmanyvalues) renders a VALUES row per entry each call: a tenth of a
-    heartbeat's CPU in the API, and a statement PostgreSQL plans anew every time."""
-    if connection.dialect.name != "postgresql":
-        connection.execute(_USAGE_INSERT, rows)
-        return
-    parameters = {column: [row[column] for row in rows] for column in _USAGE_COLUMNS}
-    parameters.update({key: rows[0][key] for key in ("report_id", "period_start", "period_end")})
-    connection.execute(_usage_insert_from_arrays(), parameters)
-
-
-@functools.cache
-def _usage_insert_from_arrays() -> Any:
-    usage = Usage.__table__
-    rows = (
-        func.unnest(*[bindparam(column, type_=ARRAY(BigInteger)) for column in _USAGE_COLUMNS])
-        .table_valued(*_USAGE_COLUMNS)
-        .render_derived()
-    )
-    return (
-        insert(usage)
-        .from_select(
-            [*_USAGE_COLUMNS, "report_id", "period_start", "period_end"],
-            select(
-                *[rows.c[column] for column in _USAGE_COLUMNS],
-                bindparam("report_id", type_=usage.c.report_id.type),
-                bindparam("period_start", type_=usage.c.period_start.type),
-                bindparam("period_end", type_=usage.c.period_end.type),
-            ),
-        )
-        .execution_options(**PREPARED)
-    )
-
-
-def _add_used_bytes(session: Session, moved: dict[int, int]) -> None:
-    """used_bytes += MOVED[id] for every config in MOVED, in one UPDATE, in SQL: concurrent reports for one config
-    add up instead of overwriting. On PostgreSQL ids and amounts travel as two arrays (a constant statement);
-    SQLite gets a CASE over the ids (IN)."""
-    if not moved:
-        return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        ids = sorted(moved)
-        connection.execute(_USED_BYTES_FROM_ARRAYS, {"ids": ids, "amounts": [moved[config_id] for config_id in ids]})
-        return
-    parameters = {}
-    for number, config_id in enumerate(sorted(moved)):
-        parameters[f"id_{number}"] = config_id
-        parameters[f"bytes_{number}"] = moved[config_id]
-    count = len(moved)
-    statement = _cached_used_bytes_update(count) if count <= MAX_CACHED_USED_BYTES else _used_bytes_update(count)
-    connection.execute(statement, parameters)
-
-
-def _used_bytes_from_arrays() -> Any:
-    """PostgreSQL: used_bytes += n for each (id, n) of unnest(:ids, :amounts); :ids sorted, so the configs are
-    read, and locked, in id order."""
-    configs = UserConfig.__table__
-    moved = (
-        func.unnest(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("amounts", type_=ARRAY(BigInteger)))
-        .table_valued("id", "amount")
-        .render_derived()
-    )
-    return (
-        update(configs)
-        .where(configs.c.id == moved.c.id)
-        .values(used_bytes=configs.c.used_bytes + moved.c.amount)
-        .execution_options(**PREPARED)
-    )
-
-
-_USED_BYTES_FROM_ARRAYS = _used_bytes_from_arrays()
-
-
-# The reports of a heartbeat interval name a few dozen configs at most, so their counts repeat: those statements
-# are kept. A larger report builds its own: a statement keeps three expression objects per config, and a node
-# choosing its report sizes must not grow every worker's memory.
-MAX_CACHED_USED_BYTES = 64
-
-
-@functools.lru_cache(maxsize=MAX_CACHED_USED_BYTES)
-def _cached_used_bytes_update(count: int) -> Any:
-    return _used_bytes_update(count)
-
-
-def _used_bytes_update(count: int) -> Any:
-    """The UPDATE of _add_used_bytes for COUNT configs, with parameters :id_0, :bytes_0, ..."""
-    configs = UserConfig.__table__
-    ids = [bindparam(f"id_{number}", type_=configs.c.id.type) for number in range(count)]
-    added = case(
-        *[(configs.c.id == ids[number], bindparam(f"bytes_{number}", type_=BigInteger())) for number in range(count)],
-        else_=0,
-    )
-    return update(configs).where(configs.c.id.in_(ids)).values(used_bytes=configs.c.used_bytes + added)

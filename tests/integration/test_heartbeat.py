@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from control_api.models import AuditLog, Node, NodeMetric, Usage, UsageReport, User, UserConfig
-from control_api.services.heartbeat import MAX_CACHED_USED_BYTES
+from control_api.services.report_store import MAX_CACHED_USED_BYTES
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
