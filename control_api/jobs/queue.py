@@ -77,10 +77,14 @@ SWEEP_JOBS = ("control_api.jobs.sweep.run_sweep", "control_api.jobs.sweep.run_fl
 JOB_NAMES = (SYNC_JOB, SYNC_FOLLOW_UP_JOB, SYNC_FLEET_JOB, PROVISION_JOB, MIGRATE_JOB, WEBHOOK_JOB, *SWEEP_JOBS)
 
 
+def job_module(name: str) -> str:
+    """The module of a job NAME ("package.module.function")."""
+    return name.rpartition(".")[0]
+
+
 def job_function(name: str) -> Callable[..., Any]:
     """The function a job NAME ("package.module.function") refers to, imported now."""
-    module, _, function = name.rpartition(".")
-    return getattr(importlib.import_module(module), function)
+    return getattr(importlib.import_module(job_module(name)), name.rpartition(".")[2])
 
 
 def sync_job_id(node_id: int) -> str:

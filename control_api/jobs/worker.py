@@ -18,7 +18,7 @@ from typing import Any
 
 from rq import Worker
 
-from .queue import JOB_NAMES, QUEUES
+from .queue import JOB_NAMES, QUEUES, job_module
 
 # `rq` and then these: the worker as every deployment starts it (its `--url` or RQ_REDIS_URL comes from the caller).
 WORKER_ARGV = ("worker", "--worker-class", f"{__name__}.PreloadedWorker", "--with-scheduler", *QUEUES)
@@ -26,7 +26,7 @@ WORKER_ARGV = ("worker", "--worker-class", f"{__name__}.PreloadedWorker", "--wit
 
 def job_modules() -> list[str]:
     """The modules of every job the workers run (queue.JOB_NAMES), each once, in a stable order."""
-    return sorted({name.rsplit(".", 1)[0] for name in JOB_NAMES})
+    return sorted({job_module(name) for name in JOB_NAMES})
 
 
 class PreloadedWorker(Worker):
