@@ -51,7 +51,7 @@ from ..prepared_statements import PREPARED
 from . import audit, identity_pool, lifecycle
 from .alerts import announce
 from .devices import DevicePolicy, record_devices
-from .node_health import HealthPolicy, evaluate
+from .node_health import NO_CHANGE, HealthPolicy, evaluate, heartbeat_is_quiet
 from .report_store import store_report
 from .revisions import Dispatch, bump, served_by, serving_nodes
 
@@ -79,20 +79,23 @@ def record_heartbeat(
     now = utcnow()
     metric = {key: data[key] for key in LAST_METRIC_COLUMNS}
     # One statement locks the node's row, marks it seen (an offline node is back), keeps this heartbeat's
-    # metrics on it (what GET /nodes shows) and reads it back, where a SELECT ... FOR UPDATE and an UPDATE would
-    # be two statements.
-    # On PostgreSQL the same statement also INSERTs the metrics row (a WITH), on SQLite a second one does.
-    dialect = session.get_bind().dialect.name
-    node = session.scalars(
-        _node_seen(dialect),
-        {"node_id": node_principal.id, "now": now, **metric},
-        execution_options={"populate_existing": True, "synchronize_session": False},
-    ).one()
+    # metrics on it (what GET /nodes shows) and reads back what judging its health needs, where a SELECT ... FOR
+    # UPDATE and an UPDATE would be two statements. On PostgreSQL it also INSERTs the metrics row (a WITH), on
+    # SQLite a second statement does. Core, not the ORM: the ORM's UPDATE ... RETURNING of the whole node cost a
+    # heartbeat more than any other statement.
+    connection = session.connection()
+    dialect = connection.dialect.name
+    seen = connection.execute(_node_seen(dialect), {"node_id": node_principal.id, "now": now, **metric}).one()
+    node_id = seen.id
     if dialect != "postgresql":
-        # A Core INSERT: the row is written and never read back in this request (the ORM's flush cost more).
-        session.connection().execute(_METRIC_INSERT, {"node_id": node.id, "timestamp": now, **metric})
-    change = evaluate(session, node, policy, now, heartbeat=True, latest=NodeMetric(**metric))
-    announce(session, node, change, policy, now)
+        connection.execute(_METRIC_INSERT, {"node_id": node_id, "timestamp": now, **metric})
+    latest = NodeMetric(**metric)
+    if seen.alert_since is None and heartbeat_is_quiet(seen, policy, latest):
+        change = NO_CHANGE  # as nearly always: nothing to judge, so the node is not loaded
+    else:
+        node = session.get(Node, node_id, populate_existing=True)
+        change = evaluate(session, node, policy, now, heartbeat=True, latest=latest)
+        announce(session, node, change, policy, now)
     for incident in data["incidents"]:
         audit.record(
             session,
@@ -109,9 +112,9 @@ def record_heartbeat(
     pool_retired = 0
     for report in data["reports"]:
         # Traffic of the warm pool's identities (pool-<id>): the adopting config's, or nobody's (identity_pool.py).
-        settled = identity_pool.settle_usage(session, node.id, report["usage"], report["period_start"], now)
+        settled = identity_pool.settle_usage(session, node_id, report["usage"], report["period_start"], now)
         pool_retired += settled.retired
-        stored = _store_report(session, node.id, {**report, "usage": settled.usage}, now)
+        stored = _store_report(session, node_id, {**report, "usage": settled.usage}, now)
         if stored is None:
             duplicates.append(report["report_id"])
         else:
@@ -120,39 +123,39 @@ def record_heartbeat(
             foreign |= stored.foreign
             moved |= stored.moved
     if foreign:
-        audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node.id, config_ids=sorted(foreign))
+        audit.record(session, node_principal, "node.foreign_usage_dropped", node_id=node_id, config_ids=sorted(foreign))
     # One read in the heartbeat's own transaction (it sees this report's bytes): whether a config is due to end,
     # and the quota watch of the answer, which is read again only when configs ended.
-    probe = _probe(session, node.id, moved, now, quota_watch_bytes)
-    ended = _end_service(session, node.id, moved, now, probe)
-    devices = record_devices(session, node.id, data["devices"], now, device_policy or DevicePolicy())
+    probe = _probe(session, node_id, moved, now, quota_watch_bytes)
+    ended = _end_service(session, node_id, moved, now, probe)
+    devices = record_devices(session, node_id, data["devices"], now, device_policy or DevicePolicy())
     ended |= devices.nodes
     if pool_retired:
-        ended.add(node.id)  # the node drops the retired identities at its next sync
-    here = node.id in ended
+        ended.add(node_id)  # the node drops the retired identities at its next sync
+    here = node_id in ended
     if here:
-        bump(session, [node.id])
+        bump(session, [node_id])
     if probe.ends_service(moved):
         session.flush()  # the configs expire_due/suspend_exhausted changed: the watch reads without the ORM
-        watch = quota_watch(session, node.id, quota_watch_bytes)
+        watch = quota_watch(session, node_id, quota_watch_bytes)
     else:
         watch = probe.watch
     session.commit()
-    others = sorted(ended - {node.id})
+    others = sorted(ended - {node_id})
     if others:
         bump(session, others)
         session.commit()
-    if here or others:
-        session.refresh(node)
-        for node_id in sorted(ended):
-            if dispatch is not None:
-                dispatch(node_id)
+    # The answer names the revision the node must reach: bumped here, it is read again.
+    desired_revision = session.scalar(_DESIRED_REVISION, {"node_id": node_id}) if here else seen.desired_revision
+    if dispatch is not None:
+        for touched in sorted(ended):
+            dispatch(touched)
     if change.raised and enqueue_migration is not None:
-        enqueue_migration(node.id)
+        enqueue_migration(node_id)
     if unknown:
-        log.info("node %s reported traffic for %d configs that no longer exist", node.id, unknown)
+        log.info("node %s reported traffic for %d configs that no longer exist", node_id, unknown)
     if foreign:
-        log.warning("node %s reported traffic for %d configs of other nodes; dropped", node.id, len(foreign))
+        log.warning("node %s reported traffic for %d configs of other nodes; dropped", node_id, len(foreign))
     return {
         "accepted": accepted,
         "duplicates": duplicates,
@@ -160,7 +163,7 @@ def record_heartbeat(
         "foreign_configs": len(foreign),
         "ignored_devices": devices.ignored,
         "device_limits": [{"email": email, "max_devices": limit} for email, limit in sorted(devices.limits.items())],
-        "desired_revision": node.desired_revision,
+        "desired_revision": desired_revision,
         "quota_watch": watch,
     }
 
@@ -254,8 +257,9 @@ def _probe_statement(dialect: str) -> Select:
 @functools.cache
 def _node_seen(dialect: str) -> Any:
     """UPDATE the node :node_id: seen at :now (offline -> active), this heartbeat's metrics (:cpu, ...) kept on
-    its row; RETURNING the node. On PostgreSQL it INSERTs the metrics row too, in a WITH (one round trip, and one
-    of SQLAlchemy's executions, fewer). Built once per dialect."""
+    its row; RETURNING what judging its health needs (node_health.heartbeat_is_quiet) and its desired revision. On
+    PostgreSQL it INSERTs the metrics row too, in a WITH (one round trip, and one of SQLAlchemy's executions,
+    fewer). Built once per dialect."""
     statement = (
         update(Node)
         .where(Node.id == bindparam("node_id"))
@@ -265,7 +269,14 @@ def _node_seen(dialect: str) -> Any:
             last_metrics_at=bindparam("now"),
             **{column: bindparam(key) for key, column in LAST_METRIC_COLUMNS.items()},
         )
-        .returning(Node)
+        .returning(
+            Node.id,
+            Node.desired_revision,
+            Node.alert_breached,
+            Node.alert_since,
+            Node.thresholds,
+            Node.bandwidth_capacity_mbps,
+        )
     )
     if dialect == "postgresql":
         metrics = NodeMetric.__table__
@@ -276,6 +287,9 @@ def _node_seen(dialect: str) -> Any:
         )
         statement = statement.add_cte(row.cte("metric"))
     return statement.execution_options(**PREPARED)
+
+
+_DESIRED_REVISION = select(Node.desired_revision).where(Node.id == bindparam("node_id"))
 
 
 @functools.cache

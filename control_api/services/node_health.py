@@ -90,6 +90,9 @@ class AlertChange:
         return bool(self.raised or self.cleared)
 
 
+NO_CHANGE = AlertChange(raised=frozenset(), cleared=frozenset(), breached={})
+
+
 def metric_values(metric: NodeMetric, node: Node) -> dict[str, float | None]:
     """The value of each metric threshold in one heartbeat (None: not measured)."""
     capacity = node.bandwidth_capacity_mbps
@@ -134,7 +137,7 @@ def evaluate(
     # do not decide (one query per healthy node saved, every minute). Nor does a heartbeat of a node without
     # one whose own metrics are all within their limits: a breach needs every heartbeat of the window over
     # its limit, this one included (judge), so nothing can be raised (one query per usual heartbeat saved).
-    quiet = heartbeat and not before and latest is not None and not _over_any(metric_values(latest, node), limits)
+    quiet = heartbeat and latest is not None and heartbeat_is_quiet(node, policy, latest)
     recent = (
         session.scalars(
             select(NodeMetric)
@@ -174,6 +177,13 @@ def evaluate(
     elif not after and node.alert_since is not None:
         node.alert_since = None
     return AlertChange(raised=raised, cleared=cleared, breached=after)
+
+
+def heartbeat_is_quiet(node: Any, policy: HealthPolicy, latest: NodeMetric) -> bool:
+    """Whether a heartbeat whose metrics are LATEST leaves NODE's alert as it is (no open alert, and every metric
+    within its limit: a breach needs every heartbeat of the window over its limit, this one included). NODE is a
+    Node or a row with its alert_breached, thresholds and bandwidth_capacity_mbps."""
+    return not node.alert_breached and not _over_any(metric_values(latest, node), policy.limits_for(node))
 
 
 def _over_any(values: dict[str, float | None], limits: dict[str, float | None]) -> bool:

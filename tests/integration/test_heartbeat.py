@@ -216,3 +216,41 @@ def test_only_nodes_send_heartbeats(client, principals):
     for kind in ("admin", "bot"):
         response = client.post("/api/v1/nodes/heartbeat", json=heartbeat(), headers=principals.of(kind).headers)
         assert response.status_code == 403
+
+
+def test_a_node_with_an_open_alert_is_judged_by_its_heartbeats_and_a_quiet_one_leaves_it_alone(app, client, principals):
+    """A heartbeat within every limit of a node without an alert skips the judging (the node is not even loaded);
+    one of a node with an open alert is judged: a window of good heartbeats clears a dark alert the fleet check
+    raised, and each answer names the node's desired revision."""
+    node = principals.node
+    since = datetime.now(UTC) - timedelta(hours=1)
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        row = session.get(Node, node.principal_id)
+        dark = {"dark": {"value": 300.0, "limit": 90.0, "since": since.isoformat()}}
+        row.alert_breached, row.alert_since, row.desired_revision = dark, since, 7
+        session.commit()
+
+    def node_alert() -> tuple[dict | None, datetime | None]:
+        with app.app_context():
+            session = app.extensions["rayfleet.db"].session()
+            row = session.get(Node, node.principal_id)
+            return row.alert_breached, row.alert_since
+
+    answers = []
+    for _ in range(3):  # the window (HEALTH_WINDOW_HEARTBEATS): dark clears once a whole window came after it
+        response = client.post("/api/v1/nodes/heartbeat", json=heartbeat(), headers=node.headers)
+        assert response.status_code == 200, response.json
+        answers.append(response.json["desired_revision"])
+    assert node_alert() == ({}, None)
+    assert answers == [7, 7, 7]
+    with app.app_context():
+        session = app.extensions["rayfleet.db"].session()
+        assert (
+            session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "node.alert_cleared"))
+            == 1
+        )
+
+    quiet = client.post("/api/v1/nodes/heartbeat", json=heartbeat(), headers=node.headers)
+    assert quiet.status_code == 200 and quiet.json["desired_revision"] == 7
+    assert node_alert() == ({}, None)
