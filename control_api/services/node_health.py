@@ -137,7 +137,7 @@ def evaluate(
     # do not decide (one query per healthy node saved, every minute). Nor does a heartbeat of a node without
     # one whose own metrics are all within their limits: a breach needs every heartbeat of the window over
     # its limit, this one included (judge), so nothing can be raised (one query per usual heartbeat saved).
-    quiet = heartbeat and latest is not None and heartbeat_is_quiet(node, policy, latest)
+    quiet = heartbeat and latest is not None and heartbeat_is_quiet(node, policy, latest, limits)
     recent = (
         session.scalars(
             select(NodeMetric)
@@ -179,11 +179,16 @@ def evaluate(
     return AlertChange(raised=raised, cleared=cleared, breached=after)
 
 
-def heartbeat_is_quiet(node: Any, policy: HealthPolicy, latest: NodeMetric) -> bool:
+def heartbeat_is_quiet(
+    node: Any, policy: HealthPolicy, latest: NodeMetric, limits: dict[str, float | None] | None = None
+) -> bool:
     """Whether a heartbeat whose metrics are LATEST leaves NODE's alert as it is (no open alert, and every metric
     within its limit: a breach needs every heartbeat of the window over its limit, this one included). NODE is a
-    Node or a row with its alert_breached, thresholds and bandwidth_capacity_mbps."""
-    return not node.alert_breached and not _over_any(metric_values(latest, node), policy.limits_for(node))
+    Node or a row with its alert_breached, thresholds and bandwidth_capacity_mbps; LIMITS, when the caller has
+    them already, are policy.limits_for(NODE)."""
+    if node.alert_breached:
+        return False
+    return not _over_any(metric_values(latest, node), limits if limits is not None else policy.limits_for(node))
 
 
 def _over_any(values: dict[str, float | None], limits: dict[str, float | None]) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from control_api.models import AuditLog, Node, NodeMetric, Usage, UsageReport, User, UserConfig
 from control_api.services.report_store import MAX_CACHED_USED_BYTES
@@ -251,6 +252,20 @@ def test_a_node_with_an_open_alert_is_judged_by_its_heartbeats_and_a_quiet_one_l
             == 1
         )
 
-    quiet = client.post("/api/v1/nodes/heartbeat", json=heartbeat(), headers=node.headers)
+    statements: list[str] = []
+
+    def record(_conn, _cursor, _statement, _parameters, context, _executemany) -> None:
+        statements.append(context.statement)  # the SQL as compiled (prepared_statements may send it as EXECUTE)
+
+    engine = app.extensions["rayfleet.db"].engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        quiet = client.post("/api/v1/nodes/heartbeat", json=heartbeat(), headers=node.headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
     assert quiet.status_code == 200 and quiet.json["desired_revision"] == 7
     assert node_alert() == ({}, None)
+    # Quiet: the node is not loaded for judging and no metrics are read; its one write is the Core UPDATE.
+    reading_nodes = [statement for statement in statements if re.search(r"\bFROM nodes\b", statement)]
+    assert len(reading_nodes) == 1 and "secret_rotated_at" in reading_nodes[0], statements  # the principal check
+    assert not any(re.search(r"\bFROM node_metrics\b", statement) for statement in statements), statements
