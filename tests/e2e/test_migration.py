@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 from sqlalchemy import select
@@ -296,6 +297,16 @@ def killed_run_dirs(pids: list[int]) -> list[str]:
     return [path.name for pid in pids for path in parent.glob(f"rayfleet-ansible-{pid}-*")]
 
 
+def worker_tree(fleet: Fleet) -> list[int]:
+    """The pids of the worker and its descendants (the work horse makes a run's private_data_dir)."""
+    assert fleet.worker.process is not None
+    try:
+        root = psutil.Process(fleet.worker.process.pid)
+        return [root.pid, *(child.pid for child in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def test_a_worker_killed_mid_migration_is_completed_by_the_sweep(fleet: Fleet, state):
     node1, node2 = node_ids(fleet)
     address1, address2 = (node.container.address for node in fleet.nodes)
@@ -311,15 +322,17 @@ def test_a_worker_killed_mid_migration_is_completed_by_the_sweep(fleet: Fleet, s
     ):
         trip(fleet, node1)
         wait_alert(fleet, node1, "latency", timeout=60)
-        # The migration's sync of node 2 is running: kill the worker, its work horse and the playbook run.
+        # The migration's sync of node 2 is running, its playbook run under way (its private_data_dir, with
+        # node 2's users, exists): kill the worker, its work horse and the playbook run.
         run_id = wait_for(
-            lambda: running_sync_of(fleet, node2, before),
+            lambda: running_sync_of(fleet, node2, before) if killed_run_dirs(worker_tree(fleet)) else None,
             lambda: f"no sync of node 2 started; worker log:\n{fleet.worker.tail()}",
             timeout=120,
             interval=0.05,
         )
         killed = fleet.worker.kill_tree()
         assert len(killed) >= 2 and not fleet.worker.alive  # the worker and its work horse (and ansible)
+        assert killed_run_dirs(killed), "the killed run left no private_data_dir: the check below would prove nothing"
         time.sleep(3)
         assert any(config_view(fleet, config_id)["migration"] for config_id in dynamic_ids)
 
