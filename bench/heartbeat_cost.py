@@ -1,6 +1,6 @@
 """What one node heartbeat costs the API's code and PostgreSQL, without gunicorn, threads or the network.
 
-    .venv/bin/python bench/heartbeat_cost.py [--configs 20] [--heartbeats 500] [--rounds 3]
+    .venv/bin/python bench/heartbeat_cost.py [--configs 20] [--heartbeats 500] [--rounds 3] [--profile FILE]
 
 bench/heartbeats.py measures the whole control plane under load, where the figures move with the scheduler and
 with the machine's speed from one minute to the next. This bench runs the request path alone, one heartbeat at a
@@ -17,6 +17,7 @@ PostgreSQL (postmaster and backends), and the statements the API sent per heartb
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import random
 import secrets
@@ -36,14 +37,14 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=20, help="configs on the node, all in each report")
     parser.add_argument("--heartbeats", type=int, default=500, help="heartbeats per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the rounds (pstats) to FILE")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    import psutil
     from sqlalchemy import event
 
     from control_api import create_app, migrate
     from control_api.database import make_engine
-    from harness.services import postgres_server, redis_server
+    from harness.services import cpu_seconds, postgres_server, postmaster_of, redis_server
 
     with postgres_server() as database_url, redis_server() as redis_url:
         engine = make_engine(database_url)
@@ -73,20 +74,29 @@ def main() -> None:
             statements += 1
 
         event.listen(app.extensions["rayfleet.db"].engine, "before_cursor_execute", count)
-        postgres = _postmaster(database_url)
+        postmaster = postmaster_of(database_url)
+
+        def postgres_cpu() -> float:  # the postmaster and its backends, as they are now
+            return cpu_seconds([postmaster, *postmaster.children(recursive=True)])
+
         print("\none heartbeat at a time: Flask test client in this process, PostgreSQL + Redis on loopback")
         print(f"  {args.configs} configs in each heartbeat's report; {args.heartbeats} heartbeats a round")
         api_ms, postgres_ms = [], []
+        profiler = cProfile.Profile() if args.profile else None
         for number in range(1, args.rounds + 1):
             bodies = [_heartbeat(config_ids, rng) for _ in range(args.heartbeats)]
             statements = 0
-            database_before, api_before = _cpu(postgres, psutil), time.process_time()
+            database_before, api_before = postgres_cpu(), time.process_time()
+            if profiler:
+                profiler.enable()
             for body in bodies:
                 response = client.post("/api/v1/nodes/heartbeat", headers=node_headers, json=body)
                 assert response.status_code == 200, response.json
                 assert response.json["accepted"], response.json
+            if profiler:
+                profiler.disable()
             api_ms.append(1000 * (time.process_time() - api_before) / args.heartbeats)
-            postgres_ms.append(1000 * (_cpu(postgres, psutil) - database_before) / args.heartbeats)
+            postgres_ms.append(1000 * (postgres_cpu() - database_before) / args.heartbeats)
             print(
                 f"  round {number}: CPU ms per heartbeat   API {api_ms[-1]:5.2f}   PostgreSQL {postgres_ms[-1]:5.2f}"
                 f"   statements sent per heartbeat {statements / args.heartbeats:.1f}"
@@ -94,6 +104,9 @@ def main() -> None:
         api, database = statistics.median(api_ms), statistics.median(postgres_ms)
         load = os.getloadavg()[0]
         print(f"  median of rounds:      API {api:5.2f}   PostgreSQL {database:5.2f}   (load average {load:.1f})")
+        if profiler:
+            profiler.dump_stats(args.profile)
+            print(f"  profile of the rounds (the profiler's own cost inflates the figures above): {args.profile}")
 
 
 def _node_with_configs(app: Any, client: Any, count: int) -> tuple[dict[str, str], list[int]]:
@@ -135,28 +148,6 @@ def _heartbeat(config_ids: list[int], rng: random.Random) -> dict[str, Any]:
     }
     metrics = {"cpu": 12.5, "mem": 30.1, "bandwidth_in": 100_000, "bandwidth_out": 200_000, "latency_ms": 12.3}
     return {**metrics, "core_active": True, "incidents": [], "devices": [], "reports": [report]}
-
-
-def _postmaster(database_url: str) -> Any:
-    import psutil
-
-    port = database_url.rsplit(":", 1)[1].split("/", 1)[0]
-    return next(
-        process
-        for process in psutil.process_iter(["cmdline"])
-        if process.info["cmdline"] and "-p" in process.info["cmdline"] and port in process.info["cmdline"]
-    )
-
-
-def _cpu(postmaster: Any, psutil: Any) -> float:
-    total = 0.0
-    for process in [postmaster, *postmaster.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 if __name__ == "__main__":

@@ -338,12 +338,9 @@ def process_trees(api_pid: int, database_url: str) -> dict[str, list[Any]]:
     and this process (the load generator)."""
     import psutil
 
-    port = database_url.rsplit(":", 1)[1].split("/", 1)[0]
-    postmaster = next(
-        process
-        for process in psutil.process_iter(["cmdline"])
-        if process.info["cmdline"] and "-p" in process.info["cmdline"] and port in process.info["cmdline"]
-    )
+    from harness.services import postmaster_of
+
+    postmaster = postmaster_of(database_url)
     api = psutil.Process(api_pid)
     return {
         "gunicorn": [api, *api.children(recursive=True)],
@@ -353,19 +350,9 @@ def process_trees(api_pid: int, database_url: str) -> dict[str, list[Any]]:
 
 
 def cpu_seconds(trees: dict[str, list[Any]]) -> dict[str, float]:
-    import psutil
+    from harness.services import cpu_seconds as processes_cpu_seconds
 
-    totals = {}
-    for name, processes in trees.items():
-        total = 0.0
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        totals[name] = total
-    return totals
+    return {name: processes_cpu_seconds(processes) for name, processes in trees.items()}
 
 
 def drive_all(
