@@ -54,6 +54,13 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.extensions["rayfleet.settings"].console_cookie_secure or request.is_secure)
 
+    def open_session(self, app: Flask, request: Any) -> Any:
+        # Outside the cookie's path no browser sends it and nothing stores one: the API's requests (a node's
+        # heartbeat, the bot's calls) get Flask's null session instead of a signing serializer built per request.
+        if not request.path.startswith(self.get_cookie_path(app)):
+            return None
+        return super().open_session(app, request)
+
 
 def init_session(app: Flask) -> None:
     settings = app.extensions["rayfleet.settings"]

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pyotp
 import pytest
+from flask import session as flask_session
 from sqlalchemy import select
 
 from control_api import create_app
@@ -107,6 +108,24 @@ def test_user_strings_are_shown_as_text(app, client, principals, shop):
         html = client.get(path).get_data(as_text=True)
         assert HOSTILE not in html, path
         assert escaped in html, path
+
+
+def test_api_requests_get_no_console_session_even_with_a_stolen_cookie(app, client, principals):
+    """Outside /admin the console's session is never opened: an API call neither reads a console cookie (one
+    sent there by hand authenticates nothing) nor sets one."""
+    console_login(client, principals.admin)
+    cookie = client.get_cookie("rayfleet_console", path="/admin").value
+    api = app.test_client()
+    api.set_cookie("rayfleet_console", cookie, path="/")
+    response = api.get("/api/v1/plans")
+    assert response.status_code == 401, response.json  # the cookie is not a credential of the API
+    assert "Set-Cookie" not in response.headers
+    answered = client.get("/api/v1/plans", headers=principals.admin.headers)
+    assert answered.status_code == 200 and "Set-Cookie" not in answered.headers
+    with app.test_request_context("/api/v1/plans", headers={"Cookie": f"rayfleet_console={cookie}"}):
+        assert flask_session.get("a") is None  # Flask's null session: nothing was read from the cookie
+    with app.test_request_context("/admin/", headers={"Cookie": f"rayfleet_console={cookie}"}):
+        assert isinstance(flask_session.get("a"), int)  # the same cookie under /admin is the admin's session
 
 
 def test_logout_and_a_new_password_end_the_session(app, client, principals, shop):
