@@ -22,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 
 from control_api.database import make_engine
 from control_api.jobs import tasks
+from control_api.jobs import webhooks as webhook_job
 from control_api.jobs.context import WorkerContext, set_worker_context
 from control_api.jobs.queue import RedisJobQueue
 from control_api.jobs.sweep import requeue_webhooks
@@ -389,6 +390,49 @@ def test_internal_addresses_are_refused_unless_allowed(app, client, principals, 
         [refused] = deliveries(client, principals, webhook_id)
         assert refused["status"] == "failed" and refused["attempts"] == 1
         assert refused["last_error"].startswith("refused") and refused["last_status_code"] is None
+
+
+def fake_dns(monkeypatch, name: str, answers: list[str]) -> list[str]:
+    """NAME resolves to each of ANSWERS in turn (the last one from then on); other names as usual. Returns the
+    answers given, in order. DNS is what these tests cannot control, so it is the one thing faked."""
+    real, given = socket.getaddrinfo, []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        given.append(answers[min(len(given), len(answers) - 1)])
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (given[-1], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return given
+
+
+def outgoing_to(url: str) -> webhooks.Outgoing:
+    return webhooks.Outgoing(delivery_id=1, url=url, secret="s" * 32, event="payment.created", body=b"{}", attempts=0)
+
+
+def test_a_name_rebound_to_an_internal_address_after_the_check_gets_nothing(monkeypatch, receiver):
+    """DNS rebinding: the name passes the check with a public answer, then answers 127.0.0.1 for the connect.
+    The POST connects only to what it checked itself, so the internal receiver gets nothing."""
+    public = "1.1.1.1"  # only the first lookup's answer, the check's: nothing ever connects to it
+    given = fake_dns(monkeypatch, "hooks.rebind.test", [public, "127.0.0.1"])
+    url = f"http://hooks.rebind.test:{receiver.port}/hooks/rayfleet"
+    assert webhook_job.target_problem(url, allow_private=False) is None
+    assert webhook_job.post(outgoing_to(url), 2, allow_private=False) == (None, webhook_job.INTERNAL_TARGET)
+    assert receiver.received == [] and given == [public, "127.0.0.1"]
+    # Without the connect-time check (what private targets allowed means) the same lookup reaches the receiver.
+    assert webhook_job.post(outgoing_to(url), 2, allow_private=True) == (200, None)
+    assert len(receiver.received) == 1
+
+
+def test_a_checked_connection_goes_to_the_checked_address_under_the_urls_host_name(monkeypatch, receiver):
+    given = fake_dns(monkeypatch, "hooks.public.test", ["127.0.0.1"])
+    monkeypatch.setattr(webhook_job, "is_internal", lambda address: False)  # as if 127.0.0.1 were a public address
+    url = f"http://hooks.public.test:{receiver.port}/hooks/rayfleet"
+    assert webhook_job.post(outgoing_to(url), 2, allow_private=False) == (200, None)
+    [(headers, body)] = receiver.received
+    assert headers["Host"] == f"hooks.public.test:{receiver.port}" and body == b"{}"
+    assert given == ["127.0.0.1"]  # resolved once, for the check and the connection together
 
 
 def test_inactive_webhooks_get_nothing_and_payloads_are_checked(app, client, principals, shop, worker, receiver):
