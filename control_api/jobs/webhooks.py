@@ -4,9 +4,9 @@ delivery (services/webhooks.py), by the attempt before it (its backoff), or by t
 One attempt: take the row under its lock (held during the POST, so no two jobs send one delivery at once),
 refuse an internal target unless WEBHOOK_ALLOW_PRIVATE_TARGETS (checked again on the very addresses the
 connection uses, against DNS rebinding), POST the signed body (no redirects, no proxies from the environment,
-WEBHOOK_TIMEOUT_SECONDS), record the outcome and commit, then schedule the next attempt if one is due. A delivery is marked delivered in the transaction that held its lock, so it is
-delivered at most once as far as we can tell; a receiver dedupes on X-Rayfleet-Delivery for the rest (an
-answer lost on the way back).
+WEBHOOK_TIMEOUT_SECONDS), record the outcome and commit, then schedule the next attempt if one is due. A
+delivery is marked delivered in the transaction that held its lock, so it is delivered at most once as far as
+we can tell; a receiver dedupes on X-Rayfleet-Delivery for the rest (an answer lost on the way back).
 """
 
 from __future__ import annotations
