@@ -22,25 +22,50 @@ ensure_apt() {
   as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ensure_venv REQUIREMENTS_FILE : a .venv in the repo with the pinned requirements installed.
+# ensure_venv REQUIREMENTS_FILE [--shared] : a .venv in the repo with the pinned requirements installed.
+# --shared (the test command): a checkout without its own .venv gets a link to a venv kept per machine under
+# $RAYFLEET_VENV_CACHE, one per Python version and set of requirement files, so that every fresh clone (CI)
+# does not spend minutes in pip on the same pins. The venv is made and filled through its real path (its
+# scripts' #! lines name it, never a clone that may be deleted), one install at a time (a lock in it).
+RAYFLEET_VENV_CACHE="${RAYFLEET_VENV_CACHE:-/var/cache/rayfleet/venvs}"
 ensure_venv() {
-  local requirements="$1"
-  if [ ! -x .venv/bin/python ]; then
-    if ! python3 -m venv .venv 2>/dev/null; then
-      rm -rf .venv
-      ensure_apt python3-venv
-      python3 -m venv .venv
-    fi
-  fi
-  # The stamp skips pip when nothing changed since the last install.
-  local stamp=".venv/.installed-$(basename "$requirements")"
-  local digest
+  local requirements="$1" digest
   digest=$(cat requirements*.txt | sha256sum | cut -c1-16)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-    echo "==> pip install -r $requirements"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
-    echo "$digest" > "$stamp"
+  if [ "${2:-}" = "--shared" ] && [ ! -e .venv ] && [ ! -L .venv ]; then
+    local shared
+    shared="$RAYFLEET_VENV_CACHE/$(python3 -c 'import sys; print("py%d.%d" % sys.version_info[:2])')-$digest"
+    mkdir -p "$shared"
+    touch "$shared"
+    ln -s "$shared" .venv
+    prune_shared_venvs
   fi
+  mkdir -p .venv
+  local venv
+  venv=$(readlink -f .venv)
+  (
+    flock -w 1800 8 || { echo "ensure_venv: $venv/.lock held for 30 min (a hung pip?)" >&2; exit 1; }
+    if [ ! -x "$venv/bin/python" ]; then
+      if ! python3 -m venv "$venv" 2>/dev/null; then
+        ensure_apt python3-venv
+        python3 -m venv "$venv"
+      fi
+    fi
+    # The stamp skips pip when nothing changed since the last install.
+    local stamp="$venv/.installed-$(basename "$requirements")"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+      echo "==> pip install -r $requirements"
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+      echo "$digest" >"$stamp"
+    fi
+  ) 8>"$venv/.lock"
+}
+
+# prune_shared_venvs : the shared venvs nobody used for 14 days (superseded pins), unless one is in use now.
+prune_shared_venvs() {
+  local old
+  find "$RAYFLEET_VENV_CACHE" -mindepth 1 -maxdepth 1 -type d -mtime +14 2>/dev/null | while read -r old; do
+    (flock -n 8 && rm -rf --one-file-system "$old") 8>"$old/.lock" || true
+  done
 }
 
 # ensure_collection_link : the repository is the Ansible collection rayfleet.fleet (galaxy.yml). Link it
@@ -71,10 +96,16 @@ ensure_podman() {
 # the main venv pip would fall back to a two-year-old checkov. Pinned here; the stamp skips pip.
 CHECKOV_VERSION=3.3.30
 ensure_checkov() {
-  local venv=.venv/tools/checkov
+  local main_venv venv
+  main_venv=$(readlink -f .venv)
+  venv="$main_venv/tools/checkov"
   [ "$(cat "$venv/.installed" 2>/dev/null)" = "$CHECKOV_VERSION" ] && return 0
-  echo "==> pip install checkov==$CHECKOV_VERSION (own venv)"
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
-  echo "$CHECKOV_VERSION" > "$venv/.installed"
+  (
+    flock -w 1800 8 || { echo "ensure_checkov: $main_venv/.lock held for 30 min" >&2; exit 1; }
+    [ "$(cat "$venv/.installed" 2>/dev/null)" = "$CHECKOV_VERSION" ] && exit 0
+    echo "==> pip install checkov==$CHECKOV_VERSION (own venv)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+    echo "$CHECKOV_VERSION" >"$venv/.installed"
+  ) 8>"$main_venv/.lock"
 }

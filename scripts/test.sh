@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ensure_apt ca-certificates redis-server v2ray nftables prometheus chromium
 ensure_postgres_binaries
 ensure_podman
-ensure_venv requirements-dev.txt
+ensure_venv requirements-dev.txt --shared
 ensure_collection_link
 ensure_checkov
 
