@@ -57,9 +57,15 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Any) -> Any:
         # Outside the cookie's path no browser sends it and nothing stores one: the API's requests (a node's
         # heartbeat, the bot's calls) get Flask's null session instead of a signing serializer built per request.
-        if not request.path.startswith(self.get_cookie_path(app)):
+        if not path_matches(request.path, self.get_cookie_path(app)):
             return None
         return super().open_session(app, request)
+
+
+def path_matches(path: str, cookie_path: str) -> bool:
+    """RFC 6265's path-match, as browsers decide where a cookie goes: /admin covers /admin and /admin/...,
+    not /administrator."""
+    return path == cookie_path or path.startswith(cookie_path if cookie_path.endswith("/") else cookie_path + "/")
 
 
 def init_session(app: Flask) -> None:

@@ -126,6 +126,8 @@ def test_api_requests_get_no_console_session_even_with_a_stolen_cookie(app, clie
         assert flask_session.get("a") is None  # Flask's null session: nothing was read from the cookie
     with app.test_request_context("/admin/", headers={"Cookie": f"rayfleet_console={cookie}"}):
         assert isinstance(flask_session.get("a"), int)  # the same cookie under /admin is the admin's session
+    with app.test_request_context("/administrator", headers={"Cookie": f"rayfleet_console={cookie}"}):
+        assert flask_session.get("a") is None  # a browser would not send it there either (RFC 6265 path-match)
 
 
 def test_logout_and_a_new_password_end_the_session(app, client, principals, shop):
