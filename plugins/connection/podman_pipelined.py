@@ -135,7 +135,8 @@ class Connection(PodmanConnection):
         if self._runc_target is None:
             return super()._connect()  # `podman mount`, and `podman exec` for every command
         ConnectionBase._connect(self)
-        self._mount_point = to_bytes(self._runc_target["root"], errors="surrogate_or_strict")  # as `podman mount` gives it
+        # Bytes, as the parent keeps what `podman mount` printed.
+        self._mount_point = to_bytes(self._runc_target["root"], errors="surrogate_or_strict")
         self._connected = True
         return self
 
