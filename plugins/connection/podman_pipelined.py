@@ -163,7 +163,7 @@ class Connection(PodmanConnection):
         _remember_target(name, target)
         return target
 
-    def _runc_exec(self, cmd_args, in_data):
+    def _run_through_runc(self, cmd_args, in_data):
         runc = shutil.which("runc")
         if runc is None:
             raise AnsibleConnectionFailure("runc is not on PATH")
@@ -196,7 +196,7 @@ class Connection(PodmanConnection):
         super(PodmanConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         cmd_args = shlex.split(to_native(cmd, errors="surrogate_or_strict"))
         if self._runc_target is not None:
-            return self._runc_exec(cmd_args, in_data)
+            return self._run_through_runc(cmd_args, in_data)
         exec_args = ["exec"]
         if in_data is not None:
             exec_args.append("--interactive")
