@@ -42,6 +42,7 @@ ensure_venv() {
   mkdir -p .venv
   local venv
   venv=$(readlink -f .venv)
+  touch "$venv" # used now: prune_shared_venvs goes by this time
   (
     flock -w 1800 8 || { echo "ensure_venv: $venv/.lock held for 30 min (a hung pip?)" >&2; exit 1; }
     if [ ! -x "$venv/bin/python" ]; then
