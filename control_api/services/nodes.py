@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Result, func, select, update
+from sqlalchemy import Result, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -70,10 +71,8 @@ def node_views(
     """
     ids = None if every_node else [node.id for node in nodes]
     runs = latest_rows_by_node(session, SyncRun, ids)
-    pending_configs = select(UserConfig.node_id, func.count()).where(UserConfig.status == "pending")
-    if ids is not None:
-        pending_configs = pending_configs.where(UserConfig.node_id.in_(ids))
-    pending = dict(session.execute(pending_configs.group_by(UserConfig.node_id)).all())
+    pending_configs = _PENDING_CONFIGS if ids is None else _PENDING_CONFIGS_OF
+    pending = dict(session.connection().execute(pending_configs, {} if ids is None else {"ids": ids}).all())
     now = utcnow()
     views = []
     for node in nodes:
@@ -104,10 +103,15 @@ def latest_rows_by_node(session: Session, model: type[SyncRun], ids: list[int] |
     columns_of columns that also reads as attributes."""
     if ids is not None and not ids:
         return {}
+    statement = _latest_rows_statement(model, ids is not None)
+    return {row.node_id: row for row in _rows(session.connection().execute(statement, {"ids": ids} if ids else {}))}
+
+
+@functools.cache
+def _latest_rows_statement(model: type[SyncRun], of_ids: bool) -> Select:
+    """Built once: building it took longer than PostgreSQL's answer for one node (an `ids` list, expanding)."""
     statement = select(*column_attributes(model)).join_from(Node, model, _newest_of(model))
-    if ids is not None:
-        statement = statement.where(Node.id.in_(ids))
-    return {row.node_id: row for row in _rows(session.connection().execute(statement))}
+    return statement.where(Node.id.in_(bindparam("ids", expanding=True))) if of_ids else statement
 
 
 def _newest_of(model: type[SyncRun]) -> Any:
@@ -118,6 +122,11 @@ def _newest_of(model: type[SyncRun]) -> Any:
     return model.id == select(func.max(newer.id)).where(newer.node_id == Node.id).scalar_subquery()
 
 
+# Each node's pending configs: of every node, or of the nodes bound as `ids` (built once, like the runs').
+_PENDING_CONFIGS = (
+    select(UserConfig.node_id, func.count()).where(UserConfig.status == "pending").group_by(UserConfig.node_id)
+)
+_PENDING_CONFIGS_OF = _PENDING_CONFIGS.where(UserConfig.node_id.in_(bindparam("ids", expanding=True)))
 # NodeOut's last_metrics keys and the node columns they are kept in (heartbeat.py writes them).
 _METRIC_COLUMNS = {"at": "last_metrics_at", **LAST_METRIC_COLUMNS}
 # A node's columns as the list reads them: the agent's secret hash is never part of a view.

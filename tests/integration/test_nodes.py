@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from control_api import create_app
 from control_api.jobs.sync import node_inventory
-from control_api.models import AuditLog, Node, SyncRun
+from control_api.models import AuditLog, Node, SyncRun, User, UserConfig
 
 NODE = {"name": "fra-1", "region": "eu-central-1", "location_tag": "abroad", "public_ip": "198.51.100.7"}
 
@@ -119,9 +120,22 @@ def test_admin_views_show_health_sync_state_last_heartbeat_and_last_sync(app, cl
             seconds=app.extensions["rayfleet.settings"].node_stale_after_seconds + 5
         )
         session.add(SyncRun(node_id=node_id, revision=3, status="failed", rc=4, error="host unreachable"))
+        user = User(telegram_id=9401, subscription_token=f"tok-{uuid.uuid4()}")
+        session.add(user)
+        session.flush()
+        # Two pending configs here, one active on the other node: each view counts only its own node's pending.
+        for config_node, status in (
+            (node_id, "pending"),
+            (node_id, "pending"),
+            (principals.other_node.principal_id, "active"),
+        ):
+            session.add(
+                UserConfig(user_id=user.id, node_id=config_node, uuid=str(uuid.uuid4()), kind="full", status=status)
+            )
         session.commit()
     listed = {item["id"]: item for item in client.get("/api/v1/nodes", headers=admin).json["items"]}
     view = listed[node_id]
+    assert view["pending_configs"] == 2 and listed[principals.other_node.principal_id]["pending_configs"] == 0
     assert view["health"] == "stale" and view["sync_state"] == "failing"
     assert view["last_sync"]["status"] == "failed" and view["last_sync"]["error"] == "host unreachable"
     assert listed[principals.other_node.principal_id]["last_sync"] is None
