@@ -20,8 +20,14 @@ config creation queues stay queued). Then:
 3. afterwards, the database must hold every accepted report exactly once: usage_reports rows, usage rows and
    their byte sums, and user_configs.used_bytes all equal what the API accepted.
 
-Prints heartbeats/s, p50/p95/p99/max latency, errors, and the stored-exactly-once check. Target (issue #19):
->= 330 heartbeats/s with p99 < 50 ms on a 2-core machine. Figures only, no pass/fail.
+4. the stack's floor, for --floor-seconds each, closed loop with the same clients, workers and CPU accounting:
+   GET /health (no token; one SELECT 1 and one Redis PING: gunicorn and Flask alone); GET /nodes/{id} of another
+   node with a node's token, answered 403 (the token checks a heartbeat passes, and nothing else: what
+   authentication adds); and GET /nodes/{id} of its own (those checks and a read of the node's record).
+
+Prints heartbeats/s, p50/p95/p99/max latency, errors, the stored-exactly-once check, and the floor's
+requests/s and CPU ms per request. Target (issue #19): >= 330 heartbeats/s with p99 < 50 ms on a 2-core
+machine. Figures only, no pass/fail.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -267,6 +274,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--retry-every", type=int, default=10, help="every Nth heartbeat of a node retries a report")
+    parser.add_argument(
+        "--floor-seconds", type=float, default=10, help="seconds of each floor request (0: no floor figures)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
 
@@ -303,6 +313,16 @@ def main() -> None:
         for config_id, moved in tally_run.per_config.items():
             tally.per_config[config_id] = tally.per_config.get(config_id, 0) + moved
         checks = verify(plane.database_url, tally)
+        floors = []
+        if args.floor_seconds > 0:
+            for label, status, request in floor_requests():
+                floor_tally = Tally()
+                floor_cpu = cpu_seconds(trees)
+                floor_begun = time.monotonic()
+                drive_reads(port, shares, args.floor_seconds, request, status, floor_tally)
+                floor_elapsed = time.monotonic() - floor_begun
+                spent = {name: value - floor_cpu[name] for name, value in cpu_seconds(trees).items()}
+                floors.append((label, floor_tally, floor_elapsed, spent))
 
     ordered = sorted(tally_run.latencies)
     ms = [value * 1000 for value in ordered]
@@ -331,6 +351,20 @@ def main() -> None:
     print(f"  retried reports          {tally_run.retries} sent, {tally_run.duplicates} answered as duplicates")
     problems, summary = checks[:-1], checks[-1]
     print(f"  stored exactly once      {'yes' if not problems else 'NO: ' + '; '.join(problems)} ({summary})")
+    if floors:
+        print(f"\nthe stack's floor: the same clients and workers, closed loop, {args.floor_seconds:g} s each")
+    for label, floor_tally, floor_elapsed, spent in floors:
+        answered = sorted(value * 1000 for value in floor_tally.latencies)
+        if not answered:
+            print(f"  {label:26s} no request answered as expected {floor_tally.errors}")
+            continue
+        rate = len(answered) / floor_elapsed
+        per_request = " + ".join(f"{value / len(answered) * 1000:.1f}" for value in spent.values())
+        print(
+            f"  {label:26s} {rate:7.1f} /s ({rate and len(ordered) / elapsed / rate:.2f}x of it in heartbeats)   "
+            f"p99 {percentile(answered, 0.99):6.1f} ms   CPU ms per request {per_request}   "
+            f"errors {sum(floor_tally.errors.values())}"
+        )
 
 
 def process_trees(api_pid: int, database_url: str) -> dict[str, list[Any]]:
@@ -353,6 +387,66 @@ def cpu_seconds(trees: dict[str, list[Any]]) -> dict[str, float]:
     from harness.services import cpu_seconds as processes_cpu_seconds
 
     return {name: processes_cpu_seconds(processes) for name, processes in trees.items()}
+
+
+def floor_requests() -> list[tuple[str, int, Callable[[SimNode], tuple[str, dict[str, str]]]]]:
+    """The floor's requests, each (label, the status it must answer, node -> (path, headers))."""
+
+    def bearer(node: SimNode) -> dict[str, str]:
+        return {"Authorization": f"Bearer {node.token}"}
+
+    return [
+        ("GET /health, no token", 200, lambda node: ("/api/v1/health", {})),
+        ("token checks only (403)", 403, lambda node: (f"/api/v1/nodes/{node.node_id + 1_000_000}", bearer(node))),
+        ("GET /nodes/{own id}", 200, lambda node: (f"/api/v1/nodes/{node.node_id}", bearer(node))),
+    ]
+
+
+def drive_reads(
+    port: int,
+    shares: list[list[SimNode]],
+    seconds: float,
+    request: Callable[[SimNode], Any],
+    status: int,
+    tally: Tally,
+) -> None:
+    """One closed-loop thread per share sending REQUEST (node -> (path, headers)) round-robin over its nodes;
+    an answer other than STATUS counts as an error."""
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run(nodes: list[SimNode]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        latencies, errors = [], {}
+        turn = 0
+        while time.monotonic() < deadline:
+            path, headers = request(nodes[turn % len(nodes)])
+            turn += 1
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
+            if response.status != status:
+                errors[f"HTTP {response.status}"] = errors.get(f"HTTP {response.status}", 0) + 1
+                continue
+            latencies.append(time.perf_counter() - started)
+        connection.close()
+        with lock:
+            tally.latencies += latencies
+            for key, count in errors.items():
+                tally.errors[key] = tally.errors.get(key, 0) + count
+
+    threads = [threading.Thread(target=run, args=(share,)) for share in shares if share]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def drive_all(
