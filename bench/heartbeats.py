@@ -361,7 +361,7 @@ def main() -> None:
         rate = len(answered) / floor_elapsed
         per_request = " + ".join(f"{value / len(answered) * 1000:.1f}" for value in spent.values())
         print(
-            f"  {label:26s} {rate:7.1f} /s ({rate and len(ordered) / elapsed / rate:.2f}x of it in heartbeats)   "
+            f"  {label:26s} {rate:7.1f} /s ({len(ordered) / elapsed / rate:.2f}x of it in heartbeats)   "
             f"p99 {percentile(answered, 0.99):6.1f} ms   CPU ms per request {per_request}   "
             f"errors {sum(floor_tally.errors.values())}"
         )
@@ -442,7 +442,12 @@ def drive_reads(
             for key, count in errors.items():
                 tally.errors[key] = tally.errors.get(key, 0) + count
 
-    threads = [threading.Thread(target=run, args=(share,)) for share in shares if share]
+    in_threads(shares, run)
+
+
+def in_threads(shares: list[list[SimNode]], work: Callable[[list[SimNode]], None]) -> None:
+    """WORK(share) in one thread per non-empty share, all at once; returns when every one has."""
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares if share]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -456,15 +461,7 @@ def drive_all(
     interval = len(shares) / rate if rate else 0.0
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
-    threads = [
-        threading.Thread(target=drive, args=(port, share, deadline, retry_every, tally, lock, interval))
-        for share in shares
-        if share
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(shares, lambda share: drive(port, share, deadline, retry_every, tally, lock, interval))
 
 
 if __name__ == "__main__":
