@@ -13,8 +13,9 @@ exec`, which also starts podman itself and conmon) with the process spec podman 
 capabilities, seccomp filter, cgroup, environment and working directory as `podman exec`), and files are
 copied into its mounted root. The parent ran `podman mount` (0.2 s) for every task; the container's id and
 root come from one `podman container inspect`, kept in a small cache per container name that is trusted only
-while runc still holds that id's state (a removed or re-created container has a new id). Anything else
-(another runtime, a non-root remote user, no runc state) takes the parent's `podman` path.
+while that id's init process still runs (a removed or re-created container has a new id; runc's state alone is
+not enough, as a container whose conmon was killed leaves it behind when removed). Anything else (another
+runtime, a non-root remote user, no runc state) takes the parent's `podman` path.
 A container that is stopped or gone is a connection failure (the host is unreachable), as with SSH: the
 parent only found out when its first call (making the temporary directory) failed, and a pipelined
 module's failed exec would otherwise read as a module failure.
@@ -97,13 +98,29 @@ def _runc_state(container_id):
     return os.path.join(RUNC_ROOT, container_id, "state.json")
 
 
+def _runc_init_running(container_id):
+    """Whether runc's state for CONTAINER_ID names a live init process (its pid with the same start time, as
+    runc itself checks): a removed container's state can outlive it, and its pid may be reused."""
+    try:
+        with open(_runc_state(container_id), encoding="utf-8") as state_file:
+            state = json.load(state_file)
+        pid, started = int(state["init_process_pid"]), int(state["init_process_start"])
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat_file:
+            stat = stat_file.read()
+        # Field 22 (starttime), counted from field 3, the first one after the parenthesised name.
+        return pid > 0 and int(stat[stat.rindex(")") + 2 :].split()[19]) == started
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
 def _cached_target(name):
     try:
         with open(os.path.join(CACHE_DIR, name), encoding="utf-8") as cached:
             target = json.load(cached)
     except (OSError, ValueError):
         return None
-    if not isinstance(target, dict) or not os.path.exists(_runc_state(str(target.get("id")))):
+    if not isinstance(target, dict) or not _runc_init_running(str(target.get("id"))):
+        _forget_target(name)
         return None
     return target
 

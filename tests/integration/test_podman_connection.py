@@ -3,13 +3,16 @@
 Its fast path runs modules through `runc exec` instead of `podman exec`: that is only sound if a module
 sees the container exactly as `podman exec` shows it (capabilities, seccomp filter, cgroup, user,
 working directory, environment). Each is compared here with `podman exec` on the same container, files
-go both ways, and a stopped container is unreachable (not a failed task) and reachable again once started.
+go both ways, a stopped container is unreachable (not a failed task) and reachable again once started, and a
+container re-created under the same name after its conmon was killed (runc's state of the old one left behind,
+as a run killed mid-way leaves it) is reached, not taken for the old one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,12 +20,22 @@ from pathlib import Path
 
 import pytest
 
-from harness.podman_node import CONTAINERS_CONF, NodeContainer, build_node_image, harness_lock, podman, start_node
+from harness.podman_node import (
+    CONTAINERS_CONF,
+    NodeContainer,
+    build_node_image,
+    harness_lock,
+    join_node,
+    podman,
+    start_node,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER = "rayfleet-conn-test"
 NETWORK = "rayfleet-conn-test"
-CACHE_FILE = Path("/run/rayfleet-podman-connection") / CONTAINER
+CACHE_DIR = Path("/run/rayfleet-podman-connection")
+CACHE_FILE = CACHE_DIR / CONTAINER
+RECREATED = "rayfleet-conn-test-again"
 # What a module reads of its own process: everything the container's process spec decides.
 PROBE = (
     "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; "
@@ -37,7 +50,7 @@ def container() -> Iterator[NodeContainer]:
         yield node
 
 
-def play(tmp_path: Path, tasks: list[dict]) -> subprocess.CompletedProcess[str]:
+def play(tmp_path: Path, tasks: list[dict], host: str = CONTAINER) -> subprocess.CompletedProcess[str]:
     playbook = tmp_path / "play.yml"
     playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": tasks}]))
     env = {
@@ -51,7 +64,7 @@ def play(tmp_path: Path, tasks: list[dict]) -> subprocess.CompletedProcess[str]:
         [
             str(Path(sys.prefix) / "bin" / "ansible-playbook"),
             "-i",
-            f"{CONTAINER},",
+            f"{host},",
             "-e",
             "ansible_connection=rayfleet.fleet.podman_pipelined ansible_python_interpreter=/usr/bin/python3",
             str(playbook),
@@ -65,9 +78,9 @@ def play(tmp_path: Path, tasks: list[dict]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def task_results(run: subprocess.CompletedProcess[str]) -> list[dict]:
+def task_results(run: subprocess.CompletedProcess[str], host: str = CONTAINER) -> list[dict]:
     report = json.loads(run.stdout)
-    return [task["hosts"][CONTAINER] for task in report["plays"][0]["tasks"]]
+    return [task["hosts"][host] for task in report["plays"][0]["tasks"]]
 
 
 def test_a_module_sees_the_container_as_podman_exec_shows_it(container: NodeContainer, tmp_path: Path) -> None:
@@ -133,3 +146,34 @@ def test_a_stopped_container_is_unreachable_and_reachable_again_once_started(
     again = play(tmp_path, [{"ansible.builtin.ping": {}}])
     assert again.returncode == 0, again.stdout[-2000:]
     assert CACHE_FILE.exists()  # through runc again, not the podman fallback
+
+
+def test_a_container_recreated_after_its_conmon_died_is_not_taken_for_the_old_one(
+    container: NodeContainer, tmp_path: Path
+) -> None:
+    """The CI failure of December 7: a run killed mid-way left a scenario's container with its conmon gone;
+    the next run removed it (runc's state of the old id stays behind then) and made a new one of the same
+    name, and the cache still named the old id, whose state file exists: "cannot exec in a stopped
+    container", the host unreachable at its first task."""
+    cached_file = CACHE_DIR / RECREATED
+    cached_file.unlink(missing_ok=True)
+    with join_node(RECREATED, "podman_connection", NETWORK) as first:
+        assert play(tmp_path, [{"ansible.builtin.ping": {}}], host=RECREATED).returncode == 0
+        old_id = json.loads(cached_file.read_text())["id"]
+        conmon = int(podman("inspect", "--format", "{{.State.ConmonPid}}", first.name, check=True).stdout)
+        os.kill(conmon, signal.SIGKILL)  # what a killed session does to the containers it started
+        first.remove()
+    stale_state = Path(f"/run/runc/{old_id}/state.json")
+    try:
+        assert stale_state.exists(), "removing a container without its conmon no longer leaves runc's state"
+        assert json.loads(cached_file.read_text())["id"] == old_id  # the stale entry is still there
+        with join_node(RECREATED, "podman_connection", NETWORK) as second:
+            new_id = podman("inspect", "--format", "{{.Id}}", second.name, check=True).stdout.strip()
+            run = play(tmp_path, [{"ansible.builtin.command": "hostname", "changed_when": False}], host=RECREATED)
+            assert run.returncode == 0, run.stdout[-2000:]
+            [result] = task_results(run, host=RECREATED)
+            assert result["stdout"] == RECREATED
+            assert json.loads(cached_file.read_text())["id"] == new_id != old_id
+    finally:
+        subprocess.run(["runc", "--root", "/run/runc", "delete", "--force", old_id], capture_output=True, check=False)
+        cached_file.unlink(missing_ok=True)
