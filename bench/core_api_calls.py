@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -30,24 +29,22 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from control_api.runners.ansible import link_collection  # noqa: E402
+from harness.services import cpu_seconds, free_port  # noqa: E402
 from plugins.module_utils.core_api import CoreAPI, CoreMessages  # noqa: E402
 
 COLLECTIONS_DIR = REPO / ".ansible" / "collections"
 
 INBOUNDS = (("bench-vless", "vless"), ("bench-vmess", "vmess"))
 CALLS_PER_USERS = {10_000: 17_500, 100_000: 175_000}  # the role's three inbounds: two vless, one vmess
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def core_config(api_port: int) -> dict:
@@ -66,12 +63,6 @@ def core_config(api_port: int) -> dict:
         "outbounds": [{"protocol": "freedom", "tag": "direct"}],
         "routing": {"rules": [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]},
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_listening(port: int, core: subprocess.Popen[bytes], log: Path) -> None:
@@ -149,18 +140,18 @@ def module_python(users_count: int) -> None:
     print(f"  in all: {sum(steps.values()):.2f}", flush=True)
 
 
-def measure(name: str, send: Callable[[list[bytes]], None], batches: list[list[bytes]], core_pid: int) -> float:
+def measure(name: str, send: Callable[[list[bytes]], None], batches: list[list[bytes]], core: Any) -> float:
     """Send each batch; print its figures and the whole run's; return the whole run's calls per second."""
     total_calls, total_wall = 0, 0.0
     for number, batch in enumerate(batches, 1):
-        core_before, client_before, started = cpu_seconds(core_pid), time.process_time(), time.monotonic()
+        core_before, client_before, started = cpu_seconds([core]), time.process_time(), time.monotonic()
         send(batch)
         wall = time.monotonic() - started
-        client, core = time.process_time() - client_before, cpu_seconds(core_pid) - core_before
+        client, core_cpu = time.process_time() - client_before, cpu_seconds([core]) - core_before
         total_calls, total_wall = total_calls + len(batch), total_wall + wall
         print(
             f"{name} chunk {number} ({total_calls:,} users served after it): {len(batch) / wall:,.0f} calls/s, "
-            f"CPU per call: client {client * 1e6 / len(batch):.0f} us, core {core * 1e6 / len(batch):.0f} us",
+            f"CPU per call: client {client * 1e6 / len(batch):.0f} us, core {core_cpu * 1e6 / len(batch):.0f} us",
             flush=True,
         )
     rate = total_calls / total_wall
@@ -192,7 +183,8 @@ def main() -> None:
             sizes = [min(args.chunk, args.calls - start) for start in range(0, args.calls, args.chunk)]
             print(f"V2Ray {address}, {args.calls:,} AddUser calls in chunks of {args.chunk:,}, window {args.window}")
             batches = [requests(messages, size, f"f{number}") for number, size in enumerate(sizes)]
-            measure("core_api", lambda batch: send_futures(address, batch, args.window), batches, core.pid)
+            core_process = psutil.Process(core.pid)
+            measure("core_api", lambda batch: send_futures(address, batch, args.window), batches, core_process)
         finally:
             core.terminate()
             core.wait(timeout=10)
